@@ -1,0 +1,33 @@
+# meshmart — a gRPC shop on a real service mesh (Consul Connect + Envoy).
+# `make up` runs it, `make test` tests it; both install what they need first.
+
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup proto proto-check lint test test-unit up down status logs run-local
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## install the venv (pinned) and build the Go tools into ~/.cache/meshmart (idempotent)
+	@tools/setup.sh
+
+proto: setup ## regenerate gen/ (Python, Go, descriptor set, OpenAPI) from proto/
+	@tools/gen-proto.sh
+
+proto-check: setup ## fail when gen/ is not what `make proto` would write
+	@tools/gen-proto.sh --check
+
+lint: setup ## ruff, mypy on the kit, buf lint, go build of the Go stubs
+	ruff check services tests tools
+	mypy services/kit
+	cd proto && buf lint
+	cd gen/go && go build ./...
+
+test: setup lint proto-check ## the whole suite, mesh tests included (what CI runs)
+	$(PY) -m pytest
+
+test-unit: setup ## only the in-process tests (no mesh)
+	$(PY) -m pytest tests/unit

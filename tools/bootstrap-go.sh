@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds every Go tool meshmart uses from its wrapper module in tools/go/<name>/
+# (go.mod pins the version, go.sum makes the build reproducible) into a cache
+# outside the repository, keyed by version, and links it into .venv/bin.
+#   usage: tools/bootstrap-go.sh [name ...]   (default: every tool)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache="${MESHMART_CACHE:-$HOME/.cache/meshmart}/bin"
+mkdir -p "$cache" .venv/bin
+
+if ! command -v go >/dev/null; then
+  echo "error: Go is not installed; meshmart builds consul, nats-server, grpcurl, ghz and buf with it." >&2
+  echo "       Install Go 1.22 or newer and run 'make setup' again." >&2
+  exit 1
+fi
+
+# version of the module the tool comes from: the first requirement in its go.mod
+version_of() { awk '/^require \(/ {block=1; next} block && NF>=2 {print $2; exit} /^require / {print $3; exit}' "$1/go.mod"; }
+
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=($(ls tools/go))
+for name in "${names[@]}"; do
+  dir="tools/go/$name"
+  version=$(version_of "$dir")
+  bin="$cache/$name-$version"
+  if [ ! -x "$bin" ]; then
+    hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
+    echo "==> building $name $version$hint..."
+    start=$SECONDS
+    if ! (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$bin.partial" "$(cat package)"); then
+      echo "error: building $name $version failed (see the go output above)." >&2
+      echo "       Check that the Go module proxy is reachable ('go env GOPROXY') and run 'make setup' again." >&2
+      exit 1
+    fi
+    mv "$bin.partial" "$bin"
+    echo "    $name $version built in $((SECONDS - start))s -> $bin"
+  fi
+  ln -sfn "$bin" ".venv/bin/$name"
+done

@@ -1,0 +1,6 @@
+// Wrapper module pinning github.com/bufbuild/buf/cmd/buf for `make setup` (tools/bootstrap.sh).
+module meshmart/tools/buf
+
+go 1.26.7
+
+require github.com/bufbuild/buf v1.75.0

@@ -1,0 +1,6 @@
+// Wrapper module pinning github.com/nats-io/nats-server/v2 for `make setup` (tools/bootstrap.sh).
+module meshmart/tools/nats-server
+
+go 1.24
+
+require github.com/nats-io/nats-server/v2 v2.15.2

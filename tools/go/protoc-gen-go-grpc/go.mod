@@ -1,0 +1,6 @@
+// Wrapper module pinning google.golang.org/grpc/cmd/protoc-gen-go-grpc for `make setup` (tools/bootstrap.sh).
+module meshmart/tools/protoc-gen-go-grpc
+
+go 1.24
+
+require google.golang.org/grpc/cmd/protoc-gen-go-grpc v1.6.0

