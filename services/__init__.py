@@ -1,0 +1,1 @@
+"""meshmart services: one package per service plus the shared runtime in ``services.kit``."""

@@ -1,0 +1,190 @@
+"""Typed service configuration, read once from the environment.
+
+Every setting is validated up front so a misconfigured process dies at start with a
+message naming the variable, instead of failing on the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+PREFIX = "MESHMART_"
+UPSTREAM_PREFIX = "MESHMART_UPSTREAM_"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What every service process needs to know about itself and its upstreams."""
+
+    name: str
+    port: int
+    host: str = "127.0.0.1"
+    instance_id: str = ""
+    data_dir: Path = Path(".run/data")
+    run_dir: Path = Path(".run")
+    log_level: str = "INFO"
+    # Seconds between NOT_SERVING and server.stop(): long enough for health checkers
+    # (Consul, Envoy) to notice before the listener goes away.
+    drain_seconds: float = 1.0
+    upstreams: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if not self.instance_id:
+            object.__setattr__(self, "instance_id", f"{self.name}-{self.port}")
+        # Freeze the mapping so a shared config cannot be mutated by one servicer.
+        object.__setattr__(self, "upstreams", MappingProxyType(dict(self.upstreams)))
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def upstream(self, name: str) -> str:
+        """The gRPC target for upstream ``name`` (e.g. "127.0.0.1:7110")."""
+        try:
+            return self.upstreams[name]
+        except KeyError:
+            raise ConfigError(
+                f"{upstream_variable(name)} is required (host:port of the {name} upstream)"
+            ) from None
+
+
+def upstream_variable(name: str) -> str:
+    return UPSTREAM_PREFIX + name.upper().replace("-", "_")
+
+
+def load_config(name: str, env: Mapping[str, str] | None = None) -> ServiceConfig:
+    """Build the ServiceConfig of service ``name`` from ``env`` (default: os.environ)."""
+    source = os.environ if env is None else env
+    port = env_int("MESHMART_PORT", None, minimum=1, maximum=65535, env=source)
+    log_level = env_str("MESHMART_LOG_LEVEL", "INFO", env=source).upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(
+            f"MESHMART_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}"
+        )
+    return ServiceConfig(
+        name=name,
+        host=env_str("MESHMART_HOST", "127.0.0.1", env=source),
+        port=port,
+        instance_id=env_str("MESHMART_INSTANCE_ID", f"{name}-{port}", env=source),
+        data_dir=Path(env_str("MESHMART_DATA_DIR", ".run/data", env=source)),
+        run_dir=Path(env_str("MESHMART_RUN_DIR", ".run", env=source)),
+        log_level=log_level,
+        drain_seconds=env_float("MESHMART_DRAIN_SECONDS", 1.0, minimum=0.0, env=source),
+        upstreams=_read_upstreams(source),
+    )
+
+
+def _read_upstreams(env: Mapping[str, str]) -> dict[str, str]:
+    upstreams: dict[str, str] = {}
+    for key, raw in env.items():
+        if not key.startswith(UPSTREAM_PREFIX) or key == UPSTREAM_PREFIX:
+            continue
+        value = raw.strip()
+        match = _HOST_PORT.match(value)
+        if match is None or not 1 <= int(match["port"]) <= 65535:
+            raise ConfigError(f"{key} must be host:port with a port 1-65535, got {raw!r}")
+        upstreams[key[len(UPSTREAM_PREFIX) :].lower().replace("_", "-")] = value
+    return upstreams
+
+
+def _lookup(name: str, env: Mapping[str, str] | None) -> str | None:
+    value = (os.environ if env is None else env).get(name)
+    # An empty variable is treated as unset: `FOO= cmd` is a common way to clear one.
+    return value.strip() if value is not None and value.strip() else None
+
+
+def env_str(name: str, default: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
+    """A string setting; required when ``default`` is None."""
+    value = _lookup(name, env)
+    if value is not None:
+        return value
+    if default is None:
+        raise ConfigError(f"{name} is required")
+    return default
+
+
+def env_int(
+    name: str,
+    default: int | None = None,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """An integer setting within [minimum, maximum]; required when ``default`` is None."""
+    raw = _lookup(name, env)
+    if raw is None:
+        if default is None:
+            raise ConfigError(f"{name} is required ({_int_shape(name, minimum, maximum)})")
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{_int_shape(name, minimum, maximum)}, got {raw!r}") from None
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ConfigError(f"{_int_shape(name, minimum, maximum)}, got {raw!r}")
+    return value
+
+
+def _int_shape(name: str, minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None and name.endswith("_PORT"):
+        return f"{name} must be an integer port {minimum}-{maximum}"
+    if minimum is not None and maximum is not None:
+        return f"{name} must be an integer {minimum}-{maximum}"
+    if minimum is not None:
+        return f"{name} must be an integer >= {minimum}"
+    if maximum is not None:
+        return f"{name} must be an integer <= {maximum}"
+    return f"{name} must be an integer"
+
+
+def env_float(
+    name: str,
+    default: float | None = None,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> float:
+    """A float setting within [minimum, maximum]; required when ``default`` is None."""
+    raw = _lookup(name, env)
+    if raw is None:
+        if default is None:
+            raise ConfigError(f"{name} is required (a number)")
+        return default
+    bounds = f" in [{minimum}, {maximum}]" if minimum is not None or maximum is not None else ""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number{bounds}, got {raw!r}") from None
+    if (
+        value != value  # NaN passes every comparison below, so reject it explicitly
+        or (minimum is not None and value < minimum)
+        or (maximum is not None and value > maximum)
+    ):
+        raise ConfigError(f"{name} must be a number{bounds}, got {raw!r}")
+    return value
+
+
+def env_bool(name: str, default: bool, *, env: Mapping[str, str] | None = None) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off."""
+    raw = _lookup(name, env)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")

@@ -1,0 +1,115 @@
+"""Per-RPC context: who is calling, which request this is, and by when it must finish.
+
+The server interceptor fills these context variables for the duration of each RPC
+(every RPC runs in its own asyncio task, so they never leak between calls); the client
+interceptor in clients.py reads them to propagate the request downstream.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from services.kit.errors import PermissionDenied
+
+REQUEST_ID_KEY = "x-request-id"
+USER_ID_KEY = "x-meshmart-user-id"
+TRACEPARENT_KEY = "traceparent"
+
+_request_id: ContextVar[str | None] = ContextVar("meshmart_request_id", default=None)
+_user_id: ContextVar[str | None] = ContextVar("meshmart_user_id", default=None)
+_traceparent: ContextVar[str | None] = ContextVar("meshmart_traceparent", default=None)
+# Absolute time.monotonic() deadline of the inbound RPC, so outbound calls never outlive it.
+_deadline: ContextVar[float | None] = ContextVar("meshmart_deadline", default=None)
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def current_user_id() -> str | None:
+    return _user_id.get()
+
+
+def current_traceparent() -> str | None:
+    return _traceparent.get()
+
+
+def current_trace_id() -> str | None:
+    """The W3C trace id (second field of ``traceparent``), if the caller sent one."""
+    parent = _traceparent.get()
+    if parent is None:
+        return None
+    parts = parent.split("-")
+    return parts[1] if len(parts) >= 4 and len(parts[1]) == 32 else None
+
+
+def remaining_seconds() -> float | None:
+    """Seconds left before the inbound RPC's deadline, or None if it has none."""
+    deadline = _deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+@contextmanager
+def request_scope(
+    *,
+    request_id: str | None = None,
+    user_id: str | None = None,
+    traceparent: str | None = None,
+    timeout: float | None = None,
+) -> Iterator[str]:
+    """Bind the per-RPC values for the enclosed block; yields the request id used.
+
+    Also used outside RPCs (background jobs, event consumers) to give their outbound
+    calls and log lines a request id.
+    """
+    rid = request_id or new_request_id()
+    tokens = (
+        _request_id.set(rid),
+        _user_id.set(user_id),
+        _traceparent.set(traceparent),
+        _deadline.set(None if timeout is None else time.monotonic() + timeout),
+    )
+    try:
+        yield rid
+    finally:
+        _deadline.reset(tokens[3])
+        _traceparent.reset(tokens[2])
+        _user_id.reset(tokens[1])
+        _request_id.reset(tokens[0])
+
+
+def metadata_value(metadata: Any, key: str) -> str | None:
+    """First value of ``key`` in gRPC metadata (pairs or grpc.aio.Metadata)."""
+    for item_key, value in metadata or ():
+        if item_key == key:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def caller_user_id(context: Any) -> str | None:
+    """The verified user id the edge forwards as metadata, or None for internal callers.
+
+    ``context`` is the grpc.aio.ServicerContext of the current RPC.
+    """
+    value = metadata_value(context.invocation_metadata(), USER_ID_KEY)
+    return value or None
+
+
+def ensure_caller_may_act_for(context: Any, user_id: str) -> None:
+    """Refuse a user-scoped RPC whose forwarded caller is a different user.
+
+    Internal callers (no forwarded user id) are trusted: the mesh's intentions decide
+    who may call at all.
+    """
+    caller = caller_user_id(context)
+    if caller is not None and caller != user_id:
+        raise PermissionDenied(f"user {caller} may not act for user {user_id}")

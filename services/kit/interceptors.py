@@ -1,0 +1,225 @@
+"""The one server interceptor: request context, error mapping and an access log line.
+
+grpc.aio interceptors only see the handler, not the call, so this wraps the handler's
+behaviour function (the same approach as d5h-foss/grpc-interceptor). The wrapper must keep
+the behaviour's kind: grpc.aio dispatches on whether it is a coroutine function (unary
+response, or streaming via ``context.write``) or an async generator function.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from services.kit import context as rpc_context
+from services.kit.errors import DomainError, InvalidArgument
+from services.kit.logging import get_logger
+
+log = get_logger("meshmart.rpc")
+
+# Health checks and reflection arrive every few seconds from Consul and operators;
+# logging them at debug keeps the access log about real traffic.
+_QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+Behaviour = Callable[[Any, Any], Any]
+
+
+def status_for(error: DomainError) -> grpc.Status:
+    """The rich status (google.rpc.Status in trailing metadata) for a domain error."""
+    details: list[any_pb2.Any] = []
+    if isinstance(error, InvalidArgument):
+        bad_request = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                for f, d in error.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad_request)
+        details.append(packed)
+    for message in error.details:
+        packed = any_pb2.Any()
+        packed.Pack(message)
+        details.append(packed)
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=details)
+    return rpc_status.to_status(status)
+
+
+class _Call:
+    """Bookkeeping for one RPC: its context scope, outcome and access-log line."""
+
+    def __init__(self, method: str, metadata: Any) -> None:
+        self.method = method
+        self.request_id = rpc_context.metadata_value(metadata, rpc_context.REQUEST_ID_KEY)
+        self.user_id = rpc_context.metadata_value(metadata, rpc_context.USER_ID_KEY)
+        self.traceparent = rpc_context.metadata_value(metadata, rpc_context.TRACEPARENT_KEY)
+        self.code: grpc.StatusCode = grpc.StatusCode.OK
+
+    async def fail(self, servicer_context: Any, error: Exception) -> NoReturn:
+        """Abort the RPC with the status ``error`` stands for; always raises."""
+        if isinstance(error, DomainError):
+            status = status_for(error)
+            self.code = status.code
+            await servicer_context.abort(status.code, status.details, status.trailing_metadata)
+        self.code = grpc.StatusCode.INTERNAL
+        # The traceback goes to our log, never to the caller: it can reveal internals.
+        log.error("rpc.unhandled_exception", method=self.method, exc_info=error)
+        rid = rpc_context.current_request_id()
+        await servicer_context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
+        raise AssertionError("context.abort returned")  # abort always raises
+
+    def settle(self, servicer_context: Any) -> None:
+        """Pick up a code the handler set itself (context.abort / set_code)."""
+        if self.code is grpc.StatusCode.OK:
+            code = servicer_context.code()
+            if isinstance(code, grpc.StatusCode):
+                self.code = code
+            elif isinstance(code, int) and code != 0:
+                self.code = _CODES_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
+
+    def log(self, started: float) -> None:
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        quiet = self.method.startswith(_QUIET_PREFIXES)
+        emit = log.debug if quiet and self.code is grpc.StatusCode.OK else log.info
+        emit("rpc", method=self.method, code=self.code.name, duration_ms=duration_ms)
+
+
+_CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _timeout(servicer_context: Any) -> float | None:
+    remaining = servicer_context.time_remaining()
+    return remaining if isinstance(remaining, int | float) else None
+
+
+def _wrap_unary_response(behaviour: Behaviour, method: str, metadata: Any) -> Behaviour:
+    async def wrapper(request: Any, servicer_context: Any) -> Any:
+        call = _Call(method, metadata)
+        started = time.perf_counter()
+        with rpc_context.request_scope(
+            request_id=call.request_id,
+            user_id=call.user_id,
+            traceparent=call.traceparent,
+            timeout=_timeout(servicer_context),
+        ):
+            try:
+                return await behaviour(request, servicer_context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await call.fail(servicer_context, error)
+            finally:
+                call.settle(servicer_context)
+                call.log(started)
+
+    return wrapper
+
+
+def _wrap_stream_writer(behaviour: Behaviour, method: str, metadata: Any) -> Behaviour:
+    """Streaming response through ``context.write`` (e.g. the health Watch)."""
+
+    async def wrapper(request: Any, servicer_context: Any) -> None:
+        call = _Call(method, metadata)
+        started = time.perf_counter()
+        with rpc_context.request_scope(
+            request_id=call.request_id,
+            user_id=call.user_id,
+            traceparent=call.traceparent,
+            timeout=_timeout(servicer_context),
+        ):
+            try:
+                await behaviour(request, servicer_context)
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await call.fail(servicer_context, error)
+            finally:
+                call.settle(servicer_context)
+                call.log(started)
+
+    return wrapper
+
+
+def _wrap_stream_generator(behaviour: Behaviour, method: str, metadata: Any) -> Behaviour:
+    """Streaming response as an async generator (e.g. reflection)."""
+
+    async def wrapper(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
+        call = _Call(method, metadata)
+        started = time.perf_counter()
+        with rpc_context.request_scope(
+            request_id=call.request_id,
+            user_id=call.user_id,
+            traceparent=call.traceparent,
+            timeout=_timeout(servicer_context),
+        ):
+            try:
+                async for response in behaviour(request, servicer_context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await call.fail(servicer_context, error)
+            finally:
+                call.settle(servicer_context)
+                call.log(started)
+
+    return wrapper
+
+
+def _wrap(behaviour: Behaviour, method: str, metadata: Any, *, streaming: bool) -> Behaviour:
+    if inspect.isasyncgenfunction(behaviour):
+        return _wrap_stream_generator(behaviour, method, metadata)
+    if inspect.iscoroutinefunction(behaviour):
+        if streaming:
+            return _wrap_stream_writer(behaviour, method, metadata)
+        return _wrap_unary_response(behaviour, method, metadata)
+    # A synchronous behaviour runs in grpc's thread pool, outside this task's context;
+    # it keeps gRPC's own handling. meshmart servicers are all async.
+    return behaviour
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Request context, domain-error mapping and access logging for every RPC."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[Any], Awaitable[Any]],
+        handler_call_details: Any,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:  # unknown method: grpc answers UNIMPLEMENTED itself
+            return None
+        method: str = handler_call_details.method
+        metadata = handler_call_details.invocation_metadata
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap(handler.unary_unary, method, metadata, streaming=False),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap(handler.unary_stream, method, metadata, streaming=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _wrap(handler.stream_unary, method, metadata, streaming=False),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _wrap(handler.stream_stream, method, metadata, streaming=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

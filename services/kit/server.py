@@ -1,0 +1,181 @@
+"""serve(): the one way a meshmart service runs.
+
+Builds a grpc.aio server with the kit interceptor, the official health service ("" and
+each service) and reflection listing the services; then, on SIGTERM/SIGINT:
+health NOT_SERVING -> on_stop hooks (deregistration) -> drain delay -> stop(grace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.kit.config import ConfigError, ServiceConfig
+from services.kit.interceptors import ServiceInterceptor
+from services.kit.logging import configure_logging, get_logger
+
+try:  # the asyncio servicer ships with grpcio-health-checking >= 1.32
+    from grpc_health.v1.health import aio as _health_aio
+
+    _HealthServicer: Any = _health_aio.HealthServicer
+except ImportError:  # pragma: no cover - depends on the installed version
+    from grpc_health.v1 import _async as _health_async
+
+    _HealthServicer = _health_async.HealthServicer
+
+log = get_logger("meshmart.server")
+
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+Hook = Callable[[], Awaitable[None]]
+Hooks = Hook | Sequence[Hook] | None
+
+_SERVER_OPTIONS = [
+    # Without this gRPC sets SO_REUSEPORT, and a second process on the same port would
+    # silently share it instead of failing to start.
+    ("grpc.so_reuseport", 0),
+]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One gRPC service to serve: its full name and how to add it to a server."""
+
+    name: str  # e.g. "meshmart.catalog.v1.CatalogService"
+    add: Callable[[grpc.aio.Server], None]
+
+
+class StartupError(RuntimeError):
+    """The server could not start (e.g. the port is taken)."""
+
+
+@dataclass
+class BuiltServer:
+    server: grpc.aio.Server
+    health: Any  # grpc_health.v1.health.aio.HealthServicer
+    port: int
+    service_names: tuple[str, ...]
+
+    async def set_serving(self) -> None:
+        for name in ("", *self.service_names):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def build_server(specs: Sequence[ServiceSpec], address: str) -> BuiltServer:
+    """A server with the specs, health, reflection and the interceptor, bound to address."""
+    server = grpc.aio.server(interceptors=[ServiceInterceptor()], options=_SERVER_OPTIONS)
+    for spec in specs:
+        spec.add(server)
+    health = _HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = tuple(spec.name for spec in specs)
+    reflection.enable_server_reflection((*names, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+    try:
+        port = int(server.add_insecure_port(address))
+    except RuntimeError as error:
+        raise StartupError(f"cannot listen on {address}: {error}") from error
+    return BuiltServer(server=server, health=health, port=port, service_names=names)
+
+
+def _as_list(hooks: Hooks) -> list[Hook]:
+    if hooks is None:
+        return []
+    if callable(hooks):
+        return [hooks]
+    return list(hooks)
+
+
+async def serve(
+    config: ServiceConfig,
+    specs: Sequence[ServiceSpec],
+    *,
+    on_start: Hooks = None,
+    on_stop: Hooks = None,
+    grace: float = 10.0,
+) -> None:
+    """Serve ``specs`` on config.host:config.port until SIGTERM/SIGINT, then shut down
+    gracefully. on_start hooks run once the server is SERVING (e.g. register in Consul);
+    on_stop hooks run right after health turns NOT_SERVING (e.g. deregister)."""
+    configure_logging(config.name, config.instance_id, config.log_level)
+    built = build_server(specs, config.address)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, _request_stop, stop_requested, signum)
+
+    await built.server.start()
+    await built.set_serving()
+    log.info("server.started", address=config.address, services=list(built.service_names))
+    try:
+        for hook in _as_list(on_start):
+            await hook()
+        await _wait_for_stop(built.server, stop_requested)
+    finally:
+        await _shutdown(built, config, _as_list(on_stop), grace)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _request_stop(stop_requested: asyncio.Event, signum: int) -> None:
+    if stop_requested.is_set():
+        log.info("server.signal_ignored", signal=signal.Signals(signum).name, reason="stopping")
+        return
+    log.info("server.signal", signal=signal.Signals(signum).name)
+    stop_requested.set()
+
+
+async def _wait_for_stop(server: grpc.aio.Server, stop_requested: asyncio.Event) -> None:
+    stop = asyncio.ensure_future(stop_requested.wait())
+    terminated = asyncio.ensure_future(server.wait_for_termination())
+    try:
+        await asyncio.wait({stop, terminated}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        terminated.cancel()
+
+
+async def _shutdown(
+    built: BuiltServer, config: ServiceConfig, on_stop: list[Hook], grace: float
+) -> None:
+    # Order matters: stop advertising first, then leave the registry, then give load
+    # balancers time to notice while still answering, and only then stop accepting.
+    await built.health.enter_graceful_shutdown()
+    log.info("server.draining", drain_seconds=config.drain_seconds, grace_seconds=grace)
+    for hook in on_stop:
+        try:
+            await hook()
+        except Exception:
+            # A failed deregistration must not prevent a clean stop; Consul's check
+            # will mark the instance critical anyway.
+            log.exception("server.on_stop_failed", hook=getattr(hook, "__name__", repr(hook)))
+    await asyncio.sleep(config.drain_seconds)
+    log.info("server.stopping", grace_seconds=grace)
+    await built.server.stop(grace)
+    log.info("server.stopped")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
+    """Entry point of ``python -m services.<name>``: run ``main`` and exit.
+
+    Exit codes: 0 after a clean shutdown, 2 for a configuration error (the message names
+    the setting), 1 if the server could not start, 130 on Ctrl-C before serving.
+    """
+    try:
+        asyncio.run(main())
+    except ConfigError as error:
+        log.error("config.invalid", error=str(error))
+        sys.stderr.flush()
+        sys.exit(2)
+    except StartupError as error:
+        log.error("server.start_failed", error=str(error))
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)

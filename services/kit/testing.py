@@ -1,0 +1,50 @@
+"""Test helpers: real in-process gRPC servers built exactly like serve() builds them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from services.kit.config import ServiceConfig
+from services.kit.logging import configure_logging
+from services.kit.server import ServiceSpec, build_server
+
+
+def config_for_tests(
+    name: str = "test",
+    *,
+    data_dir: Path | str = Path(".run/test-data"),
+    upstreams: Mapping[str, str] | None = None,
+    port: int = 1,
+) -> ServiceConfig:
+    """A ServiceConfig without touching the environment (port is a placeholder)."""
+    return ServiceConfig(
+        name=name,
+        port=port,
+        data_dir=Path(data_dir),
+        run_dir=Path(data_dir).parent,
+        log_level="DEBUG",
+        drain_seconds=0.0,
+        upstreams=dict(upstreams or {}),
+    )
+
+
+@asynccontextmanager
+async def running_server(
+    specs: Sequence[ServiceSpec], config: ServiceConfig | None = None
+) -> AsyncIterator[str]:
+    """Serve ``specs`` on 127.0.0.1 on a free port; yields the target "127.0.0.1:<port>".
+
+    The port is chosen by the kernel at bind time (port 0), so there is no race with
+    other tests, and the server is listening before the body runs.
+    """
+    if config is not None:
+        configure_logging(config.name, config.instance_id, config.log_level)
+    built = build_server(specs, "127.0.0.1:0")
+    await built.server.start()
+    await built.set_serving()
+    try:
+        yield f"127.0.0.1:{built.port}"
+    finally:
+        await built.server.stop(None)
