@@ -1,0 +1,1 @@
+"""payment: charges and refunds cards (a simulated processor), idempotent by key."""

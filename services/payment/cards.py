@@ -1,0 +1,98 @@
+"""The simulated card network: which card numbers are accepted, and what happens to them.
+
+meshmart has no real acquirer. Outcomes come from a fixed test-card table (the same
+idea as Stripe's test numbers), so every outcome is reproducible from a test or a demo:
+
+| number           | outcome                                               |
+|------------------|-------------------------------------------------------|
+| 4242424242424242 | CAPTURED                                              |
+| 4000000000000002 | DECLINED, decline_reason "card_declined"              |
+| 4000000000009995 | DECLINED, decline_reason "insufficient_funds"         |
+| any other number | CAPTURED if it passes the Luhn check, else            |
+|                  | INVALID_ARGUMENT on "card.number" (no payment stored) |
+
+A card whose expiry month is already over is INVALID_ARGUMENT on "card.exp_year" (or
+"card.exp_month" within the current year) rather than a decline: the request is
+malformed and the network never sees it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from services.kit.errors import InvalidArgument
+
+DECLINED_CARDS: dict[str, str] = {
+    "4000000000000002": "card_declined",
+    "4000000000009995": "insufficient_funds",
+}
+"""Test numbers the network declines, with the decline reason it reports."""
+
+MAX_FUTURE_YEARS = 20
+"""Expiry years further out than this are typos, not cards."""
+
+
+@dataclass(frozen=True)
+class Card:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    captured: bool
+    decline_reason: str = ""
+
+
+def luhn_valid(number: str) -> bool:
+    """The mod-10 checksum every payment card number carries."""
+    if not number.isdigit():
+        return False
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = int(char)
+        if position % 2 == 1:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return total % 10 == 0
+
+
+def validate_card(card: Card, today: dt.date) -> None:
+    """Raise InvalidArgument naming the first bad card field; `today` is the UTC date."""
+    number = card.number
+    if not number:
+        raise InvalidArgument(field="card.number", description="is required")
+    if not number.isdigit() or not 12 <= len(number) <= 19:
+        raise InvalidArgument(field="card.number", description="must be 12 to 19 digits")
+    if not luhn_valid(number):
+        raise InvalidArgument(field="card.number", description="fails the Luhn check")
+    if not 1 <= card.exp_month <= 12:
+        raise InvalidArgument(field="card.exp_month", description="must be between 1 and 12")
+    if card.exp_year > today.year + MAX_FUTURE_YEARS:
+        raise InvalidArgument(
+            field="card.exp_year", description=f"must be at most {today.year + MAX_FUTURE_YEARS}"
+        )
+    # A card is valid through the last day of its expiry month.
+    if card.exp_year < today.year:
+        raise InvalidArgument(field="card.exp_year", description="card has expired")
+    if card.exp_year == today.year and card.exp_month < today.month:
+        raise InvalidArgument(field="card.exp_month", description="card has expired")
+    if not (card.cvc.isdigit() and len(card.cvc) in (3, 4)):
+        raise InvalidArgument(field="card.cvc", description="must be 3 or 4 digits")
+
+
+def authorize(card: Card) -> CardOutcome:
+    """What the simulated network answers for a valid card."""
+    reason = DECLINED_CARDS.get(card.number)
+    if reason is not None:
+        return CardOutcome(captured=False, decline_reason=reason)
+    return CardOutcome(captured=True)

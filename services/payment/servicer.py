@@ -1,0 +1,190 @@
+"""gRPC face of payment: validate the request, call the processor, map the result."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TypeAlias
+
+import grpc
+from google.protobuf import timestamp_pb2
+from meshmart.common.v1 import common_pb2
+from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+
+from services.kit import validate
+from services.kit.context import ensure_caller_may_act_for
+from services.kit.errors import InvalidArgument, PermissionDenied
+from services.kit.server import ServiceSpec
+
+from .cards import Card
+from .domain import PaymentProcessor
+from .faults import Fault, FaultInjector
+from .model import ChargeCommand, Payment, PaymentStatus
+
+# grpc ships no type hints, so this is Any to mypy; it names what the argument is.
+Context: TypeAlias = grpc.aio.ServicerContext
+
+MAX_AMOUNT_MINOR = 100_000_000
+MAX_KEY_LENGTH = 200
+MAX_REASON_LENGTH = 500
+MAX_PAGE_SIZE = 100
+
+_STATUS_TO_PROTO = {
+    PaymentStatus.CAPTURED: payment_pb2.Payment.STATUS_CAPTURED,
+    PaymentStatus.DECLINED: payment_pb2.Payment.STATUS_DECLINED,
+    PaymentStatus.REFUNDED: payment_pb2.Payment.STATUS_REFUNDED,
+}
+
+
+class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
+    def __init__(self, processor: PaymentProcessor, faults: FaultInjector) -> None:
+        self._processor = processor
+        self._faults = faults
+
+    async def Charge(
+        self, request: payment_pb2.ChargeRequest, context: Context
+    ) -> payment_pb2.ChargeResponse:
+        # First, before validation or storage: an injected failure must leave no trace.
+        await self._faults.before_write("Charge")
+        command = ChargeCommand(
+            idempotency_key=_key(request.idempotency_key, "idempotency_key"),
+            order_id=validate.non_empty(request.order_id, "order_id"),
+            user_id=_acting_user(context, request.user_id),
+            amount_minor=validate.in_range(
+                request.amount.amount_minor, 1, MAX_AMOUNT_MINOR, "amount.amount_minor"
+            ),
+            currency=validate.currency(request.amount.currency, "amount.currency"),
+        )
+        card = Card(
+            number=request.card.number,
+            exp_month=request.card.exp_month,
+            exp_year=request.card.exp_year,
+            cvc=request.card.cvc,
+        )
+        payment = self._processor.charge(command, card)
+        return payment_pb2.ChargeResponse(payment=payment_to_proto(payment))
+
+    async def Refund(
+        self, request: payment_pb2.RefundRequest, context: Context
+    ) -> payment_pb2.RefundResponse:
+        await self._faults.before_write("Refund")
+        payment_id = validate.non_empty(request.payment_id, "payment_id")
+        key = _key(request.idempotency_key, "idempotency_key")
+        validate.max_length(request.reason, MAX_REASON_LENGTH, "reason")
+        payment = self._processor.refund(payment_id, key, request.reason.strip())
+        return payment_pb2.RefundResponse(payment=payment_to_proto(payment))
+
+    async def ListPayments(
+        self, request: payment_pb2.ListPaymentsRequest, context: Context
+    ) -> payment_pb2.ListPaymentsResponse:
+        await self._faults.before_read()
+        user_id = _acting_user(context, request.user_id)
+        validate.in_range(request.page_size, 0, MAX_PAGE_SIZE, "page_size")
+        page = self._processor.list_for_user(
+            user_id, validate.page_size(request.page_size), request.page_token
+        )
+        return payment_pb2.ListPaymentsResponse(
+            payments=[payment_to_proto(p) for p in page.payments],
+            next_page_token=page.next_page_token,
+        )
+
+
+class PaymentAdminServicer(payment_pb2_grpc.PaymentAdminServiceServicer):
+    """Fault knob of this instance; only a process on the same host may turn it."""
+
+    def __init__(self, faults: FaultInjector) -> None:
+        self._faults = faults
+
+    async def SetFault(
+        self, request: payment_pb2.SetFaultRequest, context: Context
+    ) -> payment_pb2.SetFaultResponse:
+        _ensure_loopback(context)
+        fault = self._faults.set(
+            # float32 on the wire: 0.3 arrives as 0.30000001192..., round it back.
+            Fault(unavailable_ratio=round(request.unavailable_ratio, 6), delay_ms=request.delay_ms)
+        )
+        return payment_pb2.SetFaultResponse(fault=fault_to_proto(fault))
+
+    async def GetFault(
+        self, request: payment_pb2.GetFaultRequest, context: Context
+    ) -> payment_pb2.GetFaultResponse:
+        _ensure_loopback(context)
+        return payment_pb2.GetFaultResponse(fault=fault_to_proto(self._faults.fault))
+
+
+def _acting_user(context: Context, user_id: str) -> str:
+    user_id = validate.non_empty(user_id, "user_id")
+    ensure_caller_may_act_for(context, user_id)
+    return user_id
+
+
+def _key(value: str, field: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(field, "must not be empty")
+    validate.max_length(value, MAX_KEY_LENGTH, field)
+    return value
+
+
+def is_loopback_peer(peer: str) -> bool:
+    """Whether a grpc peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000",
+    "unix:/path") is this host."""
+    kind, _, address = peer.partition(":")
+    if kind == "unix":
+        return True
+    if kind == "ipv4":
+        host = address.rsplit(":", 1)[0]
+    elif kind == "ipv6":
+        host = address.rsplit(":", 1)[0].strip("[]")
+    else:
+        return False
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _ensure_loopback(context: Context) -> None:
+    # Behind a sidecar every peer is loopback (Envoy connects from 127.0.0.1); the mesh's
+    # intentions are what keep remote services away from this service there.
+    peer = context.peer()
+    if not is_loopback_peer(peer):
+        raise PermissionDenied(f"PaymentAdminService is loopback-only; peer {peer} is not")
+
+
+def payment_to_proto(payment: Payment) -> payment_pb2.Payment:
+    created_at = timestamp_pb2.Timestamp()
+    created_at.FromDatetime(payment.created_at)
+    return payment_pb2.Payment(
+        payment_id=payment.payment_id,
+        order_id=payment.order_id,
+        user_id=payment.user_id,
+        amount=common_pb2.Money(amount_minor=payment.amount_minor, currency=payment.currency),
+        status=_STATUS_TO_PROTO[payment.status],
+        decline_reason=payment.decline_reason,
+        created_at=created_at,
+        card_last4=payment.card_last4,
+        refund_reason=payment.refund_reason,
+    )
+
+
+def fault_to_proto(fault: Fault) -> payment_pb2.Fault:
+    return payment_pb2.Fault(unavailable_ratio=fault.unavailable_ratio, delay_ms=fault.delay_ms)
+
+
+def service_specs(processor: PaymentProcessor, faults: FaultInjector) -> list[ServiceSpec]:
+    """Both payment services, sharing one fault knob; what serve() and the tests run."""
+    payments = PaymentServicer(processor, faults)
+    admin = PaymentAdminServicer(faults)
+    return [
+        ServiceSpec(
+            name="meshmart.payment.v1.PaymentService",
+            add=lambda server: payment_pb2_grpc.add_PaymentServiceServicer_to_server(
+                payments, server
+            ),
+        ),
+        ServiceSpec(
+            name="meshmart.payment.v1.PaymentAdminService",
+            add=lambda server: payment_pb2_grpc.add_PaymentAdminServiceServicer_to_server(
+                admin, server
+            ),
+        ),
+    ]
