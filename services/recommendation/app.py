@@ -1,0 +1,68 @@
+"""Wiring: channels to order and catalog -> Recommender -> servicer -> serve()."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import grpc
+from meshmart.catalog.v1 import catalog_pb2_grpc
+from meshmart.order.v1 import order_pb2_grpc
+from meshmart.recommendation.v1 import recommendation_pb2_grpc
+
+from services.kit.clients import connect
+from services.kit.config import load_config
+from services.kit.server import ServiceSpec, serve
+from services.recommendation.domain import Recommender
+from services.recommendation.servicer import RecommendationServicer
+from services.recommendation.settings import RecommendationSettings
+from services.recommendation.upstreams import GrpcOrderHistory, GrpcProductCatalog
+
+SERVICE_NAME = "meshmart.recommendation.v1.RecommendationService"
+
+
+def build_spec(
+    order_channel: grpc.aio.Channel,
+    catalog_channel: grpc.aio.Channel,
+    settings: RecommendationSettings,
+) -> ServiceSpec:
+    # grpc ships no type hints, so mypy cannot pick the stubs' aio overload by itself.
+    order = cast(
+        order_pb2_grpc.OrderServiceAsyncStub, order_pb2_grpc.OrderServiceStub(order_channel)
+    )
+    catalog = cast(
+        catalog_pb2_grpc.CatalogServiceAsyncStub,
+        catalog_pb2_grpc.CatalogServiceStub(catalog_channel),
+    )
+    recommender = Recommender(
+        GrpcOrderHistory(
+            order,
+            timeout=settings.order_timeout,
+            max_orders=settings.history_orders,
+        ),
+        GrpcProductCatalog(
+            catalog,
+            timeout=settings.catalog_timeout,
+            max_products=settings.catalog_products,
+        ),
+        model_ttl=settings.model_ttl,
+    )
+    servicer = RecommendationServicer(recommender)
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        add=lambda server: recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
+            servicer, server
+        ),
+    )
+
+
+async def main() -> None:
+    config = load_config("recommendation")
+    settings = RecommendationSettings.from_env()
+    order_channel = connect(config, "order")
+    catalog_channel = connect(config, "catalog")
+    try:
+        await serve(config, [build_spec(order_channel, catalog_channel, settings)])
+    finally:
+        # Only after serve() returns: in-flight RPCs use the channels until drained.
+        await order_channel.close()
+        await catalog_channel.close()

@@ -1,0 +1,39 @@
+"""RecommendationService over gRPC: validate, ask the Recommender, map to the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
+
+from services.kit import validate
+from services.kit.context import ensure_caller_may_act_for
+from services.recommendation.domain import Recommender, Source
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 50
+
+_SOURCES = {
+    Source.PERSONALIZED: recommendation_pb2.RECOMMENDATION_SOURCE_PERSONALIZED,
+    Source.POPULAR: recommendation_pb2.RECOMMENDATION_SOURCE_POPULAR,
+}
+
+
+class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServicer):
+    def __init__(self, recommender: Recommender) -> None:
+        self._recommender = recommender
+
+    async def Recommend(
+        self,
+        request: recommendation_pb2.RecommendRequest,
+        context: Any,
+    ) -> recommendation_pb2.RecommendResponse:
+        user_id = validate.non_empty(request.user_id, "user_id")
+        # 0 is proto3's "unset": the default; anything else must be within 1..MAX_LIMIT.
+        limit = request.limit or DEFAULT_LIMIT
+        validate.in_range(limit, 1, MAX_LIMIT, "limit")
+        ensure_caller_may_act_for(context, user_id)
+        recommendation = await self._recommender.recommend(user_id, limit)
+        return recommendation_pb2.RecommendResponse(
+            products=recommendation.products, source=_SOURCES[recommendation.source]
+        )
