@@ -1,0 +1,1 @@
+"""catalog: the products the shop sells (read-mostly, served from memory)."""

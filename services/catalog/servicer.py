@@ -1,0 +1,87 @@
+"""CatalogService over gRPC: validate, ask the in-memory Catalog, map to protobuf."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from meshmart.common.v1 import common_pb2
+
+from services.catalog.domain import Catalog, Product, ProductPage
+from services.kit import validate
+from services.kit.server import ServiceSpec
+
+SERVICE_NAME = "meshmart.catalog.v1.CatalogService"
+
+MAX_QUERY_LENGTH = 200
+MAX_CATEGORY_LENGTH = 64
+
+
+def product_message(product: Product) -> catalog_pb2.Product:
+    return catalog_pb2.Product(
+        product_id=product.product_id,
+        name=product.name,
+        description=product.description,
+        category=product.category,
+        price=common_pb2.Money(amount_minor=product.price_minor, currency=product.currency),
+        image_url=product.image_url,
+        popularity=product.popularity,
+    )
+
+
+def _page_size(value: int) -> int:
+    # The contract makes 101+ an error rather than clamping it (unlike AIP-158).
+    validate.in_range(value, 0, validate.MAX_PAGE_SIZE, "page_size")
+    return validate.page_size(value)
+
+
+class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        # GetProduct is the hot path: answer it with a response built once per product
+        # (the snapshot never changes) instead of building protobuf on every call.
+        self._product_responses = {
+            product.product_id: catalog_pb2.GetProductResponse(product=product_message(product))
+            for product in catalog.products
+        }
+
+    async def GetProduct(
+        self, request: catalog_pb2.GetProductRequest, context: Any
+    ) -> catalog_pb2.GetProductResponse:
+        product_id = validate.identifier(request.product_id, "product_id")
+        product = self._catalog.get(product_id)
+        return self._product_responses[product.product_id]
+
+    async def ListProducts(
+        self, request: catalog_pb2.ListProductsRequest, context: Any
+    ) -> catalog_pb2.ListProductsResponse:
+        page_size = _page_size(request.page_size)
+        category = request.category.strip().lower()
+        validate.max_length(category, MAX_CATEGORY_LENGTH, "category")
+        page = self._catalog.list(
+            page_size=page_size, page_token=request.page_token, category=category
+        )
+        return catalog_pb2.ListProductsResponse(
+            products=self._messages(page), next_page_token=page.next_page_token
+        )
+
+    async def SearchProducts(
+        self, request: catalog_pb2.SearchProductsRequest, context: Any
+    ) -> catalog_pb2.SearchProductsResponse:
+        query = validate.non_empty(request.query, "query")
+        validate.max_length(query, MAX_QUERY_LENGTH, "query")
+        page_size = _page_size(request.page_size)
+        page = self._catalog.search(query=query, page_size=page_size, page_token=request.page_token)
+        return catalog_pb2.SearchProductsResponse(
+            products=self._messages(page), next_page_token=page.next_page_token
+        )
+
+    def _messages(self, page: ProductPage) -> list[catalog_pb2.Product]:
+        return [self._product_responses[p.product_id].product for p in page.products]
+
+
+def service_spec(servicer: CatalogServicer) -> ServiceSpec:
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        add=lambda server: catalog_pb2_grpc.add_CatalogServiceServicer_to_server(servicer, server),
+    )
