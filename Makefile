@@ -31,3 +31,6 @@ test: setup lint proto-check ## the whole suite, mesh tests included (what CI ru
 
 test-unit: setup ## only the in-process tests (no mesh)
 	$(PY) -m pytest tests/unit
+
+run-local: setup ## every built service on loopback without the mesh (Ctrl-C stops them)
+	$(PY) tools/run_local.py

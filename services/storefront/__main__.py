@@ -1,0 +1,6 @@
+"""`python -m services.storefront`"""
+
+from services.kit.server import run
+from services.storefront.app import main
+
+run(main)

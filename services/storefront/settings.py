@@ -1,0 +1,23 @@
+"""Storefront's own settings: one deadline per dependency, read once at start."""
+
+from __future__ import annotations
+
+from services.kit.config import env_int
+from services.storefront.dashboard import Timeouts
+
+
+def _ms(name: str, default: int) -> float:
+    return env_int(name, default, minimum=1, maximum=60_000) / 1000
+
+
+def timeouts_from_env() -> Timeouts:
+    # recommendation gets the most: it calls order and catalog itself (400 + 300 ms by
+    # default). The catalog fallback runs only after recommendation failed, so the
+    # dashboard's worst case is recommendation + catalog = 1.1 s with these defaults.
+    return Timeouts(
+        user=_ms("MESHMART_STOREFRONT_USER_TIMEOUT_MS", 300),
+        order=_ms("MESHMART_STOREFRONT_ORDER_TIMEOUT_MS", 500),
+        payment=_ms("MESHMART_STOREFRONT_PAYMENT_TIMEOUT_MS", 500),
+        recommendation=_ms("MESHMART_STOREFRONT_RECOMMENDATION_TIMEOUT_MS", 800),
+        catalog=_ms("MESHMART_STOREFRONT_CATALOG_TIMEOUT_MS", 300),
+    )
