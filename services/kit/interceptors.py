@@ -8,6 +8,7 @@ response, or streaming via ``context.write``) or an async generator function.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -113,6 +114,9 @@ def _wrap_unary_response(behaviour: Behaviour, method: str, metadata: Any) -> Be
                 return await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
                 raise
+            except asyncio.CancelledError:
+                call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
+                raise
             except Exception as error:
                 await call.fail(servicer_context, error)
             finally:
@@ -137,6 +141,9 @@ def _wrap_stream_writer(behaviour: Behaviour, method: str, metadata: Any) -> Beh
             try:
                 await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
                 raise
             except Exception as error:
                 await call.fail(servicer_context, error)
@@ -163,6 +170,9 @@ def _wrap_stream_generator(behaviour: Behaviour, method: str, metadata: Any) -> 
                 async for response in behaviour(request, servicer_context):
                     yield response
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
                 raise
             except Exception as error:
                 await call.fail(servicer_context, error)

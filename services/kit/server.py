@@ -116,7 +116,9 @@ async def serve(
     try:
         for hook in _as_list(on_start):
             await hook()
-        await _wait_for_stop(built.server, stop_requested)
+        # Only a signal ends serving. (Not server.wait_for_termination(): cancelling that
+        # waiter cancels grpc's own shutdown future and aborts in-flight RPCs.)
+        await stop_requested.wait()
     finally:
         await _shutdown(built, config, _as_list(on_stop), grace)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -129,16 +131,6 @@ def _request_stop(stop_requested: asyncio.Event, signum: int) -> None:
         return
     log.info("server.signal", signal=signal.Signals(signum).name)
     stop_requested.set()
-
-
-async def _wait_for_stop(server: grpc.aio.Server, stop_requested: asyncio.Event) -> None:
-    stop = asyncio.ensure_future(stop_requested.wait())
-    terminated = asyncio.ensure_future(server.wait_for_termination())
-    try:
-        await asyncio.wait({stop, terminated}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        terminated.cancel()
 
 
 async def _shutdown(
