@@ -3,4 +3,5 @@
 from services.kit.server import run
 from services.recommendation.app import main
 
-run(main)
+if __name__ == "__main__":
+    run(main)

@@ -25,12 +25,13 @@ def build_spec(
     catalog_channel: grpc.aio.Channel,
     settings: RecommendationSettings,
 ) -> ServiceSpec:
-    # grpc ships no type hints, so mypy cannot pick the stubs' aio overload by itself.
+    # grpc ships no type hints, so mypy cannot pick the stubs' aio overload by itself;
+    # the AsyncStub classes exist only in the .pyi, hence the quoted names.
     order = cast(
-        order_pb2_grpc.OrderServiceAsyncStub, order_pb2_grpc.OrderServiceStub(order_channel)
+        "order_pb2_grpc.OrderServiceAsyncStub", order_pb2_grpc.OrderServiceStub(order_channel)
     )
     catalog = cast(
-        catalog_pb2_grpc.CatalogServiceAsyncStub,
+        "catalog_pb2_grpc.CatalogServiceAsyncStub",
         catalog_pb2_grpc.CatalogServiceStub(catalog_channel),
     )
     recommender = Recommender(

@@ -25,24 +25,26 @@ UPSTREAMS = ("user", "order", "payment", "recommendation", "catalog")
 
 
 def build_spec(channels: Mapping[str, grpc.aio.Channel], timeouts: Timeouts) -> ServiceSpec:
-    # grpc ships no type hints, so mypy cannot pick the stubs' aio overload by itself.
+    # grpc ships no type hints, so mypy cannot pick the stubs' aio overload by itself;
+    # the AsyncStub classes exist only in the .pyi, hence the quoted names.
     upstreams = Upstreams(
         user=cast(
-            user_pb2_grpc.UserServiceAsyncStub, user_pb2_grpc.UserServiceStub(channels["user"])
+            "user_pb2_grpc.UserServiceAsyncStub", user_pb2_grpc.UserServiceStub(channels["user"])
         ),
         order=cast(
-            order_pb2_grpc.OrderServiceAsyncStub, order_pb2_grpc.OrderServiceStub(channels["order"])
+            "order_pb2_grpc.OrderServiceAsyncStub",
+            order_pb2_grpc.OrderServiceStub(channels["order"]),
         ),
         payment=cast(
-            payment_pb2_grpc.PaymentServiceAsyncStub,
+            "payment_pb2_grpc.PaymentServiceAsyncStub",
             payment_pb2_grpc.PaymentServiceStub(channels["payment"]),
         ),
         recommendation=cast(
-            recommendation_pb2_grpc.RecommendationServiceAsyncStub,
+            "recommendation_pb2_grpc.RecommendationServiceAsyncStub",
             recommendation_pb2_grpc.RecommendationServiceStub(channels["recommendation"]),
         ),
         catalog=cast(
-            catalog_pb2_grpc.CatalogServiceAsyncStub,
+            "catalog_pb2_grpc.CatalogServiceAsyncStub",
             catalog_pb2_grpc.CatalogServiceStub(channels["catalog"]),
         ),
     )
