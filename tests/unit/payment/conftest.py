@@ -1,0 +1,46 @@
+"""A real payment server in-process, on a real SQLite file in tmp_path."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from meshmart.payment.v1 import payment_pb2_grpc
+
+from services.kit.db import Database
+from services.kit.testing import running_server
+from services.payment.cards import authorize
+from services.payment.domain import PaymentProcessor
+from services.payment.faults import Fault, FaultInjector
+from services.payment.model import new_id
+from services.payment.servicer import service_specs
+from services.payment.store import MIGRATIONS, PaymentStore
+from tests.unit.payment.harness import PaymentHarness, TickingClock
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "payment.sqlite3", MIGRATIONS)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+async def payment(db: Database) -> AsyncIterator[PaymentHarness]:
+    processor = PaymentProcessor(PaymentStore(db, new_id), authorize, TickingClock())
+    # Seeded so the fault tests see one reproducible sequence of draws.
+    faults = FaultInjector(Fault(), rng=random.Random(7))
+    async with (
+        running_server(service_specs(processor, faults)) as target,
+        grpc.aio.insecure_channel(target) as channel,
+    ):
+        yield PaymentHarness(
+            stub=payment_pb2_grpc.PaymentServiceStub(channel),
+            admin=payment_pb2_grpc.PaymentAdminServiceStub(channel),
+            db=db,
+            db_path=db.path,
+            faults=faults,
+        )
