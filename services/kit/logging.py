@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging as stdlib_logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 import structlog
 
@@ -21,6 +21,19 @@ _identity = {"service": "meshmart", "instance": "meshmart"}
 _render_exceptions = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
 )
+
+
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at write time (test capture swaps it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+_STDERR = _CurrentStderr()
 
 
 def _add_identity(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -63,12 +76,12 @@ def configure_logging(service: str, instance: str | None = None, level: str = "I
             structlog.processors.JSONRenderer(sort_keys=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, _STDERR)),
         # Not cached: loggers created at import time must pick up the later configuration.
         cache_logger_on_first_use=False,
     )
 
-    handler = stdlib_logging.StreamHandler(sys.stderr)
+    handler = stdlib_logging.StreamHandler(cast(TextIO, _STDERR))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *_shared_processors()],

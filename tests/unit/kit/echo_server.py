@@ -1,0 +1,19 @@
+"""A service-like entry point for the kit's process-level tests:
+``python -m tests.unit.kit.echo_server`` behaves like ``python -m services.<name>``."""
+
+from __future__ import annotations
+
+from services.kit.config import env_float, load_config
+from services.kit.server import run, serve
+from tests.unit.kit.echo_service import SPEC
+
+
+async def main() -> None:
+    config = load_config("kittest")
+    # A service-specific setting, read and validated the same way as the kit's own.
+    grace = env_float("KITTEST_GRACE_SECONDS", 10.0, minimum=0.0)
+    await serve(config, [SPEC], grace=grace)
+
+
+if __name__ == "__main__":
+    run(main)

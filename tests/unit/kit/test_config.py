@@ -1,0 +1,80 @@
+"""Configuration is typed, read once, and fails fast naming the bad setting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.kit.config import ConfigError, env_float, env_int, env_str, load_config
+from tests.unit.kit.processes import start_module
+
+
+def test_defaults_and_upstreams() -> None:
+    config = load_config(
+        "cart",
+        {"MESHMART_PORT": "7130", "MESHMART_UPSTREAM_CATALOG": "127.0.0.1:7110"},
+    )
+    assert (config.host, config.port, config.address) == ("127.0.0.1", 7130, "127.0.0.1:7130")
+    assert config.instance_id == "cart-7130"
+    assert config.data_dir == Path(".run/data")
+    assert config.run_dir == Path(".run")
+    assert config.upstream("catalog") == "127.0.0.1:7110"
+
+
+def test_missing_upstream_names_its_variable() -> None:
+    config = load_config("cart", {"MESHMART_PORT": "7130"})
+    with pytest.raises(ConfigError, match="MESHMART_UPSTREAM_CATALOG"):
+        config.upstream("catalog")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "MESHMART_PORT is required"),
+        ({"MESHMART_PORT": "abc"}, "MESHMART_PORT must be an integer port 1-65535, got 'abc'"),
+        ({"MESHMART_PORT": "70000"}, "MESHMART_PORT must be an integer port 1-65535"),
+        ({"MESHMART_PORT": "1", "MESHMART_LOG_LEVEL": "loud"}, "MESHMART_LOG_LEVEL"),
+        ({"MESHMART_PORT": "1", "MESHMART_DRAIN_SECONDS": "-1"}, "MESHMART_DRAIN_SECONDS"),
+        ({"MESHMART_PORT": "1", "MESHMART_UPSTREAM_USER": "nohost"}, "MESHMART_UPSTREAM_USER"),
+    ],
+)
+def test_bad_setting_raises_config_error_naming_it(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config("svc", env)
+
+
+def test_service_specific_helpers() -> None:
+    env = {"A": "x", "B": "5", "C": "0.25", "BAD": "five"}
+    assert env_str("A", env=env) == "x"
+    assert env_str("MISSING", "d", env=env) == "d"
+    assert env_int("B", 1, minimum=1, maximum=9, env=env) == 5
+    assert env_float("C", 1.0, env=env) == 0.25
+    with pytest.raises(ConfigError, match="BAD must be an integer"):
+        env_int("BAD", 1, env=env)
+    with pytest.raises(ConfigError, match="B must be an integer 6-9"):
+        env_int("B", 1, minimum=6, maximum=9, env=env)
+    with pytest.raises(ConfigError, match="MISSING is required"):
+        env_str("MISSING", env=env)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "MESHMART_PORT"),
+        ({"MESHMART_PORT": "abc"}, "MESHMART_PORT"),
+        ({"MESHMART_PORT": "7999", "KITTEST_GRACE_SECONDS": "soon"}, "KITTEST_GRACE_SECONDS"),
+    ],
+)
+async def test_entry_point_exits_2_naming_the_setting(env: dict[str, str], named: str) -> None:
+    server = await start_module("tests.unit.kit.echo_server", env)
+    try:
+        code = await server.finish()
+    finally:
+        server.kill()
+    assert code == 2, server.log()
+    [record] = [json.loads(line) for line in server.lines if line.startswith("{")]
+    assert record["event"] == "config.invalid"
+    assert named in record["error"]
+    assert "Traceback" not in server.log()

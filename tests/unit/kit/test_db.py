@@ -1,0 +1,106 @@
+"""Database: migrations run once and are versioned; transactions roll back on error."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from services.kit.db import Database, MigrationError
+
+V1 = """
+CREATE TABLE product (id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT 'a;b');
+INSERT INTO product (id) VALUES ('seed');
+"""
+V2 = """
+CREATE TABLE stock (
+    product_id TEXT NOT NULL REFERENCES product(id),
+    available INTEGER NOT NULL CHECK (available >= 0)
+);
+CREATE TRIGGER stock_default AFTER INSERT ON product BEGIN
+    INSERT INTO stock (product_id, available) VALUES (NEW.id, 0);
+END;
+"""
+
+
+def _count(db: Database, table: str) -> int:
+    return int(db.read().execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_migrations_apply_once_and_record_the_version(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "svc.sqlite3"  # parent directories are created
+    db = Database(path, migrations=[V1])
+    assert db.version == 1
+    db.close()
+
+    db = Database(path, migrations=[V1, V2])  # only V2 runs; V1's seed row is not duplicated
+    assert db.version == 2
+    assert db.read().execute("PRAGMA user_version").fetchone()[0] == 2
+    assert _count(db, "product") == 1
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO product (id) VALUES ('sku-1')")
+    assert _count(db, "stock") == 1  # the trigger (with ; inside) was created whole
+    db.close()
+
+    db = Database(path, migrations=[V1, V2])  # nothing left to run
+    assert _count(db, "product") == 2
+    db.close()
+
+
+def test_database_newer_than_code_is_refused(tmp_path: Path) -> None:
+    Database(tmp_path / "svc.sqlite3", migrations=[V1, V2]).close()
+    with pytest.raises(MigrationError, match="schema version 2"):
+        Database(tmp_path / "svc.sqlite3", migrations=[V1])
+
+
+def test_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
+    path = tmp_path / "svc.sqlite3"
+    Database(path, migrations=[V1]).close()
+    with pytest.raises(sqlite3.OperationalError):
+        Database(path, migrations=[V1, "CREATE TABLE ok (x);\nCREATE TABLE broken ("])
+    db = Database(path, migrations=[V1])
+    assert db.version == 1
+    tables = {row["name"] for row in db.read().execute("SELECT name FROM sqlite_master")}
+    assert "ok" not in tables
+
+
+def test_transaction_rolls_back_on_exception(tmp_path: Path) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1])
+    with pytest.raises(RuntimeError, match="boom"), db.transaction() as conn:
+        conn.execute("INSERT INTO product (id) VALUES ('sku-2')")
+        raise RuntimeError("boom")
+    assert _count(db, "product") == 1
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO product (id) VALUES ('sku-2')")
+    row = db.read().execute("SELECT id, name FROM product WHERE id = 'sku-2'").fetchone()
+    assert (row["id"], row["name"]) == ("sku-2", "a;b")  # rows are sqlite3.Row
+
+
+def test_pragmas_wal_and_foreign_keys(tmp_path: Path) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1, V2])
+    assert db.read().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
+        conn.execute("INSERT INTO stock (product_id, available) VALUES ('nope', 1)")
+
+
+def test_transactions_do_not_nest(tmp_path: Path) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1])
+    with pytest.raises(RuntimeError, match="already open"), db.transaction():
+        with db.transaction():
+            pass
+    assert not db.read().in_transaction
+
+
+def test_second_process_writer_waits_for_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "svc.sqlite3"
+    first = Database(path, migrations=[V1])
+    second = Database(path, migrations=[V1], busy_timeout_ms=50)
+    with first.transaction():
+        # BEGIN IMMEDIATE takes the write lock up front, so a second writer cannot even
+        # start its read-check-write sequence while the first is open.
+        with pytest.raises(sqlite3.OperationalError, match="locked"), second.transaction():
+            pass
+    with second.transaction() as conn:
+        conn.execute("INSERT INTO product (id) VALUES ('after')")
+    assert _count(first, "product") == 2

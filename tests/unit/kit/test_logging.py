@@ -1,0 +1,54 @@
+"""Logs are one JSON object per line with service, instance and the request id."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import grpc
+import pytest
+
+from services.kit.context import request_scope
+from services.kit.logging import configure_logging, get_logger
+from services.kit.testing import running_server
+from tests.unit.kit.echo_service import SPEC, EchoClient, StringValue
+
+
+def _records(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_structlog_and_stdlib_lines_are_json_with_identity(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("catalog", "catalog-7111", "INFO")
+    with request_scope(request_id="req-1"):
+        get_logger("test").info("thing.happened", count=2)
+    logging.getLogger("grpc").warning("from the standard library")
+    first, second = _records(capsys.readouterr().err)
+    assert first["event"] == "thing.happened"
+    assert (first["service"], first["instance"], first["request_id"]) == (
+        "catalog",
+        "catalog-7111",
+        "req-1",
+    )
+    assert first["level"] == "info" and "timestamp" in first
+    assert second["event"] == "from the standard library"
+    assert second["service"] == "catalog"
+
+
+async def test_each_rpc_is_logged_with_method_code_duration_and_request_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("kittest", "kittest-1", "INFO")
+    async with running_server([SPEC]) as target, grpc.aio.insecure_channel(target) as channel:
+        await (
+            EchoClient(channel)
+            .echo(StringValue(value="not-found"), metadata=(("x-request-id", "req-9"),), timeout=5)
+            .code()
+        )
+    [record] = [r for r in _records(capsys.readouterr().err) if r["event"] == "rpc"]
+    assert record["method"] == "/meshmart.kittest.v1.EchoService/Echo"
+    assert record["code"] == "NOT_FOUND"
+    assert record["request_id"] == "req-9"
+    assert isinstance(record["duration_ms"], float)
