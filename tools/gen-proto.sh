@@ -72,11 +72,36 @@ protoc --include_imports --include_source_info \
   --descriptor_set_out="$tmp/descriptors/meshmart.protoset" \
   "${protos[@]}"
 
+# One merged document. The merged document takes its `info` from one of the files, so
+# every file gets the same title/version and the bearer-token scheme the edge enforces.
+{
+  echo "openapiOptions:"
+  echo "  file:"
+  for f in "${protos[@]}"; do
+    cat <<YAML
+    - file: "$f"
+      option:
+        info:
+          title: meshmart REST API
+          description: REST/JSON face of meshmart's gRPC services, served by the edge Envoy (gRPC-JSON transcoding). Field names are lowerCamelCase in JSON; proto names are accepted too.
+          version: v1
+        securityDefinitions:
+          security:
+            bearer:
+              type: TYPE_API_KEY
+              in: IN_HEADER
+              name: Authorization
+              description: "JWT from POST /api/v1/sessions, sent as 'Bearer <access_token>'"
+YAML
+  done
+} > "$tmp/openapi-config.yaml"
 protoc \
   --plugin=protoc-gen-openapiv2="$root/.venv/bin/protoc-gen-openapiv2" \
   --openapiv2_out="$tmp/openapi" \
-  --openapiv2_opt=allow_merge=true,merge_file_name=meshmart,disable_service_tags=false \
+  --openapiv2_opt=allow_merge=true,merge_file_name=meshmart,openapi_naming_strategy=simple \
+  --openapiv2_opt=openapi_configuration="$tmp/openapi-config.yaml" \
   "${protos[@]}"
+rm "$tmp/openapi-config.yaml"
 
 # Files in gen/ that this script owns: everything under these dirs except caches and the
 # hand-maintained Go module files.
