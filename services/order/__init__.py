@@ -1,0 +1,1 @@
+"""order: turns carts into orders with the PlaceOrder saga (see saga.py)."""
