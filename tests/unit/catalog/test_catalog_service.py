@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -41,7 +42,10 @@ async def stub(tmp_path: Path) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceA
             running_server([service_spec(CatalogServicer(catalog))]) as target,
             grpc.aio.insecure_channel(target) as channel,
         ):
-            yield catalog_pb2_grpc.CatalogServiceStub(channel)
+            yield cast(
+                "catalog_pb2_grpc.CatalogServiceAsyncStub",
+                catalog_pb2_grpc.CatalogServiceStub(channel),
+            )
     finally:
         db.close()
 

@@ -1,0 +1,1 @@
+"""user: accounts, password hashes and signed access tokens (JWT, RS256)."""

@@ -1,0 +1,110 @@
+"""UserService over gRPC: validate, call UserAccounts, map to protobuf."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from meshmart.user.v1 import user_pb2, user_pb2_grpc
+
+from services.kit import validate
+from services.kit.context import ensure_caller_may_act_for
+from services.kit.server import ServiceSpec
+from services.user.domain import User, UserAccounts
+
+SERVICE_NAME = "meshmart.user.v1.UserService"
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+MAX_FULL_NAME_LENGTH = 200
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+
+
+def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def user_message(user: User) -> user_pb2.User:
+    return user_pb2.User(
+        user_id=user.user_id,
+        email=user.email,
+        full_name=user.full_name,
+        phone=user.phone,
+        created_at=_timestamp(user.created_at),
+        updated_at=_timestamp(user.updated_at),
+    )
+
+
+def _full_name(value: str) -> str:
+    name = validate.non_empty(value, "full_name")
+    validate.max_length(name, MAX_FULL_NAME_LENGTH, "full_name")
+    return name
+
+
+def _phone(value: str) -> str:
+    phone = value.strip()
+    validate.require(
+        phone == "" or _E164.match(phone) is not None,
+        "phone",
+        'must be in E.164 form like "+4915112345678", or "" to clear it',
+    )
+    return phone
+
+
+class UserServicer(user_pb2_grpc.UserServiceServicer):
+    def __init__(self, accounts: UserAccounts) -> None:
+        self._accounts = accounts
+
+    async def Register(
+        self, request: user_pb2.RegisterRequest, context: Any
+    ) -> user_pb2.RegisterResponse:
+        email = validate.email(request.email, "email")
+        validate.require(
+            MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH,
+            "password",
+            f"must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long",
+        )
+        full_name = _full_name(request.full_name)
+        user = await self._accounts.register(
+            email=email, password=request.password, full_name=full_name
+        )
+        return user_pb2.RegisterResponse(user=user_message(user))
+
+    async def Login(self, request: user_pb2.LoginRequest, context: Any) -> user_pb2.LoginResponse:
+        email = validate.non_empty(request.email, "email")
+        validate.require(request.password != "", "password", "must not be empty")
+        session = await self._accounts.login(email=email, password=request.password)
+        return user_pb2.LoginResponse(
+            access_token=session.access_token.token,
+            token_type="Bearer",
+            expires_in=session.access_token.expires_in,
+            user=user_message(session.user),
+        )
+
+    async def GetUser(
+        self, request: user_pb2.GetUserRequest, context: Any
+    ) -> user_pb2.GetUserResponse:
+        user_id = validate.identifier(request.user_id, "user_id")
+        ensure_caller_may_act_for(context, user_id)
+        return user_pb2.GetUserResponse(user=user_message(self._accounts.get(user_id)))
+
+    async def UpdateProfile(
+        self, request: user_pb2.UpdateProfileRequest, context: Any
+    ) -> user_pb2.UpdateProfileResponse:
+        user_id = validate.identifier(request.user_id, "user_id")
+        ensure_caller_may_act_for(context, user_id)
+        full_name = _full_name(request.full_name) if request.HasField("full_name") else None
+        phone = _phone(request.phone) if request.HasField("phone") else None
+        user = self._accounts.update_profile(user_id, full_name=full_name, phone=phone)
+        return user_pb2.UpdateProfileResponse(user=user_message(user))
+
+
+def service_spec(servicer: UserServicer) -> ServiceSpec:
+    return ServiceSpec(
+        name=SERVICE_NAME,
+        add=lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),
+    )

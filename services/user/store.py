@@ -1,0 +1,124 @@
+"""The user service's SQLite file: users and their password hashes."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.kit.db import Database
+
+DB_FILE = "user.sqlite3"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        user_id       TEXT PRIMARY KEY,
+        email         TEXT NOT NULL UNIQUE CHECK (email = lower(email)),
+        full_name     TEXT NOT NULL,
+        phone         TEXT NOT NULL DEFAULT '',
+        password_hash TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    """,
+)
+
+_COLUMNS = "user_id, email, full_name, phone, password_hash, created_at, updated_at"
+
+
+class EmailTaken(Exception):
+    """Another user already registered this email."""
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    user_id: str
+    email: str
+    full_name: str
+    phone: str
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def _record(row: sqlite3.Row) -> UserRecord:
+    return UserRecord(
+        user_id=row["user_id"],
+        email=row["email"],
+        full_name=row["full_name"],
+        phone=row["phone"],
+        password_hash=row["password_hash"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+    )
+
+
+class UserStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def insert(self, user: UserRecord) -> None:
+        """Store a new user; EmailTaken when the (lower-cased) email is registered."""
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(
+                    f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        user.user_id,
+                        user.email,
+                        user.full_name,
+                        user.phone,
+                        user.password_hash,
+                        user.created_at.isoformat(),
+                        user.updated_at.isoformat(),
+                    ),
+                )
+        except sqlite3.IntegrityError as error:
+            # The UNIQUE index decides, not a prior SELECT: two concurrent registrations
+            # of one email (even on two processes) cannot both pass it.
+            if "users.email" in str(error):
+                raise EmailTaken(user.email) from None
+            raise
+
+    def by_id(self, user_id: str) -> UserRecord | None:
+        row = (
+            self._db.read()
+            .execute(f"SELECT {_COLUMNS} FROM users WHERE user_id = ?", (user_id,))
+            .fetchone()
+        )
+        return None if row is None else _record(row)
+
+    def by_email(self, email: str) -> UserRecord | None:
+        row = (
+            self._db.read()
+            .execute(f"SELECT {_COLUMNS} FROM users WHERE email = ?", (email,))
+            .fetchone()
+        )
+        return None if row is None else _record(row)
+
+    def update_profile(
+        self,
+        user_id: str,
+        *,
+        full_name: str | None,
+        phone: str | None,
+        updated_at: datetime,
+    ) -> UserRecord | None:
+        """Change the given fields (None keeps a field); None when the user is unknown."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE users SET full_name = coalesce(?, full_name),"
+                " phone = coalesce(?, phone), updated_at = ? WHERE user_id = ?",
+                (full_name, phone, updated_at.isoformat(), user_id),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def replace_password_hash(self, user_id: str, password_hash: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id)
+            )
