@@ -1,4 +1,4 @@
-// Wrapper module pinning github.com/bufbuild/buf/cmd/buf for `make setup` (tools/bootstrap.sh).
+// Wrapper module pinning github.com/bufbuild/buf/cmd/buf for `make setup` (tools/bootstrap-go.sh).
 module meshmart/tools/buf
 
 go 1.26.7

@@ -1,4 +1,4 @@
-// Wrapper module pinning github.com/fullstorydev/grpcurl/cmd/grpcurl for `make setup` (tools/bootstrap.sh).
+// Wrapper module pinning github.com/fullstorydev/grpcurl/cmd/grpcurl for `make setup` (tools/bootstrap-go.sh).
 module meshmart/tools/grpcurl
 
 go 1.25.0

@@ -1,4 +1,4 @@
-// Wrapper module pinning google.golang.org/protobuf/cmd/protoc-gen-go for `make setup` (tools/bootstrap.sh).
+// Wrapper module pinning google.golang.org/protobuf/cmd/protoc-gen-go for `make setup` (tools/bootstrap-go.sh).
 module meshmart/tools/protoc-gen-go
 
 go 1.24
