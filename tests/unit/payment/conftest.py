@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -38,8 +39,14 @@ async def payment(db: Database) -> AsyncIterator[PaymentHarness]:
         grpc.aio.insecure_channel(target) as channel,
     ):
         yield PaymentHarness(
-            stub=payment_pb2_grpc.PaymentServiceStub(channel),
-            admin=payment_pb2_grpc.PaymentAdminServiceStub(channel),
+            stub=cast(
+                "payment_pb2_grpc.PaymentServiceAsyncStub",
+                payment_pb2_grpc.PaymentServiceStub(channel),
+            ),
+            admin=cast(
+                "payment_pb2_grpc.PaymentAdminServiceAsyncStub",
+                payment_pb2_grpc.PaymentAdminServiceStub(channel),
+            ),
             db=db,
             db_path=db.path,
             faults=faults,

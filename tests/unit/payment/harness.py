@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
 from services.kit.db import Database
@@ -48,7 +49,7 @@ def charge_request(
         idempotency_key=key,
         order_id=order_id,
         user_id=user_id,
-        amount={"amount_minor": amount_minor, "currency": currency},
+        amount=common_pb2.Money(amount_minor=amount_minor, currency=currency),
         card=card(number),
     )
 

@@ -12,7 +12,7 @@ REFUNDED = payment_pb2.Payment.STATUS_REFUNDED
 
 
 async def _captured(payment: PaymentHarness, key: str = "order-1:charge") -> payment_pb2.Payment:
-    response = await payment.stub.Charge(charge_request(key), timeout=5)
+    response: payment_pb2.ChargeResponse = await payment.stub.Charge(charge_request(key), timeout=5)
     assert response.payment.status == payment_pb2.Payment.STATUS_CAPTURED
     return response.payment
 

@@ -1,0 +1,1 @@
+"""cart: one shopping cart per user, priced from the catalog."""
