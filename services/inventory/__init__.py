@@ -1,0 +1,1 @@
+"""inventory: stock per product and all-or-nothing reservations for orders."""

@@ -1,0 +1,50 @@
+"""The background task that returns the stock of abandoned reservations.
+
+Every ledger operation already expires what is due before it looks at stock, so the
+sweeper is not needed for correctness; it makes expired stock show up as available (and
+expired reservations as EXPIRED in the database) even while nobody calls inventory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from services.inventory.store import StockLedger
+from services.kit.logging import get_logger
+
+log = get_logger("inventory.sweeper")
+
+
+class ExpirySweeper:
+    def __init__(self, ledger: StockLedger, *, interval_seconds: float) -> None:
+        self._ledger = ledger
+        self._interval_seconds = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="inventory-expiry-sweeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def sweep_once(self) -> int:
+        expired = self._ledger.expire_due()
+        if expired:
+            log.info("inventory.reservations_expired", count=expired)
+        return expired
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval_seconds)
+            try:
+                self.sweep_once()
+            except Exception:
+                # A locked or briefly unavailable database must not kill the sweeper;
+                # the next round (and every RPC) expires whatever is still due.
+                log.exception("inventory.sweep_failed")
