@@ -1,4 +1,5 @@
-"""An in-process OrderService that only answers ListRecentOrders, from a list of orders.
+"""An in-process OrderService answering the two reads (ListRecentOrders, ListOrders) from a
+list of orders.
 
 Stands in for order while the real service is not available to these tests; it speaks the
 real contract over real gRPC, and can hang to play a slow dependency.
@@ -11,6 +12,7 @@ from typing import Any
 
 from meshmart.order.v1 import order_pb2, order_pb2_grpc
 
+from services.kit.context import caller_user_id
 from services.kit.server import ServiceSpec
 
 CONFIRMED = order_pb2.Order.STATE_CONFIRMED
@@ -36,6 +38,7 @@ class RecentOrdersServicer(order_pb2_grpc.OrderServiceServicer):
         self.orders = list(orders or [])  # newest first, as order keeps them
         self.calls = 0
         self.hang = False
+        self.list_orders_callers: list[str | None] = []  # forwarded user id per ListOrders
 
     async def ListRecentOrders(
         self, request: order_pb2.ListRecentOrdersRequest, context: Any
@@ -50,6 +53,16 @@ class RecentOrdersServicer(order_pb2_grpc.OrderServiceServicer):
         return order_pb2.ListRecentOrdersResponse(
             orders=page, next_page_token=str(offset + size) if more else ""
         )
+
+    async def ListOrders(
+        self, request: order_pb2.ListOrdersRequest, context: Any
+    ) -> order_pb2.ListOrdersResponse:
+        self.calls += 1
+        self.list_orders_callers.append(caller_user_id(context))
+        if self.hang:
+            await asyncio.Event().wait()
+        mine = [o for o in self.orders if o.user_id == request.user_id]
+        return order_pb2.ListOrdersResponse(orders=mine[: request.page_size or 20])
 
 
 def spec(servicer: RecentOrdersServicer) -> ServiceSpec:

@@ -34,7 +34,7 @@ PERSONALIZED = recommendation_pb2.RECOMMENDATION_SOURCE_PERSONALIZED
 POPULAR = recommendation_pb2.RECOMMENDATION_SOURCE_POPULAR
 TIMEOUT = 5.0
 # No model caching unless a test asks for it: each Recommend reads the history afresh.
-SETTINGS = RecommendationSettings(order_timeout=0.3, catalog_timeout=3.0, model_ttl=0.0)
+SETTINGS = RecommendationSettings(order_timeout=0.5, catalog_timeout=3.0, model_ttl=0.0)
 BY_POPULARITY = [
     p.product_id for p in sorted(SEED_PRODUCTS, key=lambda p: (-p.popularity, p.product_id))
 ]
@@ -60,7 +60,7 @@ async def catalog_target(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def history() -> AsyncIterator[tuple[RecentOrdersServicer, str]]:
-    # Only ListRecentOrders is implemented; the base class answers UNIMPLEMENTED for the rest.
+    # Only the reads are implemented; the base class answers UNIMPLEMENTED for the rest.
     servicer = RecentOrdersServicer()  # type: ignore[abstract]
     async with running_server([fake_order.spec(servicer)]) as target:
         yield servicer, target
