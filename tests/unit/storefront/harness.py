@@ -15,6 +15,7 @@ from pathlib import Path
 
 import grpc
 from argon2 import PasswordHasher
+from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.storefront.v1 import storefront_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
@@ -83,7 +84,7 @@ class Shop:
                 idempotency_key=f"{order_id}:charge",
                 order_id=order_id,
                 user_id=user_id,
-                amount={"amount_minor": 1290, "currency": "EUR"},
+                amount=common_pb2.Money(amount_minor=1290, currency="EUR"),
                 card=payment_pb2.Card(
                     number="4242424242424242", exp_month=12, exp_year=2099, cvc="123"
                 ),
