@@ -34,3 +34,16 @@ test-unit: setup ## only the in-process tests (no mesh)
 
 run-local: setup ## every built service on loopback without the mesh (Ctrl-C stops them)
 	$(PY) tools/run_local.py
+
+# --- the mesh (tools/mesh; everything derives from topology.toml) -------------------
+up: setup ## start Consul, every service + its Envoy sidecar, config entries; wait; print status
+	@$(PY) -m tools.mesh up
+
+down: ## stop the whole mesh gracefully and check no process of it is left
+	@$(PY) -m tools.mesh down
+
+status: ## live table: instances, Consul health, sidecars, each caller's circuits
+	@$(PY) -m tools.mesh status
+
+logs: ## follow a service's logs and its sidecars': make logs S=catalog
+	@$(PY) -m tools.mesh logs $(S)

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from services.kit.config import ConfigError, ServiceConfig
 from services.kit.interceptors import ServiceInterceptor
 from services.kit.logging import configure_logging, get_logger
+from services.kit.registration import mesh_hooks
 
 try:  # the asyncio servicer ships with grpcio-health-checking >= 1.32
     from grpc_health.v1.health import aio as _health_aio
@@ -104,6 +105,9 @@ async def serve(
     gracefully. on_start hooks run once the server is SERVING (e.g. register in Consul);
     on_stop hooks run right after health turns NOT_SERVING (e.g. deregister)."""
     configure_logging(config.name, config.instance_id, config.log_level)
+    # Mesh: register in Consul once SERVING, deregister before the drain; no-op unless
+    # MESHMART_CONSUL_HTTP_ADDR is set (services/kit/registration.py, owned by tools/mesh).
+    mesh_start, mesh_stop = mesh_hooks(config)
     built = build_server(specs, config.address)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -114,13 +118,13 @@ async def serve(
     await built.set_serving()
     log.info("server.started", address=config.address, services=list(built.service_names))
     try:
-        for hook in _as_list(on_start):
+        for hook in [*_as_list(on_start), *mesh_start]:
             await hook()
         # Only a signal ends serving. (Not server.wait_for_termination(): cancelling that
         # waiter cancels grpc's own shutdown future and aborts in-flight RPCs.)
         await stop_requested.wait()
     finally:
-        await _shutdown(built, config, _as_list(on_stop), grace)
+        await _shutdown(built, config, [*mesh_stop, *_as_list(on_stop)], grace)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 

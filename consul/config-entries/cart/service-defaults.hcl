@@ -1,0 +1,41 @@
+# cart: protocol, and the limits its sidecar applies to what it calls.
+Kind     = "service-defaults"
+Name     = "cart"
+# gRPC over HTTP/2 (also the proxy-defaults value; stated per service because a
+# service-router for cart is only accepted once its protocol is known to be L7).
+Protocol = "grpc"
+
+# What cart's OWN sidecar does towards the services cart calls (catalog).
+# Circuit breaking and outlier detection live on the caller: Envoy applies them to the
+# caller's upstream cluster, so the same block on the callee would change nothing.
+UpstreamConfig {
+  Defaults {
+    Limits {
+      # gRPC multiplexes every call on HTTP/2: Envoy needs about one connection per
+      # worker per instance, so 32 is plenty and bounds sockets on a shared box.
+      MaxConnections = 32
+      # Calls waiting for a connection to be set up (with HTTP/2 only while connecting).
+      MaxPendingRequests = 32
+      # In-flight calls to the whole upstream service. A Python instance does about
+      # 5,000 simple calls/s at ~2 ms, i.e. ~10 in flight; 64 for two instances is
+      # several times the normal load. Above it calls fail fast (UNAVAILABLE, "overflow")
+      # instead of queueing in front of an overloaded service.
+      MaxConcurrentRequests = 64
+    }
+    PassiveHealthCheck {
+      # Outlier detection. Sweep every second, so a failing instance leaves within ~1s.
+      Interval = "1s"
+      # Eject after 5 consecutive failures: gRPC UNAVAILABLE/INTERNAL/UNKNOWN count as
+      # 5xx, and so do connect failures and resets. Business errors (NOT_FOUND,
+      # INVALID_ARGUMENT, FAILED_PRECONDITION...) do not. One unlucky call ejects nothing.
+      MaxFailures = 5
+      # Always act on it (100%); lower values only ramp ejection in gradually.
+      EnforcingConsecutive5xx = 100
+      # At most half of an upstream's instances may be out: of two, never both.
+      MaxEjectionPercent = 50
+      # Out for 10s, then back on probation; each further ejection of the same
+      # instance lasts 10s x the number of ejections, so a flapping one stays out longer.
+      BaseEjectionTime = "10s"
+    }
+  }
+}

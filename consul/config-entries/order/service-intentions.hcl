@@ -1,0 +1,28 @@
+# Who may call order: exactly its callers in topology.toml, and only
+# meshmart.order.v1.OrderService
+# (not reflection, not health: operators reach those on the service's own port).
+# Each permission list ends with an explicit deny: with ACLs off, a request that
+# matches no permission would otherwise fall through to the default *allow*.
+Kind = "service-intentions"
+Name = "order"
+
+Sources = [
+  {
+    Name        = "recommendation"
+    Description = "recommendation -> order is in the call graph"
+    Permissions = [
+      { Action = "allow", HTTP { PathPrefix = "/meshmart.order.v1.OrderService/" } },
+      # Everything else (reflection, health, anything added later) is denied.
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+  {
+    Name        = "storefront"
+    Description = "storefront -> order is in the call graph"
+    Permissions = [
+      { Action = "allow", HTTP { PathPrefix = "/meshmart.order.v1.OrderService/" } },
+      # Everything else (reflection, health, anything added later) is denied.
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+]

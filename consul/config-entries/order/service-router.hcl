@@ -1,0 +1,39 @@
+# How callers' sidecars route to order: retries and the overall timeout.
+# (Applies in the CALLER's Envoy, on its route to the order upstream.)
+Kind = "service-router"
+Name = "order"
+
+Routes = [
+  {
+    Match {
+      HTTP {
+        # Every gRPC method of order: a gRPC call is a POST to
+        # /<package>.<Service>/<Method>.
+        PathPrefix = "/"
+      }
+    }
+    Destination {
+      # Retry what never ran or was refused: UNAVAILABLE is what a meshmart service
+      # answers when it did nothing (shutting down, injected fault, dependency down),
+      # connect-failure and refused-stream mean the request never reached the process.
+      # Not retried: DEADLINE_EXCEEDED/CANCELLED (the caller has given up),
+      # RESOURCE_EXHAUSTED (retrying an overloaded service makes it worse).
+      # reset (the connection broke mid-call, the call may have run): PlaceOrder
+      # is idempotent by idempotency_key and the other calls are reads.
+      RetryOn = ["unavailable", "connect-failure", "refused-stream", "reset"]
+      # 3 retries: with round-robin each retry goes to the next instance, so one bad
+      # instance of two is absorbed even when it fails every other call. The retry
+      # budget is Envoy's default retry circuit breaker (at most 3 retries in flight per
+      # upstream cluster) with its default 25 ms jittered exponential backoff: Consul
+      # 1.14 has no field to change either, and both keep retry storms bounded.
+      NumRetries = 3
+      # Overall time for the call including every retry: PlaceOrder is a saga
+      # (user, cart, inventory, payment calls in turn, each with its own
+      # deadline); 15s is above their sum so the saga, not Envoy, decides when to
+      # give up and compensate.
+      # (Consul 1.14's service-router has no per-try timeout field; each try is bounded
+      # by this overall timeout and by the caller's own gRPC deadline.)
+      RequestTimeout = "15s"
+    }
+  },
+]

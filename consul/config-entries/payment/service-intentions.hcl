@@ -1,0 +1,33 @@
+# Who may call payment: exactly its callers in topology.toml, and only
+# meshmart.payment.v1.PaymentService
+# (not reflection, not health: operators reach those on the service's own port).
+# Each permission list ends with an explicit deny: with ACLs off, a request that
+# matches no permission would otherwise fall through to the default *allow*.
+Kind = "service-intentions"
+Name = "payment"
+
+Sources = [
+  {
+    Name        = "order"
+    Description = "order: Charge and Refund only"
+    Permissions = [
+      # order's saga charges and, when compensating, refunds: the only caller that
+      # may move money
+      { Action = "allow", HTTP { PathExact = "/meshmart.payment.v1.PaymentService/Charge" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.payment.v1.PaymentService/Refund" } },
+      # Everything else from order (other methods, reflection, PaymentAdminService...).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+  {
+    Name        = "storefront"
+    Description = "storefront: ListPayments only"
+    Permissions = [
+      # the dashboard shows a user's payments; storefront must never charge or refund
+      { Action = "allow", HTTP { PathExact = "/meshmart.payment.v1.PaymentService/ListPayments" } },
+      # Everything else from storefront (other methods, reflection,
+      # PaymentAdminService...).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+]

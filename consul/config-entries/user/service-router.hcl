@@ -1,0 +1,38 @@
+# How callers' sidecars route to user: retries and the overall timeout.
+# (Applies in the CALLER's Envoy, on its route to the user upstream.)
+Kind = "service-router"
+Name = "user"
+
+Routes = [
+  {
+    Match {
+      HTTP {
+        # Every gRPC method of user: a gRPC call is a POST to
+        # /<package>.<Service>/<Method>.
+        PathPrefix = "/"
+      }
+    }
+    Destination {
+      # Retry what never ran or was refused: UNAVAILABLE is what a meshmart service
+      # answers when it did nothing (shutting down, injected fault, dependency down),
+      # connect-failure and refused-stream mean the request never reached the process.
+      # Not retried: DEADLINE_EXCEEDED/CANCELLED (the caller has given up),
+      # RESOURCE_EXHAUSTED (retrying an overloaded service makes it worse).
+      # reset (the connection broke mid-call, the call may have run): Register is
+      # not idempotent (a replay after a reset answers ALREADY_EXISTS for a user
+      # that was in fact created), so a reset is not retried.
+      RetryOn = ["unavailable", "connect-failure", "refused-stream"]
+      # 3 retries: with round-robin each retry goes to the next instance, so one bad
+      # instance of two is absorbed even when it fails every other call. The retry
+      # budget is Envoy's default retry circuit breaker (at most 3 retries in flight per
+      # upstream cluster) with its default 25 ms jittered exponential backoff: Consul
+      # 1.14 has no field to change either, and both keep retry storms bounded.
+      NumRetries = 3
+      # Overall time for the call including every retry: Login hashes a password
+      # with argon2 (tens of ms); 3s covers retries on a loaded box.
+      # (Consul 1.14's service-router has no per-try timeout field; each try is bounded
+      # by this overall timeout and by the caller's own gRPC deadline.)
+      RequestTimeout = "3s"
+    }
+  },
+]

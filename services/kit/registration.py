@@ -1,0 +1,188 @@
+"""Self-registration of a service instance in Consul, with its Connect sidecar.
+
+On start (after the server is SERVING) an instance registers itself with the local
+Consul agent: a unique instance id, its loopback address and port, meta (version), a
+gRPC health check against its own health servicer, and a Connect sidecar service whose
+upstreams are the instance's MESHMART_UPSTREAM_<NAME> listeners. On SIGTERM serve()
+turns health NOT_SERVING first and then calls ``deregister``, so callers' sidecars stop
+routing here before the drain and the stop.
+
+It is switched on by MESHMART_CONSUL_HTTP_ADDR; without it (unit tests, `make
+run-local`) nothing here runs and no Consul is needed. The settings, all written by
+``python -m tools.mesh`` from topology.toml:
+
+  MESHMART_CONSUL_HTTP_ADDR      host:port of the Consul agent's HTTP API
+  MESHMART_SIDECAR_PORT          the sidecar's public (mTLS) listener port
+  MESHMART_SIDECAR_METRICS_ADDR  host:port of the sidecar's Prometheus /metrics (optional)
+  MESHMART_SERVICE_VERSION       meta.version of the registration (default "dev")
+  MESHMART_UPSTREAM_<NAME>       host:port of the sidecar's local listener for <name>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import consul
+
+from services.kit.config import ConfigError, ServiceConfig, env_float, env_int, env_str
+from services.kit.logging import get_logger
+
+log = get_logger("meshmart.registration")
+
+Hook = Callable[[], Awaitable[None]]
+
+# Consul runs the gRPC health check this often: a dead instance turns critical (and
+# leaves every caller's load balancing) within about a second.
+CHECK_INTERVAL = "1s"
+CHECK_TIMEOUT = "1s"
+# A critical instance is removed from the catalog after this long (Consul's reaper runs
+# every 30s and enforces one minute as the minimum), so crashed instances don't linger.
+DEREGISTER_CRITICAL_AFTER = "1m"
+
+
+@dataclass(frozen=True)
+class MeshSettings:
+    consul_host: str
+    consul_port: int
+    sidecar_port: int
+    metrics_addr: str | None
+    version: str
+    # How long on_start keeps retrying while the agent is not up yet (supervisord starts
+    # Consul and the services together); then the process exits and is restarted.
+    register_timeout: float
+
+
+def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | None:
+    """The mesh settings, or None when MESHMART_CONSUL_HTTP_ADDR is not set."""
+    addr = env_str("MESHMART_CONSUL_HTTP_ADDR", "", env=env)
+    if not addr:
+        return None
+    host, _, port = addr.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"MESHMART_CONSUL_HTTP_ADDR must be host:port, got {addr!r}")
+    metrics = env_str("MESHMART_SIDECAR_METRICS_ADDR", "", env=env)
+    return MeshSettings(
+        consul_host=host,
+        consul_port=int(port),
+        sidecar_port=env_int("MESHMART_SIDECAR_PORT", None, minimum=1, maximum=65535, env=env),
+        metrics_addr=metrics or None,
+        version=env_str("MESHMART_SERVICE_VERSION", "dev", env=env),
+        register_timeout=env_float("MESHMART_CONSUL_REGISTER_TIMEOUT", 30.0, minimum=0.0, env=env),
+    )
+
+
+def _split(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host, int(port)
+
+
+def registration(config: ServiceConfig, mesh: MeshSettings) -> dict[str, Any]:
+    """Keyword arguments of ``consul.Consul().agent.service.register`` for this instance."""
+    upstreams = []
+    for name, target in sorted(config.upstreams.items()):
+        host, port = _split(target)
+        upstreams.append({"DestinationName": name, "LocalBindAddress": host, "LocalBindPort": port})
+    proxy: dict[str, Any] = {
+        # The sidecar reaches the process on its own address (not Consul's 127.0.0.1
+        # default: a test mesh runs on another loopback address).
+        "LocalServiceAddress": config.host,
+        "LocalServicePort": config.port,
+        "Upstreams": upstreams,
+    }
+    if mesh.metrics_addr:
+        # Per instance, since every sidecar on the machine needs its own port.
+        proxy["Config"] = {"envoy_prometheus_bind_addr": mesh.metrics_addr}
+    sidecar_target = f"{config.host}:{mesh.sidecar_port}"
+    return {
+        "name": config.name,
+        "service_id": config.instance_id,
+        "address": config.host,
+        "port": config.port,
+        "tags": ["grpc"],
+        "meta": {"version": mesh.version, "instance": config.instance_id},
+        "check": {
+            "Name": f"{config.instance_id} gRPC health",
+            "GRPC": config.address,  # overall health ("" service) of the standard servicer
+            "Interval": CHECK_INTERVAL,
+            "Timeout": CHECK_TIMEOUT,
+            "DeregisterCriticalServiceAfter": DEREGISTER_CRITICAL_AFTER,
+        },
+        "connect": {
+            "SidecarService": {
+                "Port": mesh.sidecar_port,
+                "Meta": {"version": mesh.version},
+                # Replaces Consul's default sidecar checks, whose 10s TCP interval keeps a
+                # new sidecar out of its callers' endpoints for up to 10s.
+                "Checks": [
+                    {
+                        "Name": f"{config.instance_id} sidecar listening",
+                        "TCP": sidecar_target,
+                        "Interval": CHECK_INTERVAL,
+                        "DeregisterCriticalServiceAfter": DEREGISTER_CRITICAL_AFTER,
+                    },
+                    {"Name": f"{config.instance_id} alive", "AliasService": config.instance_id},
+                ],
+                "Proxy": proxy,
+            }
+        },
+        # A restarted instance re-registers with the same id: replace, don't accumulate.
+        "replace_existing_checks": True,
+    }
+
+
+class ConsulRegistration:
+    """Registers one instance on start and deregisters it on stop."""
+
+    def __init__(
+        self, config: ServiceConfig, mesh: MeshSettings, client: consul.Consul | None = None
+    ) -> None:
+        self._config = config
+        self._mesh = mesh
+        # The synchronous client (requests) in a worker thread: two calls per process
+        # lifetime do not justify another HTTP stack in the event loop.
+        self._client = client or consul.Consul(host=mesh.consul_host, port=mesh.consul_port)
+
+    async def register(self) -> None:
+        payload = registration(self._config, self._mesh)
+        deadline = time.monotonic() + self._mesh.register_timeout
+        delay = 0.1
+        while True:
+            try:
+                await asyncio.to_thread(self._client.agent.service.register, **payload)
+                break
+            except Exception as error:  # requests/consul errors: agent not up (yet)
+                if time.monotonic() + delay > deadline:
+                    raise RuntimeError(
+                        f"could not register {self._config.instance_id} with Consul at "
+                        f"{self._mesh.consul_host}:{self._mesh.consul_port}: {error}"
+                    ) from error
+                log.info("consul.register_retry", error=str(error), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        log.info(
+            "consul.registered",
+            service_id=self._config.instance_id,
+            sidecar_port=self._mesh.sidecar_port,
+            upstreams=dict(self._config.upstreams),
+        )
+
+    async def deregister(self) -> None:
+        # Also removes the sidecar registration (Consul ties it to its parent).
+        await asyncio.to_thread(self._client.agent.service.deregister, self._config.instance_id)
+        log.info("consul.deregistered", service_id=self._config.instance_id)
+
+
+def mesh_hooks(
+    config: ServiceConfig, env: Mapping[str, str] | None = None
+) -> tuple[list[Hook], list[Hook]]:
+    """(on_start, on_stop) hooks for serve(): register/deregister when the mesh is on,
+    nothing otherwise."""
+    mesh = load_mesh_settings(env)
+    if mesh is None:
+        return [], []
+    reg = ConsulRegistration(config, mesh)
+    return [reg.register], [reg.deregister]

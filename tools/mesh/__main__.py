@@ -1,0 +1,71 @@
+"""`python -m tools.mesh <command>`: the mesh's command line (what `make up` etc. run).
+
+  up       start (or complete) the mesh, wait until every instance passes, print status
+  down     stop everything gracefully; fails if any process of the mesh survives
+  status   the live table: instances, health, sidecars, and each caller's circuits
+  logs S   follow the logs of service S (its instances and their sidecars)
+  ports    the derived port plan of topology.toml
+  config   write the supervisord config of the run without starting anything
+
+Options --address and --run-dir select another mesh (the tests run one on 127.0.0.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tools.mesh import control
+from tools.mesh.entries import EntriesError
+from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import render
+from tools.mesh.topology import ROOT, TopologyError, load_topology
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.mesh", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status", "logs", "ports", "config"])
+    parser.add_argument("service", nargs="?", help="for logs: the service name")
+    parser.add_argument("--address", default="127.0.0.1", help="loopback address of the mesh")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
+    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--envoy-concurrency", type=int, default=None,
+                        help="Envoy workers per sidecar (default: topology.toml [mesh])")
+    args = parser.parse_args(argv)
+    try:
+        topology = load_topology()
+        concurrency = (args.envoy_concurrency if args.envoy_concurrency is not None
+                       else topology.rules.envoy_concurrency)
+        plan = MeshPlan(topology=topology, address=args.address,
+                        run_dir=args.run_dir.resolve(), envoy_concurrency=concurrency)
+        if args.command == "up":
+            control.up(plan, timeout=args.timeout)
+        elif args.command == "down":
+            control.down(plan, timeout=args.timeout)
+        elif args.command == "status":
+            sys.stdout.write(control.render_status(plan) + "\n")
+        elif args.command == "logs":
+            if not args.service:
+                parser.error("logs needs a service: make logs S=catalog")
+            control.logs(plan, args.service)
+        elif args.command == "ports":
+            for inst in topology.instances(args.address):
+                ups = ", ".join(f"{u}={inst.upstream_target(u)}" for u in inst.upstream_ports)
+                sys.stdout.write(
+                    f"{inst.instance_id:<18} grpc {inst.port}  sidecar {inst.sidecar_port}  "
+                    f"admin {inst.admin_port}  metrics {inst.metrics_port}  {ups}\n"
+                )
+        elif args.command == "config":
+            plan.run_dir.mkdir(parents=True, exist_ok=True)
+            plan.supervisor_conf.write_text(render(plan, plan.programs()))
+            sys.stdout.write(f"{plan.supervisor_conf}\n")
+    except (control.MeshError, EntriesError, TopologyError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""Tiny JSON/text HTTP client for Consul's API and Envoy's admin API (loopback only).
+
+urllib with proxies disabled: these are always local calls, and an http_proxy in a
+developer's environment must never see them.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class HTTPFailure(Exception):
+    """The request did not get a 2xx answer (or no answer at all)."""
+
+    def __init__(self, url: str, status: int | None, body: str) -> None:
+        super().__init__(f"{url}: {status or 'no answer'} {body[:300]}")
+        self.status = status
+        self.body = body
+
+
+def request(
+    url: str, *, method: str = "GET", data: bytes | None = None, timeout: float = 5.0
+) -> tuple[str, dict[str, str]]:
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return resp.read().decode(), dict(resp.headers.items())
+    except urllib.error.HTTPError as error:
+        raise HTTPFailure(url, error.code, error.read().decode(errors="replace")) from None
+    except (urllib.error.URLError, OSError) as error:
+        raise HTTPFailure(url, None, str(error)) from None
+
+
+def get_text(url: str, timeout: float = 5.0) -> str:
+    return request(url, timeout=timeout)[0]
+
+
+def get_json(url: str, timeout: float = 5.0) -> Any:
+    return json.loads(get_text(url, timeout))
+
+
+def post(url: str, timeout: float = 5.0) -> str:
+    return request(url, method="POST", data=b"", timeout=timeout)[0]

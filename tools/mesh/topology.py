@@ -1,0 +1,224 @@
+"""topology.toml -> every instance of the mesh with all its derived ports.
+
+topology.toml is the single source: services, instance counts, gRPC ports and upstreams
+come from its ``[services.<name>]`` tables, and everything the mesh needs per instance
+(sidecar listener, Envoy admin and metrics ports, one local listener per upstream) is
+derived from the instance's gRPC port by the rules in its ``[mesh]`` table. Nothing here
+talks to a process; it is pure data, so the rules are unit-tested alone.
+
+A whole mesh also has an *address*: every process of it (Consul, services, Envoys) binds
+that loopback address. The developer's mesh uses 127.0.0.1; the mesh tests use another
+loopback address with the very same ports, so they never collide with a running mesh.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY_FILE = ROOT / "topology.toml"
+
+
+class TopologyError(Exception):
+    """topology.toml is inconsistent; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class MeshRules:
+    """How an instance's mesh ports derive from its gRPC port P (see topology.toml)."""
+
+    port_block: int = 7100  # every service port lies in [port_block, port_block + 100)
+    sidecar_port_offset: int = 14000  # sidecar public (mTLS) listener: P + offset
+    admin_port_offset: int = 12000  # sidecar Envoy admin: P + offset
+    metrics_port_offset: int = 13000  # sidecar Prometheus /metrics: P + offset
+    upstream_port_base: int = 30000  # see Instance.upstream_port
+    consul_http_port: int = 8500
+    consul_grpc_port: int = 8502  # plaintext xDS (the TLS port is off)
+    consul_dns_port: int = 8600
+    consul_server_port: int = 8300
+    consul_serf_lan_port: int = 8301
+    consul_serf_wan_port: int = 8302
+    envoy_concurrency: int = 1  # Envoy worker threads per sidecar (0: one per core)
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    instances: int
+    upstreams: tuple[str, ...]
+
+    @property
+    def slot(self) -> int:
+        """0-9: which block of ten ports the service owns (7140 -> 4)."""
+        return (self.port % 100) // 10
+
+
+@dataclass(frozen=True)
+class Instance:
+    service: str
+    number: int  # 1-based; instance N listens on the service port + N - 1
+    port: int
+    address: str  # the mesh's loopback address
+    sidecar_port: int
+    admin_port: int
+    metrics_port: int
+    base_id: int
+    # upstream service name -> local port of this instance's sidecar listener for it
+    upstream_ports: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def instance_id(self) -> str:
+        return f"{self.service}-{self.number}"
+
+    @property
+    def sidecar_id(self) -> str:
+        # Consul's name for a sidecar registered through Connect.SidecarService.
+        return f"{self.instance_id}-sidecar-proxy"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    def upstream_target(self, upstream: str) -> str:
+        return f"{self.address}:{self.upstream_ports[upstream]}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.address}:{self.admin_port}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    services: Mapping[str, Service]
+    rules: MeshRules
+    source: Path
+
+    def callers_of(self, name: str) -> list[str]:
+        return sorted(s.name for s in self.services.values() if name in s.upstreams)
+
+    def edges(self) -> set[tuple[str, str]]:
+        """(caller, callee) pairs of the call graph."""
+        return {(s.name, u) for s in self.services.values() for u in s.upstreams}
+
+    def instances(self, address: str = "127.0.0.1") -> list[Instance]:
+        return [i for s in self.services.values() for i in self.instances_of(s.name, address)]
+
+    def instances_of(self, name: str, address: str = "127.0.0.1") -> list[Instance]:
+        service = self.services[name]
+        rules = self.rules
+        # Envoy's --base-id names its shared memory; Consul disables hot restart (so it is
+        # not strictly needed) but distinct ids per mesh keep two meshes safe regardless.
+        mesh_index = int(ipaddress.IPv4Address(address)) & 0xFF
+        out = []
+        for number in range(1, service.instances + 1):
+            port = service.port + number - 1
+            ups = {
+                u: rules.upstream_port_base
+                + (port - rules.port_block) * 10
+                + self.services[u].slot
+                for u in service.upstreams
+            }
+            out.append(
+                Instance(
+                    service=name,
+                    number=number,
+                    port=port,
+                    address=address,
+                    sidecar_port=port + rules.sidecar_port_offset,
+                    admin_port=port + rules.admin_port_offset,
+                    metrics_port=port + rules.metrics_port_offset,
+                    base_id=mesh_index * 1000 + (port - rules.port_block),
+                    upstream_ports=ups,
+                )
+            )
+        return out
+
+    def instance(self, instance_id: str, address: str = "127.0.0.1") -> Instance:
+        for inst in self.instances(address):
+            if inst.instance_id == instance_id:
+                return inst
+        raise TopologyError(f"no instance {instance_id!r} in {self.source}")
+
+    def with_extra_upstreams(self, extra: Mapping[str, list[str]]) -> Topology:
+        """A copy where service -> extra upstreams are added (tests: a caller identity
+        with a listener to a service the call graph does not allow)."""
+        services = dict(self.services)
+        for name, more in extra.items():
+            s = services[name]
+            services[name] = Service(s.name, s.port, s.instances, (*s.upstreams, *more))
+        topo = Topology(services=services, rules=self.rules, source=self.source)
+        _check_ports(topo)
+        return topo
+
+
+def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
+    with path.open("rb") as f:
+        raw = tomllib.load(f)
+    rules = _rules(raw.get("mesh", {}), path)
+    services: dict[str, Service] = {}
+    for name, spec in raw.get("services", {}).items():
+        try:
+            services[name] = Service(
+                name=name,
+                port=int(spec["port"]),
+                instances=int(spec.get("instances", 1)),
+                upstreams=tuple(str(u) for u in spec.get("upstreams", [])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TopologyError(f"{path}: services.{name}: bad entry ({exc!r})") from exc
+    topo = Topology(services=services, rules=rules, source=path)
+    for s in services.values():
+        for u in s.upstreams:
+            if u not in services:
+                raise TopologyError(f"{path}: services.{s.name} names unknown upstream {u!r}")
+        if not rules.port_block <= s.port < rules.port_block + 100 or s.port % 10:
+            raise TopologyError(
+                f"{path}: services.{s.name}.port = {s.port}: must be a multiple of 10 in "
+                f"[{rules.port_block}, {rules.port_block + 100}) (the mesh port rules rely on it)"
+            )
+        if not 1 <= s.instances <= 10:
+            raise TopologyError(f"{path}: services.{s.name}.instances must be 1-10")
+    _check_ports(topo)
+    return topo
+
+
+def _rules(raw: Mapping[str, Any], path: Path) -> MeshRules:
+    known = set(MeshRules.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        raise TopologyError(f"{path}: [mesh] has unknown keys {sorted(unknown)}")
+    return MeshRules(**{k: int(v) for k, v in raw.items()})
+
+
+def _check_ports(topo: Topology) -> None:
+    """Every derived port of the mesh is distinct (the rules could be mis-tuned)."""
+    r = topo.rules
+    owner: dict[int, str] = {
+        r.consul_http_port: "consul http",
+        r.consul_grpc_port: "consul grpc",
+        r.consul_dns_port: "consul dns",
+        r.consul_server_port: "consul server",
+        r.consul_serf_lan_port: "consul serf lan",
+        r.consul_serf_wan_port: "consul serf wan",
+    }
+    for inst in topo.instances():
+        ports = {
+            inst.port: "grpc",
+            inst.sidecar_port: "sidecar",
+            inst.admin_port: "admin",
+            inst.metrics_port: "metrics",
+            **{p: f"upstream {u}" for u, p in inst.upstream_ports.items()},
+        }
+        for port, what in ports.items():
+            label = f"{inst.instance_id} {what}"
+            if port in owner:
+                raise TopologyError(f"{topo.source}: port {port} used by {owner[port]} and {label}")
+            if not 1024 < port < 32768:  # below Linux's ephemeral range, above privileged
+                raise TopologyError(f"{topo.source}: {label} port {port} out of 1025-32767")
+            owner[port] = label
