@@ -278,7 +278,8 @@ func (x *Payment) GetRefundReason() string {
 // Fault settings of one payment instance.
 type Fault struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Fraction of PaymentService calls answered with UNAVAILABLE, 0..1 (0.3 = 30%).
+	// Fraction of Charge and Refund calls answered with UNAVAILABLE, 0..1 (0.3 = 30%),
+	// before anything is recorded. ListPayments is only delayed, never failed.
 	UnavailableRatio float32 `protobuf:"fixed32,1,opt,name=unavailable_ratio,json=unavailableRatio,proto3" json:"unavailable_ratio,omitempty"`
 	// Extra latency added to every PaymentService call, in milliseconds, 0..60000.
 	DelayMs       int32 `protobuf:"varint,2,opt,name=delay_ms,json=delayMs,proto3" json:"delay_ms,omitempty"`

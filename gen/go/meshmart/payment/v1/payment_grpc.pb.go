@@ -41,14 +41,18 @@ type PaymentServiceClient interface {
 	// returns the first result (captured or declined) and never charges twice.
 	// Errors: INVALID_ARGUMENT (idempotency_key, order_id or user_id empty, amount_minor
 	// not in 1..100000000, currency not 3 upper-case letters, card number not 12..19
-	// digits, exp_month not 1..12, card expired, cvc not 3..4 digits), ALREADY_EXISTS (the
-	// idempotency_key was used with a different order_id, user_id or amount),
-	// UNAVAILABLE (processor down or injected fault; safe to retry with the same key).
+	// digits or failing the Luhn check, exp_month not 1..12, card expired, cvc not 3..4
+	// digits), FAILED_PRECONDITION (the idempotency_key was already used with a different
+	// order_id, user_id or amount), PERMISSION_DENIED (the caller forwarded by the edge is
+	// another user), UNAVAILABLE (processor down or injected fault; nothing was recorded,
+	// safe to retry with the same key).
 	Charge(ctx context.Context, in *ChargeRequest, opts ...grpc.CallOption) (*ChargeResponse, error)
 	// Internal. Refunds a captured payment in full (saga compensation, cancellation).
-	// Idempotent: refunding a REFUNDED payment returns it unchanged.
-	// Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty), NOT_FOUND (no such
-	// payment), FAILED_PRECONDITION (the payment is DECLINED), UNAVAILABLE.
+	// Idempotent by idempotency_key: a repeat with the same key returns the refunded payment.
+	// Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty, reason over 500
+	// characters), NOT_FOUND (no such payment), FAILED_PRECONDITION (the payment is not
+	// CAPTURED: DECLINED, or already REFUNDED under another key; or the key was used to
+	// refund another payment), UNAVAILABLE (injected fault; nothing was recorded).
 	Refund(ctx context.Context, in *RefundRequest, opts ...grpc.CallOption) (*RefundResponse, error)
 	// Lists a user's payments, newest first.
 	// Errors: INVALID_ARGUMENT (user_id empty, page_size outside 0..100, bad page_token),
@@ -109,14 +113,18 @@ type PaymentServiceServer interface {
 	// returns the first result (captured or declined) and never charges twice.
 	// Errors: INVALID_ARGUMENT (idempotency_key, order_id or user_id empty, amount_minor
 	// not in 1..100000000, currency not 3 upper-case letters, card number not 12..19
-	// digits, exp_month not 1..12, card expired, cvc not 3..4 digits), ALREADY_EXISTS (the
-	// idempotency_key was used with a different order_id, user_id or amount),
-	// UNAVAILABLE (processor down or injected fault; safe to retry with the same key).
+	// digits or failing the Luhn check, exp_month not 1..12, card expired, cvc not 3..4
+	// digits), FAILED_PRECONDITION (the idempotency_key was already used with a different
+	// order_id, user_id or amount), PERMISSION_DENIED (the caller forwarded by the edge is
+	// another user), UNAVAILABLE (processor down or injected fault; nothing was recorded,
+	// safe to retry with the same key).
 	Charge(context.Context, *ChargeRequest) (*ChargeResponse, error)
 	// Internal. Refunds a captured payment in full (saga compensation, cancellation).
-	// Idempotent: refunding a REFUNDED payment returns it unchanged.
-	// Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty), NOT_FOUND (no such
-	// payment), FAILED_PRECONDITION (the payment is DECLINED), UNAVAILABLE.
+	// Idempotent by idempotency_key: a repeat with the same key returns the refunded payment.
+	// Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty, reason over 500
+	// characters), NOT_FOUND (no such payment), FAILED_PRECONDITION (the payment is not
+	// CAPTURED: DECLINED, or already REFUNDED under another key; or the key was used to
+	// refund another payment), UNAVAILABLE (injected fault; nothing was recorded).
 	Refund(context.Context, *RefundRequest) (*RefundResponse, error)
 	// Lists a user's payments, newest first.
 	// Errors: INVALID_ARGUMENT (user_id empty, page_size outside 0..100, bad page_token),
@@ -253,9 +261,11 @@ const (
 // make payment flaky or slow. Not exposed by the edge or the mesh.
 type PaymentAdminServiceClient interface {
 	// Replaces the fault settings of this instance (each instance has its own).
-	// Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000).
+	// Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),
+	// PERMISSION_DENIED (the peer is not a loopback address).
 	SetFault(ctx context.Context, in *SetFaultRequest, opts ...grpc.CallOption) (*SetFaultResponse, error)
-	// Returns the fault settings of this instance. Never fails.
+	// Returns the fault settings of this instance.
+	// Errors: PERMISSION_DENIED (the peer is not a loopback address).
 	GetFault(ctx context.Context, in *GetFaultRequest, opts ...grpc.CallOption) (*GetFaultResponse, error)
 }
 
@@ -295,9 +305,11 @@ func (c *paymentAdminServiceClient) GetFault(ctx context.Context, in *GetFaultRe
 // make payment flaky or slow. Not exposed by the edge or the mesh.
 type PaymentAdminServiceServer interface {
 	// Replaces the fault settings of this instance (each instance has its own).
-	// Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000).
+	// Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),
+	// PERMISSION_DENIED (the peer is not a loopback address).
 	SetFault(context.Context, *SetFaultRequest) (*SetFaultResponse, error)
-	// Returns the fault settings of this instance. Never fails.
+	// Returns the fault settings of this instance.
+	// Errors: PERMISSION_DENIED (the peer is not a loopback address).
 	GetFault(context.Context, *GetFaultRequest) (*GetFaultResponse, error)
 	mustEmbedUnimplementedPaymentAdminServiceServer()
 }

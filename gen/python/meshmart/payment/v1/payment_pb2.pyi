@@ -151,7 +151,9 @@ class Fault(_message.Message):
     UNAVAILABLE_RATIO_FIELD_NUMBER: _builtins.int
     DELAY_MS_FIELD_NUMBER: _builtins.int
     unavailable_ratio: _builtins.float
-    """Fraction of PaymentService calls answered with UNAVAILABLE, 0..1 (0.3 = 30%)."""
+    """Fraction of Charge and Refund calls answered with UNAVAILABLE, 0..1 (0.3 = 30%),
+    before anything is recorded. ListPayments is only delayed, never failed.
+    """
     delay_ms: _builtins.int
     """Extra latency added to every PaymentService call, in milliseconds, 0..60000."""
     def __init__(

@@ -71,9 +71,11 @@ class PaymentServiceServicer:
         returns the first result (captured or declined) and never charges twice.
         Errors: INVALID_ARGUMENT (idempotency_key, order_id or user_id empty, amount_minor
         not in 1..100000000, currency not 3 upper-case letters, card number not 12..19
-        digits, exp_month not 1..12, card expired, cvc not 3..4 digits), ALREADY_EXISTS (the
-        idempotency_key was used with a different order_id, user_id or amount),
-        UNAVAILABLE (processor down or injected fault; safe to retry with the same key).
+        digits or failing the Luhn check, exp_month not 1..12, card expired, cvc not 3..4
+        digits), FAILED_PRECONDITION (the idempotency_key was already used with a different
+        order_id, user_id or amount), PERMISSION_DENIED (the caller forwarded by the edge is
+        another user), UNAVAILABLE (processor down or injected fault; nothing was recorded,
+        safe to retry with the same key).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -81,9 +83,11 @@ class PaymentServiceServicer:
 
     def Refund(self, request, context):
         """Internal. Refunds a captured payment in full (saga compensation, cancellation).
-        Idempotent: refunding a REFUNDED payment returns it unchanged.
-        Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty), NOT_FOUND (no such
-        payment), FAILED_PRECONDITION (the payment is DECLINED), UNAVAILABLE.
+        Idempotent by idempotency_key: a repeat with the same key returns the refunded payment.
+        Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty, reason over 500
+        characters), NOT_FOUND (no such payment), FAILED_PRECONDITION (the payment is not
+        CAPTURED: DECLINED, or already REFUNDED under another key; or the key was used to
+        refund another payment), UNAVAILABLE (injected fault; nothing was recorded).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,14 +249,16 @@ class PaymentAdminServiceServicer:
 
     def SetFault(self, request, context):
         """Replaces the fault settings of this instance (each instance has its own).
-        Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000).
+        Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),
+        PERMISSION_DENIED (the peer is not a loopback address).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetFault(self, request, context):
-        """Returns the fault settings of this instance. Never fails.
+        """Returns the fault settings of this instance.
+        Errors: PERMISSION_DENIED (the peer is not a loopback address).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

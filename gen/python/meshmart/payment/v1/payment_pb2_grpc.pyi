@@ -44,15 +44,19 @@ class PaymentServiceStub:
     returns the first result (captured or declined) and never charges twice.
     Errors: INVALID_ARGUMENT (idempotency_key, order_id or user_id empty, amount_minor
     not in 1..100000000, currency not 3 upper-case letters, card number not 12..19
-    digits, exp_month not 1..12, card expired, cvc not 3..4 digits), ALREADY_EXISTS (the
-    idempotency_key was used with a different order_id, user_id or amount),
-    UNAVAILABLE (processor down or injected fault; safe to retry with the same key).
+    digits or failing the Luhn check, exp_month not 1..12, card expired, cvc not 3..4
+    digits), FAILED_PRECONDITION (the idempotency_key was already used with a different
+    order_id, user_id or amount), PERMISSION_DENIED (the caller forwarded by the edge is
+    another user), UNAVAILABLE (processor down or injected fault; nothing was recorded,
+    safe to retry with the same key).
     """
     Refund: _grpc.UnaryUnaryMultiCallable[_payment_pb2.RefundRequest, _payment_pb2.RefundResponse]
     """Internal. Refunds a captured payment in full (saga compensation, cancellation).
-    Idempotent: refunding a REFUNDED payment returns it unchanged.
-    Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty), NOT_FOUND (no such
-    payment), FAILED_PRECONDITION (the payment is DECLINED), UNAVAILABLE.
+    Idempotent by idempotency_key: a repeat with the same key returns the refunded payment.
+    Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty, reason over 500
+    characters), NOT_FOUND (no such payment), FAILED_PRECONDITION (the payment is not
+    CAPTURED: DECLINED, or already REFUNDED under another key; or the key was used to
+    refund another payment), UNAVAILABLE (injected fault; nothing was recorded).
     """
     ListPayments: _grpc.UnaryUnaryMultiCallable[_payment_pb2.ListPaymentsRequest, _payment_pb2.ListPaymentsResponse]
     """Lists a user's payments, newest first.
@@ -76,15 +80,19 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     returns the first result (captured or declined) and never charges twice.
     Errors: INVALID_ARGUMENT (idempotency_key, order_id or user_id empty, amount_minor
     not in 1..100000000, currency not 3 upper-case letters, card number not 12..19
-    digits, exp_month not 1..12, card expired, cvc not 3..4 digits), ALREADY_EXISTS (the
-    idempotency_key was used with a different order_id, user_id or amount),
-    UNAVAILABLE (processor down or injected fault; safe to retry with the same key).
+    digits or failing the Luhn check, exp_month not 1..12, card expired, cvc not 3..4
+    digits), FAILED_PRECONDITION (the idempotency_key was already used with a different
+    order_id, user_id or amount), PERMISSION_DENIED (the caller forwarded by the edge is
+    another user), UNAVAILABLE (processor down or injected fault; nothing was recorded,
+    safe to retry with the same key).
     """
     Refund: _aio.UnaryUnaryMultiCallable[_payment_pb2.RefundRequest, _payment_pb2.RefundResponse]  # type: ignore[assignment]
     """Internal. Refunds a captured payment in full (saga compensation, cancellation).
-    Idempotent: refunding a REFUNDED payment returns it unchanged.
-    Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty), NOT_FOUND (no such
-    payment), FAILED_PRECONDITION (the payment is DECLINED), UNAVAILABLE.
+    Idempotent by idempotency_key: a repeat with the same key returns the refunded payment.
+    Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty, reason over 500
+    characters), NOT_FOUND (no such payment), FAILED_PRECONDITION (the payment is not
+    CAPTURED: DECLINED, or already REFUNDED under another key; or the key was used to
+    refund another payment), UNAVAILABLE (injected fault; nothing was recorded).
     """
     ListPayments: _aio.UnaryUnaryMultiCallable[_payment_pb2.ListPaymentsRequest, _payment_pb2.ListPaymentsResponse]  # type: ignore[assignment]
     """Lists a user's payments, newest first.
@@ -111,9 +119,11 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         returns the first result (captured or declined) and never charges twice.
         Errors: INVALID_ARGUMENT (idempotency_key, order_id or user_id empty, amount_minor
         not in 1..100000000, currency not 3 upper-case letters, card number not 12..19
-        digits, exp_month not 1..12, card expired, cvc not 3..4 digits), ALREADY_EXISTS (the
-        idempotency_key was used with a different order_id, user_id or amount),
-        UNAVAILABLE (processor down or injected fault; safe to retry with the same key).
+        digits or failing the Luhn check, exp_month not 1..12, card expired, cvc not 3..4
+        digits), FAILED_PRECONDITION (the idempotency_key was already used with a different
+        order_id, user_id or amount), PERMISSION_DENIED (the caller forwarded by the edge is
+        another user), UNAVAILABLE (processor down or injected fault; nothing was recorded,
+        safe to retry with the same key).
         """
 
     @_abc_1.abstractmethod
@@ -123,9 +133,11 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payment_pb2.RefundResponse, _abc.Awaitable[_payment_pb2.RefundResponse]]:
         """Internal. Refunds a captured payment in full (saga compensation, cancellation).
-        Idempotent: refunding a REFUNDED payment returns it unchanged.
-        Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty), NOT_FOUND (no such
-        payment), FAILED_PRECONDITION (the payment is DECLINED), UNAVAILABLE.
+        Idempotent by idempotency_key: a repeat with the same key returns the refunded payment.
+        Errors: INVALID_ARGUMENT (payment_id or idempotency_key empty, reason over 500
+        characters), NOT_FOUND (no such payment), FAILED_PRECONDITION (the payment is not
+        CAPTURED: DECLINED, or already REFUNDED under another key; or the key was used to
+        refund another payment), UNAVAILABLE (injected fault; nothing was recorded).
         """
 
     @_abc_1.abstractmethod
@@ -152,10 +164,13 @@ class PaymentAdminServiceStub:
     def __new__(cls, channel: _aio.Channel) -> PaymentAdminServiceAsyncStub: ...
     SetFault: _grpc.UnaryUnaryMultiCallable[_payment_pb2.SetFaultRequest, _payment_pb2.SetFaultResponse]
     """Replaces the fault settings of this instance (each instance has its own).
-    Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000).
+    Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),
+    PERMISSION_DENIED (the peer is not a loopback address).
     """
     GetFault: _grpc.UnaryUnaryMultiCallable[_payment_pb2.GetFaultRequest, _payment_pb2.GetFaultResponse]
-    """Returns the fault settings of this instance. Never fails."""
+    """Returns the fault settings of this instance.
+    Errors: PERMISSION_DENIED (the peer is not a loopback address).
+    """
 
 @_typing.type_check_only
 class PaymentAdminServiceAsyncStub(PaymentAdminServiceStub):
@@ -166,10 +181,13 @@ class PaymentAdminServiceAsyncStub(PaymentAdminServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     SetFault: _aio.UnaryUnaryMultiCallable[_payment_pb2.SetFaultRequest, _payment_pb2.SetFaultResponse]  # type: ignore[assignment]
     """Replaces the fault settings of this instance (each instance has its own).
-    Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000).
+    Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),
+    PERMISSION_DENIED (the peer is not a loopback address).
     """
     GetFault: _aio.UnaryUnaryMultiCallable[_payment_pb2.GetFaultRequest, _payment_pb2.GetFaultResponse]  # type: ignore[assignment]
-    """Returns the fault settings of this instance. Never fails."""
+    """Returns the fault settings of this instance.
+    Errors: PERMISSION_DENIED (the peer is not a loopback address).
+    """
 
 class PaymentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Internal, loopback only: injects faults into PaymentService so that tests and demos can
@@ -183,7 +201,8 @@ class PaymentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_payment_pb2.SetFaultResponse, _abc.Awaitable[_payment_pb2.SetFaultResponse]]:
         """Replaces the fault settings of this instance (each instance has its own).
-        Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000).
+        Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),
+        PERMISSION_DENIED (the peer is not a loopback address).
         """
 
     @_abc_1.abstractmethod
@@ -192,6 +211,8 @@ class PaymentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _payment_pb2.GetFaultRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_payment_pb2.GetFaultResponse, _abc.Awaitable[_payment_pb2.GetFaultResponse]]:
-        """Returns the fault settings of this instance. Never fails."""
+        """Returns the fault settings of this instance.
+        Errors: PERMISSION_DENIED (the peer is not a loopback address).
+        """
 
 def add_PaymentAdminServiceServicer_to_server(servicer: PaymentAdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
