@@ -12,8 +12,11 @@ from google.rpc import error_details_pb2
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.kit.errors import InvalidArgument, NotFound, Unavailable
+from services.kit.logging import get_logger
 
 from .model import Product
+
+log = get_logger("cart.catalog")
 
 DEFAULT_TIMEOUT_SECONDS = 1.0
 
@@ -65,9 +68,10 @@ def _translate(error: grpc.aio.AioRpcError, product_id: str) -> Exception | None
             ],
         )
     if code in _TRANSIENT:
+        # The details go to our log only: they name internal addresses.
+        log.warning("catalog.unavailable", code=code.name, details=error.details())
         return Unavailable(
-            f"catalog is unavailable ({code.name}: {error.details()}); the cart was not"
-            " changed, retry later"
+            f"catalog is unavailable ({code.name}); the cart was not changed, retry later"
         )
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument("product_id", error.details() or "rejected by the catalog")
