@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Sequence
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
 from meshmart.common.v1 import common_pb2
 from meshmart.inventory.v1 import inventory_pb2, inventory_pb2_grpc
@@ -144,8 +146,17 @@ class GrpcInventory:
 
 
 def _named_product(error: grpc.aio.AioRpcError, lines: Sequence[StockLine]) -> str:
-    """The product a Reserve refusal is about: inventory names it in the message, and it
-    must be one of ours, so look for our ids there rather than parse its wording."""
+    """The product a Reserve failure is about.
+
+    Inventory attaches a google.rpc.PreconditionFailure naming the short products; without
+    one (e.g. NOT_FOUND), look for one of our product ids in the message rather than parse
+    its wording.
+    """
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        failure = error_details_pb2.PreconditionFailure()
+        if detail.Unpack(failure) and failure.violations:
+            return str(failure.violations[0].subject)
     message = error.details() or ""
     # Longest first, so "sku-10" never shadows "sku-1001".
     for product_id in sorted((line.product_id for line in lines), key=len, reverse=True):

@@ -1,0 +1,424 @@
+"""The whole shop in-process: user, catalog, inventory, cart, payment and order, each a real
+gRPC server (built like serve() builds it) on its own SQLite file, wired by targets.
+
+Use it from any test that needs real services talking to each other:
+
+    async with running_shop(tmp_path) as shop:
+        user = await shop.register()
+        await shop.add_to_cart(user.user_id, "sku-1001", 2)
+        order = await shop.place_order(user.user_id, "key-1")
+
+``shop.targets`` holds every server's "127.0.0.1:<port>" (for a service under test that
+calls these as upstreams). The order server can be stopped and started again on the same
+database (``stop_order``/``start_order``), as a crashed and restarted process would be.
+``Gate`` holds one RPC of an in-process server at a point the test chooses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from argon2 import PasswordHasher
+from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
+from meshmart.catalog.v1 import catalog_pb2_grpc
+from meshmart.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from meshmart.order.v1 import order_pb2, order_pb2_grpc
+from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshmart.user.v1 import user_pb2, user_pb2_grpc
+
+from services.cart.catalog_client import CatalogProducts
+from services.cart.domain import CartBook
+from services.cart.servicer import CartServicer
+from services.cart.servicer import service_spec as cart_spec
+from services.cart.store import MIGRATIONS as CART_MIGRATIONS
+from services.cart.store import CartStore
+from services.catalog.servicer import CatalogServicer
+from services.catalog.servicer import service_spec as catalog_spec
+from services.catalog.store import DB_FILE as CATALOG_DB_FILE
+from services.catalog.store import MIGRATIONS as CATALOG_MIGRATIONS
+from services.catalog.store import load_catalog
+from services.inventory.seed import OPENING_STOCK
+from services.inventory.servicer import InventoryServicer
+from services.inventory.servicer import service_spec as inventory_spec
+from services.inventory.store import DB_FILE as INVENTORY_DB_FILE
+from services.inventory.store import MIGRATIONS as INVENTORY_MIGRATIONS
+from services.inventory.store import StockLedger
+from services.kit.clients import channel_to
+from services.kit.db import Database
+from services.kit.server import ServiceSpec
+from services.kit.testing import running_server
+from services.order.app import UPSTREAMS as ORDER_UPSTREAMS
+from services.order.app import OrderService, build_order_service
+from services.order.settings import OrderSettings
+from services.order.store import MIGRATIONS as ORDER_MIGRATIONS
+from services.payment.cards import authorize
+from services.payment.domain import PaymentProcessor
+from services.payment.faults import Fault, FaultInjector
+from services.payment.model import new_id
+from services.payment.servicer import PaymentAdminServicer, PaymentServicer
+from services.payment.store import MIGRATIONS as PAYMENT_MIGRATIONS
+from services.payment.store import PaymentStore
+from services.user.domain import UserAccounts
+from services.user.keys import ensure_signing_key, keys_dir
+from services.user.passwords import Passwords
+from services.user.servicer import UserServicer
+from services.user.servicer import service_spec as user_spec
+from services.user.store import DB_FILE as USER_DB_FILE
+from services.user.store import MIGRATIONS as USER_MIGRATIONS
+from services.user.store import UserStore
+from services.user.tokens import TokenIssuer
+
+# Deadline of every call the helpers make; generous, the machine is shared.
+TIMEOUT = 10.0
+PASSWORD = "correct horse battery"
+CAPTURE_CARD = "4242424242424242"
+DECLINE_CARD = "4000000000000002"
+INSUFFICIENT_FUNDS_CARD = "4000000000009995"
+ADDRESS = order_pb2.Address(
+    name="Ada Lovelace",
+    line1="12 Analytical Row",
+    city="London",
+    postal_code="N1 7AA",
+    country="GB",
+)
+# Short call deadlines, no background sweep: tests decide when recovery runs.
+TEST_ORDER_SETTINGS = OrderSettings(
+    call_timeout=2.0, payment_timeout=5.0, reservation_ttl_seconds=300, sweep_interval=0
+)
+
+
+def card(number: str = CAPTURE_CARD) -> payment_pb2.Card:
+    return payment_pb2.Card(number=number, exp_month=12, exp_year=2099, cvc="123")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Gate:
+    """Holds calls of one RPC: ``entered`` is set when a call arrives; it proceeds once
+    ``release()`` is called (never, to play a hung upstream).
+
+    ``after=False`` holds the call before the real handler runs (the upstream has done
+    nothing); ``after=True`` lets the handler act and holds only its answer (the upstream
+    acted, the caller never hears of it).
+    """
+
+    after: bool = False
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def release(self) -> None:
+        self.opened.set()
+
+    async def hold(self, call: Awaitable[Any]) -> Any:
+        if not self.after:
+            self.entered.set()
+            await self.opened.wait()
+            return await call
+        result = await call
+        self.entered.set()
+        await self.opened.wait()
+        return result
+
+
+class _Gated:
+    """A servicer whose listed methods pass through gates (see Gate)."""
+
+    def __init__(self, servicer: Any, gates: Mapping[str, Gate]) -> None:
+        self._servicer = servicer
+        self._gates = gates
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._servicer, name)
+        gate = self._gates.get(name)
+        if gate is None:
+            return method
+
+        async def gated(request: Any, context: Any) -> Any:
+            return await gate.hold(method(request, context))
+
+        return gated
+
+
+def _gated(service: str, servicer: Any, gates: Mapping[str, Gate]) -> Any:
+    """``servicer`` with the gates named "<service>.<Method>" applied."""
+    prefix = f"{service}."
+    mine = {name[len(prefix) :]: g for name, g in gates.items() if name.startswith(prefix)}
+    return _Gated(servicer, mine) if mine else servicer
+
+
+def _stub(factory: Callable[[grpc.aio.Channel], Any], channel: grpc.aio.Channel) -> Any:
+    # grpc is untyped, so mypy cannot pick a stub's aio overload by itself.
+    return factory(channel)
+
+
+@dataclass
+class Shop:
+    targets: dict[str, str]
+    user: user_pb2_grpc.UserServiceAsyncStub
+    catalog: catalog_pb2_grpc.CatalogServiceAsyncStub
+    inventory: inventory_pb2_grpc.InventoryServiceAsyncStub
+    cart: cart_pb2_grpc.CartServiceAsyncStub
+    payment: payment_pb2_grpc.PaymentServiceAsyncStub
+    payment_admin: payment_pb2_grpc.PaymentAdminServiceAsyncStub
+    order_process: OrderProcess
+
+    @property
+    def order(self) -> order_pb2_grpc.OrderServiceAsyncStub:
+        """The order stub of the running order server (it changes with a restart)."""
+        return self.order_process.stub
+
+    async def stop_order(self) -> None:
+        """Stop the order server as a killed process would end: in-flight sagas are cut
+        where they are, nothing is compensated."""
+        await self.order_process.stop()
+
+    async def start_order(self) -> None:
+        """Start order again on the same database; returns once startup recovery ran."""
+        await self.order_process.start()
+        self.targets["order"] = self.order_process.target
+
+    # -- shortcuts for the usual steps of a purchase ------------------------------------
+
+    async def register(
+        self, email: str | None = None, full_name: str = "Ada Lovelace"
+    ) -> user_pb2.User:
+        email = email or f"user{next(_emails)}@example.com"
+        response: user_pb2.RegisterResponse = await self.user.Register(
+            user_pb2.RegisterRequest(email=email, password=PASSWORD, full_name=full_name),
+            timeout=TIMEOUT,
+        )
+        return response.user
+
+    async def login(self, email: str) -> user_pb2.LoginResponse:
+        response: user_pb2.LoginResponse = await self.user.Login(
+            user_pb2.LoginRequest(email=email, password=PASSWORD), timeout=TIMEOUT
+        )
+        return response
+
+    async def add_to_cart(self, user_id: str, product_id: str, quantity: int = 1) -> cart_pb2.Cart:
+        response: cart_pb2.AddItemResponse = await self.cart.AddItem(
+            cart_pb2.AddItemRequest(user_id=user_id, product_id=product_id, quantity=quantity),
+            timeout=TIMEOUT,
+        )
+        return response.cart
+
+    async def get_cart(self, user_id: str) -> cart_pb2.Cart:
+        response: cart_pb2.GetCartResponse = await self.cart.GetCart(
+            cart_pb2.GetCartRequest(user_id=user_id), timeout=TIMEOUT
+        )
+        return response.cart
+
+    async def place_order(
+        self,
+        user_id: str,
+        idempotency_key: str,
+        card_number: str = CAPTURE_CARD,
+    ) -> order_pb2.Order:
+        response: order_pb2.PlaceOrderResponse = await self.order.PlaceOrder(
+            order_pb2.PlaceOrderRequest(
+                user_id=user_id,
+                idempotency_key=idempotency_key,
+                card=card(card_number),
+                shipping_address=ADDRESS,
+            ),
+            timeout=TIMEOUT,
+        )
+        return response.order
+
+    async def get_order(self, user_id: str, order_id: str) -> order_pb2.Order:
+        response: order_pb2.GetOrderResponse = await self.order.GetOrder(
+            order_pb2.GetOrderRequest(user_id=user_id, order_id=order_id), timeout=TIMEOUT
+        )
+        return response.order
+
+    async def stock(self, *product_ids: str) -> dict[str, tuple[int, int]]:
+        """product_id -> (available, reserved)."""
+        response: inventory_pb2.GetStockResponse = await self.inventory.GetStock(
+            inventory_pb2.GetStockRequest(product_ids=product_ids), timeout=TIMEOUT
+        )
+        return {item.product_id: (item.available, item.reserved) for item in response.items}
+
+    async def payments(self, user_id: str) -> list[payment_pb2.Payment]:
+        response: payment_pb2.ListPaymentsResponse = await self.payment.ListPayments(
+            payment_pb2.ListPaymentsRequest(user_id=user_id, page_size=100), timeout=TIMEOUT
+        )
+        return list(response.payments)
+
+    async def set_payment_fault(self, unavailable_ratio: float = 0.0, delay_ms: int = 0) -> None:
+        await self.payment_admin.SetFault(
+            payment_pb2.SetFaultRequest(unavailable_ratio=unavailable_ratio, delay_ms=delay_ms),
+            timeout=TIMEOUT,
+        )
+
+
+_emails = itertools.count(1)
+
+
+class OrderProcess:
+    """The order service as one process runs it (own DB connection, channels, saga), so a
+    test can stop it mid-saga and start a new one on the same file."""
+
+    def __init__(
+        self, db_path: Path, upstreams: Mapping[str, str], settings: OrderSettings
+    ) -> None:
+        self._db_path = db_path
+        self._upstreams = dict(upstreams)
+        self._settings = settings
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._stub: order_pb2_grpc.OrderServiceAsyncStub | None = None
+        self.service: OrderService | None = None
+        self.target = ""
+
+    @property
+    def stub(self) -> order_pb2_grpc.OrderServiceAsyncStub:
+        if self._stub is None:
+            raise RuntimeError("the order server is stopped")
+        return self._stub
+
+    async def start(self) -> None:
+        if self._stack is not None:
+            raise RuntimeError("the order server is already running")
+        stack = contextlib.AsyncExitStack()
+        try:
+            db = Database(self._db_path, ORDER_MIGRATIONS)
+            stack.callback(db.close)
+            channels = {name: channel_to(self._upstreams[name]) for name in ORDER_UPSTREAMS}
+            for channel in channels.values():
+                stack.push_async_callback(channel.close)
+            service = build_order_service(db, channels, self._settings)
+            # Like main(): sagas still running when the server has stopped are cut off.
+            stack.push_async_callback(service.saga.close)
+            self.target = await stack.enter_async_context(running_server([service.spec]))
+            client = await stack.enter_async_context(grpc.aio.insecure_channel(self.target))
+            # Like serve(): the on_start hook (startup recovery) runs once the server is up.
+            await service.saga.start()
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self.service = service
+        self._stub = _stub(order_pb2_grpc.OrderServiceStub, client)
+
+    async def stop(self) -> None:
+        stack, self._stack, self._stub, self.service = self._stack, None, None, None
+        if stack is not None:
+            await stack.aclose()
+
+
+@contextlib.asynccontextmanager
+async def running_shop(
+    data_dir: Path,
+    *,
+    order_settings: OrderSettings = TEST_ORDER_SETTINGS,
+    gates: Mapping[str, Gate] | None = None,
+) -> AsyncIterator[Shop]:
+    """Every service of the shop on 127.0.0.1, each with its database under ``data_dir``.
+
+    ``gates`` maps "<service>.<Method>" (e.g. "payment.Charge", "inventory.Commit") to a
+    Gate holding that RPC.
+    """
+    gates = gates or {}
+    async with contextlib.AsyncExitStack() as stack:
+
+        def database(name: str, migrations: Sequence[str]) -> Database:
+            db = Database(data_dir / name, migrations)
+            stack.callback(db.close)
+            return db
+
+        async def serve(specs: list[ServiceSpec]) -> str:
+            return await stack.enter_async_context(running_server(specs))
+
+        async def channel(target: str) -> grpc.aio.Channel:
+            return await stack.enter_async_context(grpc.aio.insecure_channel(target))
+
+        targets: dict[str, str] = {}
+
+        key = ensure_signing_key(keys_dir(data_dir))
+        accounts = UserAccounts(
+            UserStore(database(USER_DB_FILE, USER_MIGRATIONS)),
+            # Real Argon2 with cheap parameters: the shop's tests are not about hashing.
+            Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
+            TokenIssuer(key, ttl_seconds=900),
+        )
+        targets["user"] = await serve([user_spec(_gated("user", UserServicer(accounts), gates))])
+
+        catalog, _ = load_catalog(database(CATALOG_DB_FILE, CATALOG_MIGRATIONS))
+        targets["catalog"] = await serve(
+            [catalog_spec(_gated("catalog", CatalogServicer(catalog), gates))]
+        )
+
+        ledger = StockLedger(database(INVENTORY_DB_FILE, INVENTORY_MIGRATIONS))
+        ledger.seed(OPENING_STOCK)
+        targets["inventory"] = await serve(
+            [inventory_spec(_gated("inventory", InventoryServicer(ledger), gates))]
+        )
+
+        cart_catalog = channel_to(targets["catalog"])
+        stack.push_async_callback(cart_catalog.close)
+        book = CartBook(
+            CartStore(database("cart.sqlite3", CART_MIGRATIONS)),
+            CatalogProducts(_stub(catalog_pb2_grpc.CatalogServiceStub, cart_catalog), timeout=2.0),
+            "EUR",
+        )
+        targets["cart"] = await serve([cart_spec(_gated("cart", CartServicer(book), gates))])
+
+        processor = PaymentProcessor(
+            PaymentStore(database("payment.sqlite3", PAYMENT_MIGRATIONS), new_id),
+            authorize,
+            utc_now,
+        )
+        faults = FaultInjector(Fault())
+        payments = _gated("payment", PaymentServicer(processor, faults), gates)
+        admin = PaymentAdminServicer(faults)
+        targets["payment"] = await serve(
+            [
+                ServiceSpec(
+                    name="meshmart.payment.v1.PaymentService",
+                    add=lambda server: payment_pb2_grpc.add_PaymentServiceServicer_to_server(
+                        payments, server
+                    ),
+                ),
+                ServiceSpec(
+                    name="meshmart.payment.v1.PaymentAdminService",
+                    add=lambda server: payment_pb2_grpc.add_PaymentAdminServiceServicer_to_server(
+                        admin, server
+                    ),
+                ),
+            ]
+        )
+
+        order = OrderProcess(data_dir / "order.sqlite3", targets, order_settings)
+        stack.push_async_callback(order.stop)
+        await order.start()
+        targets["order"] = order.target
+
+        payment_channel = await channel(targets["payment"])
+        shop = Shop(
+            targets=targets,
+            user=_stub(user_pb2_grpc.UserServiceStub, await channel(targets["user"])),
+            catalog=_stub(catalog_pb2_grpc.CatalogServiceStub, await channel(targets["catalog"])),
+            inventory=_stub(
+                inventory_pb2_grpc.InventoryServiceStub, await channel(targets["inventory"])
+            ),
+            cart=_stub(cart_pb2_grpc.CartServiceStub, await channel(targets["cart"])),
+            payment=_stub(payment_pb2_grpc.PaymentServiceStub, payment_channel),
+            payment_admin=_stub(payment_pb2_grpc.PaymentAdminServiceStub, payment_channel),
+            order_process=order,
+        )
+        try:
+            yield shop
+        finally:
+            # Open gates let held calls finish, so no server waits on them while stopping.
+            for gate in gates.values():
+                gate.release()
