@@ -29,6 +29,7 @@ DECLINED_CARDS: dict[str, str] = {
 }
 """Test numbers the network declines, with the decline reason it reports."""
 
+
 @dataclass(frozen=True)
 class Card:
     number: str

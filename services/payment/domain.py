@@ -31,14 +31,16 @@ class PaymentProcessor:
     def charge(self, command: ChargeCommand, card: Card) -> Payment:
         """Charge once per idempotency key; a decline is a DECLINED payment, not an error.
 
-        A repeated key returns the stored payment without asking the network again.
-        The network is asked inside the store's write transaction, so of two racing
-        requests with one key exactly one reaches the network.
+        A repeated key returns the stored payment as it is now (e.g. REFUNDED by then)
+        without looking at the card or asking the network again: a retry months later,
+        after the card expired, still gets its payment. The card is validated and the
+        network asked inside the store's write transaction, so of two racing requests
+        with one key exactly one reaches the network.
         """
         now = self._clock()
-        validate_card(card, now.date())
 
         def authorize() -> tuple[PaymentStatus, str]:
+            validate_card(card, now.date())
             outcome = self._network(card)
             if outcome.captured:
                 return PaymentStatus.CAPTURED, ""
