@@ -128,9 +128,11 @@ def child_env(instance: Instance, run_dir: Path, base: Mapping[str, str]) -> dic
 
 
 def port_is_free(port: int) -> bool:
-    # Plain bind without SO_REUSEPORT: fails while any server (gRPC sets SO_REUSEPORT) holds
-    # the port, so a stale run cannot answer our health checks in place of a new child.
+    # A bind probe: fails while a server listens there, so a stale run cannot answer our
+    # health checks in place of a new child. SO_REUSEADDR (as servers set it) keeps
+    # connections of a previous run lingering in TIME_WAIT from counting as "in use".
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
         except OSError:
@@ -255,9 +257,9 @@ class LocalShop:
                 task.cancel()
 
     async def stop_all(self, grace: float = 10.0) -> None:
-        # Reverse start order: callers go first, so no instance sees its upstream vanish
-        # while it still serves.
-        running = [c for c in reversed(self.children) if c.process.returncode is None]
+        # All at once: each child drains its own in-flight RPCs (kit serve()), and a local
+        # run has no clients worth a slower level-by-level stop.
+        running = [c for c in self.children if c.process.returncode is None]
         for child in running:
             with contextlib.suppress(ProcessLookupError):
                 child.process.send_signal(signal.SIGTERM)
