@@ -107,7 +107,7 @@ class Catalog:
         except KeyError:
             raise NotFound(f"product {product_id} not found") from None
 
-    def list(self, *, page_size: int, page_token: str, category: str) -> ProductPage:
+    def list_products(self, *, page_size: int, page_token: str, category: str) -> ProductPage:
         """Products ordered by id, optionally of one category (keyset paging by id)."""
         request_fingerprint = paging.fingerprint("list", category)
         cursor = paging.decode(page_token, request_fingerprint)
@@ -123,7 +123,7 @@ class Catalog:
             )
         return ProductPage(products=page, next_page_token=next_token)
 
-    def search(self, *, query: str, page_size: int, page_token: str) -> ProductPage:
+    def search_products(self, *, query: str, page_size: int, page_token: str) -> ProductPage:
         """Products whose name, category or description contain every word of ``query``.
 
         Best match first (weighted by the field a word was found in), then the more

@@ -58,7 +58,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         page_size = _page_size(request.page_size)
         category = request.category.strip().lower()
         validate.max_length(category, MAX_CATEGORY_LENGTH, "category")
-        page = self._catalog.list(
+        page = self._catalog.list_products(
             page_size=page_size, page_token=request.page_token, category=category
         )
         return catalog_pb2.ListProductsResponse(
@@ -71,7 +71,9 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         query = validate.non_empty(request.query, "query")
         validate.max_length(query, MAX_QUERY_LENGTH, "query")
         page_size = _page_size(request.page_size)
-        page = self._catalog.search(query=query, page_size=page_size, page_token=request.page_token)
+        page = self._catalog.search_products(
+            query=query, page_size=page_size, page_token=request.page_token
+        )
         return catalog_pb2.SearchProductsResponse(
             products=self._messages(page), next_page_token=page.next_page_token
         )
