@@ -339,8 +339,8 @@ class PlaceOrderSaga:
             if error.kind is FailureKind.UNREACHABLE:
                 return await self._commit_outcome_unknown(order)
             if error.kind in (FailureKind.REFUSED, FailureKind.NOT_FOUND):
-                # Released or expired: the order took longer than the reservation TTL.
-                return self._cancel(order, "stock reservation expired")
+                # Expired (the order took longer than the reservation TTL) or released.
+                return self._cancel(order, "stock no longer reserved")
             return self._cancel(order, f"inventory rejected the order: {error.detail}")
         return await self._confirm(order)
 

@@ -120,12 +120,12 @@ class Gate:
     def release(self) -> None:
         self.opened.set()
 
-    async def hold(self, call: Awaitable[Any]) -> Any:
+    async def hold(self, call: Callable[[], Awaitable[Any]]) -> Any:
         if not self.after:
             self.entered.set()
             await self.opened.wait()
-            return await call
-        result = await call
+            return await call()
+        result = await call()
         self.entered.set()
         await self.opened.wait()
         return result
@@ -145,7 +145,7 @@ class _Gated:
             return method
 
         async def gated(request: Any, context: Any) -> Any:
-            return await gate.hold(method(request, context))
+            return await gate.hold(lambda: method(request, context))
 
         return gated
 
@@ -277,6 +277,7 @@ class OrderProcess:
         self._settings = settings
         self._stack: contextlib.AsyncExitStack | None = None
         self._stub: order_pb2_grpc.OrderServiceAsyncStub | None = None
+        self._client: grpc.aio.Channel | None = None
         self.service: OrderService | None = None
         self.target = ""
 
@@ -300,7 +301,6 @@ class OrderProcess:
             # Like main(): sagas still running when the server has stopped are cut off.
             stack.push_async_callback(service.saga.close)
             self.target = await stack.enter_async_context(running_server([service.spec]))
-            client = await stack.enter_async_context(grpc.aio.insecure_channel(self.target))
             # Like serve(): the on_start hook (startup recovery) runs once the server is up.
             await service.saga.start()
         except BaseException:
@@ -308,12 +308,18 @@ class OrderProcess:
             raise
         self._stack = stack
         self.service = service
-        self._stub = _stub(order_pb2_grpc.OrderServiceStub, client)
+        # The tests' channel outlives the server, so a call in flight when the server
+        # stops fails as it would against a killed process (UNAVAILABLE), not locally.
+        self._client = grpc.aio.insecure_channel(self.target)
+        self._stub = _stub(order_pb2_grpc.OrderServiceStub, self._client)
 
     async def stop(self) -> None:
         stack, self._stack, self._stub, self.service = self._stack, None, None, None
+        client, self._client = self._client, None
         if stack is not None:
             await stack.aclose()
+        if client is not None:
+            await client.close()
 
 
 @contextlib.asynccontextmanager

@@ -185,7 +185,7 @@ async def test_failed_refund_stays_owed_until_recovery_pays_it_back(shop: Shop) 
     order = await shop.saga.place(order_for())
 
     assert order.state is OrderState.CANCELLED
-    assert order.cancel_reason == "stock reservation expired"
+    assert order.cancel_reason == "stock no longer reserved"
     assert order.step is SagaStep.COMPENSATING
     assert shop.payments.states() == [PaymentState.CAPTURED]
 
