@@ -21,17 +21,20 @@ run-local`) nothing here runs and no Consul is needed. The settings, all written
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import consul
-
 from services.kit.config import ConfigError, ServiceConfig, env_float, env_int, env_str
 from services.kit.logging import get_logger
 
 log = get_logger("meshmart.registration")
+
+# py-consul (`import consul`), loaded by name: for mypy the repository's own consul/
+# directory (agent config and config entries, no Python) would shadow the package.
+consul: Any = importlib.import_module("consul")
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -138,7 +141,7 @@ class ConsulRegistration:
     """Registers one instance on start and deregisters it on stop."""
 
     def __init__(
-        self, config: ServiceConfig, mesh: MeshSettings, client: consul.Consul | None = None
+        self, config: ServiceConfig, mesh: MeshSettings, client: Any | None = None
     ) -> None:
         self._config = config
         self._mesh = mesh

@@ -12,7 +12,7 @@ import xmlrpc.client
 from collections.abc import Iterable
 from typing import Any
 
-from supervisor.xmlrpc import SupervisorTransport
+from supervisor.xmlrpc import SupervisorTransport  # type: ignore[import-untyped]
 
 from tools.mesh.plan import MeshPlan, Program, shell_line
 

@@ -41,8 +41,8 @@ def test_a_mesh_on_another_address_keeps_the_ports_and_changes_the_envoy_base_id
 
 def test_a_port_outside_the_block_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "topology.toml"
-    bad.write_text('[services.a]\nport = 7305\ninstances = 1\nupstreams = []\n')
-    with pytest.raises(TopologyError, match="services.a.port"):
+    bad.write_text("[services.a]\nport = 7305\ninstances = 1\nupstreams = []\n")
+    with pytest.raises(TopologyError, match=r"services\.a\.port"):
         load_topology(bad)
 
 

@@ -1,0 +1,167 @@
+"""What the two sidecars cost: one unary call direct vs through the mesh, as ratios.
+
+    .venv/bin/python bench/mesh_overhead.py [--duration 10] [--rounds 2]
+
+Starts a small mesh of its own (Consul, one catalog instance, one cart instance as the
+caller identity, their two sidecars; the real config entries) on a free loopback
+address, then measures catalog.GetProduct with ghz, interleaving in one run:
+
+  direct   ghz -> 127.0.0.x:7110 (the catalog process)
+  mesh     ghz -> cart's sidecar upstream listener -> mTLS -> catalog's sidecar -> catalog
+
+at a fixed 1000 RPC/s (p50, p90, p99) and at saturation (RPC/s with unbounded rate),
+once with sidecars on one Envoy worker (--concurrency 1) and once with Envoy's default
+workers (one per core). Prints each run and the ratios; tears the mesh down at the end
+(also on failure). Every process it starts is stopped by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.mesh import control
+from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import Supervisor, render
+from tools.mesh.topology import ROOT, Service, Topology, load_topology
+
+CALL = "meshmart.catalog.v1.CatalogService/GetProduct"
+PAYLOAD = '{"product_id": "sku-1001"}'
+PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
+
+
+@dataclass(frozen=True)
+class Run:
+    path: str  # direct / mesh
+    mode: str  # "1000 rps" / "saturation"
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    errors: int
+
+
+def bench_topology() -> Topology:
+    full = load_topology()
+    cat, cart = full.services["catalog"], full.services["cart"]
+    services = {
+        "catalog": Service("catalog", cat.port, 1, ()),  # one instance: same as direct
+        "cart": Service("cart", cart.port, 1, ("catalog",)),
+    }
+    return Topology(services=services, rules=full.rules, source=full.source)
+
+
+def free_address() -> str:
+    port = load_topology().rules.consul_http_port
+    for last in range(3, 250):
+        with socket.socket() as probe:
+            try:
+                probe.bind((f"127.0.0.{last}", port))
+            except OSError:
+                continue
+            return f"127.0.0.{last}"
+    raise RuntimeError("no free loopback address")
+
+
+def ghz(target: str, *, rps: int, concurrency: int, duration: int) -> dict[str, object]:
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "ghz"), "--insecure",
+        "--protoset", str(PROTOSET), "--call", CALL, "-d", PAYLOAD,
+        "-c", str(concurrency), "-z", f"{duration}s", "--connections", "1",
+        "-O", "json", target,
+    ]
+    if rps:
+        cmd[1:1] = ["--rps", str(rps)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def summarize(path: str, mode: str, report: dict[str, object]) -> Run:
+    dist = {int(d["percentage"]): d["latency"] / 1e6 for d in report["latencyDistribution"]}  # type: ignore[index, union-attr, attr-defined]
+    codes = report.get("statusCodeDistribution") or {}
+    errors = sum(n for code, n in codes.items() if code != "OK")  # type: ignore[union-attr]
+    return Run(path, mode, float(report["rps"]), dist[50], dist[90], dist[99], errors)  # type: ignore[arg-type]
+
+
+def measure(plan: MeshPlan, label: str, duration: int, rounds: int) -> list[Run]:
+    catalog = plan.instance("catalog-1")
+    cart = plan.instance("cart-1")
+    targets = {"direct": catalog.grpc_target, "mesh": cart.upstream_target("catalog")}
+    for target in targets.values():  # warm up connections, caches, Envoy's TLS session
+        ghz(target, rps=500, concurrency=8, duration=2)
+    runs = []
+    for _ in range(rounds):
+        for path, target in targets.items():
+            runs.append(summarize(path, "1000 rps", ghz(target, rps=1000, concurrency=16,
+                                                        duration=duration)))
+        for path, target in targets.items():
+            runs.append(summarize(path, "saturation", ghz(target, rps=0, concurrency=32,
+                                                          duration=duration)))
+    print(f"\n== sidecars: {label}")
+    print(f"{'path':<7} {'mode':<11} {'RPC/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} err")
+    for r in runs:
+        print(f"{r.path:<7} {r.mode:<11} {r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p90_ms:>7.2f} "
+              f"{r.p99_ms:>7.2f} {r.errors}")
+
+    def med(path: str, mode: str, field: str) -> float:
+        values = [getattr(r, field) for r in runs if (r.path, r.mode) == (path, mode)]
+        return float(statistics.median(values))
+
+    print(f"-- ratios mesh/direct ({label}; medians of {rounds} rounds):")
+    for field in ("p50_ms", "p90_ms", "p99_ms"):
+        d, m = med("direct", "1000 rps", field), med("mesh", "1000 rps", field)
+        print(f"   {field[:3]} @1000 RPC/s  {m:.2f} / {d:.2f} ms = {m / d:.2f}x  (+{m - d:.2f} ms)")
+    satd, satm = med("direct", "saturation", "rps"), med("mesh", "saturation", "rps")
+    print(f"   saturation       {satm:.0f} / {satd:.0f} RPC/s = {satm / satd:.2f}x")
+    return runs
+
+
+def switch_concurrency(plan: MeshPlan, concurrency: int) -> MeshPlan:
+    """Restart only the sidecars with another Envoy worker count (supervisord update)."""
+    new = replace(plan, envoy_concurrency=concurrency)
+    new.supervisor_conf.write_text(render(new, new.programs()))
+    Supervisor(new).update()  # changed programs are stopped and started again
+    for program in new.programs():
+        if program.group == "sidecars":
+            Supervisor(new).start(f"sidecars:{program.name}")
+    control.wait_ready(new, deadline=__import__("time").monotonic() + 120)
+    return new
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per ghz run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args()
+    run_dir = Path(tempfile.mkdtemp(prefix="meshmart-bench-"))
+    plan = MeshPlan(topology=bench_topology(), address=free_address(), run_dir=run_dir,
+                    envoy_concurrency=1,
+                    extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
+    print(f"mesh for the benchmark on {plan.address}, run dir {run_dir}; cores: {os.cpu_count()}")
+    try:
+        control.up(plan, out=sys.stderr, check_entries=False)
+        measure(plan, "--concurrency 1", args.duration, args.rounds)
+        plan = switch_concurrency(plan, 0)
+        measure(plan, "Envoy default workers (one per core)", args.duration, args.rounds)
+    finally:
+        control.down(plan, out=sys.stderr)
+        if not args.keep_logs:
+            subprocess.run(["rm", "-rf", str(run_dir)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

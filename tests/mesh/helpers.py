@@ -1,0 +1,101 @@
+"""Small helpers the mesh tests share: calling through sidecars, reading Consul/Envoy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from meshmart.common.v1 import common_pb2
+from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+
+from tools.mesh import envoy
+from tools.mesh.control import check_states
+from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import Supervisor
+from tools.mesh.topology import Instance
+
+CAPTURE_CARD = payment_pb2.Card(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
+
+
+def charge_request(user_id: str = "mesh-test-user") -> payment_pb2.ChargeRequest:
+    key = uuid.uuid4().hex
+    return payment_pb2.ChargeRequest(
+        idempotency_key=key,
+        order_id=f"order-{key[:12]}",
+        user_id=user_id,
+        amount=common_pb2.Money(amount_minor=1250, currency="EUR"),
+        card=CAPTURE_CARD,
+    )
+
+
+def payment_stub(target: str) -> tuple[grpc.aio.Channel, payment_pb2_grpc.PaymentServiceStub]:
+    channel = grpc.aio.insecure_channel(target)
+    return channel, payment_pb2_grpc.PaymentServiceStub(channel)
+
+
+def catalog_stub(target: str) -> tuple[grpc.aio.Channel, catalog_pb2_grpc.CatalogServiceStub]:
+    channel = grpc.aio.insecure_channel(target)
+    return channel, catalog_pb2_grpc.CatalogServiceStub(channel)
+
+
+async def list_products(stub: catalog_pb2_grpc.CatalogServiceStub) -> Any:
+    return await stub.ListProducts(catalog_pb2.ListProductsRequest(page_size=1), timeout=5)
+
+
+async def set_fault(inst: Instance, unavailable_ratio: float = 0.0, delay_ms: int = 0) -> None:
+    """PaymentAdminService.SetFault on the instance's own port (loopback, not the mesh)."""
+    async with grpc.aio.insecure_channel(inst.grpc_target) as channel:
+        admin = payment_pb2_grpc.PaymentAdminServiceStub(channel)
+        await admin.SetFault(
+            payment_pb2.SetFaultRequest(unavailable_ratio=unavailable_ratio, delay_ms=delay_ms),
+            timeout=5,
+        )
+
+
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], within: float, what: str, step: float = 0.2
+) -> None:
+    """Wait for a condition with a deadline (checked every ``step`` seconds)."""
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if not isinstance(value, bool):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+def health_of(plan: MeshPlan, service_id: str) -> str:
+    checks, _ = check_states(plan)
+    return checks.get(service_id, "missing")
+
+
+def pid_of(plan: MeshPlan, program: str) -> int:
+    for proc in Supervisor(plan).processes():
+        if proc["name"] == program:
+            return int(proc["pid"])
+    raise KeyError(program)
+
+
+def upstream_counter(caller: Instance, upstream: str, suffix: str) -> int:
+    return envoy.upstream_stat(caller.admin_url, upstream, suffix)
+
+
+def listener_counter(callee: Instance, suffix: str) -> int:
+    """A counter of the callee sidecar's public (mTLS) listener, e.g. ssl.handshake."""
+    name = f"listener.{callee.address}_{callee.sidecar_port}.{suffix}"
+    return envoy.stats(callee.admin_url, f"^{name.replace('.', '[.]')}$").get(name, 0)
+
+
+def public_http_counter(callee: Instance, suffix: str) -> int:
+    """A counter of the callee sidecar's public HTTP connection manager (rbac.denied...)."""
+    name = f"http.public_listener.{suffix}"
+    return envoy.stats(callee.admin_url, f"^{name.replace('.', '[.]')}$").get(name, 0)

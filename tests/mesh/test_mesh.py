@@ -1,0 +1,318 @@
+"""Mesh behaviour, proved against the real Consul, Envoy sidecars and services.
+
+Every call a test makes "as <service>" goes to that service instance's sidecar upstream
+listener, exactly where the service process itself sends its calls: the caller's Envoy
+applies retries, timeouts, circuit breaking and outlier detection, and the callee's
+Envoy terminates mTLS and enforces intentions.
+
+The tests run in file order on one mesh; each one restores what it changed (faults
+off, killed instance back). The last one stops the mesh and checks every pid is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
+import grpc
+import pytest
+from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+
+from tests.mesh.helpers import (
+    catalog_stub,
+    charge_request,
+    health_of,
+    list_products,
+    listener_counter,
+    payment_stub,
+    pid_of,
+    public_http_counter,
+    set_fault,
+    until,
+    upstream_counter,
+)
+from tools.mesh import control, entries, envoy
+from tools.mesh.http import get_json
+from tools.mesh.plan import MeshPlan
+
+pytestmark = pytest.mark.mesh
+
+
+def test_every_instance_is_registered_passing_and_has_a_live_sidecar(mesh: MeshPlan) -> None:
+    expected = mesh.instances()
+    assert {i.service for i in expected} == set(mesh.topology.services), (
+        f"services missing from the mesh: {mesh.missing_services()}"
+    )
+    for inst in expected:
+        entries_ = get_json(f"{mesh.consul_url}/v1/health/service/{inst.service}?passing")
+        ids = {e["Service"]["ID"]: e["Service"] for e in entries_}
+        assert inst.instance_id in ids, f"{inst.instance_id} not passing in Consul"
+        service = ids[inst.instance_id]
+        assert (service["Address"], service["Port"]) == (inst.address, inst.port)
+        assert service["Meta"]["version"]
+        assert health_of(mesh, inst.sidecar_id) == "passing"
+        assert envoy.ready(inst.admin_url) == "LIVE"
+
+
+def test_consul_holds_exactly_the_call_graph_of_the_topology(mesh: MeshPlan) -> None:
+    assert entries.check(mesh) == []
+
+
+async def test_order_reaches_payment_only_over_mtls(mesh: MeshPlan) -> None:
+    order = mesh.instance("order-1")
+    payments = [mesh.instance("payment-1"), mesh.instance("payment-2")]
+    channel, stub = payment_stub(order.upstream_target("payment"))
+    async with channel:
+        for _ in range(4):  # round robin: both payment instances get some
+            reply = await stub.Charge(charge_request(), timeout=5)
+            assert reply.payment.status == payment_pb2.Payment.STATUS_CAPTURED
+    # The callee sidecars terminated TLS for those calls; the caller's cluster made them.
+    assert sum(listener_counter(p, "ssl.handshake") for p in payments) >= 1
+    assert upstream_counter(order, "payment", "ssl.handshake") >= 1
+
+    # A plaintext gRPC client straight at payment's public listener gets nowhere.
+    target = payments[0]
+    errors_before = listener_counter(target, "ssl.connection_error")
+    async with grpc.aio.insecure_channel(f"{target.address}:{target.sidecar_port}") as plain:
+        plain_stub = payment_pb2_grpc.PaymentServiceStub(plain)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await plain_stub.Charge(charge_request(), timeout=3)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    await until(
+        lambda: listener_counter(target, "ssl.connection_error") > errors_before,
+        5, "the TLS listener to count the plaintext attempt",
+    )
+
+
+async def test_a_caller_outside_the_call_graph_is_denied(mesh: MeshPlan) -> None:
+    # cart's sidecar has a (test-only) listener to payment, but no intention allows it.
+    cart = mesh.instance("cart-1")
+    payments = [mesh.instance("payment-1"), mesh.instance("payment-2")]
+    denied_before = sum(public_http_counter(p, "rbac.denied") for p in payments)
+    channel, stub = payment_stub(cart.upstream_target("payment"))
+    async with channel:
+        for call in (
+            stub.Charge(charge_request(), timeout=5),
+            stub.ListPayments(payment_pb2.ListPaymentsRequest(user_id="u-1"), timeout=5),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert sum(public_http_counter(p, "rbac.denied") for p in payments) >= denied_before + 2
+
+
+async def test_only_order_may_charge_storefront_may_only_list_payments(mesh: MeshPlan) -> None:
+    storefront = mesh.instance("storefront-1")
+    order = mesh.instance("order-1")
+    channel, as_storefront = payment_stub(storefront.upstream_target("payment"))
+    async with channel:
+        listed = await as_storefront.ListPayments(
+            payment_pb2.ListPaymentsRequest(user_id="mesh-test-user", page_size=5), timeout=5
+        )
+        assert listed is not None
+        for call in (
+            as_storefront.Charge(charge_request(), timeout=5),
+            as_storefront.Refund(
+                payment_pb2.RefundRequest(payment_id="p-1", idempotency_key="k", reason="x"),
+                timeout=5,
+            ),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    channel, as_order = payment_stub(order.upstream_target("payment"))
+    async with channel:
+        reply = await as_order.Charge(charge_request(), timeout=5)
+        assert reply.payment.status == payment_pb2.Payment.STATUS_CAPTURED
+        # order may charge and refund, but not read other users' payment lists.
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await as_order.ListPayments(payment_pb2.ListPaymentsRequest(user_id="u"), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_retries_hide_a_payment_instance_failing_half_its_calls(mesh: MeshPlan) -> None:
+    order = mesh.instance("order-1")
+    flaky = mesh.instance("payment-1")
+    retries_before = upstream_counter(order, "payment", "upstream_rq_retry")
+    await set_fault(flaky, unavailable_ratio=0.5)
+    try:
+        channel, stub = payment_stub(order.upstream_target("payment"))
+        async with channel:
+            failures = []
+            for _ in range(100):
+                try:
+                    reply = await stub.Charge(charge_request(), timeout=5)
+                    assert reply.payment.status == payment_pb2.Payment.STATUS_CAPTURED
+                except grpc.aio.AioRpcError as error:
+                    failures.append(error.code())
+    finally:
+        await set_fault(flaky)
+    assert failures == []
+    assert upstream_counter(order, "payment", "upstream_rq_retry") > retries_before
+
+
+async def test_a_slow_payment_trips_the_circuit_breaker_instead_of_queueing(
+    mesh: MeshPlan,
+) -> None:
+    order = mesh.instance("order-1")
+    slow_ms = 600
+    concurrency = 48  # order's limit towards payment is 16 concurrent requests
+    overflow_before = upstream_counter(order, "payment", "upstream_rq_pending_overflow")
+    payments = [mesh.instance("payment-1"), mesh.instance("payment-2")]
+    for p in payments:
+        await set_fault(p, delay_ms=slow_ms)
+    try:
+        channel, stub = payment_stub(order.upstream_target("payment"))
+        async with channel:
+            await channel.channel_ready()
+
+            async def one() -> tuple[grpc.StatusCode, float]:
+                start = time.monotonic()
+                try:
+                    await stub.Charge(charge_request(), timeout=10)
+                    code = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as error:
+                    code = error.code()
+                return code, time.monotonic() - start
+
+            results = await asyncio.gather(*(one() for _ in range(concurrency)))
+    finally:
+        for p in payments:
+            await set_fault(p)
+    ok = [t for c, t in results if c == grpc.StatusCode.OK]
+    shed = [t for c, t in results if c == grpc.StatusCode.UNAVAILABLE]
+    assert len(ok) + len(shed) == concurrency, results
+    assert 0 < len(ok) <= 16 + 2  # the limit (+ the odd call that started after one ended)
+    assert len(shed) >= concurrency - 18
+    # Shed calls fail fast: far below the injected delay, nothing queued behind it.
+    assert max(shed) < slow_ms / 1000 / 2, sorted(shed)[-5:]
+    overflow = upstream_counter(order, "payment", "upstream_rq_pending_overflow")
+    assert overflow - overflow_before >= len(shed)
+
+
+async def test_outlier_detection_ejects_a_failing_instance_and_readmits_it(
+    mesh: MeshPlan,
+) -> None:
+    order = mesh.instance("order-1")
+    bad = mesh.instance("payment-2")
+    bad_host = f"{bad.address}:{bad.sidecar_port}"
+
+    def host() -> envoy.HostState:
+        return next(h for h in envoy.hosts(order.admin_url, "payment") if h.address == bad_host)
+
+    ejections_before = upstream_counter(
+        order, "payment", "outlier_detection.ejections_enforced_total"
+    )
+    channel, stub = payment_stub(order.upstream_target("payment"))
+    async with channel:
+        await set_fault(bad, unavailable_ratio=1.0)
+        try:
+            for _ in range(40):
+                # Every call still succeeds: retries land on payment-1.
+                reply = await stub.Charge(charge_request(), timeout=5)
+                assert reply.payment.status == payment_pb2.Payment.STATUS_CAPTURED
+                if host().ejected:
+                    break
+            assert host().ejected, host()
+            assert (
+                upstream_counter(order, "payment", "outlier_detection.ejections_enforced_total")
+                > ejections_before
+            )
+        finally:
+            await set_fault(bad)
+        # Back after the ejection time (10s x number of ejections so far).
+        await until(lambda: not host().ejected, 90, "payment-2 to be readmitted")
+        served_before = host().rq_success
+        for _ in range(10):
+            await stub.Charge(charge_request(), timeout=5)
+        assert host().rq_success > served_before
+
+
+async def test_a_killed_catalog_instance_goes_critical_and_traffic_moves_to_the_other(
+    mesh: MeshPlan,
+) -> None:
+    cart = mesh.instance("cart-1")
+    victim = mesh.instance("catalog-2")
+    victim_host = f"{victim.address}:{victim.sidecar_port}"
+    channel, stub = catalog_stub(cart.upstream_target("catalog"))
+    async with channel:
+        await list_products(stub)
+
+        # Hang the process (the listener stays open, the health check times out)...
+        pid = pid_of(mesh, victim.instance_id)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await until(
+                lambda: health_of(mesh, victim.instance_id) == "critical", 15,
+                "catalog-2's check to turn critical",
+            )
+            # ...and Consul takes it out of cart's sidecar endpoints.
+            def dropped() -> bool:
+                hosts = envoy.hosts(cart.admin_url, "catalog")
+                return all(h.address != victim_host for h in hosts)
+
+            await until(dropped, 15, "cart's sidecar to drop catalog-2")
+            for _ in range(50):
+                await list_products(stub)
+        finally:
+            # ...then kill it: supervisord restarts it and it registers again.
+            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGCONT)
+        await until(
+            lambda: health_of(mesh, victim.instance_id) == "passing"
+            and pid_of(mesh, victim.instance_id) not in (0, pid),
+            60, "catalog-2 restarted and passing",
+        )
+
+        # A crash under load: SIGKILL catalog-1 mid-traffic; no call fails.
+        failures: list[grpc.StatusCode] = []
+        done = 0
+        stop = asyncio.Event()
+
+        async def load() -> None:
+            nonlocal done
+            while not stop.is_set():
+                try:
+                    await list_products(stub)
+                    done += 1
+                except grpc.aio.AioRpcError as error:
+                    failures.append(error.code())
+
+        workers = [asyncio.create_task(load()) for _ in range(4)]
+        await asyncio.sleep(0.5)
+        os.kill(pid_of(mesh, "catalog-1"), signal.SIGKILL)
+        await asyncio.sleep(3)
+        stop.set()
+        await asyncio.gather(*workers)
+        assert failures == [], f"{len(failures)} of {done + len(failures)} calls failed"
+        await until(
+            lambda: health_of(mesh, "catalog-1") == "passing", 60, "catalog-1 back after the kill"
+        )
+
+
+def test_make_down_stops_everything_and_leaves_no_process(mesh: MeshPlan) -> None:
+    """Runs last: stops the session's mesh with the command `make down` runs."""
+    pids = control.mesh_pids(mesh.run_dir)
+    assert len(pids) >= 2 * len(mesh.instances()) + 2  # + consul + supervisord
+    result = subprocess.run(
+        [mesh.python, "-m", "tools.mesh", "down", "--address", mesh.address,
+         "--run-dir", str(mesh.run_dir)],
+        cwd=mesh.root, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "had to signal" not in result.stdout  # nothing needed more than supervisord
+    for pid in pids:
+        assert not _alive(pid), f"pid {pid} survived make down"
+    assert control.mesh_pids(mesh.run_dir) == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
