@@ -12,6 +12,7 @@ the process, and a suspended transaction would hold the write lock for all of th
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,10 @@ class Database:
         # the single-writer discipline is enforced by transaction() instead.
         self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
+        # Serialises transaction() between threads sharing this object; re-entrant so a
+        # nested or interleaved transaction on the event-loop thread fails fast below
+        # instead of deadlocking.
+        self._write_lock = threading.RLock()
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self._conn.execute("PRAGMA foreign_keys = ON")
         self._conn.execute("PRAGMA journal_mode = WAL")
@@ -67,19 +72,22 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
-        if self._conn.in_transaction:
-            raise RuntimeError(
-                "a transaction is already open on this database: transactions do not "
-                "nest, and an await inside transaction() lets another RPC start one"
-            )
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
+        with self._write_lock:
+            if self._conn.in_transaction:
+                raise RuntimeError(
+                    "a transaction is already open on this database: transactions do not "
+                    "nest, and an await inside transaction() lets another RPC start one"
+                )
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (e.g. disk full), and a failed COMMIT
+                # leaves the transaction open: either way, leave the connection clean.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
 
     def read(self) -> sqlite3.Connection:
         """The connection for reads (autocommit: each statement sees committed data)."""

@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, NoReturn
 
 import grpc
@@ -56,18 +57,38 @@ def status_for(error: DomainError) -> grpc.Status:
 class _Call:
     """Bookkeeping for one RPC: its context scope, outcome and access-log line."""
 
-    def __init__(self, method: str, metadata: Any) -> None:
+    __slots__ = ("code", "error", "method", "started")
+
+    def __init__(self, method: str) -> None:
         self.method = method
-        self.request_id = rpc_context.metadata_value(metadata, rpc_context.REQUEST_ID_KEY)
-        self.user_id = rpc_context.metadata_value(metadata, rpc_context.USER_ID_KEY)
-        self.traceparent = rpc_context.metadata_value(metadata, rpc_context.TRACEPARENT_KEY)
         self.code: grpc.StatusCode = grpc.StatusCode.OK
+        self.error: str | None = None
+        self.started = time.perf_counter()
+
+    def scope(self, servicer_context: Any) -> AbstractContextManager[str]:
+        """The request scope of this RPC, from its metadata and deadline."""
+        wanted: dict[str, str | None] = {
+            rpc_context.REQUEST_ID_KEY: None,
+            rpc_context.USER_ID_KEY: None,
+            rpc_context.TRACEPARENT_KEY: None,
+        }
+        for key, value in servicer_context.invocation_metadata() or ():
+            if key in wanted and wanted[key] is None and isinstance(value, str) and value:
+                wanted[key] = value
+        remaining = servicer_context.time_remaining()
+        return rpc_context.request_scope(
+            request_id=wanted[rpc_context.REQUEST_ID_KEY],
+            user_id=wanted[rpc_context.USER_ID_KEY],
+            traceparent=wanted[rpc_context.TRACEPARENT_KEY],
+            timeout=remaining if isinstance(remaining, int | float) else None,
+        )
 
     async def fail(self, servicer_context: Any, error: Exception) -> NoReturn:
         """Abort the RPC with the status ``error`` stands for; always raises."""
         if isinstance(error, DomainError):
             status = status_for(error)
             self.code = status.code
+            self.error = error.message
             await servicer_context.abort(status.code, status.details, status.trailing_metadata)
         self.code = grpc.StatusCode.INTERNAL
         # The traceback goes to our log, never to the caller: it can reveal internals.
@@ -76,40 +97,34 @@ class _Call:
         await servicer_context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
         raise AssertionError("context.abort returned")  # abort always raises
 
-    def settle(self, servicer_context: Any) -> None:
-        """Pick up a code the handler set itself (context.abort / set_code)."""
+    def finish(self, servicer_context: Any) -> None:
+        """Write the access-log line, with the code the handler may have set itself
+        (context.abort / set_code) when the kit did not set one."""
         if self.code is grpc.StatusCode.OK:
             code = servicer_context.code()
             if isinstance(code, grpc.StatusCode):
                 self.code = code
             elif isinstance(code, int) and code != 0:
                 self.code = _CODES_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
-
-    def log(self, started: float) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        quiet = self.method.startswith(_QUIET_PREFIXES)
-        emit = log.debug if quiet and self.code is grpc.StatusCode.OK else log.info
-        emit("rpc", method=self.method, code=self.code.name, duration_ms=duration_ms)
+        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        quiet = self.method.startswith(_QUIET_PREFIXES) and self.code is grpc.StatusCode.OK
+        fields: dict[str, Any] = {
+            "method": self.method,
+            "code": self.code.name,
+            "duration_ms": duration_ms,
+        }
+        if self.error is not None:
+            fields["error"] = self.error
+        (log.debug if quiet else log.info)("rpc", **fields)
 
 
 _CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def _timeout(servicer_context: Any) -> float | None:
-    remaining = servicer_context.time_remaining()
-    return remaining if isinstance(remaining, int | float) else None
-
-
-def _wrap_unary_response(behaviour: Behaviour, method: str, metadata: Any) -> Behaviour:
+def _wrap_unary_response(behaviour: Behaviour, method: str) -> Behaviour:
     async def wrapper(request: Any, servicer_context: Any) -> Any:
-        call = _Call(method, metadata)
-        started = time.perf_counter()
-        with rpc_context.request_scope(
-            request_id=call.request_id,
-            user_id=call.user_id,
-            traceparent=call.traceparent,
-            timeout=_timeout(servicer_context),
-        ):
+        call = _Call(method)
+        with call.scope(servicer_context):
             try:
                 return await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
@@ -120,83 +135,92 @@ def _wrap_unary_response(behaviour: Behaviour, method: str, metadata: Any) -> Be
             except Exception as error:
                 await call.fail(servicer_context, error)
             finally:
-                call.settle(servicer_context)
-                call.log(started)
+                call.finish(servicer_context)
 
     return wrapper
 
 
-def _wrap_stream_writer(behaviour: Behaviour, method: str, metadata: Any) -> Behaviour:
+def _wrap_stream_writer(behaviour: Behaviour, method: str) -> Behaviour:
     """Streaming response through ``context.write`` (e.g. the health Watch)."""
 
     async def wrapper(request: Any, servicer_context: Any) -> None:
-        call = _Call(method, metadata)
-        started = time.perf_counter()
-        with rpc_context.request_scope(
-            request_id=call.request_id,
-            user_id=call.user_id,
-            traceparent=call.traceparent,
-            timeout=_timeout(servicer_context),
-        ):
+        call = _Call(method)
+        with call.scope(servicer_context):
             try:
                 await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
                 raise
             except asyncio.CancelledError:
-                call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
+                call.code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as error:
                 await call.fail(servicer_context, error)
             finally:
-                call.settle(servicer_context)
-                call.log(started)
+                call.finish(servicer_context)
 
     return wrapper
 
 
-def _wrap_stream_generator(behaviour: Behaviour, method: str, metadata: Any) -> Behaviour:
+def _wrap_stream_generator(behaviour: Behaviour, method: str) -> Behaviour:
     """Streaming response as an async generator (e.g. reflection)."""
 
     async def wrapper(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
-        call = _Call(method, metadata)
-        started = time.perf_counter()
-        with rpc_context.request_scope(
-            request_id=call.request_id,
-            user_id=call.user_id,
-            traceparent=call.traceparent,
-            timeout=_timeout(servicer_context),
-        ):
+        call = _Call(method)
+        with call.scope(servicer_context):
             try:
                 async for response in behaviour(request, servicer_context):
                     yield response
             except grpc.aio.AbortError:
                 raise
             except asyncio.CancelledError:
-                call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
+                call.code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as error:
                 await call.fail(servicer_context, error)
             finally:
-                call.settle(servicer_context)
-                call.log(started)
+                call.finish(servicer_context)
 
     return wrapper
 
 
-def _wrap(behaviour: Behaviour, method: str, metadata: Any, *, streaming: bool) -> Behaviour:
+def _wrap(behaviour: Behaviour, method: str, *, streaming: bool) -> Behaviour:
     if inspect.isasyncgenfunction(behaviour):
-        return _wrap_stream_generator(behaviour, method, metadata)
+        return _wrap_stream_generator(behaviour, method)
     if inspect.iscoroutinefunction(behaviour):
         if streaming:
-            return _wrap_stream_writer(behaviour, method, metadata)
-        return _wrap_unary_response(behaviour, method, metadata)
+            return _wrap_stream_writer(behaviour, method)
+        return _wrap_unary_response(behaviour, method)
     # A synchronous behaviour runs in grpc's thread pool, outside this task's context;
     # it keeps gRPC's own handling. meshmart servicers are all async.
     return behaviour
 
 
+def _wrapped_handler(handler: Any, method: str) -> Any:
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler, False),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler, True),
+    )
+    for attribute, make, streaming in kinds:
+        behaviour = getattr(handler, attribute)
+        if behaviour is not None:
+            return make(
+                _wrap(behaviour, method, streaming=streaming),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
+
+
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Request context, domain-error mapping and access logging for every RPC."""
+
+    def __init__(self) -> None:
+        # method -> (the handler grpc found, our wrapper of it). Wrappers read everything
+        # per-call from the servicer context, so one per method is enough; building a
+        # new handler on every RPC would cost throughput for nothing.
+        self._wrapped: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
@@ -207,29 +231,9 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         if handler is None:  # unknown method: grpc answers UNIMPLEMENTED itself
             return None
         method: str = handler_call_details.method
-        metadata = handler_call_details.invocation_metadata
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _wrap(handler.unary_unary, method, metadata, streaming=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _wrap(handler.unary_stream, method, metadata, streaming=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _wrap(handler.stream_unary, method, metadata, streaming=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _wrap(handler.stream_stream, method, metadata, streaming=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _wrapped_handler(handler, method)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped

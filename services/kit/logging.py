@@ -62,25 +62,43 @@ def _shared_processors() -> list[Any]:
     ]
 
 
-def configure_logging(service: str, instance: str | None = None, level: str = "INFO") -> None:
-    """(Re)configure logging for this process; safe to call more than once."""
-    _identity["service"] = service
-    _identity["instance"] = instance or service
-    numeric_level = stdlib_logging.getLevelNamesMapping().get(level.upper(), stdlib_logging.INFO)
+_LEVELS = stdlib_logging.getLevelNamesMapping()
+# Method name -> level, for the dynamic level filter below.
+_METHOD_LEVELS = {
+    "debug": stdlib_logging.DEBUG,
+    "info": stdlib_logging.INFO,
+    "msg": stdlib_logging.INFO,
+    "warning": stdlib_logging.WARNING,
+    "warn": stdlib_logging.WARNING,
+    "error": stdlib_logging.ERROR,
+    "exception": stdlib_logging.ERROR,
+    "critical": stdlib_logging.CRITICAL,
+    "fatal": stdlib_logging.CRITICAL,
+}
+_threshold = [stdlib_logging.INFO]
 
+
+def _filter_level(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # The level lives here, not in the logger class, so loggers can be cached on first
+    # use (cheap per call) and still follow a later configure_logging().
+    if _METHOD_LEVELS.get(method, stdlib_logging.INFO) < _threshold[0]:
+        raise structlog.DropEvent
+    return event
+
+
+def _configure_structlog() -> None:
     structlog.configure(
         processors=[
+            _filter_level,
             *_shared_processors(),
             structlog.processors.StackInfoRenderer(),
             _render_exceptions,
-            structlog.processors.JSONRenderer(sort_keys=False),
+            structlog.processors.JSONRenderer(),
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        wrapper_class=structlog.make_filtering_bound_logger(stdlib_logging.NOTSET),
         logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, _STDERR)),
-        # Not cached: loggers created at import time must pick up the later configuration.
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
-
     handler = stdlib_logging.StreamHandler(cast(TextIO, _STDERR))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
@@ -92,19 +110,25 @@ def configure_logging(service: str, instance: str | None = None, level: str = "I
             ],
         )
     )
-    root = stdlib_logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(numeric_level)
+    stdlib_logging.getLogger().handlers[:] = [handler]
+
+
+def configure_logging(service: str, instance: str | None = None, level: str = "INFO") -> None:
+    """Set this process's identity and level; safe to call more than once."""
+    _identity["service"] = service
+    _identity["instance"] = instance or service
+    _threshold[0] = _LEVELS.get(level.upper(), stdlib_logging.INFO)
+    stdlib_logging.getLogger().setLevel(_threshold[0])
 
 
 def get_logger(name: str | None = None, **initial: Any) -> structlog.typing.FilteringBoundLogger:
     """A structured logger; ``name`` ends up as the "logger_name" key."""
     if name is not None:
         initial["logger_name"] = name
-    # A lazy proxy: it resolves the configuration at each call, so module-level loggers
-    # created before configure_logging() still honour the service's level and identity.
     return cast(structlog.typing.FilteringBoundLogger, structlog.get_logger(**initial))
 
 
-# Sensible defaults before a service configures itself (e.g. a ConfigError at start-up).
+# Configured at import, before any logger can be used, so even a ConfigError at start-up
+# is logged as JSON; serve() later sets the service's identity and level.
+_configure_structlog()
 configure_logging("meshmart")

@@ -161,7 +161,8 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
     """Entry point of ``python -m services.<name>``: run ``main`` and exit.
 
     Exit codes: 0 after a clean shutdown, 2 for a configuration error (the message names
-    the setting), 1 if the server could not start, 130 on Ctrl-C before serving.
+    the setting), 1 if the server could not start or main crashed, 130 on Ctrl-C before
+    serving.
     """
     try:
         asyncio.run(main())
@@ -174,4 +175,8 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception:
+        # Still one JSON object per line, so the crash is found with the service's logs.
+        log.exception("service.crashed")
+        sys.exit(1)
     sys.exit(0)

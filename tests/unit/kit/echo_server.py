@@ -4,15 +4,37 @@
 from __future__ import annotations
 
 from services.kit.config import env_float, load_config
+from services.kit.logging import get_logger
 from services.kit.server import run, serve
 from tests.unit.kit.echo_service import SPEC
+
+log = get_logger("kittest.main")
+
+
+async def announce_start() -> None:
+    log.info("hook.on_start")
+
+
+async def announce_stop() -> None:
+    log.info("hook.on_stop")
+
+
+async def failing_stop() -> None:
+    # Stands in for a deregistration that fails: shutdown must carry on regardless.
+    raise ConnectionError("consul unreachable")
 
 
 async def main() -> None:
     config = load_config("kittest")
     # A service-specific setting, read and validated the same way as the kit's own.
     grace = env_float("KITTEST_GRACE_SECONDS", 10.0, minimum=0.0)
-    await serve(config, [SPEC], grace=grace)
+    await serve(
+        config,
+        [SPEC],
+        on_start=announce_start,
+        on_stop=[failing_stop, announce_stop],
+        grace=grace,
+    )
 
 
 if __name__ == "__main__":

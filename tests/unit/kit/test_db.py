@@ -104,3 +104,16 @@ def test_second_process_writer_waits_for_the_lock(tmp_path: Path) -> None:
     with second.transaction() as conn:
         conn.execute("INSERT INTO product (id) VALUES ('after')")
     assert _count(first, "product") == 2
+
+
+def test_failed_commit_rolls_back_and_leaves_the_connection_usable(tmp_path: Path) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1, V2])
+    # A deferred foreign-key violation is only detected at COMMIT.
+    with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        conn.execute("INSERT INTO stock (product_id, available) VALUES ('ghost', 1)")
+    assert not db.read().in_transaction
+    assert _count(db, "stock") == 0
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO product (id) VALUES ('sku-3')")
+    assert _count(db, "stock") == 1

@@ -9,6 +9,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from services.kit.server import ServiceSpec
 from services.kit.testing import running_server
 from tests.unit.kit.echo_service import SPEC, EchoClient, StringValue
 
@@ -84,3 +85,33 @@ async def test_crash_inside_a_stream_is_internal_after_the_sent_messages(
 async def test_success_passes_through(client: EchoClient) -> None:
     assert (await client.echo(StringValue(value="hello"), timeout=5)).value == "hello"
     assert [m.value async for m in client.count(StringValue(), timeout=5)] == ["0", "1", "2"]
+
+
+async def test_handler_that_aborts_itself_keeps_its_status() -> None:
+    async def teapot(request: object, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token expired")
+
+    def add(server: grpc.aio.Server) -> None:
+        handler = grpc.method_handlers_generic_handler(
+            "meshmart.kittest.v1.Abort",
+            {
+                "Abort": grpc.unary_unary_rpc_method_handler(
+                    teapot,
+                    request_deserializer=StringValue.FromString,
+                    response_serializer=StringValue.SerializeToString,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler,))
+
+    spec = ServiceSpec(name="meshmart.kittest.v1.Abort", add=add)
+    async with running_server([spec]) as target, grpc.aio.insecure_channel(target) as channel:
+        call = channel.unary_unary(
+            "/meshmart.kittest.v1.Abort/Abort",
+            request_serializer=StringValue.SerializeToString,
+            response_deserializer=StringValue.FromString,
+        )(StringValue(), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError):
+            await call
+        assert await call.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert await call.details() == "token expired"

@@ -30,6 +30,7 @@ async def test_sigterm_drains_health_then_finishes_in_flight_rpc(tmp_path: Path)
     )
     try:
         await server.wait_for("server.started")
+        await server.wait_for("hook.on_start")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             for name in ("", SERVICE):
@@ -42,6 +43,11 @@ async def test_sigterm_drains_health_then_finishes_in_flight_rpc(tmp_path: Path)
             await server.wait_for("slow.started")
             server.process.send_signal(signal.SIGTERM)
             await server.wait_for("server.draining")
+            # on_stop hooks (deregistration) run while draining; one failing does not
+            # stop the others or the shutdown.
+            failed = await server.wait_for("server.on_stop_failed")
+            assert failed["hook"] == "failing_stop"
+            await server.wait_for("hook.on_stop")
 
             for name in ("", SERVICE):
                 reply = await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)

@@ -52,3 +52,15 @@ async def test_each_rpc_is_logged_with_method_code_duration_and_request_id(
     assert record["code"] == "NOT_FOUND"
     assert record["request_id"] == "req-9"
     assert isinstance(record["duration_ms"], float)
+
+
+def test_level_follows_reconfiguration_for_existing_loggers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = get_logger("early")  # created before the service configures its level
+    configure_logging("svc", "svc-1", "WARNING")
+    logger.info("hidden")
+    configure_logging("svc", "svc-1", "DEBUG")
+    logger.debug("shown")
+    configure_logging("svc", "svc-1", "INFO")
+    assert [r["event"] for r in _records(capsys.readouterr().err)] == ["shown"]
