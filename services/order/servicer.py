@@ -62,11 +62,14 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             raise InvalidArgument("card", "is required")
         if not request.HasField("shipping_address"):
             raise InvalidArgument("shipping_address", "is required")
+        # Every bad field in one answer, so a form can mark them all at once.
+        violations: list[tuple[str, str]] = []
+        card = _card(request.card, self._clock().date(), violations)
+        address = _address(request.shipping_address, violations)
+        if violations:
+            raise InvalidArgument.of(violations)
         command = PlaceOrderCommand(
-            user_id=user_id,
-            idempotency_key=key,
-            card=_card(request.card, self._clock().date()),
-            shipping_address=_address(request.shipping_address),
+            user_id=user_id, idempotency_key=key, card=card, shipping_address=address
         )
         order = await self._saga.place(command)
         return order_pb2.PlaceOrderResponse(order=order_to_proto(order))
@@ -120,9 +123,8 @@ def _page_size(value: int) -> int:
     return validate.page_size(value)
 
 
-def _card(card: payment_pb2.Card, today: dt.date) -> Card:
-    """Shape checks only; whether the card pays is payment's business."""
-    violations: list[tuple[str, str]] = []
+def _card(card: payment_pb2.Card, today: dt.date, violations: list[tuple[str, str]]) -> Card:
+    """Shape checks only (appended to ``violations``); whether it pays is payment's business."""
     if not (_DIGITS.match(card.number) and 12 <= len(card.number) <= 19):
         violations.append(("card.number", "must be 12 to 19 digits"))
     if not 1 <= card.exp_month <= 12:
@@ -134,14 +136,10 @@ def _card(card: payment_pb2.Card, today: dt.date) -> Card:
         violations.append(("card.exp_year", "card has expired"))
     if not (_DIGITS.match(card.cvc) and 3 <= len(card.cvc) <= 4):
         violations.append(("card.cvc", "must be 3 or 4 digits"))
-    if violations:
-        raise InvalidArgument.of(violations)
     return Card(number=card.number, exp_month=card.exp_month, exp_year=card.exp_year, cvc=card.cvc)
 
 
-def _address(address: order_pb2.Address) -> Address:
-    violations: list[tuple[str, str]] = []
-
+def _address(address: order_pb2.Address, violations: list[tuple[str, str]]) -> Address:
     def text(value: str, field: str, lo: int, hi: int) -> str:
         value = value.strip()
         if not lo <= len(value) <= hi:
@@ -160,8 +158,6 @@ def _address(address: order_pb2.Address) -> Address:
         violations.append(
             ("shipping_address.country", "must be an ISO 3166-1 alpha-2 code like DE")
         )
-    if violations:
-        raise InvalidArgument.of(violations)
     return result
 
 

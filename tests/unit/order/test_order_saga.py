@@ -7,7 +7,6 @@ levels, the payments list, the cart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -30,12 +29,6 @@ CANCELLED = order_pb2.Order.STATE_CANCELLED
 CAPTURED = payment_pb2.Payment.STATUS_CAPTURED
 DECLINED = payment_pb2.Payment.STATUS_DECLINED
 REFUNDED = payment_pb2.Payment.STATUS_REFUNDED
-
-
-@pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
-    async with running_shop(tmp_path) as shop:
-        yield shop
 
 
 async def customer_with_cart(shop: Shop) -> tuple[str, dict[str, tuple[int, int]]]:

@@ -1,0 +1,16 @@
+"""The whole shop in-process (tests/unit/shop.py), fresh for each order test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.unit.shop import Shop, running_shop
+
+
+@pytest.fixture
+async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
+    async with running_shop(tmp_path) as shop:
+        yield shop
