@@ -7,6 +7,7 @@ stock and oversell it.
 
 Never ``await`` inside ``transaction()``: the connection is shared by every coroutine of
 the process, and a suspended transaction would hold the write lock for all of them.
+Threads that write concurrently should each open their own Database on the same file.
 """
 
 from __future__ import annotations

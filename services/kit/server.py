@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover - depends on the installed version
 log = get_logger("meshmart.server")
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+HOOK_TIMEOUT_SECONDS = 5.0
 Hook = Callable[[], Awaitable[None]]
 Hooks = Hook | Sequence[Hook] | None
 
@@ -146,7 +147,10 @@ async def _shutdown(
     log.info("server.draining", drain_seconds=config.drain_seconds, grace_seconds=grace)
     for hook in on_stop:
         try:
-            await hook()
+            # Bounded: a registry that does not answer must not keep a stopping process
+            # alive until the supervisor's SIGKILL.
+            async with asyncio.timeout(HOOK_TIMEOUT_SECONDS):
+                await hook()
         except Exception:
             # A failed deregistration must not prevent a clean stop; Consul's check
             # will mark the instance critical anyway.
