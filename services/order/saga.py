@@ -210,7 +210,7 @@ class PlaceOrderSaga:
         if running is not None:
             return running
         task = asyncio.create_task(
-            self._drive_detached(order, card, rpc_context.current_request_id()),
+            self._drive_detached(order, card),
             name=f"place-order-saga:{order.order_id}",
         )
         self._running[order.order_id] = task
@@ -222,12 +222,17 @@ class PlaceOrderSaga:
         task.add_done_callback(forget)
         return task
 
-    async def _drive_detached(
-        self, order: Order, card: Card | None, request_id: str | None
-    ) -> Order:
-        # Keep the request id (logs, propagation) but drop the inbound deadline: the saga
-        # runs on its own per-call deadlines even after the caller has gone.
-        with rpc_context.request_scope(request_id=request_id, user_id=None, timeout=None):
+    async def _drive_detached(self, order: Order, card: Card | None) -> Order:
+        # The task runs in a copy of the starting request's context. Keep its request id
+        # and trace (logs, propagation); drop its deadline, so the saga runs on its own
+        # per-call deadlines after the caller has gone, and its forwarded user, so the
+        # saga calls upstreams as order itself.
+        with rpc_context.request_scope(
+            request_id=rpc_context.current_request_id(),
+            traceparent=rpc_context.current_traceparent(),
+            user_id=None,
+            timeout=None,
+        ):
             return await self._drive(order, card)
 
     async def _drive(self, order: Order, card: Card | None) -> Order:

@@ -17,10 +17,12 @@ from meshmart.payment.v1 import payment_pb2
 
 from services.order.saga import INTERRUPTED_BEFORE_PAYMENT
 from tests.unit.shop import (
+    ADDRESS,
     DECLINE_CARD,
     INSUFFICIENT_FUNDS_CARD,
     Gate,
     Shop,
+    card,
     running_shop,
 )
 
@@ -157,6 +159,30 @@ async def test_a_new_key_after_a_confirmed_order_finds_the_cart_empty(shop: Shop
 
     assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert len(await shop.payments(user_id)) == 1
+
+
+async def test_a_caller_who_gives_up_does_not_abandon_the_order(tmp_path: Path) -> None:
+    held_charge = Gate()
+    async with running_shop(tmp_path, gates={"payment.Charge": held_charge}) as shop:
+        user_id, _ = await customer_with_cart(shop)
+        impatient = shop.order.PlaceOrder(
+            order_pb2.PlaceOrderRequest(
+                user_id=user_id, idempotency_key="k-1", card=card(), shipping_address=ADDRESS
+            ),
+            timeout=0.5,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await impatient
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        await held_charge.entered.wait()  # the saga is at payment, past the caller's deadline
+        held_charge.release()
+
+        # The saga went on without the caller (its calls are not bound to the caller's
+        # deadline); the retry waits for it and gets the outcome.
+        order = await shop.place_order(user_id, "k-1")
+
+        assert order.state == CONFIRMED
+        assert [p.status for p in await shop.payments(user_id)] == [CAPTURED]
 
 
 # -- the order process dies mid-saga ------------------------------------------------------
