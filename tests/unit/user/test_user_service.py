@@ -263,3 +263,24 @@ async def test_update_profile_of_another_user_is_denied(api: UserApi) -> None:
         user_pb2.GetUserRequest(user_id=user.user_id), timeout=TIMEOUT
     )
     assert unchanged.user.full_name == "Ada Lovelace"
+
+
+async def test_login_upgrades_a_hash_made_with_older_parameters(tmp_path: Path) -> None:
+    key = ensure_signing_key(keys_dir(tmp_path))
+    db = Database(tmp_path / DB_FILE, MIGRATIONS)
+    store = UserStore(db)
+    old = Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    new = Passwords(PasswordHasher(time_cost=2, memory_cost=16, parallelism=1))
+    tokens = TokenIssuer(key, ttl_seconds=TTL)
+    user = await UserAccounts(store, old, tokens).register(
+        email="ada@example.com", password=PASSWORD, full_name="Ada"
+    )
+    record = store.by_id(user.user_id)
+    assert record is not None and new.needs_rehash(record.password_hash)
+
+    await UserAccounts(store, new, tokens).login(email="ada@example.com", password=PASSWORD)
+
+    upgraded = store.by_id(user.user_id)
+    assert upgraded is not None and not new.needs_rehash(upgraded.password_hash)
+    assert await new.verify(upgraded.password_hash, PASSWORD)
+    db.close()
