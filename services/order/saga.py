@@ -178,7 +178,9 @@ class PlaceOrderSaga:
         self._check_user(user_id, contact)
         if isinstance(lines, BaseException):
             if isinstance(lines, UpstreamError):
-                raise Unavailable(f"cart service unavailable: {lines.detail}") from lines
+                # The upstream's detail (addresses, internals) goes to the log only.
+                log.warning("order.cart_unreachable", user_id=user_id, error=str(lines))
+                raise Unavailable("cart service unavailable") from lines
             raise lines
         if not lines:
             raise FailedPrecondition("the cart is empty")
@@ -198,9 +200,10 @@ class PlaceOrderSaga:
             raise contact
         if contact.kind is FailureKind.NOT_FOUND:
             raise NotFound(f"user {user_id} not found")
+        log.warning("order.user_unreachable", user_id=user_id, error=str(contact))
         if self._store.contact(user_id) is None:
-            raise Unavailable(f"user service unavailable: {contact.detail}") from contact
-        log.warning("order.user_unreachable_using_local_copy", user_id=user_id)
+            raise Unavailable("user service unavailable") from contact
+        # Seen before: the local copy is enough to place the order.
 
     # -- running sagas ----------------------------------------------------------------
 
@@ -508,15 +511,14 @@ class PlaceOrderSaga:
         Called after the server has drained. An interrupted saga keeps its stored step
         and is finished by the next start, exactly as after a crash.
         """
-        tasks: list[asyncio.Task[Any]] = list(self._running.values())
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
-            self._sweeper = None
+        sagas: list[asyncio.Task[Any]] = list(self._running.values())
+        tasks = sagas if self._sweeper is None else [*sagas, self._sweeper]
+        self._sweeper = None
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-            log.info("order.sagas_interrupted", count=len(tasks))
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if sagas:
+            log.info("order.sagas_interrupted", count=len(sagas))
 
 
 def _reserve_failure_reason(error: UpstreamError) -> str:
