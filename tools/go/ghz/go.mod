@@ -1,4 +1,4 @@
-// Wrapper module pinning github.com/bojand/ghz/cmd/ghz for `make setup` (tools/bootstrap.sh).
+// Wrapper module pinning github.com/bojand/ghz/cmd/ghz for `make setup` (tools/bootstrap-go.sh).
 module meshmart/tools/ghz
 
 go 1.24
