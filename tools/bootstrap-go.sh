@@ -17,6 +17,10 @@ fi
 # version of the module the tool comes from: the first requirement in its go.mod
 version_of() { awk '/^require \(/ {block=1; next} block && NF>=2 {print $2; exit} /^require / {print $3; exit}' "$1/go.mod"; }
 
+# One build at a time per cache: a second `make setup` waits instead of building twice.
+exec 9>"$cache/.lock"
+flock 9
+
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=($(ls tools/go))
 for name in "${names[@]}"; do
