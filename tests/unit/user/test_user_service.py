@@ -65,10 +65,18 @@ def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
     return fields
 
 
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One key pair for the module: RSA key generation is the slow part of setup."""
+    directory = tmp_path_factory.mktemp("run")
+    ensure_signing_key(keys_dir(directory))
+    return directory
+
+
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[UserApi]:
-    key = ensure_signing_key(keys_dir(tmp_path))
-    db = Database(tmp_path / "data" / DB_FILE, MIGRATIONS)
+async def api(tmp_path: Path, run_dir: Path) -> AsyncIterator[UserApi]:
+    key = ensure_signing_key(keys_dir(run_dir))
+    db = Database(tmp_path / DB_FILE, MIGRATIONS)
     passwords = CountingPasswords()
     accounts = UserAccounts(UserStore(db), passwords, TokenIssuer(key, ttl_seconds=TTL))
     try:
@@ -79,7 +87,7 @@ async def api(tmp_path: Path) -> AsyncIterator[UserApi]:
             stub = cast(
                 "user_pb2_grpc.UserServiceAsyncStub", user_pb2_grpc.UserServiceStub(channel)
             )
-            yield UserApi(stub, passwords, tmp_path)
+            yield UserApi(stub, passwords, run_dir)
     finally:
         db.close()
 
@@ -265,8 +273,10 @@ async def test_update_profile_of_another_user_is_denied(api: UserApi) -> None:
     assert unchanged.user.full_name == "Ada Lovelace"
 
 
-async def test_login_upgrades_a_hash_made_with_older_parameters(tmp_path: Path) -> None:
-    key = ensure_signing_key(keys_dir(tmp_path))
+async def test_login_upgrades_a_hash_made_with_older_parameters(
+    tmp_path: Path, run_dir: Path
+) -> None:
+    key = ensure_signing_key(keys_dir(run_dir))
     db = Database(tmp_path / DB_FILE, MIGRATIONS)
     store = UserStore(db)
     old = Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
