@@ -1,0 +1,145 @@
+package kit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+
+	consul "github.com/hashicorp/consul/api"
+
+	"meshmart.local/services/recommendation-go/internal/config"
+)
+
+// The same check timing as v1 (services/kit/registration.py): a dead instance turns
+// critical within about a second, and a critical one is removed after a minute.
+const (
+	checkInterval            = "1s"
+	checkTimeout             = "1s"
+	deregisterCriticalAfter  = "1m"
+	maxRegisterRetryInterval = 2 * time.Second
+)
+
+// Registration registers one instance with the local Consul agent on start and
+// deregisters it on stop. The registration is v1's, field for field: same service
+// name, a unique instance id, meta.version (v2 here: the resolver's subset), a gRPC
+// health check, and a Connect sidecar whose upstreams are the MESHMART_UPSTREAM_*
+// listeners.
+type Registration struct {
+	cfg    config.Service
+	mesh   config.Mesh
+	client *consul.Client
+	log    *slog.Logger
+}
+
+// NewRegistration builds the Consul client for mesh.ConsulAddr.
+func NewRegistration(cfg config.Service, mesh config.Mesh, log *slog.Logger) (*Registration, error) {
+	client, err := consul.NewClient(&consul.Config{Address: mesh.ConsulAddr, Scheme: "http"})
+	if err != nil {
+		return nil, err
+	}
+	return &Registration{cfg: cfg, mesh: mesh, client: client, log: log}, nil
+}
+
+// Service is what is sent to PUT /v1/agent/service/register.
+func (r *Registration) Service() *consul.AgentServiceRegistration {
+	cfg, mesh := r.cfg, r.mesh
+	names := make([]string, 0, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	upstreams := make([]consul.Upstream, 0, len(names))
+	for _, name := range names {
+		host, portText, _ := net.SplitHostPort(cfg.Upstreams[name])
+		port, _ := strconv.Atoi(portText)
+		upstreams = append(upstreams, consul.Upstream{
+			DestinationName: name, LocalBindAddress: host, LocalBindPort: port,
+		})
+	}
+	proxy := &consul.AgentServiceConnectProxyConfig{
+		// The sidecar reaches the process on its own address (not Consul's 127.0.0.1
+		// default: a test mesh runs on another loopback address).
+		LocalServiceAddress: cfg.Host,
+		LocalServicePort:    cfg.Port,
+		Upstreams:           upstreams,
+	}
+	if mesh.MetricsAddr != "" {
+		// Per instance, since every sidecar on the machine needs its own port.
+		proxy.Config = map[string]any{"envoy_prometheus_bind_addr": mesh.MetricsAddr}
+	}
+	sidecarTarget := net.JoinHostPort(cfg.Host, strconv.Itoa(mesh.SidecarPort))
+	return &consul.AgentServiceRegistration{
+		ID:      cfg.InstanceID,
+		Name:    cfg.Name,
+		Address: cfg.Host,
+		Port:    cfg.Port,
+		Tags:    []string{"grpc"},
+		Meta:    map[string]string{"version": mesh.Version, "instance": cfg.InstanceID},
+		Check: &consul.AgentServiceCheck{
+			Name:                           cfg.InstanceID + " gRPC health",
+			GRPC:                           cfg.Address(), // overall health ("" service)
+			Interval:                       checkInterval,
+			Timeout:                        checkTimeout,
+			DeregisterCriticalServiceAfter: deregisterCriticalAfter,
+		},
+		Connect: &consul.AgentServiceConnect{
+			SidecarService: &consul.AgentServiceRegistration{
+				Port: mesh.SidecarPort,
+				Meta: map[string]string{"version": mesh.Version},
+				// Replaces Consul's default sidecar checks, whose 10s TCP interval keeps a
+				// new sidecar out of its callers' endpoints for up to 10s.
+				Checks: consul.AgentServiceChecks{
+					{
+						Name:                           cfg.InstanceID + " sidecar listening",
+						TCP:                            sidecarTarget,
+						Interval:                       checkInterval,
+						DeregisterCriticalServiceAfter: deregisterCriticalAfter,
+					},
+					{Name: cfg.InstanceID + " alive", AliasService: cfg.InstanceID},
+				},
+				Proxy: proxy,
+			},
+		},
+	}
+}
+
+// Register retries while the agent is not up yet (supervisord starts Consul and the
+// services together), for at most mesh.RegisterTimeout.
+func (r *Registration) Register(ctx context.Context) error {
+	deadline := time.Now().Add(r.mesh.RegisterTimeout)
+	delay := 100 * time.Millisecond
+	service := r.Service()
+	for {
+		// A restarted instance re-registers with the same id: replace, don't accumulate.
+		err := r.client.Agent().ServiceRegisterOpts(service, consul.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+		if err == nil {
+			break
+		}
+		if time.Now().Add(delay).After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("could not register %s with Consul at %s: %w", r.cfg.InstanceID, r.mesh.ConsulAddr, err)
+		}
+		r.log.Info("consul.register_retry", "error", err.Error(), "retry_in", delay.Seconds())
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
+		delay = min(delay*2, maxRegisterRetryInterval)
+	}
+	r.log.Info("consul.registered", "service_id", r.cfg.InstanceID, "sidecar_port", r.mesh.SidecarPort,
+		"version", r.mesh.Version, "upstreams", r.cfg.Upstreams)
+	return nil
+}
+
+// Deregister also removes the sidecar registration (Consul ties it to its parent).
+func (r *Registration) Deregister(ctx context.Context) error {
+	opts := (&consul.QueryOptions{}).WithContext(ctx)
+	if err := r.client.Agent().ServiceDeregisterOpts(r.cfg.InstanceID, opts); err != nil {
+		return err
+	}
+	r.log.Info("consul.deregistered", "service_id", r.cfg.InstanceID)
+	return nil
+}

@@ -1,0 +1,123 @@
+// Command recommendation-go is recommendation v2: the RecommendationService contract
+// (proto/meshmart/recommendation/v1) in Go, with v1's rules, settings and runtime
+// behaviour, run beside the Python v1 instances under the same Consul service name.
+//
+// Exit codes are v1's (services/kit/server.py run()): 0 after a clean shutdown, 2 for a
+// configuration error (the message names the setting), 1 if the server could not start
+// or crashed.
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	catalogv1 "meshmart.local/gen/go/meshmart/catalog/v1"
+	orderv1 "meshmart.local/gen/go/meshmart/order/v1"
+	"meshmart.local/services/recommendation-go/internal/config"
+	"meshmart.local/services/recommendation-go/internal/kit"
+	"meshmart.local/services/recommendation-go/internal/recommend"
+	"meshmart.local/services/recommendation-go/internal/servicer"
+	"meshmart.local/services/recommendation-go/internal/upstreams"
+)
+
+// serviceName is the Consul service name: v2 is another release of the same service.
+const serviceName = "recommendation"
+
+// grace bounds in-flight RPCs after the drain, as v1's serve(grace=10.0).
+const grace = 10 * time.Second
+
+func main() { os.Exit(run(config.FromEnviron(os.Environ()), os.Stderr)) }
+
+func run(env config.Env, stderr io.Writer) int {
+	// Until the config is read the identity is the bare service name, as in v1.
+	log := kit.NewLogger(stderr, serviceName, serviceName, slog.LevelInfo)
+	cfg, err := config.LoadService(serviceName, env)
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	log = kit.NewLogger(stderr, cfg.Name, cfg.InstanceID, kit.ParseLevel(cfg.LogLevel))
+	slog.SetDefault(log)
+	settings, err := config.LoadRecommendation(env)
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	orderConn, err := connect(cfg, "order")
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	defer orderConn.Close()
+	catalogConn, err := connect(cfg, "catalog")
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	defer catalogConn.Close()
+	mesh, err := config.LoadMesh(env)
+	if err != nil {
+		return configInvalid(log, err)
+	}
+
+	recommender := recommend.New(
+		upstreams.OrderHistory{
+			Client:    orderv1.NewOrderServiceClient(orderConn),
+			Timeout:   settings.OrderTimeout,
+			MaxOrders: settings.HistoryOrders,
+		},
+		upstreams.ProductCatalog{
+			Client:      catalogv1.NewCatalogServiceClient(catalogConn),
+			Timeout:     settings.CatalogTimeout,
+			MaxProducts: settings.CatalogProducts,
+		},
+		settings.ModelTTL,
+		time.Now,
+	)
+	svc := servicer.New(recommender, config.ServiceVersion(env))
+
+	var hooks kit.Hooks
+	if mesh != nil {
+		// Mesh: register in Consul once SERVING, deregister before the drain; off unless
+		// MESHMART_CONSUL_HTTP_ADDR is set.
+		registration, err := kit.NewRegistration(cfg, *mesh, log)
+		if err != nil {
+			return configInvalid(log, err)
+		}
+		hooks = kit.Hooks{OnStart: registration.Register, OnStop: registration.Deregister}
+	}
+
+	err = kit.Serve(cfg, log, []kit.Service{{Name: servicer.Name, Register: svc.Register}}, hooks, grace)
+	var startup *kit.StartupError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &startup):
+		log.Error("server.start_failed", "error", err.Error())
+	default:
+		log.Error("service.crashed", "error", err.Error())
+	}
+	return 1
+}
+
+// connect opens the channel to an upstream (lazily: nothing is dialled before the first
+// call). Closed by run() only after Serve returns: in-flight RPCs use it until drained.
+func connect(cfg config.Service, upstream string) (*grpc.ClientConn, error) {
+	target, err := cfg.Upstream(upstream)
+	if err != nil {
+		return nil, err
+	}
+	// "passthrough": the target is an address, not a name to resolve.
+	return grpc.NewClient("passthrough:///"+target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(kit.PropagatingClientInterceptor()),
+	)
+}
+
+func configInvalid(log *slog.Logger, err error) int {
+	log.ErrorContext(context.Background(), "config.invalid", "error", err.Error())
+	return 2
+}
