@@ -10,7 +10,7 @@ from meshmart.order.v1 import order_pb2_grpc
 from meshmart.recommendation.v1 import recommendation_pb2_grpc
 
 from services.kit.clients import connect
-from services.kit.config import load_config
+from services.kit.config import env_str, load_config
 from services.kit.server import ServiceSpec, serve
 from services.recommendation.domain import Recommender
 from services.recommendation.servicer import RecommendationServicer
@@ -24,6 +24,8 @@ def build_spec(
     order_channel: grpc.aio.Channel,
     catalog_channel: grpc.aio.Channel,
     settings: RecommendationSettings,
+    *,
+    version: str = "dev",
 ) -> ServiceSpec:
     # grpc ships no type hints, so mypy cannot pick the stubs' aio overload by itself;
     # the AsyncStub classes exist only in the .pyi, hence the quoted names.
@@ -47,7 +49,7 @@ def build_spec(
         ),
         model_ttl=settings.model_ttl,
     )
-    servicer = RecommendationServicer(recommender)
+    servicer = RecommendationServicer(recommender, version)
     return ServiceSpec(
         name=SERVICE_NAME,
         add=lambda server: recommendation_pb2_grpc.add_RecommendationServiceServicer_to_server(
@@ -59,10 +61,15 @@ def build_spec(
 async def main() -> None:
     config = load_config("recommendation")
     settings = RecommendationSettings.from_env()
+    # The release label the mesh registers (meta.version, the canary's subset), echoed in
+    # every answer's x-meshmart-version header.
+    version = env_str("MESHMART_SERVICE_VERSION", "dev")
     order_channel = connect(config, "order")
     catalog_channel = connect(config, "catalog")
     try:
-        await serve(config, [build_spec(order_channel, catalog_channel, settings)])
+        await serve(
+            config, [build_spec(order_channel, catalog_channel, settings, version=version)]
+        )
     finally:
         # Only after serve() returns: in-flight RPCs use the channels until drained.
         await order_channel.close()

@@ -12,6 +12,11 @@ from services.recommendation.domain import Recommender, Source
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
+# Response header naming the release that answered ("v1" here, "v2" for the Go
+# implementation in services/recommendation-go): callers of the mesh's canary split tell
+# the two apart by it. The same key as a request header routes to one subset
+# (consul/config-entries/recommendation/service-router.hcl).
+VERSION_HEADER = "x-meshmart-version"
 
 _SOURCES = {
     Source.PERSONALIZED: recommendation_pb2.RECOMMENDATION_SOURCE_PERSONALIZED,
@@ -20,14 +25,16 @@ _SOURCES = {
 
 
 class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServicer):
-    def __init__(self, recommender: Recommender) -> None:
+    def __init__(self, recommender: Recommender, version: str = "dev") -> None:
         self._recommender = recommender
+        self._version_header = ((VERSION_HEADER, version),)
 
     async def Recommend(
         self,
         request: recommendation_pb2.RecommendRequest,
         context: Any,
     ) -> recommendation_pb2.RecommendResponse:
+        await context.send_initial_metadata(self._version_header)
         user_id = validate.non_empty(request.user_id, "user_id")
         # 0 is proto3's "unset": the default; anything else must be within 1..MAX_LIMIT.
         limit = request.limit or DEFAULT_LIMIT
