@@ -6,7 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup proto proto-check lint test test-unit up down status logs run-local
+.PHONY: help setup proto proto-check lint test test-unit up down status logs run-local compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,3 +47,7 @@ status: ## live table: instances, Consul health, sidecars, each caller's circuit
 
 logs: ## follow a service's logs and its sidecars': make logs S=catalog
 	@$(PY) -m tools.mesh logs $(S)
+
+# --- containers (tools/compose; docker-compose.yml derives from topology.toml) ---------
+compose: setup ## regenerate docker-compose.yml and docker/requirements.txt (commit both)
+	$(PY) -m tools.compose

