@@ -281,8 +281,13 @@ type Order struct {
 	UpdatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	// Where the order ships to.
 	ShippingAddress *Address `protobuf:"bytes,10,opt,name=shipping_address,json=shippingAddress,proto3" json:"shipping_address,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The customer's contact data as order knows it: order keeps its own copy, refreshed
+	// by GetUser when an order is placed and by the user service's UserUpdated events, so
+	// an order reads (and notifications address the customer) while user is down.
+	// Unset when order has never seen the user's contact data.
+	Customer      *Customer `protobuf:"bytes,11,opt,name=customer,proto3" json:"customer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Order) Reset() {
@@ -385,6 +390,86 @@ func (x *Order) GetShippingAddress() *Address {
 	return nil
 }
 
+func (x *Order) GetCustomer() *Customer {
+	if x != nil {
+		return x.Customer
+	}
+	return nil
+}
+
+// Contact data of the customer of an order (order's local copy of the user's profile).
+type Customer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user the data belongs to.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Email address, lower-cased.
+	Email string `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// Display name.
+	FullName string `protobuf:"bytes,3,opt,name=full_name,json=fullName,proto3" json:"full_name,omitempty"`
+	// Phone number in E.164 form; empty when not given.
+	Phone         string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Customer) Reset() {
+	*x = Customer{}
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Customer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Customer) ProtoMessage() {}
+
+func (x *Customer) ProtoReflect() protoreflect.Message {
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Customer.ProtoReflect.Descriptor instead.
+func (*Customer) Descriptor() ([]byte, []int) {
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Customer) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *Customer) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *Customer) GetFullName() string {
+	if x != nil {
+		return x.FullName
+	}
+	return ""
+}
+
+func (x *Customer) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
 // Input of OrderService.PlaceOrder.
 type PlaceOrderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -403,7 +488,7 @@ type PlaceOrderRequest struct {
 
 func (x *PlaceOrderRequest) Reset() {
 	*x = PlaceOrderRequest{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[3]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +500,7 @@ func (x *PlaceOrderRequest) String() string {
 func (*PlaceOrderRequest) ProtoMessage() {}
 
 func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[3]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +513,7 @@ func (x *PlaceOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderRequest.ProtoReflect.Descriptor instead.
 func (*PlaceOrderRequest) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{3}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PlaceOrderRequest) GetUserId() string {
@@ -470,7 +555,7 @@ type PlaceOrderResponse struct {
 
 func (x *PlaceOrderResponse) Reset() {
 	*x = PlaceOrderResponse{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[4]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -482,7 +567,7 @@ func (x *PlaceOrderResponse) String() string {
 func (*PlaceOrderResponse) ProtoMessage() {}
 
 func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[4]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -495,7 +580,7 @@ func (x *PlaceOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceOrderResponse.ProtoReflect.Descriptor instead.
 func (*PlaceOrderResponse) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{4}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PlaceOrderResponse) GetOrder() *Order {
@@ -518,7 +603,7 @@ type GetOrderRequest struct {
 
 func (x *GetOrderRequest) Reset() {
 	*x = GetOrderRequest{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[5]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +615,7 @@ func (x *GetOrderRequest) String() string {
 func (*GetOrderRequest) ProtoMessage() {}
 
 func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[5]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +628,7 @@ func (x *GetOrderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderRequest) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{5}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetOrderRequest) GetOrderId() string {
@@ -571,7 +656,7 @@ type GetOrderResponse struct {
 
 func (x *GetOrderResponse) Reset() {
 	*x = GetOrderResponse{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[6]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -583,7 +668,7 @@ func (x *GetOrderResponse) String() string {
 func (*GetOrderResponse) ProtoMessage() {}
 
 func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[6]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -596,7 +681,7 @@ func (x *GetOrderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderResponse) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{6}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetOrderResponse) GetOrder() *Order {
@@ -621,7 +706,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[7]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -633,7 +718,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[7]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -646,7 +731,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{7}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListOrdersRequest) GetUserId() string {
@@ -683,7 +768,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[8]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +780,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[8]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +793,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{8}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -738,7 +823,7 @@ type ListRecentOrdersRequest struct {
 
 func (x *ListRecentOrdersRequest) Reset() {
 	*x = ListRecentOrdersRequest{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[9]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -750,7 +835,7 @@ func (x *ListRecentOrdersRequest) String() string {
 func (*ListRecentOrdersRequest) ProtoMessage() {}
 
 func (x *ListRecentOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[9]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -763,7 +848,7 @@ func (x *ListRecentOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecentOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListRecentOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{9}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListRecentOrdersRequest) GetPageSize() int32 {
@@ -793,7 +878,7 @@ type ListRecentOrdersResponse struct {
 
 func (x *ListRecentOrdersResponse) Reset() {
 	*x = ListRecentOrdersResponse{}
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[10]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +890,7 @@ func (x *ListRecentOrdersResponse) String() string {
 func (*ListRecentOrdersResponse) ProtoMessage() {}
 
 func (x *ListRecentOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meshmart_order_v1_order_proto_msgTypes[10]
+	mi := &file_meshmart_order_v1_order_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +903,7 @@ func (x *ListRecentOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRecentOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListRecentOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{10}
+	return file_meshmart_order_v1_order_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListRecentOrdersResponse) GetOrders() []*Order {
@@ -856,7 +941,7 @@ const file_meshmart_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"unit_price\x18\x04 \x01(\v2\x19.meshmart.common.v1.MoneyR\tunitPrice\x128\n" +
 	"\n" +
-	"line_total\x18\x05 \x01(\v2\x19.meshmart.common.v1.MoneyR\tlineTotal\"\xb4\x04\n" +
+	"line_total\x18\x05 \x01(\v2\x19.meshmart.common.v1.MoneyR\tlineTotal\"\xed\x04\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x124\n" +
@@ -871,12 +956,18 @@ const file_meshmart_order_v1_order_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12E\n" +
 	"\x10shipping_address\x18\n" +
-	" \x01(\v2\x1a.meshmart.order.v1.AddressR\x0fshippingAddress\"[\n" +
+	" \x01(\v2\x1a.meshmart.order.v1.AddressR\x0fshippingAddress\x127\n" +
+	"\bcustomer\x18\v \x01(\v2\x1b.meshmart.order.v1.CustomerR\bcustomer\"[\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x13\n" +
 	"\x0fSTATE_CONFIRMED\x10\x02\x12\x13\n" +
-	"\x0fSTATE_CANCELLED\x10\x03\"\xcb\x01\n" +
+	"\x0fSTATE_CANCELLED\x10\x03\"l\n" +
+	"\bCustomer\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1b\n" +
+	"\tfull_name\x18\x03 \x01(\tR\bfullName\x12\x14\n" +
+	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xcb\x01\n" +
 	"\x11PlaceOrderRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12'\n" +
 	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12-\n" +
@@ -925,52 +1016,54 @@ func file_meshmart_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_meshmart_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_meshmart_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_meshmart_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_meshmart_order_v1_order_proto_goTypes = []any{
 	(Order_State)(0),                 // 0: meshmart.order.v1.Order.State
 	(*Address)(nil),                  // 1: meshmart.order.v1.Address
 	(*OrderLine)(nil),                // 2: meshmart.order.v1.OrderLine
 	(*Order)(nil),                    // 3: meshmart.order.v1.Order
-	(*PlaceOrderRequest)(nil),        // 4: meshmart.order.v1.PlaceOrderRequest
-	(*PlaceOrderResponse)(nil),       // 5: meshmart.order.v1.PlaceOrderResponse
-	(*GetOrderRequest)(nil),          // 6: meshmart.order.v1.GetOrderRequest
-	(*GetOrderResponse)(nil),         // 7: meshmart.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),        // 8: meshmart.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),       // 9: meshmart.order.v1.ListOrdersResponse
-	(*ListRecentOrdersRequest)(nil),  // 10: meshmart.order.v1.ListRecentOrdersRequest
-	(*ListRecentOrdersResponse)(nil), // 11: meshmart.order.v1.ListRecentOrdersResponse
-	(*v1.Money)(nil),                 // 12: meshmart.common.v1.Money
-	(*timestamppb.Timestamp)(nil),    // 13: google.protobuf.Timestamp
-	(*v11.Card)(nil),                 // 14: meshmart.payment.v1.Card
+	(*Customer)(nil),                 // 4: meshmart.order.v1.Customer
+	(*PlaceOrderRequest)(nil),        // 5: meshmart.order.v1.PlaceOrderRequest
+	(*PlaceOrderResponse)(nil),       // 6: meshmart.order.v1.PlaceOrderResponse
+	(*GetOrderRequest)(nil),          // 7: meshmart.order.v1.GetOrderRequest
+	(*GetOrderResponse)(nil),         // 8: meshmart.order.v1.GetOrderResponse
+	(*ListOrdersRequest)(nil),        // 9: meshmart.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),       // 10: meshmart.order.v1.ListOrdersResponse
+	(*ListRecentOrdersRequest)(nil),  // 11: meshmart.order.v1.ListRecentOrdersRequest
+	(*ListRecentOrdersResponse)(nil), // 12: meshmart.order.v1.ListRecentOrdersResponse
+	(*v1.Money)(nil),                 // 13: meshmart.common.v1.Money
+	(*timestamppb.Timestamp)(nil),    // 14: google.protobuf.Timestamp
+	(*v11.Card)(nil),                 // 15: meshmart.payment.v1.Card
 }
 var file_meshmart_order_v1_order_proto_depIdxs = []int32{
-	12, // 0: meshmart.order.v1.OrderLine.unit_price:type_name -> meshmart.common.v1.Money
-	12, // 1: meshmart.order.v1.OrderLine.line_total:type_name -> meshmart.common.v1.Money
+	13, // 0: meshmart.order.v1.OrderLine.unit_price:type_name -> meshmart.common.v1.Money
+	13, // 1: meshmart.order.v1.OrderLine.line_total:type_name -> meshmart.common.v1.Money
 	0,  // 2: meshmart.order.v1.Order.state:type_name -> meshmart.order.v1.Order.State
 	2,  // 3: meshmart.order.v1.Order.lines:type_name -> meshmart.order.v1.OrderLine
-	12, // 4: meshmart.order.v1.Order.total:type_name -> meshmart.common.v1.Money
-	13, // 5: meshmart.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
-	13, // 6: meshmart.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 4: meshmart.order.v1.Order.total:type_name -> meshmart.common.v1.Money
+	14, // 5: meshmart.order.v1.Order.created_at:type_name -> google.protobuf.Timestamp
+	14, // 6: meshmart.order.v1.Order.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 7: meshmart.order.v1.Order.shipping_address:type_name -> meshmart.order.v1.Address
-	14, // 8: meshmart.order.v1.PlaceOrderRequest.card:type_name -> meshmart.payment.v1.Card
-	1,  // 9: meshmart.order.v1.PlaceOrderRequest.shipping_address:type_name -> meshmart.order.v1.Address
-	3,  // 10: meshmart.order.v1.PlaceOrderResponse.order:type_name -> meshmart.order.v1.Order
-	3,  // 11: meshmart.order.v1.GetOrderResponse.order:type_name -> meshmart.order.v1.Order
-	3,  // 12: meshmart.order.v1.ListOrdersResponse.orders:type_name -> meshmart.order.v1.Order
-	3,  // 13: meshmart.order.v1.ListRecentOrdersResponse.orders:type_name -> meshmart.order.v1.Order
-	4,  // 14: meshmart.order.v1.OrderService.PlaceOrder:input_type -> meshmart.order.v1.PlaceOrderRequest
-	6,  // 15: meshmart.order.v1.OrderService.GetOrder:input_type -> meshmart.order.v1.GetOrderRequest
-	8,  // 16: meshmart.order.v1.OrderService.ListOrders:input_type -> meshmart.order.v1.ListOrdersRequest
-	10, // 17: meshmart.order.v1.OrderService.ListRecentOrders:input_type -> meshmart.order.v1.ListRecentOrdersRequest
-	5,  // 18: meshmart.order.v1.OrderService.PlaceOrder:output_type -> meshmart.order.v1.PlaceOrderResponse
-	7,  // 19: meshmart.order.v1.OrderService.GetOrder:output_type -> meshmart.order.v1.GetOrderResponse
-	9,  // 20: meshmart.order.v1.OrderService.ListOrders:output_type -> meshmart.order.v1.ListOrdersResponse
-	11, // 21: meshmart.order.v1.OrderService.ListRecentOrders:output_type -> meshmart.order.v1.ListRecentOrdersResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	4,  // 8: meshmart.order.v1.Order.customer:type_name -> meshmart.order.v1.Customer
+	15, // 9: meshmart.order.v1.PlaceOrderRequest.card:type_name -> meshmart.payment.v1.Card
+	1,  // 10: meshmart.order.v1.PlaceOrderRequest.shipping_address:type_name -> meshmart.order.v1.Address
+	3,  // 11: meshmart.order.v1.PlaceOrderResponse.order:type_name -> meshmart.order.v1.Order
+	3,  // 12: meshmart.order.v1.GetOrderResponse.order:type_name -> meshmart.order.v1.Order
+	3,  // 13: meshmart.order.v1.ListOrdersResponse.orders:type_name -> meshmart.order.v1.Order
+	3,  // 14: meshmart.order.v1.ListRecentOrdersResponse.orders:type_name -> meshmart.order.v1.Order
+	5,  // 15: meshmart.order.v1.OrderService.PlaceOrder:input_type -> meshmart.order.v1.PlaceOrderRequest
+	7,  // 16: meshmart.order.v1.OrderService.GetOrder:input_type -> meshmart.order.v1.GetOrderRequest
+	9,  // 17: meshmart.order.v1.OrderService.ListOrders:input_type -> meshmart.order.v1.ListOrdersRequest
+	11, // 18: meshmart.order.v1.OrderService.ListRecentOrders:input_type -> meshmart.order.v1.ListRecentOrdersRequest
+	6,  // 19: meshmart.order.v1.OrderService.PlaceOrder:output_type -> meshmart.order.v1.PlaceOrderResponse
+	8,  // 20: meshmart.order.v1.OrderService.GetOrder:output_type -> meshmart.order.v1.GetOrderResponse
+	10, // 21: meshmart.order.v1.OrderService.ListOrders:output_type -> meshmart.order.v1.ListOrdersResponse
+	12, // 22: meshmart.order.v1.OrderService.ListRecentOrders:output_type -> meshmart.order.v1.ListRecentOrdersResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_meshmart_order_v1_order_proto_init() }
@@ -984,7 +1077,7 @@ func file_meshmart_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meshmart_order_v1_order_proto_rawDesc), len(file_meshmart_order_v1_order_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

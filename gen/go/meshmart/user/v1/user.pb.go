@@ -455,7 +455,10 @@ type UpdateProfileRequest struct {
 	// New display name, 1..200 characters; unset keeps the current one.
 	FullName *string `protobuf:"bytes,2,opt,name=full_name,json=fullName,proto3,oneof" json:"full_name,omitempty"`
 	// New phone number in E.164 form; unset keeps the current one, "" clears it.
-	Phone         *string `protobuf:"bytes,3,opt,name=phone,proto3,oneof" json:"phone,omitempty"`
+	Phone *string `protobuf:"bytes,3,opt,name=phone,proto3,oneof" json:"phone,omitempty"`
+	// New login email (stored lower-cased); unset keeps the current one. Another user's
+	// email is ALREADY_EXISTS.
+	Email         *string `protobuf:"bytes,4,opt,name=email,proto3,oneof" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -507,6 +510,13 @@ func (x *UpdateProfileRequest) GetFullName() string {
 func (x *UpdateProfileRequest) GetPhone() string {
 	if x != nil && x.Phone != nil {
 		return *x.Phone
+	}
+	return ""
+}
+
+func (x *UpdateProfileRequest) GetEmail() string {
+	if x != nil && x.Email != nil {
+		return *x.Email
 	}
 	return ""
 }
@@ -590,14 +600,16 @@ const file_meshmart_user_v1_user_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"=\n" +
 	"\x0fGetUserResponse\x12*\n" +
-	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\"\x84\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\"\xa9\x01\n" +
 	"\x14UpdateProfileRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12 \n" +
 	"\tfull_name\x18\x02 \x01(\tH\x00R\bfullName\x88\x01\x01\x12\x19\n" +
-	"\x05phone\x18\x03 \x01(\tH\x01R\x05phone\x88\x01\x01B\f\n" +
+	"\x05phone\x18\x03 \x01(\tH\x01R\x05phone\x88\x01\x01\x12\x19\n" +
+	"\x05email\x18\x04 \x01(\tH\x02R\x05email\x88\x01\x01B\f\n" +
 	"\n" +
 	"_full_nameB\b\n" +
-	"\x06_phone\"C\n" +
+	"\x06_phoneB\b\n" +
+	"\x06_email\"C\n" +
 	"\x15UpdateProfileResponse\x12*\n" +
 	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user2\xd9\x03\n" +
 	"\vUserService\x12k\n" +

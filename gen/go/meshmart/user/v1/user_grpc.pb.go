@@ -45,9 +45,11 @@ type UserServiceClient interface {
 	// Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND, PERMISSION_DENIED (the caller
 	// forwarded by the edge is another user).
 	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
-	// Changes the profile fields that are set; unset fields stay as they are.
-	// Errors: INVALID_ARGUMENT (full_name empty or too long, phone malformed), NOT_FOUND,
-	// PERMISSION_DENIED (another user).
+	// Changes the profile fields that are set; unset fields stay as they are. Publishes
+	// a user.UserUpdated event (services that keep a copy of contact data follow it).
+	// Errors: INVALID_ARGUMENT (full_name empty or too long, phone or email malformed),
+	// NOT_FOUND, ALREADY_EXISTS (email taken by another user), PERMISSION_DENIED (another
+	// user).
 	UpdateProfile(ctx context.Context, in *UpdateProfileRequest, opts ...grpc.CallOption) (*UpdateProfileResponse, error)
 }
 
@@ -117,9 +119,11 @@ type UserServiceServer interface {
 	// Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND, PERMISSION_DENIED (the caller
 	// forwarded by the edge is another user).
 	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
-	// Changes the profile fields that are set; unset fields stay as they are.
-	// Errors: INVALID_ARGUMENT (full_name empty or too long, phone malformed), NOT_FOUND,
-	// PERMISSION_DENIED (another user).
+	// Changes the profile fields that are set; unset fields stay as they are. Publishes
+	// a user.UserUpdated event (services that keep a copy of contact data follow it).
+	// Errors: INVALID_ARGUMENT (full_name empty or too long, phone or email malformed),
+	// NOT_FOUND, ALREADY_EXISTS (email taken by another user), PERMISSION_DENIED (another
+	// user).
 	UpdateProfile(context.Context, *UpdateProfileRequest) (*UpdateProfileResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }

@@ -149,6 +149,7 @@ class Order(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     SHIPPING_ADDRESS_FIELD_NUMBER: _builtins.int
+    CUSTOMER_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     """Order id, e.g. "ord-5e7f01"."""
     user_id: _builtins.str
@@ -181,6 +182,14 @@ class Order(_message.Message):
     def shipping_address(self) -> Global___Address:
         """Where the order ships to."""
 
+    @_builtins.property
+    def customer(self) -> Global___Customer:
+        """The customer's contact data as order knows it: order keeps its own copy, refreshed
+        by GetUser when an order is placed and by the user service's UserUpdated events, so
+        an order reads (and notifications address the customer) while user is down.
+        Unset when order has never seen the user's contact data.
+        """
+
     def __init__(
         self,
         *,
@@ -194,14 +203,49 @@ class Order(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         shipping_address: Global___Address | None = ...,
+        customer: Global___Customer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "shipping_address", b"shipping_address", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "customer", b"customer", "shipping_address", b"shipping_address", "total", b"total", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "created_at", b"created_at", "lines", b"lines", "order_id", b"order_id", "payment_id", b"payment_id", "shipping_address", b"shipping_address", "state", b"state", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancel_reason", b"cancel_reason", "created_at", b"created_at", "customer", b"customer", "lines", b"lines", "order_id", b"order_id", "payment_id", b"payment_id", "shipping_address", b"shipping_address", "state", b"state", "total", b"total", "updated_at", b"updated_at", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Order: _TypeAlias = Order  # noqa: Y015
+
+@_typing.final
+class Customer(_message.Message):
+    """Contact data of the customer of an order (order's local copy of the user's profile)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
+    FULL_NAME_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user the data belongs to."""
+    email: _builtins.str
+    """Email address, lower-cased."""
+    full_name: _builtins.str
+    """Display name."""
+    phone: _builtins.str
+    """Phone number in E.164 form; empty when not given."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        email: _builtins.str = ...,
+        full_name: _builtins.str = ...,
+        phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["email", b"email", "full_name", b"full_name", "phone", b"phone", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Customer: _TypeAlias = Customer  # noqa: Y015
 
 @_typing.final
 class PlaceOrderRequest(_message.Message):

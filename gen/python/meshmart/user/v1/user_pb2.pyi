@@ -236,27 +236,37 @@ class UpdateProfileRequest(_message.Message):
     USER_ID_FIELD_NUMBER: _builtins.int
     FULL_NAME_FIELD_NUMBER: _builtins.int
     PHONE_FIELD_NUMBER: _builtins.int
+    EMAIL_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """Id of the user to change; required."""
     full_name: _builtins.str
     """New display name, 1..200 characters; unset keeps the current one."""
     phone: _builtins.str
     """New phone number in E.164 form; unset keeps the current one, "" clears it."""
+    email: _builtins.str
+    """New login email (stored lower-cased); unset keeps the current one. Another user's
+    email is ALREADY_EXISTS.
+    """
     def __init__(
         self,
         *,
         user_id: _builtins.str = ...,
         full_name: _builtins.str | None = ...,
         phone: _builtins.str | None = ...,
+        email: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_full_name", b"_full_name", "_phone", b"_phone", "full_name", b"full_name", "phone", b"phone"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_email", b"_email", "_full_name", b"_full_name", "_phone", b"_phone", "email", b"email", "full_name", b"full_name", "phone", b"phone"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_full_name", b"_full_name", "_phone", b"_phone", "full_name", b"full_name", "phone", b"phone", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_email", b"_email", "_full_name", b"_full_name", "_phone", b"_phone", "email", b"email", "full_name", b"full_name", "phone", b"phone", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__email: _TypeAlias = _typing.Literal["email"]  # noqa: Y015
+    _WhichOneofArgType__email: _TypeAlias = _typing.Literal["_email", b"_email"]  # noqa: Y015
     _WhichOneofReturnType__full_name: _TypeAlias = _typing.Literal["full_name"]  # noqa: Y015
     _WhichOneofArgType__full_name: _TypeAlias = _typing.Literal["_full_name", b"_full_name"]  # noqa: Y015
     _WhichOneofReturnType__phone: _TypeAlias = _typing.Literal["phone"]  # noqa: Y015
     _WhichOneofArgType__phone: _TypeAlias = _typing.Literal["_phone", b"_phone"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__email) -> _WhichOneofReturnType__email | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__full_name) -> _WhichOneofReturnType__full_name | None: ...
     @_typing.overload

@@ -89,9 +89,11 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpdateProfile(self, request, context):
-        """Changes the profile fields that are set; unset fields stay as they are.
-        Errors: INVALID_ARGUMENT (full_name empty or too long, phone malformed), NOT_FOUND,
-        PERMISSION_DENIED (another user).
+        """Changes the profile fields that are set; unset fields stay as they are. Publishes
+        a user.UserUpdated event (services that keep a copy of contact data follow it).
+        Errors: INVALID_ARGUMENT (full_name empty or too long, phone or email malformed),
+        NOT_FOUND, ALREADY_EXISTS (email taken by another user), PERMISSION_DENIED (another
+        user).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

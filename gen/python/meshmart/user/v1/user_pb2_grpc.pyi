@@ -49,9 +49,11 @@ class UserServiceStub:
     forwarded by the edge is another user).
     """
     UpdateProfile: _grpc.UnaryUnaryMultiCallable[_user_pb2.UpdateProfileRequest, _user_pb2.UpdateProfileResponse]
-    """Changes the profile fields that are set; unset fields stay as they are.
-    Errors: INVALID_ARGUMENT (full_name empty or too long, phone malformed), NOT_FOUND,
-    PERMISSION_DENIED (another user).
+    """Changes the profile fields that are set; unset fields stay as they are. Publishes
+    a user.UserUpdated event (services that keep a copy of contact data follow it).
+    Errors: INVALID_ARGUMENT (full_name empty or too long, phone or email malformed),
+    NOT_FOUND, ALREADY_EXISTS (email taken by another user), PERMISSION_DENIED (another
+    user).
     """
 
 @_typing.type_check_only
@@ -75,9 +77,11 @@ class UserServiceAsyncStub(UserServiceStub):
     forwarded by the edge is another user).
     """
     UpdateProfile: _aio.UnaryUnaryMultiCallable[_user_pb2.UpdateProfileRequest, _user_pb2.UpdateProfileResponse]  # type: ignore[assignment]
-    """Changes the profile fields that are set; unset fields stay as they are.
-    Errors: INVALID_ARGUMENT (full_name empty or too long, phone malformed), NOT_FOUND,
-    PERMISSION_DENIED (another user).
+    """Changes the profile fields that are set; unset fields stay as they are. Publishes
+    a user.UserUpdated event (services that keep a copy of contact data follow it).
+    Errors: INVALID_ARGUMENT (full_name empty or too long, phone or email malformed),
+    NOT_FOUND, ALREADY_EXISTS (email taken by another user), PERMISSION_DENIED (another
+    user).
     """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -122,9 +126,11 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.UpdateProfileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.UpdateProfileResponse, _abc.Awaitable[_user_pb2.UpdateProfileResponse]]:
-        """Changes the profile fields that are set; unset fields stay as they are.
-        Errors: INVALID_ARGUMENT (full_name empty or too long, phone malformed), NOT_FOUND,
-        PERMISSION_DENIED (another user).
+        """Changes the profile fields that are set; unset fields stay as they are. Publishes
+        a user.UserUpdated event (services that keep a copy of contact data follow it).
+        Errors: INVALID_ARGUMENT (full_name empty or too long, phone or email malformed),
+        NOT_FOUND, ALREADY_EXISTS (email taken by another user), PERMISSION_DENIED (another
+        user).
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
