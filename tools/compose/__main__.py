@@ -61,6 +61,10 @@ def outputs() -> dict[Path, str]:
     }
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.compose", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         if current == text:
             continue
         if args.command == "check":
-            stale.append(str(path.relative_to(ROOT)))
+            stale.append(_shown(path))
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-            sys.stdout.write(f"wrote {path.relative_to(ROOT)}\n")
+            sys.stdout.write(f"wrote {_shown(path)}\n")
     if stale:
         sys.stderr.write(f"{', '.join(stale)} stale: run make compose\n")
         return 1

