@@ -171,9 +171,9 @@ def distributions_for(names: Iterable[str]) -> set[str]:
 
 
 def closure(roots: set[str], extras: dict[str, set[str]]) -> set[str]:
-    env = default_environment()
-    env["sys_platform"] = "linux"
-    env["platform_system"] = "Linux"
+    # The image's platform: Linux and this Python (3.11, as the image's base).
+    env = {str(k): str(v) for k, v in default_environment().items()}
+    env.update(sys_platform="linux", platform_system="Linux")
     # Visit (distribution, extra) pairs; "" is the distribution without extras.
     seen: set[tuple[str, str]] = set()
     todo = [(n, e) for n in sorted(roots) for e in ("", *sorted(extras.get(n, set())))]
