@@ -17,8 +17,10 @@ from meshmart.payment.v1 import payment_pb2_grpc
 from meshmart.user.v1 import user_pb2_grpc
 
 from services.kit.db import Database
+from services.kit.outbox import Outbox
 from services.kit.server import ServiceSpec
 
+from .events import OrderEvents
 from .saga import PlaceOrderSaga
 from .servicer import OrderServicer, service_spec
 from .settings import OrderSettings
@@ -33,13 +35,16 @@ class OrderService:
     store: OrderStore
     saga: PlaceOrderSaga
     spec: ServiceSpec
+    # Where the store writes its events; the OutboxRelay of main() publishes them.
+    outbox: Outbox
 
 
 def build_order_service(
     db: Database, channels: Mapping[str, grpc.aio.Channel], settings: OrderSettings
 ) -> OrderService:
     """The order service on ``db``, calling its upstreams over ``channels`` (by name)."""
-    store = OrderStore(db)
+    outbox = Outbox("order")
+    store = OrderStore(db, OrderEvents(outbox))
     saga = PlaceOrderSaga(
         store,
         users=GrpcUsers(
@@ -72,4 +77,6 @@ def build_order_service(
         ),
         settings=settings,
     )
-    return OrderService(store=store, saga=saga, spec=service_spec(OrderServicer(store, saga)))
+    return OrderService(
+        store=store, saga=saga, spec=service_spec(OrderServicer(store, saga)), outbox=outbox
+    )

@@ -97,6 +97,9 @@ class Contact:
     email: str
     full_name: str
     phone: str
+    # When the user last changed the profile (user's updated_at): a copy never goes back
+    # to older data, whichever of GetUser and the UserUpdated events brings it last.
+    updated_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

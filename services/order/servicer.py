@@ -18,7 +18,7 @@ from services.kit.context import ensure_caller_may_act_for
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.server import ServiceSpec
 
-from .model import Address, Card, Order, OrderState, PlaceOrderCommand
+from .model import Address, Card, Contact, Order, OrderState, PlaceOrderCommand
 from .saga import PlaceOrderSaga, utc_now
 from .store import OrderStore
 
@@ -72,7 +72,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
             user_id=user_id, idempotency_key=key, card=card, shipping_address=address
         )
         order = await self._saga.place(command)
-        return order_pb2.PlaceOrderResponse(order=order_to_proto(order))
+        return order_pb2.PlaceOrderResponse(
+            order=order_to_proto(order, self._store.contact(order.user_id))
+        )
 
     async def GetOrder(
         self, request: order_pb2.GetOrderRequest, context: Context
@@ -83,15 +85,19 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         # Another user's order is answered like a missing one: ids are not to be probed.
         if order is None or order.user_id != user_id:
             raise NotFound(f"order {order_id} not found")
-        return order_pb2.GetOrderResponse(order=order_to_proto(order))
+        # The customer comes from order's own copy: GetOrder works with user down.
+        return order_pb2.GetOrderResponse(
+            order=order_to_proto(order, self._store.contact(order.user_id))
+        )
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: Context
     ) -> order_pb2.ListOrdersResponse:
         user_id = _acting_user(context, request.user_id)
         page = self._store.list_for_user(user_id, _page_size(request.page_size), request.page_token)
+        customer = self._store.contact(user_id)
         return order_pb2.ListOrdersResponse(
-            orders=[order_to_proto(order) for order in page.orders],
+            orders=[order_to_proto(order, customer) for order in page.orders],
             next_page_token=page.next_page_token,
         )
 
@@ -99,8 +105,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.ListRecentOrdersRequest, context: Context
     ) -> order_pb2.ListRecentOrdersResponse:
         page = self._store.list_recent(_page_size(request.page_size), request.page_token)
+        customers = self._store.contacts(order.user_id for order in page.orders)
         return order_pb2.ListRecentOrdersResponse(
-            orders=[order_to_proto(order) for order in page.orders],
+            orders=[order_to_proto(order, customers.get(order.user_id)) for order in page.orders],
             next_page_token=page.next_page_token,
         )
 
@@ -167,10 +174,10 @@ def _timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def order_to_proto(order: Order) -> order_pb2.Order:
+def order_to_proto(order: Order, customer: Contact | None = None) -> order_pb2.Order:
     currency = order.currency
     address = order.shipping_address
-    return order_pb2.Order(
+    message = order_pb2.Order(
         order_id=order.order_id,
         user_id=order.user_id,
         state=_STATE_TO_PROTO[order.state],
@@ -198,3 +205,13 @@ def order_to_proto(order: Order) -> order_pb2.Order:
             country=address.country,
         ),
     )
+    if customer is not None:
+        message.customer.CopyFrom(
+            order_pb2.Customer(
+                user_id=customer.user_id,
+                email=customer.email,
+                full_name=customer.full_name,
+                phone=customer.phone,
+            )
+        )
+    return message

@@ -15,9 +15,12 @@ import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterable
+from typing import Protocol
 
 from services.kit.db import Database
 from services.kit.errors import InvalidArgument
+from services.kit.events import CONSUMER_MIGRATION
+from services.kit.outbox import OUTBOX_MIGRATION
 
 from .model import (
     Address,
@@ -76,7 +79,16 @@ CREATE TABLE contacts (
 );
 """
 
-MIGRATIONS = [SCHEMA_V1]
+# Events: the outbox (OrderPlaced/Confirmed/Cancelled leave with the state change), the
+# consumer's dedupe table (UserUpdated), and the version of each contact copy (the user's
+# updated_at, so a late or redelivered older event never overwrites newer data).
+SCHEMA_V2 = f"""
+{OUTBOX_MIGRATION}
+{CONSUMER_MIGRATION}
+ALTER TABLE contacts ADD COLUMN version_us INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS = [SCHEMA_V1, SCHEMA_V2]
 
 TOKEN_VERSION = 1
 PAGE_TOKEN_FIELD = "page_token"
@@ -156,9 +168,25 @@ def _decode_token(token: str, scope: str) -> int | None:
     return before
 
 
+class OrderEventSink(Protocol):
+    """Writes the events of order changes into the outbox (services/order/events.py).
+
+    Called inside the store's transaction, so an event exists exactly when its change does.
+    """
+
+    def order_created(
+        self, conn: sqlite3.Connection, order: Order, customer: Contact | None
+    ) -> None: ...
+
+    def order_state_changed(
+        self, conn: sqlite3.Connection, order: Order, customer: Contact | None
+    ) -> None: ...
+
+
 class OrderStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, events: OrderEventSink | None = None) -> None:
         self._db = db
+        self._events = events
 
     # -- orders ---------------------------------------------------------------------
 
@@ -210,6 +238,8 @@ class OrderStore:
                     for line_no, line in enumerate(order.lines)
                 ],
             )
+            if self._events is not None:
+                self._events.order_created(conn, order, self._contact(conn, order.user_id))
         return order, True
 
     def save_progress(self, order: Order, *, expected_step: SagaStep) -> Order:
@@ -219,6 +249,9 @@ class OrderStore:
         order (a racing recovery) loses with StaleOrder instead of overwriting.
         """
         with self._db.transaction() as conn:
+            before = conn.execute(
+                "SELECT state FROM orders WHERE order_id = ?", (order.order_id,)
+            ).fetchone()
             cursor = conn.execute(
                 """
                 UPDATE orders
@@ -239,6 +272,8 @@ class OrderStore:
             )
             if cursor.rowcount != 1:
                 raise StaleOrder(f"order {order.order_id} is no longer at step {expected_step}")
+            if self._events is not None and before["state"] != order.state.value:
+                self._events.order_state_changed(conn, order, self._contact(conn, order.user_id))
         return order
 
     def get(self, order_id: str) -> Order | None:
@@ -336,23 +371,51 @@ class OrderStore:
 
     def save_contact(self, contact: Contact, now: dt.datetime) -> None:
         with self._db.transaction() as conn:
-            conn.execute(
-                """
-                INSERT INTO contacts (user_id, email, full_name, phone, refreshed_us)
-                VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (user_id) DO UPDATE SET
-                    email = excluded.email, full_name = excluded.full_name,
-                    phone = excluded.phone, refreshed_us = excluded.refreshed_us
-                """,
-                (contact.user_id, contact.email, contact.full_name, contact.phone, _to_us(now)),
-            )
+            self.upsert_contact(conn, contact, now)
+
+    @staticmethod
+    def upsert_contact(conn: sqlite3.Connection, contact: Contact, now: dt.datetime) -> bool:
+        """Store ``contact`` unless the copy holds newer data; True if it was stored.
+
+        Runs on the caller's transaction (the UserUpdated consumer's, or save_contact's).
+        """
+        version = 0 if contact.updated_at is None else _to_us(contact.updated_at)
+        cursor = conn.execute(
+            """
+            INSERT INTO contacts (user_id, email, full_name, phone, refreshed_us, version_us)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (user_id) DO UPDATE SET
+                email = excluded.email, full_name = excluded.full_name,
+                phone = excluded.phone, refreshed_us = excluded.refreshed_us,
+                version_us = excluded.version_us
+            WHERE excluded.version_us >= contacts.version_us
+            """,
+            (
+                contact.user_id,
+                contact.email,
+                contact.full_name,
+                contact.phone,
+                _to_us(now),
+                version,
+            ),
+        )
+        return cursor.rowcount == 1
 
     def contact(self, user_id: str) -> Contact | None:
-        row = (
-            self._db.read()
-            .execute("SELECT * FROM contacts WHERE user_id = ?", (user_id,))
-            .fetchone()
-        )
+        return self._contact(self._db.read(), user_id)
+
+    def contacts(self, user_ids: Iterable[str]) -> dict[str, Contact]:
+        conn = self._db.read()
+        found = {}
+        for user_id in set(user_ids):
+            contact = self._contact(conn, user_id)
+            if contact is not None:
+                found[user_id] = contact
+        return found
+
+    @staticmethod
+    def _contact(conn: sqlite3.Connection, user_id: str) -> Contact | None:
+        row = conn.execute("SELECT * FROM contacts WHERE user_id = ?", (user_id,)).fetchone()
         if row is None:
             return None
         return Contact(
@@ -360,4 +423,5 @@ class OrderStore:
             email=row["email"],
             full_name=row["full_name"],
             phone=row["phone"],
+            updated_at=_from_us(row["version_us"]) if row["version_us"] else None,
         )

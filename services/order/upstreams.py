@@ -8,6 +8,7 @@ saga decides on; retries are Envoy's job, so there are none here.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Sequence
 
 import grpc
@@ -72,7 +73,11 @@ class GrpcUsers:
             raise upstream_error("user", error) from error
         user = response.user
         return Contact(
-            user_id=user.user_id, email=user.email, full_name=user.full_name, phone=user.phone
+            user_id=user.user_id,
+            email=user.email,
+            full_name=user.full_name,
+            phone=user.phone,
+            updated_at=user.updated_at.ToDatetime(dt.UTC) if user.HasField("updated_at") else None,
         )
 
 

@@ -10,6 +10,8 @@ import datetime as dt
 
 from services.kit.config import load_config
 from services.kit.db import Database
+from services.kit.events import ServiceEvents
+from services.kit.outbox import OutboxRelay
 from services.kit.server import run, serve
 
 from .cards import authorize
@@ -29,11 +31,18 @@ async def main() -> None:
     config = load_config("payment")
     settings = load_payment_settings()
     db = Database(config.data_dir / "payment.sqlite3", MIGRATIONS)
+    store = PaymentStore(db, new_id)
+    # Off without MESHMART_NATS_URL: events then wait in the outbox.
+    events = ServiceEvents.from_env(
+        config,
+        lambda bus, _: [OutboxRelay(db, bus, holder=config.instance_id, outbox=store.outbox)],
+    )
     try:
-        processor = PaymentProcessor(PaymentStore(db, new_id), authorize, utc_now)
+        processor = PaymentProcessor(store, authorize, utc_now)
         faults = FaultInjector(settings.initial_fault)
-        await serve(config, service_specs(processor, faults))
+        await serve(config, service_specs(processor, faults), on_start=events.start)
     finally:
+        await events.close()
         db.close()
 
 

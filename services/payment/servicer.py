@@ -6,8 +6,6 @@ import ipaddress
 from typing import TypeAlias
 
 import grpc
-from google.protobuf import timestamp_pb2
-from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
 from services.kit import validate
@@ -18,7 +16,8 @@ from services.kit.server import ServiceSpec
 from .cards import Card
 from .domain import PaymentProcessor
 from .faults import Fault, FaultInjector
-from .model import ChargeCommand, Payment, PaymentStatus
+from .messages import payment_to_proto
+from .model import ChargeCommand
 
 # grpc ships no type hints, so this is Any to mypy; it names what the argument is.
 Context: TypeAlias = grpc.aio.ServicerContext
@@ -27,12 +26,6 @@ MAX_AMOUNT_MINOR = 100_000_000
 MAX_KEY_LENGTH = 200
 MAX_REASON_LENGTH = 500
 MAX_PAGE_SIZE = 100
-
-_STATUS_TO_PROTO = {
-    PaymentStatus.CAPTURED: payment_pb2.Payment.STATUS_CAPTURED,
-    PaymentStatus.DECLINED: payment_pb2.Payment.STATUS_DECLINED,
-    PaymentStatus.REFUNDED: payment_pb2.Payment.STATUS_REFUNDED,
-}
 
 
 class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
@@ -148,22 +141,6 @@ def _ensure_loopback(context: Context) -> None:
     peer = context.peer()
     if not is_loopback_peer(peer):
         raise PermissionDenied(f"PaymentAdminService is loopback-only; peer {peer} is not")
-
-
-def payment_to_proto(payment: Payment) -> payment_pb2.Payment:
-    created_at = timestamp_pb2.Timestamp()
-    created_at.FromDatetime(payment.created_at)
-    return payment_pb2.Payment(
-        payment_id=payment.payment_id,
-        order_id=payment.order_id,
-        user_id=payment.user_id,
-        amount=common_pb2.Money(amount_minor=payment.amount_minor, currency=payment.currency),
-        status=_STATUS_TO_PROTO[payment.status],
-        decline_reason=payment.decline_reason,
-        created_at=created_at,
-        card_last4=payment.card_last4,
-        refund_reason=payment.refund_reason,
-    )
 
 
 def fault_to_proto(fault: Fault) -> payment_pb2.Fault:

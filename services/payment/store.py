@@ -17,7 +17,9 @@ from collections.abc import Callable
 
 from services.kit.db import Database
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.kit.outbox import OUTBOX_MIGRATION, Outbox
 
+from .events import payment_captured, payment_refunded
 from .model import ChargeCommand, Payment, PaymentPage, PaymentStatus
 
 SCHEMA_V1 = """
@@ -47,7 +49,9 @@ CREATE TABLE refunds (
 );
 """
 
-MIGRATIONS = [SCHEMA_V1]
+# PaymentCaptured/PaymentRefunded leave through the transactional outbox (both payment
+# instances share the file; the relays' lease keeps one publishing at a time).
+MIGRATIONS = [SCHEMA_V1, OUTBOX_MIGRATION]
 
 _PAYMENT_COLUMNS = """
     p.payment_id, p.idempotency_key, p.order_id, p.user_id, p.amount_minor, p.currency,
@@ -106,10 +110,13 @@ def _decode_page_token(token: str) -> tuple[int, str]:
 
 
 class PaymentStore:
-    def __init__(self, db: Database, new_id: Callable[[str], str]) -> None:
+    def __init__(
+        self, db: Database, new_id: Callable[[str], str], outbox: Outbox | None = None
+    ) -> None:
         self._db = db
         # Ids are injected so that tests can make them predictable.
         self._new_id = new_id
+        self.outbox = outbox or Outbox("payment")
 
     def find_by_key(self, idempotency_key: str) -> Payment | None:
         conn = self._db.read()
@@ -162,7 +169,9 @@ class PaymentStore:
                 ),
             )
             created = self._get(conn, payment_id)
-        assert created is not None  # inserted just above in the same transaction
+            assert created is not None  # inserted just above in the same transaction
+            if created.status is PaymentStatus.CAPTURED:
+                payment_captured(self.outbox, conn, created)
         return created
 
     def record_refund(
@@ -200,7 +209,8 @@ class PaymentStore:
                 (PaymentStatus.REFUNDED.value, stamp, payment_id),
             )
             refunded = self._get(conn, payment_id)
-        assert refunded is not None
+            assert refunded is not None
+            payment_refunded(self.outbox, conn, refunded)
         return refunded
 
     def list_for_user(self, user_id: str, page_size: int, page_token: str) -> PaymentPage:

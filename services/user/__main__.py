@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from services.kit.config import load_config
 from services.kit.db import Database
+from services.kit.events import ServiceEvents
 from services.kit.logging import get_logger
+from services.kit.outbox import Outbox, OutboxRelay
 from services.kit.server import run, serve
 from services.user.domain import UserAccounts
 from services.user.keys import ensure_signing_key, keys_dir
@@ -23,14 +25,20 @@ async def main() -> None:
     key = ensure_signing_key(keys_dir(config.run_dir))
     log.info("user.signing_key", kid=key.kid)
     db = Database(config.data_dir / DB_FILE, MIGRATIONS)
+    outbox = Outbox("user")
+    # Off without MESHMART_NATS_URL: events then wait in the outbox.
+    events = ServiceEvents.from_env(
+        config, lambda bus, _: [OutboxRelay(db, bus, holder=config.instance_id, outbox=outbox)]
+    )
     try:
         accounts = UserAccounts(
-            UserStore(db),
+            UserStore(db, outbox),
             Passwords(),
             TokenIssuer(key, ttl_seconds=settings.token_ttl_seconds),
         )
-        await serve(config, [service_spec(UserServicer(accounts))])
+        await serve(config, [service_spec(UserServicer(accounts))], on_start=events.start)
     finally:
+        await events.close()
         db.close()
 
 

@@ -107,10 +107,22 @@ class UserAccounts:
             raise NotFound(f"user {user_id} not found")
         return _public(record)
 
-    def update_profile(self, user_id: str, *, full_name: str | None, phone: str | None) -> User:
-        record = self._store.update_profile(
-            user_id, full_name=full_name, phone=phone, updated_at=self._clock()
-        )
+    def update_profile(
+        self,
+        user_id: str,
+        *,
+        full_name: str | None,
+        phone: str | None,
+        email: str | None = None,
+    ) -> User:
+        if email is not None:
+            email = normalise_email(email)
+        try:
+            record = self._store.update_profile(
+                user_id, full_name=full_name, phone=phone, email=email, updated_at=self._clock()
+            )
+        except EmailTaken:
+            raise AlreadyExists(f"a user with email {email} already exists") from None
         if record is None:
             raise NotFound(f"user {user_id} not found")
         return _public(record)

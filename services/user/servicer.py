@@ -99,7 +99,8 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         ensure_caller_may_act_for(context, user_id)
         full_name = _full_name(request.full_name) if request.HasField("full_name") else None
         phone = _phone(request.phone) if request.HasField("phone") else None
-        user = self._accounts.update_profile(user_id, full_name=full_name, phone=phone)
+        email = validate.email(request.email, "email") if request.HasField("email") else None
+        user = self._accounts.update_profile(user_id, full_name=full_name, phone=phone, email=email)
         return user_pb2.UpdateProfileResponse(user=user_message(user))
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.kit.db import Database
+from services.kit.outbox import OUTBOX_MIGRATION, Outbox
+from services.user.events import USER_UPDATED, user_updated
 
 DB_FILE = "user.sqlite3"
 
@@ -22,6 +24,8 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at    TEXT NOT NULL
     );
     """,
+    # Events (UserUpdated) leave through the transactional outbox.
+    OUTBOX_MIGRATION,
 )
 
 _COLUMNS = "user_id, email, full_name, phone, password_hash, created_at, updated_at"
@@ -55,8 +59,10 @@ def _record(row: sqlite3.Row) -> UserRecord:
 
 
 class UserStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, outbox: Outbox | None = None) -> None:
         self._db = db
+        # Every change of a profile writes UserUpdated in its own transaction.
+        self._outbox = outbox or Outbox("user")
 
     def insert(self, user: UserRecord) -> None:
         """Store a new user; EmailTaken when the (lower-cased) email is registered."""
@@ -73,6 +79,9 @@ class UserStore:
                         user.created_at.isoformat(),
                         user.updated_at.isoformat(),
                     ),
+                )
+                self._outbox.add(
+                    conn, USER_UPDATED, user_updated(user), occurred_at=user.updated_at
                 )
         except sqlite3.IntegrityError as error:
             # The UNIQUE index decides, not a prior SELECT: two concurrent registrations
@@ -104,18 +113,30 @@ class UserStore:
         full_name: str | None,
         phone: str | None,
         updated_at: datetime,
+        email: str | None = None,
     ) -> UserRecord | None:
-        """Change the given fields (None keeps a field); None when the user is unknown."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE users SET full_name = coalesce(?, full_name),"
-                " phone = coalesce(?, phone), updated_at = ? WHERE user_id = ?",
-                (full_name, phone, updated_at.isoformat(), user_id),
-            )
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
-            ).fetchone()
-        return None if row is None else _record(row)
+        """Change the given fields (None keeps a field); None when the user is unknown,
+        EmailTaken when ``email`` belongs to another user."""
+        try:
+            with self._db.transaction() as conn:
+                conn.execute(
+                    "UPDATE users SET full_name = coalesce(?, full_name),"
+                    " phone = coalesce(?, phone), email = coalesce(?, email), updated_at = ?"
+                    " WHERE user_id = ?",
+                    (full_name, phone, email, updated_at.isoformat(), user_id),
+                )
+                row = conn.execute(
+                    f"SELECT {_COLUMNS} FROM users WHERE user_id = ?", (user_id,)
+                ).fetchone()
+                if row is None:
+                    return None
+                record = _record(row)
+                self._outbox.add(conn, USER_UPDATED, user_updated(record), occurred_at=updated_at)
+        except sqlite3.IntegrityError as error:
+            if email is not None and "users.email" in str(error):
+                raise EmailTaken(email) from None
+            raise
+        return record
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None:
         with self._db.transaction() as conn:

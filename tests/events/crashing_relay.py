@@ -1,0 +1,38 @@
+"""`python -m tests.events.crashing_relay DB NATS_URL K`: an OutboxRelay process that
+dies (os._exit, no cleanup, like SIGKILL) right after JetStream acknowledged its K-th
+publish and before it marks anything sent: the worst moment for a relay to crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from services.kit.events import EventBus
+from services.kit.outbox import OutboxRelay, PendingEvent
+from tests.events.helpers import open_db
+
+
+class CrashingRelay(OutboxRelay):
+    def __init__(self, *args: object, crash_after: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._crash_after = crash_after
+
+    async def _publish_one(self, row: PendingEvent) -> None:
+        await super()._publish_one(row)
+        if self.stats.published >= self._crash_after:
+            os._exit(9)
+
+
+async def main(db_path: str, url: str, crash_after: int) -> None:
+    db = open_db(Path(db_path))
+    bus = EventBus(url, name="crashing-relay")
+    await bus.start()
+    relay = CrashingRelay(db, bus, holder="crashing-relay", crash_after=crash_after)
+    await relay.publish_pending()
+    raise SystemExit("the relay published everything without crashing")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
