@@ -121,11 +121,12 @@ def registration(config: ServiceConfig, mesh: MeshSettings) -> dict[str, Any]:
                 # Replaces Consul's default sidecar checks, whose 10s TCP interval keeps a
                 # new sidecar out of its callers' endpoints for up to 10s.
                 "Checks": [
+                    # No deregister-after here: a sidecar down for a minute must not lose
+                    # its registration, or Envoy could not start again for a live process.
                     {
                         "Name": f"{config.instance_id} sidecar listening",
                         "TCP": sidecar_target,
                         "Interval": CHECK_INTERVAL,
-                        "DeregisterCriticalServiceAfter": DEREGISTER_CRITICAL_AFTER,
                     },
                     {"Name": f"{config.instance_id} alive", "AliasService": config.instance_id},
                 ],

@@ -177,6 +177,7 @@ class MeshPlan:
         return [
             self.python, "-m", "tools.mesh.sidecar",
             "--consul", self.consul_url,
+            "--sidecar-service", f"{inst.service}-sidecar-proxy",
             "--sidecar-id", inst.sidecar_id,
             "--", *consul_cmd,
         ]

@@ -1,7 +1,8 @@
 """Start a sidecar once its instance is registered: `python -m tools.mesh.sidecar`.
 
     python -m tools.mesh.sidecar --consul http://127.0.0.1:8500 \
-        --sidecar-id catalog-1-sidecar-proxy -- consul connect envoy -sidecar-for catalog-1 ...
+        --sidecar-service catalog-sidecar-proxy --sidecar-id catalog-1-sidecar-proxy \
+        -- consul connect envoy -sidecar-for catalog-1 ...
 
 The service instance registers itself (and so its sidecar service) when it starts;
 `consul connect envoy -sidecar-for` fails at once if that has not happened yet. This
@@ -23,10 +24,10 @@ import urllib.parse
 from tools.mesh.http import HTTPFailure, request
 
 
-def registered(consul: str, sidecar_id: str, deadline: float) -> bool:
-    """Block until the local agent knows ``sidecar_id`` or the deadline passes."""
+def registered(consul: str, service: str, sidecar_id: str, deadline: float) -> bool:
+    """Block until the catalog lists ``sidecar_id`` under the sidecar service name
+    ``service`` (<service>-sidecar-proxy) or the deadline passes."""
     index = "0"
-    service = sidecar_id  # <instance>-sidecar-proxy is also the sidecar's service name
     while (remaining := deadline - time.monotonic()) > 0:
         wait = max(1, min(int(remaining), 10))
         query = urllib.parse.urlencode({"index": index, "wait": f"{wait}s"})
@@ -51,14 +52,17 @@ def _json(body: str) -> list[dict[str, object]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.mesh.sidecar")
     parser.add_argument("--consul", required=True, help="Consul HTTP URL")
-    parser.add_argument("--sidecar-id", required=True)
+    parser.add_argument("--sidecar-service", required=True, help="e.g. catalog-sidecar-proxy")
+    parser.add_argument("--sidecar-id", required=True, help="e.g. catalog-1-sidecar-proxy")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("missing the command to run after --")
-    if not registered(args.consul, args.sidecar_id, time.monotonic() + args.timeout):
+    if not registered(
+        args.consul, args.sidecar_service, args.sidecar_id, time.monotonic() + args.timeout
+    ):
         sys.stderr.write(
             f"sidecar: {args.sidecar_id} is not registered in {args.consul} after "
             f"{args.timeout:.0f}s (is its service instance running?)\n"

@@ -14,13 +14,11 @@ Config {
   # global address would make every sidecar on this machine bind the same port.
 }
 
-AccessLogs {
-  # One JSON line per request on the sidecar's stdout, which supervisord writes to
-  # <run>/logs/<instance>-sidecar.log (`make logs S=<service>`): method, gRPC status,
-  # duration, upstream host and the response flags that say *why* a call failed
-  # (UO = circuit-breaker overflow, URX = retries exhausted, UH = no healthy host).
-  Enabled = true
-  Type    = "stdout"
-  # Connection-level events too (mTLS handshake failures, L4 denials), not just requests.
-  DisableListenerLogs = false
-}
+# Access logs: NOT here. Consul 1.14.11 has no AccessLogs in proxy-defaults (it arrived
+# in 1.15, which cannot be built from the module proxy; see the recipe):
+#   consul config write proxy-defaults.hcl
+#   -> Failed to decode config entry input: * invalid config key "AccessLogs"
+# The only 1.14 way is envoy_public_listener_json, which replaces Consul's generated
+# listener and so drops L7 intentions. Per-request visibility instead: the services'
+# structured logs (request id, method, code, duration) and Envoy's per-upstream counters
+# (`make status`, /stats: retries, overflows, ejections, response codes).
