@@ -5,7 +5,7 @@
 // exclude directives; a wrapper module repeats them and builds it.
 module meshmart/tools/docker-compose
 
-go 1.24
+go 1.24.9
 
 require github.com/docker/compose/v2 v2.40.3
 
