@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.inventory.events import CONSUMER_NAME, consumed_events
 from services.inventory.seed import OPENING_STOCK
 from services.inventory.servicer import InventoryServicer, service_spec
 from services.inventory.settings import load_settings
@@ -9,6 +10,7 @@ from services.inventory.store import DB_FILE, MIGRATIONS, StockLedger
 from services.inventory.sweeper import ExpirySweeper
 from services.kit.config import load_config
 from services.kit.db import Database
+from services.kit.events import ServiceEvents, consumers_for
 from services.kit.logging import get_logger
 from services.kit.server import run, serve
 
@@ -24,12 +26,26 @@ async def main() -> None:
         added = ledger.seed(OPENING_STOCK)
         log.info("inventory.seeded", products_added=added)
         sweeper = ExpirySweeper(ledger, interval_seconds=settings.sweep_interval_seconds)
-        await serve(
+        # Off without MESHMART_NATS_URL (then only the saga releases stock).
+        events = ServiceEvents.from_env(
             config,
-            [service_spec(InventoryServicer(ledger))],
-            on_start=sweeper.start,
-            on_stop=sweeper.stop,
+            lambda bus, event_settings: consumers_for(
+                bus,
+                db,
+                name=CONSUMER_NAME,
+                handlers=consumed_events(ledger),
+                settings=event_settings,
+            ),
         )
+        try:
+            await serve(
+                config,
+                [service_spec(InventoryServicer(ledger))],
+                on_start=[sweeper.start, events.start],
+                on_stop=sweeper.stop,
+            )
+        finally:
+            await events.close()
     finally:
         db.close()
 

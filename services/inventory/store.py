@@ -30,6 +30,7 @@ from services.inventory.domain import (
 )
 from services.kit.db import Database
 from services.kit.errors import DomainError, NotFound
+from services.kit.events import CONSUMER_MIGRATION
 
 DB_FILE = "inventory.sqlite3"
 
@@ -60,6 +61,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX reservation_lines_by_product ON reservation_lines (product_id);
     """,
+    # Dedupe record of the order.OrderCancelled consumer (services/inventory/events.py).
+    CONSUMER_MIGRATION,
 )
 
 # Stock held by reservations that are due: RESERVED with a deadline at or before :now.
@@ -148,6 +151,29 @@ class StockLedger:
             return self._set_state(conn, reservation, ReservationState.RELEASED, now)
 
         return self._write(give_back)
+
+    def release_for_cancelled_order(
+        self, conn: sqlite3.Connection, order_id: str
+    ) -> ReservationState | None:
+        """Give back what a cancelled order still holds, on the caller's transaction.
+
+        The backstop of the saga's own Release (which may have failed while inventory was
+        unreachable): a RESERVED reservation is released; any other state is left as it
+        is, so applying it again, or after the saga, changes nothing. Returns the state
+        the reservation ends in (None: the order never reserved anything).
+        """
+        now = self._clock_ms()
+        self._expire_due(conn, now)
+        reservation = self._load(conn, order_id)
+        if reservation is None:
+            return None
+        if reservation.state is not ReservationState.RESERVED:
+            return reservation.state
+        conn.executemany(
+            "UPDATE stock SET reserved = reserved - ? WHERE product_id = ?",
+            [(ln.quantity, ln.product_id) for ln in reservation.lines],
+        )
+        return self._set_state(conn, reservation, ReservationState.RELEASED, now).state
 
     def get_stock(self, product_ids: Sequence[str]) -> list[StockLevel]:
         """Stock of each id in order; ids without a stock row read as 0 available."""

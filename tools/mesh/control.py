@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tools.mesh import entries, envoy
+from tools.mesh.edge.mesh import Edge
 from tools.mesh.http import HTTPFailure, get_json, request
 from tools.mesh.plan import MESH_MARKER, MeshPlan
 from tools.mesh.supervisor import Supervisor, render
@@ -102,10 +103,14 @@ def up(
         if program.group in ("services", "sidecars"):
             sup.start(f"{program.group}:{program.name}")
     wait_ready(plan, deadline, say)
+    edge = Edge(plan)  # the edge gateway (tools/mesh/edge)
+    edge.wait_ready(deadline)
     say("")
     say(render_status(plan))
     say("")
     say(hints(plan))
+    if edge.runs:
+        say(edge.hints())
 
 
 def _generate_keys(plan: MeshPlan, say: Say) -> None:

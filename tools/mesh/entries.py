@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.mesh.edge.mesh import edges_of
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.plan import MeshPlan
 
@@ -96,7 +97,8 @@ def check(plan: MeshPlan) -> list[str]:
                 )
     if not wildcard_deny:
         problems.append("no default-deny intention (* -> * deny)")
-    edges = topo.edges()
+    # The call graph, plus the edge gateway -> every service with public RPCs.
+    edges = topo.edges() | edges_of(plan)
     for caller, callee in sorted(edges - allowed):
         problems.append(
             f"{caller} -> {callee} is in topology.toml but no intention allows it "

@@ -234,6 +234,10 @@ class MeshPlan:
                     stop_wait=10,
                 )
             )
+        # The edge gateway and its sidecar (tools/mesh/edge; imported here, it imports us).
+        from tools.mesh.edge.mesh import edge_programs
+
+        programs += edge_programs(self)
         return programs
 
 

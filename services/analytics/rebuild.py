@@ -1,0 +1,133 @@
+"""Rebuild the analytics read model from the streams, from scratch, and compare it.
+
+    python -m services.analytics.rebuild [--out FILE] [--replace]
+    (make replay-analytics)
+
+Reads every OrderConfirmed (ORDERS) and PaymentRefunded (PAYMENTS) from the first
+message, applies them with the live consumer's own handlers into a new SQLite file
+(with the processed event ids, so the file can take over from the incremental one),
+then compares the whole sales report and the popular products with the live read
+model. Exit 0 when they are equal, 1 when they differ.
+
+--replace moves the rebuilt file over the live one: only with the analytics service
+stopped (its durable consumer continues after the last event either file has seen, and
+events it applies twice are recognised by their ids).
+
+Settings: MESHMART_NATS_URL (required), MESHMART_DATA_DIR (default .run/data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+import nats
+
+from services.analytics.projection import CONSUMER_NAME, EVENT_TYPES, handlers
+from services.analytics.store import DB_FILE, MIGRATIONS, SalesReadModel, SalesReport
+from services.kit.config import ConfigError, env_str
+from services.kit.db import Database
+from services.kit.events import apply_once, read_stream, stream_for
+
+
+async def rebuild(url: str, out: Path) -> int:
+    """Replay the streams into a fresh database at ``out``; returns the events applied."""
+    for stale in (out, out.with_name(out.name + "-wal"), out.with_name(out.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    db = Database(out, MIGRATIONS)
+    nc = await nats.connect(url, name="analytics-rebuild")
+    applied = 0
+    try:
+        js = nc.jetstream()
+        table = handlers()
+        streams = sorted({stream_for(t) for t in EVENT_TYPES}, key=lambda s: s.name)
+        for stream in streams:
+            types = [t for t in EVENT_TYPES if stream_for(t) == stream]
+            # One transaction per stream: a rebuild is all or nothing per stream.
+            events = [(seq, envelope) async for seq, envelope in read_stream(js, stream, types)]
+            with db.transaction() as conn:
+                for seq, envelope in events:
+                    applied += apply_once(
+                        conn,
+                        consumer=CONSUMER_NAME,
+                        handlers=table,
+                        envelope=envelope,
+                        stream=stream.name,
+                        stream_seq=seq,
+                        now=time.time(),
+                    )
+    finally:
+        await nc.close()
+        db.close()
+    return applied
+
+
+def whole_report(db: Database) -> tuple[SalesReport | None, list[tuple[str, int]]]:
+    model = SalesReadModel(db)
+    span = model.sales_range()
+    report = model.sales_report(*span) if span else None
+    return report, model.popular_products(1000)
+
+
+def differences(live: Database, rebuilt: Database) -> list[str]:
+    (live_report, live_popular), (new_report, new_popular) = (
+        whole_report(live),
+        whole_report(rebuilt),
+    )
+    problems = []
+    if live_report != new_report:
+        problems.append(f"sales report differs:\n  live:    {live_report}\n  rebuilt: {new_report}")
+    if live_popular != new_popular:
+        problems.append(
+            f"popular products differ:\n  live:    {live_popular}\n  rebuilt: {new_popular}"
+        )
+    return problems
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.analytics.rebuild")
+    parser.add_argument(
+        "--out", type=Path, help="rebuilt file (default <data>/analytics.rebuilt.sqlite3)"
+    )
+    parser.add_argument("--replace", action="store_true", help="move it over the live file")
+    args = parser.parse_args(argv)
+    try:
+        url = env_str("MESHMART_NATS_URL")
+    except ConfigError as error:
+        sys.stderr.write(f"error: {error} (nats://host:port of the broker)\n")
+        return 2
+    data_dir = Path(env_str("MESHMART_DATA_DIR", ".run/data"))
+    live_path = data_dir / DB_FILE
+    out = args.out or data_dir / "analytics.rebuilt.sqlite3"
+    started = time.perf_counter()
+    applied = asyncio.run(rebuild(url, out))
+    took = time.perf_counter() - started
+    say(f"rebuilt {out} from {applied} events in {took:.2f}s")
+    if not live_path.exists():
+        say(f"no live read model at {live_path}: nothing to compare")
+        return 0
+    live, rebuilt = Database(live_path, MIGRATIONS), Database(out, MIGRATIONS)
+    try:
+        problems = differences(live, rebuilt)
+    finally:
+        live.close()
+        rebuilt.close()
+    if problems:
+        say("\n".join(problems))
+        return 1
+    say(f"identical to the incremental read model ({live_path})")
+    if args.replace:
+        out.replace(live_path)
+        say(f"replaced {live_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The notification service: "emails" written from order and payment events."""
