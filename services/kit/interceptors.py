@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 from services.kit import context as rpc_context
 from services.kit.errors import DomainError, InvalidArgument
 from services.kit.logging import get_logger
+from services.kit.metrics import rpc_metrics
 
 log = get_logger("meshmart.rpc")
 
@@ -57,10 +58,11 @@ def status_for(error: DomainError) -> grpc.Status:
 class _Call:
     """Bookkeeping for one RPC: its context scope, outcome and access-log line."""
 
-    __slots__ = ("code", "error", "method", "started")
+    __slots__ = ("code", "error", "kind", "method", "started")
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, kind: str = "unary") -> None:
         self.method = method
+        self.kind = kind  # grpc_type label: "unary" or "stream" (a streamed response)
         self.code: grpc.StatusCode = grpc.StatusCode.OK
         self.error: str | None = None
         self.started = time.perf_counter()
@@ -106,7 +108,9 @@ class _Call:
                 self.code = code
             elif isinstance(code, int) and code != 0:
                 self.code = _CODES_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
-        duration_ms = round((time.perf_counter() - self.started) * 1000, 3)
+        seconds = time.perf_counter() - self.started
+        rpc_metrics().observe(self.method, self.kind, self.code, seconds)
+        duration_ms = round(seconds * 1000, 3)
         quiet = self.method.startswith(_QUIET_PREFIXES) and self.code is grpc.StatusCode.OK
         fields: dict[str, Any] = {
             "method": self.method,
@@ -144,7 +148,7 @@ def _wrap_stream_writer(behaviour: Behaviour, method: str) -> Behaviour:
     """Streaming response through ``context.write`` (e.g. the health Watch)."""
 
     async def wrapper(request: Any, servicer_context: Any) -> None:
-        call = _Call(method)
+        call = _Call(method, "stream")
         with call.scope(servicer_context):
             try:
                 await behaviour(request, servicer_context)
@@ -165,7 +169,7 @@ def _wrap_stream_generator(behaviour: Behaviour, method: str) -> Behaviour:
     """Streaming response as an async generator (e.g. reflection)."""
 
     async def wrapper(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
-        call = _Call(method)
+        call = _Call(method, "stream")
         with call.scope(servicer_context):
             try:
                 async for response in behaviour(request, servicer_context):

@@ -16,6 +16,10 @@ run-local`) nothing here runs and no Consul is needed. The settings, all written
   MESHMART_SIDECAR_METRICS_ADDR  host:port of the sidecar's Prometheus /metrics (optional)
   MESHMART_SERVICE_VERSION       meta.version of the registration (default "dev")
   MESHMART_UPSTREAM_<NAME>       host:port of the sidecar's local listener for <name>
+
+Prometheus finds its targets through these registrations (prometheus/, Consul SD): the
+instance's meta.metrics_port is the kit's /metrics endpoint (services/kit/metrics.py),
+the sidecar's meta.metrics_port its Envoy Prometheus listener.
 """
 
 from __future__ import annotations
@@ -83,8 +87,11 @@ def _split(target: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def registration(config: ServiceConfig, mesh: MeshSettings) -> dict[str, Any]:
-    """Keyword arguments of ``consul.Consul().agent.service.register`` for this instance."""
+def registration(
+    config: ServiceConfig, mesh: MeshSettings, metrics_port: int | None = None
+) -> dict[str, Any]:
+    """Keyword arguments of ``consul.Consul().agent.service.register`` for this instance
+    (``metrics_port``: where the process serves /metrics, if it does)."""
     upstreams = []
     for name, target in sorted(config.upstreams.items()):
         host, port = _split(target)
@@ -96,9 +103,14 @@ def registration(config: ServiceConfig, mesh: MeshSettings) -> dict[str, Any]:
         "LocalServicePort": config.port,
         "Upstreams": upstreams,
     }
+    sidecar_meta = {"version": mesh.version}
     if mesh.metrics_addr:
         # Per instance, since every sidecar on the machine needs its own port.
         proxy["Config"] = {"envoy_prometheus_bind_addr": mesh.metrics_addr}
+        sidecar_meta["metrics_port"] = mesh.metrics_addr.rpartition(":")[2]
+    meta = {"version": mesh.version, "instance": config.instance_id}
+    if metrics_port is not None:
+        meta["metrics_port"] = str(metrics_port)
     sidecar_target = f"{config.host}:{mesh.sidecar_port}"
     return {
         "name": config.name,
@@ -106,7 +118,7 @@ def registration(config: ServiceConfig, mesh: MeshSettings) -> dict[str, Any]:
         "address": config.host,
         "port": config.port,
         "tags": ["grpc"],
-        "meta": {"version": mesh.version, "instance": config.instance_id},
+        "meta": meta,
         "check": {
             "Name": f"{config.instance_id} gRPC health",
             "GRPC": config.address,  # overall health ("" service) of the standard servicer
@@ -117,7 +129,7 @@ def registration(config: ServiceConfig, mesh: MeshSettings) -> dict[str, Any]:
         "connect": {
             "SidecarService": {
                 "Port": mesh.sidecar_port,
-                "Meta": {"version": mesh.version},
+                "Meta": sidecar_meta,
                 # Replaces Consul's default sidecar checks, whose 10s TCP interval keeps a
                 # new sidecar out of its callers' endpoints for up to 10s.
                 "Checks": [
@@ -142,16 +154,21 @@ class ConsulRegistration:
     """Registers one instance on start and deregisters it on stop."""
 
     def __init__(
-        self, config: ServiceConfig, mesh: MeshSettings, client: Any | None = None
+        self,
+        config: ServiceConfig,
+        mesh: MeshSettings,
+        client: Any | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self._config = config
         self._mesh = mesh
+        self._metrics_port = metrics_port
         # The synchronous client (requests) in a worker thread: two calls per process
         # lifetime do not justify another HTTP stack in the event loop.
         self._client = client or consul.Consul(host=mesh.consul_host, port=mesh.consul_port)
 
     async def register(self) -> None:
-        payload = registration(self._config, self._mesh)
+        payload = registration(self._config, self._mesh, self._metrics_port)
         deadline = time.monotonic() + self._mesh.register_timeout
         delay = 0.1
         while True:
@@ -181,12 +198,15 @@ class ConsulRegistration:
 
 
 def mesh_hooks(
-    config: ServiceConfig, env: Mapping[str, str] | None = None
+    config: ServiceConfig,
+    env: Mapping[str, str] | None = None,
+    *,
+    metrics_port: int | None = None,
 ) -> tuple[list[Hook], list[Hook]]:
     """(on_start, on_stop) hooks for serve(): register/deregister when the mesh is on,
     nothing otherwise."""
     mesh = load_mesh_settings(env)
     if mesh is None:
         return [], []
-    reg = ConsulRegistration(config, mesh)
+    reg = ConsulRegistration(config, mesh, metrics_port=metrics_port)
     return [reg.register], [reg.deregister]

@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from services.kit.config import ConfigError, ServiceConfig
 from services.kit.interceptors import ServiceInterceptor
 from services.kit.logging import configure_logging, get_logger
+from services.kit.metrics import metrics_port_setting, start_metrics_endpoint
 from services.kit.registration import mesh_hooks
 
 try:  # the asyncio servicer ships with grpcio-health-checking >= 1.32
@@ -106,9 +107,16 @@ async def serve(
     gracefully. on_start hooks run once the server is SERVING (e.g. register in Consul);
     on_stop hooks run right after health turns NOT_SERVING (e.g. deregister)."""
     configure_logging(config.name, config.instance_id, config.log_level)
+    # Prometheus /metrics (services/kit/metrics.py) when MESHMART_METRICS_PORT is set; its
+    # port goes into the Consul registration, where Prometheus discovers it.
+    metrics_port = metrics_port_setting()
+    if metrics_port is not None:
+        endpoint = start_metrics_endpoint(config.host, metrics_port)
+        metrics_port = endpoint.port
+        log.info("metrics.serving", url=endpoint.url)
     # Mesh: register in Consul once SERVING, deregister before the drain; no-op unless
     # MESHMART_CONSUL_HTTP_ADDR is set (services/kit/registration.py, owned by tools/mesh).
-    mesh_start, mesh_stop = mesh_hooks(config)
+    mesh_start, mesh_stop = mesh_hooks(config, metrics_port=metrics_port)
     built = build_server(specs, config.address)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
