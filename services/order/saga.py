@@ -32,6 +32,7 @@ from services.kit import context as rpc_context
 from services.kit.errors import FailedPrecondition, NotFound, Unavailable
 from services.kit.logging import get_logger
 
+from . import metrics
 from .model import (
     Card,
     Contact,
@@ -149,6 +150,7 @@ class PlaceOrderSaga:
         stored, created = self._store.create(order)
         if not created:
             return await self._outcome_of(stored)
+        metrics.ORDERS_PLACED.inc()
         log.info(
             "order.created",
             order_id=order.order_id,
@@ -365,6 +367,7 @@ class PlaceOrderSaga:
 
     async def _confirm(self, order: Order) -> Order:
         confirmed = self._save(order, state=OrderState.CONFIRMED, step=SagaStep.DONE)
+        metrics.ORDERS_CONFIRMED.inc()
         log.info("order.confirmed", order_id=order.order_id, payment_id=order.payment_id)
         try:
             await self._carts.clear(order.user_id)
@@ -379,13 +382,15 @@ class PlaceOrderSaga:
         """Record the decision to cancel (before undoing anything, so a restart in the
         middle of compensation keeps compensating instead of going forward)."""
         log.warning("order.cancelling", order_id=order.order_id, reason=reason)
-        return self._save(
+        cancelled = self._save(
             order,
             state=OrderState.CANCELLED,
             step=SagaStep.COMPENSATING,
             cancel_reason=reason,
             **changes,
         )
+        metrics.ORDERS_CANCELLED.inc()
+        return cancelled
 
     async def _compensate(self, order: Order) -> Order:
         """Release the stock and refund any capture; DONE once both are certain.
@@ -396,6 +401,7 @@ class PlaceOrderSaga:
         stock_released = await self._release_stock(order)
         payment_id, payment_state, payment_settled = await self._undo_payment(order)
         settled = stock_released and payment_settled
+        metrics.SAGA_COMPENSATIONS.labels("completed" if settled else "deferred").inc()
         if not settled and payment_id == order.payment_id and payment_state is order.payment_state:
             return order
         order = self._save(
@@ -448,6 +454,7 @@ class PlaceOrderSaga:
             log.error("order.refund_refused", order_id=order.order_id, error=str(error))
             return payment_id, state, True
         log.info("order.refunded", order_id=order.order_id, payment_id=payment_id)
+        metrics.SAGA_REFUNDS.inc()
         return payment_id, PaymentState.REFUNDED, True
 
     def _save(self, order: Order, **changes: Any) -> Order:
