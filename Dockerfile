@@ -27,11 +27,12 @@ RUN /app/.venv/bin/pip install --no-cache-dir --only-binary=:all: -r /tmp/requir
 
 FROM python:3.11-slim-bookworm AS runtime
 # One unprivileged user; /var/lib/meshmart holds the SQLite databases (data/, a named
-# volume per service) and the run directory (run/keys: the user service's JWT key).
+# volume per service) and the run directory (run/keys: the user service's JWT key,
+# run/mail: notification's emails; tools/compose/model.py STATE_DIRS).
 # Docker copies this ownership into a new named volume mounted there.
 RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin meshmart \
-    && mkdir -p /var/lib/meshmart/data /var/lib/meshmart/run/keys \
+    && mkdir -p /var/lib/meshmart/data /var/lib/meshmart/run/keys /var/lib/meshmart/run/mail \
     && chown -R meshmart:meshmart /var/lib/meshmart
 COPY --from=build /app/.venv /app/.venv
 COPY services/ /app/services/

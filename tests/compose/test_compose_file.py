@@ -6,6 +6,7 @@ every assertion is about what Docker would run, after its own parsing and defaul
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -20,11 +21,13 @@ from tests.compose.helpers import normalized, run_compose
 from tools.compose import __main__ as compose_cli
 from tools.compose.model import (
     DATA_DIR,
+    STATE_DIRS,
     ComposeModel,
     Versions,
     edge_present,
     envoy_ready_check,
     owns_database,
+    uses_events,
 )
 from tools.mesh.entries import entry_files
 from tools.mesh.plan import MESH_MARKER, MeshPlan
@@ -128,7 +131,9 @@ def test_services_get_the_settings_of_the_local_mesh_with_their_container_addres
         local = plan.service_env(inst, "v")
         service = compose["services"][inst.instance_id]
         env = service["environment"]
-        assert set(env) == set(local) - local_only, inst.instance_id
+        assert set(local) - local_only <= set(env), inst.instance_id
+        # NATS: the containers always run it; `make up` may not (yet).
+        assert set(env) - set(local) <= {"MESHMART_NATS_URL"}, inst.instance_id
         address = service["networks"]["mesh"]["ipv4_address"]
         assert env["MESHMART_HOST"] == address
         assert env["MESHMART_PORT"] == str(inst.port)
@@ -139,6 +144,24 @@ def test_services_get_the_settings_of_the_local_mesh_with_their_container_addres
             assert env[f"MESHMART_UPSTREAM_{upstream.upper()}"] == f"127.0.0.1:{port}"
         admin = compose["services"][f"{inst.instance_id}-sidecar"]["command"]
         assert admin[1:3] == ["-admin-bind", f"127.0.0.1:{inst.admin_port}"]
+
+
+def test_services_with_events_get_nats_and_wait_for_it(compose: dict[str, Any]) -> None:
+    with_events = set()
+    for inst in load_topology().instances():
+        service = compose["services"][inst.instance_id]
+        if uses_events(inst.service):
+            with_events.add(inst.service)
+            assert service["environment"]["MESHMART_NATS_URL"] == "nats://nats:4222"
+            assert service["depends_on"]["nats"]["condition"] == LONG_RUNNING_CONDITION
+        else:
+            assert "MESHMART_NATS_URL" not in service["environment"]
+            assert "nats" not in service["depends_on"]
+    assert {"order", "payment", "user"} <= with_events  # they publish through the outbox
+    nats = compose["services"]["nats"]
+    assert nats["command"][:3] == ["-js", "-sd", "/data"]  # JetStream, on its volume
+    assert {"type": "volume", "source": "nats-data", "target": "/data"}.items() <= (
+        nats["volumes"][0].items())
 
 
 def test_addresses_are_distinct_and_inside_the_network(compose: dict[str, Any]) -> None:
@@ -190,6 +213,18 @@ def test_each_database_is_a_named_volume_shared_by_the_service_instances(
     assert owns_database("payment") and not owns_database("storefront")
 
 
+def test_state_outside_the_database_is_on_named_volumes_too(compose: dict[str, Any]) -> None:
+    for inst in load_topology().instances():
+        mounts = {m["target"]: m for m in compose["services"][inst.instance_id].get("volumes", [])}
+        for label, directory in STATE_DIRS.get(inst.service, {}).items():
+            assert mounts[directory]["type"] == "volume"
+            assert mounts[directory]["source"] == f"{inst.service}-{label}"
+    if edge_present():  # the edge reads the user service's JWKS, and cannot change it
+        keys = next(m for m in compose["services"]["edge-1"]["volumes"]
+                    if m["target"] == STATE_DIRS["user"]["keys"])
+        assert keys["source"] == "user-keys" and keys["read_only"] is True
+
+
 def test_the_config_entries_are_written_by_a_one_shot_in_the_mesh_order(
     compose: dict[str, Any],
 ) -> None:
@@ -201,8 +236,9 @@ def test_the_config_entries_are_written_by_a_one_shot_in_the_mesh_order(
     expected = [e.path.relative_to(ROOT / "consul" / "config-entries") for e in entry_files(ROOT)]
     assert files == expected and files
     assert all((ROOT / "consul" / "config-entries" / f).is_file() for f in files)
-    # The entrypoint's loop: "$$" in the file is a literal "$" for the shell.
-    assert '"$@"' in job["entrypoint"][2]
+    # The entrypoint's loop over its arguments: `config` keeps compose's escape "$$",
+    # which the container gets as a literal "$" (an unescaped one would be interpolated).
+    assert '"$$@"' in job["entrypoint"][2]
 
 
 def test_only_loopback_ports_are_published(compose: dict[str, Any]) -> None:
@@ -237,17 +273,20 @@ async def test_the_service_healthcheck_passes_only_for_a_serving_grpc_server(
     assert test[:3] == ["CMD", "python", "-c"]
     command = [sys.executable, "-c", test[3]]
 
-    def probe(target: str) -> int:
+    async def probe(target: str) -> int:
         host, _, port = target.rpartition(":")
         env = {"MESHMART_HOST": host, "MESHMART_PORT": port, "PATH": "/usr/bin:/bin"}
-        return subprocess.run(command, env=env, capture_output=True, timeout=30,
-                              check=False).returncode
+        process = await asyncio.create_subprocess_exec(
+            *command, env=env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await asyncio.wait_for(process.wait(), timeout=30)
 
-    # The kit's real server (health servicer: "" is SERVING once started).
+    # The kit's real server (health servicer: "" is SERVING once started), in this loop.
     async with running_server([ServiceSpec(name="meshmart.test.v1.Nothing",
                                            add=lambda server: None)]) as target:
-        assert probe(target) == 0
-    assert probe(f"127.0.0.1:{_free_port()}") != 0  # nothing listening
+        assert await probe(target) == 0
+    assert await probe(f"127.0.0.1:{_free_port()}") != 0  # nothing listening
 
 
 def test_the_sidecar_healthcheck_passes_only_when_envoy_is_live(tmp_path: Path) -> None:

