@@ -69,10 +69,10 @@ def test_each_instance_gets_its_port_and_the_first_upstream_instance(tmp_path: P
 async def test_launches_built_services_skips_the_rest_and_stops_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     topology = tmp_path / "topology.toml"
-    # analytics has no services/analytics/__main__.py (yet): it must be skipped, not fail.
+    # loyalty has no services/loyalty/__main__.py: it must be skipped, not fail.
     topology.write_text(
         f"[services.catalog]\nport = {port}\ninstances = 1\nupstreams = []\n"
-        f"[services.analytics]\nport = {free_port()}\ninstances = 1\nupstreams = []\n"
+        f"[services.loyalty]\nport = {free_port()}\ninstances = 1\nupstreams = []\n"
     )
     launcher = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -98,7 +98,7 @@ async def test_launches_built_services_skips_the_rest_and_stops_on_sigterm(tmp_p
                 health_pb2.HealthCheckRequest(service=""), timeout=5
             )
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-        assert any(line.startswith("skip analytics") for line in output)
+        assert any(line.startswith("skip loyalty") for line in output)
         assert any(line.startswith("catalog-1") for line in output)
         assert (tmp_path / "run" / "logs" / "catalog-1.log").stat().st_size > 0
     finally:
