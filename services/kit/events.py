@@ -54,6 +54,12 @@ from services.kit import context as rpc_context
 from services.kit.config import ServiceConfig, env_float, env_int, env_str
 from services.kit.db import Database
 from services.kit.logging import get_logger
+from services.kit.metrics import (
+    CONSUMER_LAG,
+    CONSUMER_PENDING,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+)
 
 log = get_logger("meshmart.events")
 
@@ -464,6 +470,8 @@ class EventConsumer:
         self._record_lag = record_lag
         self._task: asyncio.Task[None] | None = None
         self.stats = ConsumerStats()
+        self._lag_histogram = CONSUMER_LAG.labels(name)
+        self._pending_gauge = CONSUMER_PENDING.labels(name)
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -552,6 +560,7 @@ class EventConsumer:
                 applied = self._apply(envelope, meta.sequence.stream)
         except Exception as error:
             self.stats.failures += 1
+            EVENTS_CONSUMED.labels(self.name, envelope.type, "failed").inc()
             if deliveries >= self._settings.max_deliveries:
                 await self._dead_letter(js, msg, envelope, repr(error))
                 return
@@ -567,10 +576,14 @@ class EventConsumer:
             )
             await msg.nak(delay=delay)
             return
+        if meta.num_pending is not None:
+            self._pending_gauge.set(meta.num_pending)
         if applied:
             self.stats.applied += 1
+            EVENTS_CONSUMED.labels(self.name, envelope.type, "applied").inc()
         else:
             self.stats.duplicates += 1
+            EVENTS_CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
             log.info(
                 "events.duplicate_ignored",
                 consumer=self.name,
@@ -595,10 +608,13 @@ class EventConsumer:
             )
         if not applied:
             return False
+        # From the producer's commit (occurred_at) to ours: what a reader waits.
+        occurred = envelope.occurred_at.seconds + envelope.occurred_at.nanos / 1e9
+        lag = self._clock() - occurred
+        if occurred > 0:
+            self._lag_histogram.observe(max(lag, 0.0))
         if self._record_lag:
-            # From the producer's commit (occurred_at) to ours: what a reader waits.
-            occurred = envelope.occurred_at.seconds + envelope.occurred_at.nanos / 1e9
-            self.stats.lags.append(self._clock() - occurred)
+            self.stats.lags.append(lag)
         return True
 
     async def _ack(self, msg: Msg) -> None:
@@ -632,6 +648,7 @@ class EventConsumer:
         await js.publish(subject, msg.data, timeout=self._bus.publish_timeout, headers=headers)
         await msg.term()
         self.stats.dead_lettered += 1
+        EVENTS_DEAD_LETTERED.labels(self.name, event_type).inc()
         log.error(
             "events.dead_lettered",
             consumer=self.name,

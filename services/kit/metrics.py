@@ -14,12 +14,24 @@ no endpoint (unit tests, `make run-local` unless asked).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
+from prometheus_client.core import GaugeMetricFamily
 
 from services.kit.config import env_int
 
@@ -134,3 +146,95 @@ def start_metrics_endpoint(
     client's own server: a scrape never waits on the event loop)."""
     server, _thread = start_http_server(port, addr=host, registry=registry)
     return MetricsEndpoint(host=host, port=int(server.server_port))
+
+
+# --- events (services/kit/outbox.py, services/kit/events.py) ---------------------------
+# Module-level like any prometheus_client metric: one per process, whatever the number of
+# relays and consumers (in-process tests run several), told apart by labels.
+
+OUTBOX_PUBLISHED = Counter(
+    "meshmart_outbox_published_total",
+    "Outbox events JetStream acknowledged (duplicates included).",
+    ["db"],
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "meshmart_outbox_publish_failures_total",
+    "Relay rounds that stopped at an event JetStream did not acknowledge.",
+    ["db"],
+)
+EVENTS_CONSUMED = Counter(
+    "meshmart_events_consumed_total",
+    "Events a consumer handled, by result (applied, duplicate, failed: retried later).",
+    ["consumer", "type", "result"],
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "meshmart_events_dead_lettered_total",
+    "Events moved to the dead-letter stream (poison, or delivered too often).",
+    ["consumer", "type"],
+)
+CONSUMER_LAG = Histogram(
+    "meshmart_event_consumer_lag_seconds",
+    "From an event's occurred_at to its commit by the consumer.",
+    ["consumer"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+CONSUMER_PENDING = Gauge(
+    "meshmart_event_consumer_pending_messages",
+    "Messages of the stream still waiting for this durable consumer (JetStream's"
+    " num_pending of the last message fetched).",
+    ["consumer"],
+)
+
+
+class OutboxBacklog:
+    """``meshmart_outbox_pending_events{db}``: rows not yet acknowledged by JetStream,
+    counted at scrape time (in the scrape thread, on its own read-only connection), so
+    the figure is fresh exactly when the relay is stuck waiting for the broker."""
+
+    def __init__(self) -> None:
+        self._paths: weakref.WeakValueDictionary[str, _Tracked] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def track(self, db_path: Path) -> object:
+        """Count ``db_path``'s outbox for as long as the caller keeps the returned handle
+        (the relay holds it: a stopped, collected relay's outbox is no longer reported)."""
+        tracked = _Tracked(db_path)
+        with self._lock:
+            self._paths[str(db_path)] = tracked
+        return tracked
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "meshmart_outbox_pending_events",
+            "Outbox rows waiting to be published (a rising figure: broker or relay down).",
+            labels=["db"],
+        )
+        with self._lock:
+            tracked = list(self._paths.values())
+        for entry in tracked:
+            pending = entry.pending()
+            if pending is not None:
+                family.add_metric([entry.path.name], pending)
+        yield family
+
+
+class _Tracked:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def pending(self) -> int | None:
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
+        except sqlite3.Error:
+            return None
+        try:
+            row = conn.execute("SELECT count(*) FROM outbox WHERE sent_us IS NULL").fetchone()
+            return int(row[0])
+        except sqlite3.Error:
+            return None  # no outbox table yet, or the file is being replaced
+        finally:
+            conn.close()
+
+
+OUTBOX_BACKLOG = OutboxBacklog()
+REGISTRY.register(OUTBOX_BACKLOG)

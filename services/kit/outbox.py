@@ -34,6 +34,7 @@ from meshmart.common.v1 import common_pb2
 from services.kit.db import Database
 from services.kit.events import Backoff, EventBus, new_envelope, subject_for
 from services.kit.logging import get_logger
+from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 
 log = get_logger("meshmart.outbox")
 
@@ -160,6 +161,10 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self.stats = RelayStats(publish_seconds=[] if record_timings else None)
+        # Prometheus: the backlog is counted at scrape time; published/failures here.
+        self._backlog_handle = OUTBOX_BACKLOG.track(db.path)
+        self._published = OUTBOX_PUBLISHED.labels(db.path.name)
+        self._publish_failures = OUTBOX_PUBLISH_FAILURES.labels(db.path.name)
         if outbox is not None:
             outbox.subscribe(self.wake)
 
@@ -209,6 +214,7 @@ class OutboxRelay:
                 raise
             except Exception as error:
                 self.stats.failures += 1
+                self._publish_failures.inc()
                 if not failing:
                     failing = True
                     log.warning(
@@ -260,6 +266,7 @@ class OutboxRelay:
         if self.stats.publish_seconds is not None:
             self.stats.publish_seconds.append(time.perf_counter() - started)
         self.stats.published += 1
+        self._published.inc()
         if duplicate:
             self.stats.duplicates += 1
             log.info("outbox.duplicate_acknowledged", event_id=row.event_id, seq=row.seq)

@@ -28,7 +28,7 @@ FIGURES = {
 @contextmanager
 def counted() -> Iterator[dict[str, float]]:
     """How much each figure grew inside the block."""
-    before = {k: REGISTRY.get_sample_value(n, l) or 0.0 for k, (n, l) in FIGURES.items()}
+    before = {k: REGISTRY.get_sample_value(n, lb) or 0.0 for k, (n, lb) in FIGURES.items()}
     delta: dict[str, float] = {}
     yield delta
     for key, (name, labels) in FIGURES.items():
