@@ -6,7 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup proto proto-check lint test test-unit up down status logs run-local compose
+.PHONY: help setup proto proto-check lint test test-unit up down status logs run-local canary compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ status: ## live table: instances, Consul health, sidecars, each caller's circuit
 
 logs: ## follow a service's logs and its sidecars': make logs S=catalog
 	@$(PY) -m tools.mesh logs $(S)
+
+canary: ## shift traffic live between a service's releases: make canary PCT=10 (% to v2)
+	@$(PY) -m tools.mesh.canary set $(PCT)
 
 # --- containers (tools/compose; docker-compose.yml derives from topology.toml) ---------
 compose: setup ## regenerate docker-compose.yml and docker/requirements.txt (commit both)

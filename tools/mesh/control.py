@@ -23,6 +23,7 @@ from typing import TextIO
 from tools.mesh import entries, envoy
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.http import HTTPFailure, get_json, request
+from tools.mesh.nats import Nats
 from tools.mesh.plan import MESH_MARKER, MeshPlan
 from tools.mesh.supervisor import Supervisor, render
 
@@ -105,6 +106,7 @@ def up(
     wait_ready(plan, deadline, say)
     edge = Edge(plan)  # the edge gateway (tools/mesh/edge)
     edge.wait_ready(deadline)
+    Nats(plan).wait_ready(deadline)  # the event bus (tools/mesh/nats.py)
     say("")
     say(render_status(plan))
     say("")
@@ -349,6 +351,8 @@ def render_status(plan: MeshPlan) -> str:
         ["service", "instance", "address", "health", "sidecar (mTLS listener)", "admin", "process"],
         rows,
     )
+    bus = Nats(plan).render_status()  # the event bus: streams and consumers
+    table = table + (f"\n\n{bus}" if bus else "")
     return table + "\n\n" + render_circuits(plan)
 
 

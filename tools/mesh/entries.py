@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tools.mesh.edge.mesh import edges_of
 from tools.mesh.http import HTTPFailure, get_json
+from tools.mesh.nats import SERVICE_NAME as NATS
+from tools.mesh.nats import nats_edges
 from tools.mesh.plan import MeshPlan
 
 ENTRIES_DIR = "consul/config-entries"
@@ -98,7 +100,7 @@ def check(plan: MeshPlan) -> list[str]:
     if not wildcard_deny:
         problems.append("no default-deny intention (* -> * deny)")
     # The call graph, plus the edge gateway -> every service with public RPCs.
-    edges = topo.edges() | edges_of(plan)
+    edges = topo.edges() | edges_of(plan) | nats_edges(plan)  # + event clients -> NATS
     for caller, callee in sorted(edges - allowed):
         problems.append(
             f"{caller} -> {callee} is in topology.toml but no intention allows it "
@@ -118,6 +120,10 @@ def check(plan: MeshPlan) -> list[str]:
         for service in sorted(set(topo.services) - have):
             problems.append(f"no {kind} for {service} ({ENTRIES_DIR}/{service}/{kind}.hcl)")
     for entry in defaults:
+        if entry["Name"] == NATS:  # the event bus is plain TCP (tools/mesh/nats.py)
+            if str(entry.get("Protocol", "")) != "tcp":
+                problems.append(f"service-defaults {NATS}: Protocol must be tcp")
+            continue
         if str(entry.get("Protocol", "")) != "grpc":
             problems.append(f"service-defaults {entry['Name']}: Protocol must be grpc")
     return problems

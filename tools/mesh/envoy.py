@@ -31,16 +31,27 @@ def stats(admin_url: str, pattern: str = "") -> dict[str, int]:
     return out
 
 
+# Regex of every Connect upstream cluster's stats (see cluster_pattern).
+UPSTREAM_CLUSTERS = r"^cluster\.(?:failover-target~)?(?:[A-Za-z0-9_-]+\.)?[a-z-]+\.default\."
+
+
+def cluster_pattern(service: str) -> str:
+    """Regex of the names of the Connect upstream clusters of ``service``: usually one,
+    ``<service>.default.<dc>.internal.<trust domain>.consul``; with resolver subsets
+    (a canary split) one per subset, ``<subset>.<service>...``, and with failover the
+    targets of its aggregate cluster, ``failover-target~<subset>.<service>...``."""
+    return rf"(?:failover-target~)?(?:[A-Za-z0-9_-]+\.)?{re.escape(service)}\.default\."
+
+
 def cluster_stat(counters: Mapping[str, int], service: str, suffix: str) -> int:
-    """Sum of ``cluster.<service>.<...>.consul.<suffix>`` (a Connect upstream cluster)."""
-    prefix = f"cluster.{service}."
-    return sum(
-        v for k, v in counters.items() if k.startswith(prefix) and k.endswith(f".consul.{suffix}")
-    )
+    """Sum of ``cluster.<service cluster>.<suffix>`` over the service's upstream clusters."""
+    name = re.compile(rf"^cluster\.{cluster_pattern(service)}.*\.consul\.{re.escape(suffix)}$")
+    return sum(v for k, v in counters.items() if name.match(k))
 
 
 def upstream_stat(admin_url: str, service: str, suffix: str) -> int:
-    return cluster_stat(stats(admin_url, rf"^cluster\.{re.escape(service)}\."), service, suffix)
+    counters = stats(admin_url, rf"^cluster\.{cluster_pattern(service)}")
+    return cluster_stat(counters, service, suffix)
 
 
 @dataclass(frozen=True)
@@ -57,24 +68,39 @@ class HostState:
 
 
 def hosts(admin_url: str, service: str) -> list[HostState]:
-    """Each endpoint of the Connect upstream cluster for ``service`` as Envoy sees it."""
+    """Each endpoint of the Connect upstream cluster(s) for ``service`` as Envoy sees it."""
     text = get_text(f"{admin_url}/clusters", timeout=5)
-    fields: dict[str, dict[str, str]] = {}
+    cluster = re.compile(f"^{cluster_pattern(service)}")
+    fields: dict[tuple[str, str], dict[str, str]] = {}
     for line in text.splitlines():
         parts = line.split("::")
-        if len(parts) != 4 or not parts[0].startswith(f"{service}."):
+        if len(parts) != 4 or not cluster.match(parts[0]):
             continue
-        _, host, key, value = parts
+        name, host, key, value = parts
         if ":" not in host:  # cluster-wide lines such as default_priority::max_requests
             continue
-        fields.setdefault(host, {})[key] = value
-    return [
-        HostState(
+        fields.setdefault((host, name), {})[key] = value
+    # One entry per endpoint even when it is in several clusters (a subset and a failover
+    # target): counts add up, and a flag set in any of them shows.
+    merged: dict[str, HostState] = {}
+    for (host, _), f in sorted(fields.items()):
+        state = HostState(
             address=host,
             health_flags=f.get("health_flags", ""),
             rq_total=int(f.get("rq_total", "0")),
             rq_success=int(f.get("rq_success", "0")),
             rq_error=int(f.get("rq_error", "0")),
         )
-        for host, f in sorted(fields.items())
-    ]
+        seen = merged.get(host)
+        if seen is not None:
+            state = HostState(
+                address=host,
+                health_flags=(
+                    seen.health_flags if seen.health_flags != "healthy" else state.health_flags
+                ),
+                rq_total=seen.rq_total + state.rq_total,
+                rq_success=seen.rq_success + state.rq_success,
+                rq_error=seen.rq_error + state.rq_error,
+            )
+        merged[host] = state
+    return [merged[host] for host in sorted(merged)]

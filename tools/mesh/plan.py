@@ -156,6 +156,10 @@ class MeshPlan:
             env[f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"] = (
                 inst.upstream_target(upstream)
             )
+        # Event clients reach NATS through a Connect upstream (tools/mesh/nats.py).
+        from tools.mesh.nats import nats_client_env
+
+        env.update(nats_client_env(self, inst))
         env.update(self.extra_env)
         return env
 
@@ -238,6 +242,10 @@ class MeshPlan:
         from tools.mesh.edge.mesh import edge_programs
 
         programs += edge_programs(self)
+        # NATS JetStream and its sidecar (tools/mesh/nats.py; it imports us too).
+        from tools.mesh.nats import nats_programs
+
+        programs += nats_programs(self)
         return programs
 
 

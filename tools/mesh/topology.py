@@ -6,6 +6,14 @@ come from its ``[services.<name>]`` tables, and everything the mesh needs per in
 derived from the instance's gRPC port by the rules in its ``[mesh]`` table. Nothing here
 talks to a process; it is pure data, so the rules are unit-tested alone.
 
+A service may also run a *canary*: another release of the same contract (e.g. v2 in Go),
+registered under the same service name with its own meta.version, so that Consul's
+service-resolver subsets and service-splitter can divide the traffic between releases.
+Its instances are numbered after the service's own ones (recommendation-3 listens on
+7182), so every derived port follows the same rules. They are returned by
+``canary_instances``, not by ``instances``: not every consumer of the topology can run
+them (the container image, for one, holds the Python services only).
+
 A whole mesh also has an *address*: every process of it (Consul, services, Envoys) binds
 that loopback address. The developer's mesh uses 127.0.0.1; the mesh tests use another
 loopback address with the very same ports, so they never collide with a running mesh.
@@ -46,12 +54,30 @@ class MeshRules:
     envoy_concurrency: int = 1  # Envoy worker threads per sidecar (0: one per core)
 
 
+# How an instance is started, by the language of its implementation:
+#   python  python -m services.<service>            (services/<service>/__main__.py)
+#   go      .venv/bin/<service>-go                  (services/<service>-go, built by setup)
+LANGUAGES = ("python", "go")
+
+
+@dataclass(frozen=True)
+class Canary:
+    """Another release of a service's contract, run beside it (``[services.X.canary]``)."""
+
+    version: str  # its meta.version in Consul, the name of its resolver subset (e.g. "v2")
+    language: str  # one of LANGUAGES
+    instances: int
+
+
 @dataclass(frozen=True)
 class Service:
     name: str
     port: int
     instances: int
     upstreams: tuple[str, ...]
+    # meta.version of the service's own instances ("" = the commit the mesh runs from).
+    version: str = ""
+    canary: Canary | None = None
 
     @property
     def slot(self) -> int:
@@ -71,6 +97,8 @@ class Instance:
     base_id: int
     # upstream service name -> local port of this instance's sidecar listener for it
     upstream_ports: Mapping[str, int] = field(default_factory=dict)
+    version: str = ""  # meta.version to register ("" = the commit the mesh runs from)
+    language: str = "python"  # how the instance is started (see LANGUAGES)
 
     @property
     def instance_id(self) -> str:
@@ -111,12 +139,34 @@ class Topology:
 
     def instances_of(self, name: str, address: str = "127.0.0.1") -> list[Instance]:
         service = self.services[name]
+        return self._numbered(service, range(1, service.instances + 1), address)
+
+    def canary_instances(self, address: str = "127.0.0.1") -> list[Instance]:
+        """Every canary instance of the topology (see the module docstring)."""
+        return [
+            i for s in self.services.values() for i in self.canary_instances_of(s.name, address)
+        ]
+
+    def canary_instances_of(self, name: str, address: str = "127.0.0.1") -> list[Instance]:
+        """The canary's instances, numbered after the service's own."""
+        service = self.services[name]
+        if service.canary is None:
+            return []
+        first = service.instances + 1
+        return self._numbered(service, range(first, first + service.canary.instances), address)
+
+    def _numbered(self, service: Service, numbers: range, address: str) -> list[Instance]:
         rules = self.rules
+        canary = service.canary
         # Envoy's --base-id names its shared memory; Consul disables hot restart (so it is
         # not strictly needed) but distinct ids per mesh keep two meshes safe regardless.
         mesh_index = int(ipaddress.IPv4Address(address)) & 0xFF
         out = []
-        for number in range(1, service.instances + 1):
+        for number in numbers:
+            # Numbers past the service's own instances belong to its canary.
+            version, language = service.version, "python"
+            if canary is not None and number > service.instances:
+                version, language = canary.version, canary.language
             port = service.port + number - 1
             ups = {
                 u: rules.upstream_port_base
@@ -126,7 +176,7 @@ class Topology:
             }
             out.append(
                 Instance(
-                    service=name,
+                    service=service.name,
                     number=number,
                     port=port,
                     address=address,
@@ -135,12 +185,14 @@ class Topology:
                     metrics_port=port + rules.metrics_port_offset,
                     base_id=mesh_index * 1000 + (port - rules.port_block),
                     upstream_ports=ups,
+                    version=version,
+                    language=language,
                 )
             )
         return out
 
     def instance(self, instance_id: str, address: str = "127.0.0.1") -> Instance:
-        for inst in self.instances(address):
+        for inst in [*self.instances(address), *self.canary_instances(address)]:
             if inst.instance_id == instance_id:
                 return inst
         raise TopologyError(f"no instance {instance_id!r} in {self.source}")
@@ -151,7 +203,9 @@ class Topology:
         services = dict(self.services)
         for name, more in extra.items():
             s = services[name]
-            services[name] = Service(s.name, s.port, s.instances, (*s.upstreams, *more))
+            services[name] = Service(
+                s.name, s.port, s.instances, (*s.upstreams, *more), s.version, s.canary
+            )
         topo = Topology(services=services, rules=self.rules, source=self.source)
         _check_ports(topo)
         return topo
@@ -169,8 +223,10 @@ def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
                 port=int(spec["port"]),
                 instances=int(spec.get("instances", 1)),
                 upstreams=tuple(str(u) for u in spec.get("upstreams", [])),
+                version=str(spec.get("version", "")),
+                canary=_canary(spec["canary"]) if "canary" in spec else None,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TopologyError(f"{path}: services.{name}: bad entry ({exc!r})") from exc
     topo = Topology(services=services, rules=rules, source=path)
     for s in services.values():
@@ -184,8 +240,30 @@ def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
             )
         if not 1 <= s.instances <= 10:
             raise TopologyError(f"{path}: services.{s.name}.instances must be 1-10")
+        if s.canary is not None:
+            _check_canary(s, path)
     _check_ports(topo)
     return topo
+
+
+def _canary(raw: Mapping[str, Any]) -> Canary:
+    return Canary(
+        version=str(raw["version"]),
+        language=str(raw.get("language", "python")),
+        instances=int(raw.get("instances", 1)),
+    )
+
+
+def _check_canary(s: Service, path: Path) -> None:
+    assert s.canary is not None
+    where = f"{path}: services.{s.name}.canary"
+    if s.canary.language not in LANGUAGES:
+        raise TopologyError(f"{where}.language must be one of {', '.join(LANGUAGES)}")
+    if not s.canary.version or s.canary.version == s.version:
+        raise TopologyError(f"{where}.version must be set and differ from the service's version")
+    if s.canary.instances < 1 or s.instances + s.canary.instances > 10:
+        # A service owns a block of ten ports: its instances and its canary's share it.
+        raise TopologyError(f"{where}.instances: at least 1, and at most 10 with the service's")
 
 
 def _rules(raw: Mapping[str, Any], path: Path) -> MeshRules:
@@ -207,7 +285,7 @@ def _check_ports(topo: Topology) -> None:
         r.consul_serf_lan_port: "consul serf lan",
         r.consul_serf_wan_port: "consul serf wan",
     }
-    for inst in topo.instances():
+    for inst in [*topo.instances(), *topo.canary_instances()]:
         ports = {
             inst.port: "grpc",
             inst.sidecar_port: "sidecar",

@@ -3,7 +3,42 @@
 Kind = "service-router"
 Name = "recommendation"
 
+# Routes are tried in order. The first two let a caller pick a release with the request
+# header x-meshmart-version (v1/v2 are the subsets of service-resolver.hcl), e.g. to try
+# the canary before it gets traffic:
+#   grpcurl ... -H 'x-meshmart-version: v2' <caller's recommendation listener> ...
+# Every answer says which release gave it in the same response header. Anything else goes
+# through the canary split (service-splitter.hcl).
 Routes = [
+  {
+    Match {
+      HTTP {
+        PathPrefix = "/"
+        Header = [{ Name = "x-meshmart-version", Exact = "v2" }]
+      }
+    }
+    Destination {
+      ServiceSubset = "v2"
+      # The same retry policy and timeout as the split route below.
+      RetryOn = ["unavailable", "connect-failure", "refused-stream", "reset"]
+      NumRetries = 3
+      RequestTimeout = "5s"
+    }
+  },
+  {
+    Match {
+      HTTP {
+        PathPrefix = "/"
+        Header = [{ Name = "x-meshmart-version", Exact = "v1" }]
+      }
+    }
+    Destination {
+      ServiceSubset = "v1"
+      RetryOn = ["unavailable", "connect-failure", "refused-stream", "reset"]
+      NumRetries = 3
+      RequestTimeout = "5s"
+    }
+  },
   {
     Match {
       HTTP {

@@ -93,11 +93,12 @@ func (r *Registration) Service() *consul.AgentServiceRegistration {
 				// Replaces Consul's default sidecar checks, whose 10s TCP interval keeps a
 				// new sidecar out of its callers' endpoints for up to 10s.
 				Checks: consul.AgentServiceChecks{
+					// No deregister-after here: a sidecar down for a minute must not lose
+					// its registration, or Envoy could not start again for a live process.
 					{
-						Name:                           cfg.InstanceID + " sidecar listening",
-						TCP:                            sidecarTarget,
-						Interval:                       checkInterval,
-						DeregisterCriticalServiceAfter: deregisterCriticalAfter,
+						Name:     cfg.InstanceID + " sidecar listening",
+						TCP:      sidecarTarget,
+						Interval: checkInterval,
 					},
 					{Name: cfg.InstanceID + " alive", AliasService: cfg.InstanceID},
 				},

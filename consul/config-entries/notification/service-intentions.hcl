@@ -1,0 +1,21 @@
+# Who may call notification: only the edge gateway (no service calls it; its input is
+# events from NATS), and only its public RPC.
+# Each permission list ends with an explicit deny: with ACLs off, a request that
+# matches no permission would otherwise fall through to the default *allow*.
+Kind = "service-intentions"
+Name = "notification"
+
+Sources = [
+  {
+    Name        = "edge"
+    Description = "edge: the public RPCs of notification only (tools/mesh/edge/api.py)"
+    Permissions = [
+      {
+        Action = "allow"
+        HTTP { PathExact = "/meshmart.notification.v1.NotificationService/ListNotifications" }
+      },
+      # Everything else (reflection, health, anything added later).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+]

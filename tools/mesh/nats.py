@@ -1,0 +1,365 @@
+"""NATS JetStream in a mesh run: its program, its Consul registration, its clients'
+upstreams, readiness, and the event flow for `make status`.
+
+NATS is a Connect service "nats" (instance "nats-1") like any other: its process is
+nats-server, so ``python -m tools.mesh.nats run`` does what the kit does for a Python
+service (register nats-1 with its sidecar and a health check, then exec the server).
+Its sidecar runs like every other one. Every client service (topology.toml
+[nats] clients) gets a Connect upstream "nats" on its own sidecar, at
+``client_port_base + (gRPC port - port_block)`` on the mesh address, and its
+MESHMART_NATS_URL points there: publishes and consumer pulls cross both sidecars over
+mTLS, and consul/config-entries/nats/ (protocol tcp, one intention per client) decides
+who may reach the broker at all.
+
+    python -m tools.mesh.nats run [--address A] [--run-dir R]   what supervisord runs
+    python -m tools.mesh.nats status [--address A]              streams and consumers
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.mesh import envoy
+from tools.mesh.http import HTTPFailure, get_json, request
+from tools.mesh.plan import MeshPlan, Program
+from tools.mesh.topology import ROOT, Instance, TopologyError, load_topology
+
+SERVICE_NAME = "nats"
+INSTANCE_ID = "nats-1"
+
+
+class NatsError(Exception):
+    """NATS could not be registered or made ready."""
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    """topology.toml [nats]."""
+
+    port: int = 4222  # client port on the mesh address (only its sidecar dials it)
+    monitor_port: int = 8222  # HTTP monitoring: /healthz, /jsz (make status)
+    sidecar_port: int = 21222  # its sidecar's public (mTLS) listener
+    sidecar_admin_port: int = 19222
+    sidecar_metrics_port: int = 20222
+    client_port_base: int = 22000  # + (client's gRPC port - port_block)
+    clients: tuple[str, ...] = field(default_factory=tuple)
+
+
+def load_nats_settings(path: Path) -> NatsSettings:
+    with path.open("rb") as f:
+        raw = dict(tomllib.load(f).get("nats", {}))
+    known = set(NatsSettings.__dataclass_fields__)
+    if set(raw) - known:
+        raise TopologyError(f"{path}: [nats] has unknown keys {sorted(set(raw) - known)}")
+    clients = tuple(str(c) for c in raw.pop("clients", []))
+    return NatsSettings(clients=clients, **{k: int(v) for k, v in raw.items()})
+
+
+@dataclass(frozen=True)
+class Nats:
+    plan: MeshPlan
+
+    @property
+    def settings(self) -> NatsSettings:
+        return load_nats_settings(self.plan.topology.source)
+
+    @property
+    def clients(self) -> list[str]:
+        """Client services this plan runs (a partial mesh may run none)."""
+        present = set(self.plan.present_services())
+        return [c for c in self.settings.clients if c in present]
+
+    @property
+    def runs(self) -> bool:
+        return bool(self.clients)
+
+    @property
+    def address(self) -> str:
+        return self.plan.address
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.address}:{self.settings.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"http://{self.address}:{self.settings.monitor_port}"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.plan.run_dir / "nats"
+
+    @property
+    def instance(self) -> Instance:
+        s = self.settings
+        mesh_index = int(ipaddress.IPv4Address(self.address)) & 0xFF
+        return Instance(
+            service=SERVICE_NAME,
+            number=1,
+            port=s.port,
+            address=self.address,
+            sidecar_port=s.sidecar_port,
+            admin_port=s.sidecar_admin_port,
+            metrics_port=s.sidecar_metrics_port,
+            # Services use mesh_index * 1000 + 0..99 and the edge 999; NATS's sidecar 998.
+            base_id=mesh_index * 1000 + 998,
+        )
+
+    # --- clients ------------------------------------------------------------------
+    def client_port(self, inst: Instance) -> int:
+        rules = self.plan.topology.rules
+        return self.settings.client_port_base + (inst.port - rules.port_block)
+
+    def client_env(self, inst: Instance) -> dict[str, str]:
+        """What a client instance needs: its sidecar's listener for "nats" (which the kit
+        registers as a Connect upstream) and the URL the service connects to."""
+        if not self.runs or inst.service not in self.settings.clients:
+            return {}
+        target = f"{inst.address}:{self.client_port(inst)}"
+        return {"MESHMART_UPSTREAM_NATS": target, "MESHMART_NATS_URL": f"nats://{target}"}
+
+    def edges(self) -> set[tuple[str, str]]:
+        """(client, nats) pairs the intentions must allow."""
+        return {(client, SERVICE_NAME) for client in self.clients}
+
+    # --- processes ----------------------------------------------------------------
+    def server_command(self) -> list[str]:
+        s = self.settings
+        return [
+            str(self.plan.bin / "nats-server"),
+            "--jetstream",
+            "--store_dir", str(self.store_dir),
+            "--addr", self.address,
+            "--port", str(s.port),
+            # Monitoring binds the same (loopback) address: /healthz, /varz, /jsz.
+            "--http_port", str(s.monitor_port),
+            "--server_name", "meshmart",
+        ]
+
+    def programs(self) -> list[Program]:
+        if not self.runs:
+            return []
+        return [
+            Program(
+                name=INSTANCE_ID,
+                group="infra",
+                command=[
+                    self.plan.python, "-m", "tools.mesh.nats", "run",
+                    "--address", self.address, "--run-dir", str(self.plan.run_dir),
+                ],
+                env=self.plan.base_env(),
+                log=self.plan.logs_dir / f"{INSTANCE_ID}.log",
+                # Right after Consul: services connect whenever it is up (they retry).
+                priority=20,
+                autostart=True,
+                # nats-server: SIGTERM = graceful stop (JetStream flushes its store).
+                stop_signal="TERM",
+                stop_wait=15,
+            ),
+            Program(
+                name=f"{INSTANCE_ID}-sidecar",
+                group="sidecars",
+                command=self.plan.sidecar_command(self.instance),
+                env=self.plan.base_env(),
+                log=self.plan.logs_dir / f"{INSTANCE_ID}-sidecar.log",
+                priority=200,
+                autostart=False,
+                stop_signal="TERM",
+                stop_wait=10,
+            ),
+        ]
+
+    # --- Consul -------------------------------------------------------------------
+    def registration(self) -> dict[str, Any]:
+        inst, s = self.instance, self.settings
+        a = self.address
+        return {
+            "Name": SERVICE_NAME,
+            "ID": INSTANCE_ID,
+            "Address": a,
+            "Port": s.port,
+            "Tags": ["nats", "jetstream"],
+            "Meta": {
+                "version": self.plan.version(),
+                "instance": INSTANCE_ID,
+                "monitor": self.monitor_url,
+            },
+            "Check": {
+                # Passing only once JetStream is enabled and its store is recovered.
+                "Name": "nats JetStream healthz",
+                "HTTP": f"{self.monitor_url}/healthz?js-enabled-only=true",
+                "Interval": "1s",
+                "Timeout": "1s",
+            },
+            "Connect": {"SidecarService": {
+                "Port": inst.sidecar_port,
+                "Checks": [
+                    {"Name": "nats sidecar listening", "TCP": f"{a}:{inst.sidecar_port}",
+                     "Interval": "1s"},
+                    {"Name": "nats alive", "AliasService": INSTANCE_ID},
+                ],
+                "Proxy": {
+                    "LocalServiceAddress": a,
+                    "LocalServicePort": s.port,
+                    "Config": {"envoy_prometheus_bind_addr": f"{a}:{inst.metrics_port}"},
+                },
+            }},
+        }
+
+    def register(self, timeout: float = 30.0) -> None:
+        """PUT the registration; retried while the agent is not up yet (supervisord starts
+        Consul and NATS together)."""
+        url = f"{self.plan.consul_url}/v1/agent/service/register?replace-existing-checks=true"
+        body = json.dumps(self.registration()).encode()
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            try:
+                request(url, method="PUT", data=body, timeout=5)
+                return
+            except HTTPFailure as failure:
+                if failure.status is not None or time.monotonic() + delay > deadline:
+                    raise NatsError(f"could not register {INSTANCE_ID}: {failure}") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # --- readiness ----------------------------------------------------------------
+    def state(self) -> dict[str, str]:
+        def status(service: str) -> str:
+            checks = get_json(f"{self.plan.consul_url}/v1/health/checks/{service}", timeout=5)
+            if not checks:
+                return "missing"
+            rank = {"passing": 0, "warning": 1, "critical": 2}
+            return str(max((c["Status"] for c in checks), key=lambda x: rank.get(x, 2)))
+
+        return {
+            "health": status(SERVICE_NAME),
+            "sidecar": envoy.ready(self.instance.admin_url),
+            "sidecar_health": status(f"{SERVICE_NAME}-sidecar-proxy"),
+        }
+
+    def wait_ready(self, deadline: float) -> None:
+        """Until Consul passes nats-1 (JetStream up) and its sidecar, and Envoy is LIVE."""
+        if not self.runs:
+            return
+        want = {"health": "passing", "sidecar": "LIVE", "sidecar_health": "passing"}
+        state: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            try:
+                state = self.state()
+            except HTTPFailure as failure:
+                state = {"consul": str(failure)}
+            if state == want:
+                return
+            time.sleep(0.2)
+        raise NatsError(
+            f"NATS not ready before the deadline: {state}; see {self.plan.logs_dir}/"
+            f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
+        )
+
+    # --- status -------------------------------------------------------------------
+    def jsz(self) -> dict[str, Any]:
+        body = get_json(f"{self.monitor_url}/jsz?streams=true&consumers=true", timeout=3)
+        return body if isinstance(body, dict) else {}
+
+    def render_status(self) -> str:
+        """Streams (messages) and durable consumers (pending, waiting for an ack)."""
+        if not self.runs:
+            return ""
+        try:
+            jsz = self.jsz()
+            health = self.state()
+        except HTTPFailure as failure:
+            return f"NATS at {self.monitor_url} does not answer ({failure})"
+        head = (
+            f"NATS {INSTANCE_ID} {self.address}:{self.settings.port}  health={health['health']}  "
+            f"sidecar={health['sidecar']} {self.address}:{self.settings.sidecar_port} "
+            f"({health['sidecar_health']})  monitoring {self.monitor_url}"
+        )
+        streams, consumers = [], []
+        for account in jsz.get("account_details") or []:
+            for stream in account.get("stream_detail") or []:
+                state = stream.get("state") or {}
+                streams.append([
+                    stream["name"], str(state.get("messages", 0)), str(state.get("bytes", 0)),
+                    str(state.get("last_seq", 0)), str(state.get("consumer_count", 0)),
+                ])
+                for consumer in stream.get("consumer_detail") or []:
+                    consumers.append([
+                        stream["name"], consumer["name"],
+                        str(consumer.get("num_pending", 0)),
+                        str(consumer.get("num_ack_pending", 0)),
+                        str(consumer.get("num_redelivered", 0)),
+                        str((consumer.get("ack_floor") or {}).get("stream_seq", 0)),
+                    ])
+        parts = [head]
+        if streams:
+            parts.append(_table(["stream", "messages", "bytes", "last seq", "consumers"],
+                                sorted(streams)))
+        if consumers:
+            parts.append(_table(
+                ["stream", "consumer", "pending", "ack pending", "redelivered", "acked up to"],
+                sorted(consumers),
+            ))
+        if not streams:
+            parts.append("(no stream yet: services create theirs when they connect)")
+        return "\n\n".join(parts)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*row) for row in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def nats_programs(plan: MeshPlan) -> list[Program]:
+    return Nats(plan).programs()
+
+
+def nats_client_env(plan: MeshPlan, inst: Instance) -> dict[str, str]:
+    return Nats(plan).client_env(inst)
+
+
+def nats_edges(plan: MeshPlan) -> set[tuple[str, str]]:
+    return Nats(plan).edges()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.mesh.nats", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["run", "status"])
+    parser.add_argument("--address", default="127.0.0.1", help="loopback address of the mesh")
+    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
+    args = parser.parse_args(argv)
+    try:
+        plan = MeshPlan(topology=load_topology(), address=args.address,
+                        run_dir=args.run_dir.resolve())
+        bus = Nats(plan)
+        if args.command == "status":
+            sys.stdout.write(bus.render_status() + "\n")
+            return 0
+        bus.store_dir.mkdir(parents=True, exist_ok=True)
+        bus.register()
+        command = bus.server_command()
+        sys.stderr.write(f"nats: {bus.url} registered as {INSTANCE_ID}; exec {command[0]}\n")
+        sys.stderr.flush()
+        os.execv(command[0], command)
+    except (NatsError, TopologyError) as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
