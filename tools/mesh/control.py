@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from tools.mesh import entries, envoy
+from tools.mesh import canary, entries, envoy
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.http import HTTPFailure, get_json, request
 from tools.mesh.nats import Nats
@@ -353,7 +353,8 @@ def render_status(plan: MeshPlan) -> str:
     )
     bus = Nats(plan).render_status()  # the event bus: streams and consumers
     table = table + (f"\n\n{bus}" if bus else "")
-    return table + "\n\n" + render_circuits(plan)
+    split = canary.render(plan)  # services with two releases: weights, error ratios
+    return table + "\n\n" + render_circuits(plan) + (f"\n\n{split}" if split else "")
 
 
 def render_circuits(plan: MeshPlan) -> str:
@@ -363,7 +364,8 @@ def render_circuits(plan: MeshPlan) -> str:
         if not inst.upstream_ports or envoy.ready(inst.admin_url) != "LIVE":
             continue
         try:
-            counters = envoy.stats(inst.admin_url, r"^cluster\.[a-z-]+\.default\.")
+            # Every upstream cluster, subset and failover ones included (a canary split).
+            counters = envoy.stats(inst.admin_url, envoy.UPSTREAM_CLUSTERS)
         except HTTPFailure:
             continue
         for upstream in sorted(inst.upstream_ports):

@@ -21,11 +21,13 @@ from tools.mesh.plan import MeshPlan
 
 ENTRIES_DIR = "consul/config-entries"
 # Consul validates some kinds against others: protocol (proxy-/service-defaults)
-# before routers; resolvers before routers that could point at subsets.
+# before routers; resolvers before splitters and routers that point at subsets.
 KIND_ORDER = [
     "proxy-defaults",
     "service-defaults",
     "service-resolver",
+    # A splitter names the resolver's subsets; a router may send to the split service.
+    "service-splitter",
     "service-router",
     "service-intentions",
 ]

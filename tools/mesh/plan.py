@@ -111,7 +111,25 @@ class MeshPlan:
     def instances(self) -> list[Instance]:
         present = set(self.present_services())
         topology = self.topology.with_extra_upstreams(self.extra_upstreams)
-        return [i for i in topology.instances(self.address) if i.service in present]
+        own = [i for i in topology.instances(self.address) if i.service in present]
+        # Canary releases (recommendation v2 in Go) run beside their service's instances.
+        canaries = [
+            i for i in topology.canary_instances(self.address)
+            if i.service in present and self.implementation_present(i)
+        ]
+        return own + canaries
+
+    def implementation_present(self, inst: Instance) -> bool:
+        if inst.language == "go":
+            return (self.root / "services" / f"{inst.service}-go" / "go.mod").exists()
+        return (self.root / "services" / inst.service / "__main__.py").exists()
+
+    def instance_command(self, inst: Instance) -> list[str]:
+        """How an instance starts, by its language (tools/mesh/topology.py LANGUAGES)."""
+        if inst.language == "go":
+            # Built from services/<service>-go by `make setup` (tools/build-go-services.sh).
+            return [str(self.bin / f"{inst.service}-go")]
+        return [self.python, "-m", f"services.{inst.service}"]
 
     def instance(self, instance_id: str) -> Instance:
         for inst in self.instances():
@@ -150,7 +168,8 @@ class MeshPlan:
             "MESHMART_CONSUL_HTTP_ADDR": self.consul_http,
             "MESHMART_SIDECAR_PORT": str(inst.sidecar_port),
             "MESHMART_SIDECAR_METRICS_ADDR": f"{inst.address}:{inst.metrics_port}",
-            "MESHMART_SERVICE_VERSION": version,
+            # A service with releases (topology.toml version/canary) registers its release.
+            "MESHMART_SERVICE_VERSION": inst.version or version,
         }
         for upstream in inst.upstream_ports:
             env[f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"] = (
@@ -214,7 +233,7 @@ class MeshPlan:
                 Program(
                     name=inst.instance_id,
                     group="services",
-                    command=[self.python, "-m", f"services.{inst.service}"],
+                    command=self.instance_command(inst),
                     env=self.service_env(inst, version),
                     log=self.logs_dir / f"{inst.instance_id}.log",
                     priority=300,
