@@ -16,4 +16,19 @@ Sources = [
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },
+  {
+    Name        = "edge"
+    Description = "edge: the public RPCs of cart only (tools/mesh/edge/api.py)"
+    Permissions = [
+      # The edge gateway forwards REST and gRPC calls of its clients; internal RPCs
+      # stay unreachable from it even if a route were added by mistake.
+      { Action = "allow", HTTP { PathExact = "/meshmart.cart.v1.CartService/AddItem" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.cart.v1.CartService/Clear" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.cart.v1.CartService/GetCart" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.cart.v1.CartService/RemoveItem" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.cart.v1.CartService/UpdateQuantity" } },
+      # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
 ]

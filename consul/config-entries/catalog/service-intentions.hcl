@@ -34,4 +34,17 @@ Sources = [
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },
+  {
+    Name        = "edge"
+    Description = "edge: the public RPCs of catalog only (tools/mesh/edge/api.py)"
+    Permissions = [
+      # The edge gateway forwards REST and gRPC calls of its clients; internal RPCs
+      # stay unreachable from it even if a route were added by mistake.
+      { Action = "allow", HTTP { PathExact = "/meshmart.catalog.v1.CatalogService/GetProduct" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.catalog.v1.CatalogService/ListProducts" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.catalog.v1.CatalogService/SearchProducts" } },
+      # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
 ]

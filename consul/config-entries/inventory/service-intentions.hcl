@@ -16,4 +16,15 @@ Sources = [
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },
+  {
+    Name        = "edge"
+    Description = "edge: the public RPCs of inventory only (tools/mesh/edge/api.py)"
+    Permissions = [
+      # The edge gateway forwards REST and gRPC calls of its clients; internal RPCs
+      # stay unreachable from it even if a route were added by mistake.
+      { Action = "allow", HTTP { PathExact = "/meshmart.inventory.v1.InventoryService/GetStock" } },
+      # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
 ]

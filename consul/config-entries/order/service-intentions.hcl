@@ -25,4 +25,17 @@ Sources = [
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },
+  {
+    Name        = "edge"
+    Description = "edge: the public RPCs of order only (tools/mesh/edge/api.py)"
+    Permissions = [
+      # The edge gateway forwards REST and gRPC calls of its clients; internal RPCs
+      # stay unreachable from it even if a route were added by mistake.
+      { Action = "allow", HTTP { PathExact = "/meshmart.order.v1.OrderService/GetOrder" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.order.v1.OrderService/ListOrders" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.order.v1.OrderService/PlaceOrder" } },
+      # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
 ]

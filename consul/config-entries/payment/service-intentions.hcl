@@ -30,4 +30,15 @@ Sources = [
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },
+  {
+    Name        = "edge"
+    Description = "edge: the public RPCs of payment only (tools/mesh/edge/api.py)"
+    Permissions = [
+      # The edge gateway forwards REST and gRPC calls of its clients; internal RPCs
+      # stay unreachable from it even if a route were added by mistake.
+      { Action = "allow", HTTP { PathExact = "/meshmart.payment.v1.PaymentService/ListPayments" } },
+      # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
 ]

@@ -25,4 +25,18 @@ Sources = [
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },
+  {
+    Name        = "edge"
+    Description = "edge: the public RPCs of user only (tools/mesh/edge/api.py)"
+    Permissions = [
+      # The edge gateway forwards REST and gRPC calls of its clients; internal RPCs
+      # stay unreachable from it even if a route were added by mistake.
+      { Action = "allow", HTTP { PathExact = "/meshmart.user.v1.UserService/GetUser" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.user.v1.UserService/Login" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.user.v1.UserService/Register" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.user.v1.UserService/UpdateProfile" } },
+      # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
 ]

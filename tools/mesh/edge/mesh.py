@@ -163,7 +163,11 @@ class Edge:
             "Address": a,
             "Port": inst.port,
             "Tags": ["http", "grpc"],
-            "Meta": {"version": self.plan.version(), "instance": INSTANCE_ID},
+            # metrics_*: Prometheus scrapes the edge Envoy's admin through Consul SD
+            # (tools/mesh/observability.py), like every sidecar's metrics_port below.
+            "Meta": {"version": self.plan.version(), "instance": INSTANCE_ID,
+                     "metrics_port": str(self.settings.admin_port),
+                     "metrics_path": "/stats/prometheus"},
             "Check": {
                 "Name": "edge Envoy ready",
                 "HTTP": f"http://{a}:{self.settings.admin_port}/ready",
@@ -173,6 +177,7 @@ class Edge:
             },
             "Connect": {"SidecarService": {
                 "Port": inst.sidecar_port,
+                "Meta": {"metrics_port": str(inst.metrics_port)},
                 "Checks": [
                     {"Name": "edge sidecar listening", "TCP": f"{a}:{inst.sidecar_port}",
                      "Interval": "1s", "DeregisterCriticalServiceAfter": "1m"},

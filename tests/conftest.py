@@ -1,0 +1,69 @@
+"""The whole mesh, started once per test session and always torn down.
+
+Shared by every suite that needs the real system (tests/mesh, tests/edge): one
+session-scoped fixture here, so a session that runs several of them starts one mesh.
+(Moved here unchanged from tests/mesh/conftest.py.)
+
+It is the code path of `make up` (tools.mesh.control.up) with its own run directory
+under pytest's tmp dir and its own loopback address (127.0.0.2, or the next free one),
+so it runs next to a developer's `make up` mesh on 127.0.0.1 with the very same ports.
+Teardown runs `down` and then checks by pid that no process of the mesh is left.
+
+The plan adds one test-only caller identity: cart's sidecar gets a local listener to
+payment. cart -> payment is not in the call graph (no intention allows it), which is
+exactly what the intention tests need to call "as cart".
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from tools.mesh import control
+from tools.mesh.plan import MeshPlan
+from tools.mesh.topology import load_topology
+
+TEST_ONLY_UPSTREAMS = {"cart": ["payment"]}
+
+
+def _free_loopback_address() -> str:
+    """127.0.0.2, or the next 127.0.0.x whose Consul HTTP port is free."""
+    wanted = os.environ.get("MESHMART_TEST_MESH_ADDRESS")
+    if wanted:
+        return wanted
+    port = load_topology().rules.consul_http_port
+    for last in range(2, 250):
+        address = f"127.0.0.{last}"
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return address
+    raise RuntimeError("no free loopback address for the test mesh")
+
+
+@pytest.fixture(scope="session")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
+    run_dir = tmp_path_factory.mktemp("mesh")
+    plan = MeshPlan(
+        topology=load_topology(),
+        address=_free_loopback_address(),
+        run_dir=run_dir,
+        extra_upstreams=TEST_ONLY_UPSTREAMS,
+        extra_env={"MESHMART_LOG_LEVEL": "WARNING"},
+    )
+    try:
+        # Progress goes to stdout: pytest shows it when setup fails.
+        control.up(plan, timeout=240, out=sys.stdout)
+        yield plan
+    finally:
+        try:
+            control.down(plan, timeout=90, out=sys.stdout)
+        finally:
+            left = control.mesh_pids(run_dir)
+            assert not left, f"mesh processes left after teardown: {left}"
