@@ -296,11 +296,20 @@ def test_the_sidecar_healthcheck_passes_only_when_envoy_is_live(tmp_path: Path) 
     state = {"body": b"PRE_INITIALIZING\n", "status": 503}
 
     class Admin(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # Envoy's admin /ready
-            assert self.path == "/ready"
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:  # Envoy's admin /ready, as Envoy answers it
+            if self.request_version == "HTTP/1.0":  # Envoy: 426, HTTP/1.0 is off
+                self.send_response(426)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
+            assert self.path == "/ready" and self.headers["host"]
+            body: bytes = state["body"]  # type: ignore[assignment]
             self.send_response(state["status"])  # type: ignore[arg-type]
+            self.send_header("transfer-encoding", "chunked")
             self.end_headers()
-            self.wfile.write(state["body"])  # type: ignore[arg-type]
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
 
         def log_message(self, *args: object) -> None:
             pass

@@ -79,10 +79,14 @@ SERVICE_HEALTHCHECK = (
 
 
 def envoy_ready_check(port: int) -> list[str]:
-    """Envoy admin /ready answers LIVE (the Envoy image has bash but no curl)."""
+    """Envoy admin /ready answers LIVE (the Envoy image has bash but no curl).
+
+    HTTP/1.1 with a Host header: Envoy refuses HTTP/1.0 (426) unless configured to
+    accept it. The body ("LIVE", in a chunk) is on a line of its own."""
     script = (
         f"exec 3<>/dev/tcp/127.0.0.1/{port} && "
-        "printf 'GET /ready HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '^LIVE' <&3"
+        "printf 'GET /ready HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nConnection: close\\r\\n\\r\\n' >&3"
+        " && grep -q '^LIVE' <&3"
     )
     return ["CMD", "bash", "-c", script]
 
