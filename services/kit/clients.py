@@ -13,6 +13,7 @@ import grpc
 
 from services.kit import context as rpc_context
 from services.kit.config import ServiceConfig
+from services.kit.tracing import Tracing, configure_tracing, current_tracing
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
@@ -87,13 +88,22 @@ def connect(
 
     Close it on shutdown (``await channel.close()``, e.g. in an on_stop hook).
     """
-    return channel_to(config.upstream(upstream), default_timeout=default_timeout)
+    # Channels are made before serve(): tracing must exist by then to trace their calls.
+    tracing = configure_tracing(config)
+    return channel_to(config.upstream(upstream), default_timeout=default_timeout, tracing=tracing)
 
 
 def channel_to(
-    target: str, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    target: str,
+    *,
+    default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    tracing: Tracing | None = None,
 ) -> grpc.aio.Channel:
-    """A propagating channel to an explicit target (tests, tools)."""
-    return grpc.aio.insecure_channel(
-        target, interceptors=[PropagatingClientInterceptor(default_timeout)]
-    )
+    """A propagating channel to an explicit target (tests, tools); traced with
+    ``tracing`` or the process's (services/kit/tracing.py)."""
+    tracing = tracing or current_tracing()
+    # OpenTelemetry's interceptors first: the call's client span and its traceparent
+    # exist before the kit's interceptor fills in what is missing.
+    interceptors: list[Any] = [] if tracing is None else tracing.client_interceptors()
+    interceptors.append(PropagatingClientInterceptor(default_timeout))
+    return grpc.aio.insecure_channel(target, interceptors=interceptors)

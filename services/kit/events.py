@@ -60,6 +60,7 @@ from services.kit.metrics import (
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
 )
+from services.kit.tracing import consumer_span
 
 log = get_logger("meshmart.events")
 
@@ -554,8 +555,15 @@ class EventConsumer:
             )
             return
         try:
-            with rpc_context.request_scope(
-                request_id=envelope.id, traceparent=envelope.traceparent or None
+            # A span of the trace the event was published in (services/kit/tracing.py).
+            with (
+                consumer_span(
+                    f"consume {envelope.type}",
+                    envelope.traceparent or None,
+                    {"messaging.system": "nats", "messaging.consumer.group.name": self.name,
+                     "meshmart.event_id": envelope.id},
+                ) as traceparent,
+                rpc_context.request_scope(request_id=envelope.id, traceparent=traceparent),
             ):
                 applied = self._apply(envelope, meta.sequence.stream)
         except Exception as error:

@@ -24,6 +24,7 @@ from services.kit import context as rpc_context
 from services.kit.errors import DomainError, InvalidArgument
 from services.kit.logging import get_logger
 from services.kit.metrics import rpc_metrics
+from services.kit.tracing import traceparent_of_current_span
 
 log = get_logger("meshmart.rpc")
 
@@ -81,7 +82,9 @@ class _Call:
         return rpc_context.request_scope(
             request_id=wanted[rpc_context.REQUEST_ID_KEY],
             user_id=wanted[rpc_context.USER_ID_KEY],
-            traceparent=wanted[rpc_context.TRACEPARENT_KEY],
+            # With tracing, this RPC's own server span (a child of the caller's), so what
+            # it calls and logs hangs under it; without, the caller's, forwarded as is.
+            traceparent=traceparent_of_current_span() or wanted[rpc_context.TRACEPARENT_KEY],
             timeout=remaining if isinstance(remaining, int | float) else None,
         )
 

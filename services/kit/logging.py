@@ -1,8 +1,9 @@
 """Structured logging: one JSON object per line on stderr.
 
-Every line carries timestamp, level, service, instance and, inside an RPC, request_id
-(and trace_id when the caller sent a traceparent). The standard library's logging (grpc,
-asyncio) is routed through the same renderer so nothing escapes as plain text.
+Every line carries timestamp, level, service, instance and, inside an RPC, request_id,
+trace_id and span_id (with tracing on; without, the trace_id the caller sent, if any).
+The standard library's logging (grpc, asyncio) is routed through the same renderer so
+nothing escapes as plain text.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import MutableMapping
 from typing import Any, TextIO, cast
 
 import structlog
+from opentelemetry import trace
 
 from services.kit import context
 
@@ -46,9 +48,16 @@ def _add_request(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     request_id = context.current_request_id()
     if request_id is not None:
         event.setdefault("request_id", request_id)
-    trace_id = context.current_trace_id()
-    if trace_id is not None:
-        event.setdefault("trace_id", trace_id)
+    # The current span (services/kit/tracing.py) names this line's place in its trace;
+    # without tracing, the trace id the caller sent.
+    span = trace.get_current_span().get_span_context()
+    if span.is_valid:
+        event.setdefault("trace_id", f"{span.trace_id:032x}")
+        event.setdefault("span_id", f"{span.span_id:016x}")
+    else:
+        trace_id = context.current_trace_id()
+        if trace_id is not None:
+            event.setdefault("trace_id", trace_id)
     return event
 
 

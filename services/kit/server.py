@@ -23,6 +23,7 @@ from services.kit.interceptors import ServiceInterceptor
 from services.kit.logging import configure_logging, get_logger
 from services.kit.metrics import metrics_port_setting, start_metrics_endpoint
 from services.kit.registration import mesh_hooks
+from services.kit.tracing import Tracing, configure_tracing
 
 try:  # the asyncio servicer ships with grpcio-health-checking >= 1.32
     from grpc_health.v1.health import aio as _health_aio
@@ -71,9 +72,15 @@ class BuiltServer:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-def build_server(specs: Sequence[ServiceSpec], address: str) -> BuiltServer:
-    """A server with the specs, health, reflection and the interceptor, bound to address."""
-    server = grpc.aio.server(interceptors=[ServiceInterceptor()], options=_SERVER_OPTIONS)
+def build_server(
+    specs: Sequence[ServiceSpec], address: str, tracing: Tracing | None = None
+) -> BuiltServer:
+    """A server with the specs, health, reflection and the interceptor, bound to address
+    (with ``tracing``, OpenTelemetry's server interceptor first, so its span is current
+    in the kit's interceptor and the handler)."""
+    interceptors: list[Any] = [] if tracing is None else [tracing.server_interceptor()]
+    interceptors.append(ServiceInterceptor())
+    server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
     for spec in specs:
         spec.add(server)
     health = _HealthServicer()
@@ -117,7 +124,9 @@ async def serve(
     # Mesh: register in Consul once SERVING, deregister before the drain; no-op unless
     # MESHMART_CONSUL_HTTP_ADDR is set (services/kit/registration.py, owned by tools/mesh).
     mesh_start, mesh_stop = mesh_hooks(config, metrics_port=metrics_port)
-    built = build_server(specs, config.address)
+    # Spans to Zipkin when MESHMART_ZIPKIN_URL is set (services/kit/tracing.py).
+    tracing = configure_tracing(config)
+    built = build_server(specs, config.address, tracing)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -136,6 +145,8 @@ async def serve(
         await _shutdown(built, config, [*mesh_stop, *_as_list(on_stop)], grace)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)  # export the last batch
 
 
 def _request_stop(stop_requested: asyncio.Event, signum: int) -> None:

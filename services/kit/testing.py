@@ -9,6 +9,7 @@ from pathlib import Path
 from services.kit.config import ServiceConfig
 from services.kit.logging import configure_logging
 from services.kit.server import ServiceSpec, build_server
+from services.kit.tracing import Tracing
 
 
 def config_for_tests(
@@ -32,7 +33,9 @@ def config_for_tests(
 
 @asynccontextmanager
 async def running_server(
-    specs: Sequence[ServiceSpec], config: ServiceConfig | None = None
+    specs: Sequence[ServiceSpec],
+    config: ServiceConfig | None = None,
+    tracing: Tracing | None = None,
 ) -> AsyncIterator[str]:
     """Serve ``specs`` on 127.0.0.1 on a free port; yields the target "127.0.0.1:<port>".
 
@@ -41,7 +44,7 @@ async def running_server(
     """
     if config is not None:
         configure_logging(config.name, config.instance_id, config.log_level)
-    built = build_server(specs, "127.0.0.1:0")
+    built = build_server(specs, "127.0.0.1:0", tracing)
     await built.server.start()
     await built.set_serving()
     try:
