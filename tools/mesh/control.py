@@ -104,6 +104,9 @@ def up(
         if program.group in ("services", "sidecars"):
             sup.start(f"{program.group}:{program.name}")
     wait_ready(plan, deadline, say)
+    observability = plan.observability()  # Prometheus, Zipkin (tools/mesh/observability.py)
+    for notice in observability.wait_ready(deadline):
+        say(notice)
     edge = Edge(plan)  # the edge gateway (tools/mesh/edge)
     edge.wait_ready(deadline)
     Nats(plan).wait_ready(deadline)  # the event bus (tools/mesh/nats.py)
@@ -111,6 +114,7 @@ def up(
     say(render_status(plan))
     say("")
     say(hints(plan))
+    say(observability.hints())
     if edge.runs:
         say(edge.hints())
 
@@ -335,6 +339,7 @@ def render_status(plan: MeshPlan) -> str:
         states = {s.instance_id: s for s in instance_states(plan)}
     except HTTPFailure as failure:
         return f"Consul at {plan.consul_url} does not answer ({failure}): is the mesh up?"
+    red = plan.observability().render_status()  # rate / errors / p99 from Prometheus
     rows = []
     for inst in plan.instances():
         s = states[inst.instance_id]
@@ -351,9 +356,10 @@ def render_status(plan: MeshPlan) -> str:
         ["service", "instance", "address", "health", "sidecar (mTLS listener)", "admin", "process"],
         rows,
     )
+    split = canary.render(plan)  # services with two releases: weights, error ratios
     bus = Nats(plan).render_status()  # the event bus: streams and consumers
     table = table + (f"\n\n{bus}" if bus else "")
-    split = canary.render(plan)  # services with two releases: weights, error ratios
+    table += f"\n\n{red}" if red else ""
     return table + "\n\n" + render_circuits(plan) + (f"\n\n{split}" if split else "")
 
 

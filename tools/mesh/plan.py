@@ -12,8 +12,12 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tools.mesh.topology import ROOT, Instance, Topology
+
+if TYPE_CHECKING:
+    from tools.mesh.observability import Observability
 
 # Every process of a mesh carries this variable (supervisord passes it on, Consul
 # and Envoy inherit it through exec), so `down` and the tests can find any process
@@ -179,8 +183,15 @@ class MeshPlan:
         from tools.mesh.nats import nats_client_env
 
         env.update(nats_client_env(self, inst))
+        env.update(self.observability().service_env(inst))  # /metrics port, Zipkin
         env.update(self.extra_env)
         return env
+
+    def observability(self) -> Observability:
+        """Prometheus, Zipkin and the hooks they need (tools/mesh/observability.py)."""
+        from tools.mesh.observability import Observability  # it imports this module
+
+        return Observability(self)
 
     def sidecar_command(self, inst: Instance) -> list[str]:
         """`consul connect envoy` for one instance, behind the wait-for-registration shim."""
@@ -218,6 +229,8 @@ class MeshPlan:
                     "-bind", self.address,
                     "-client", self.address,
                     "-advertise", self.address,
+                    # The UI's metrics provider and Consul's own metrics (observability.py).
+                    *self.observability().consul_args(),
                 ],
                 env=self.base_env(),
                 log=self.logs_dir / "consul.log",
@@ -265,6 +278,7 @@ class MeshPlan:
         from tools.mesh.nats import nats_programs
 
         programs += nats_programs(self)
+        programs += self.observability().programs()  # Prometheus, Zipkin
         return programs
 
 
