@@ -122,6 +122,29 @@ def current_split(plan: MeshPlan, rel: Releases) -> dict[str, float]:
     return {str(s.get("ServiceSubset", "")): float(s.get("Weight", 0)) for s in entry["Splits"]}
 
 
+def applied_split(admin_url: str, service: str) -> dict[str, float]:
+    """Subset -> percentage of ``service``'s split as one caller's Envoy applies it now (the
+    catch-all route of its upstream route config); {} when the route sends everything to
+    one cluster. Consul pushes a new splitter over xDS: this is where it lands."""
+    dump = get_json(f"{admin_url}/config_dump?resource=dynamic_route_configs", timeout=5)
+    for config in dump.get("configs", []):
+        route_config = config.get("route_config", {})
+        if route_config.get("name") != service:
+            continue
+        for host in route_config.get("virtual_hosts", []):
+            for route in host.get("routes", []):
+                weighted = route.get("route", {}).get("weighted_clusters")
+                if route.get("match", {}).get("headers") or not weighted:
+                    continue
+                total = float(weighted.get("total_weight") or 100)
+                return {
+                    # Cluster names start with the subset: v2.recommendation.default...
+                    str(c["name"]).split(".", 1)[0]: 100 * float(c.get("weight", 0)) / total
+                    for c in weighted["clusters"]
+                }
+    return {}
+
+
 @dataclass
 class ReleaseState:
     subset: str
