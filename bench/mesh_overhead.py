@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -73,16 +74,19 @@ def free_address() -> str:
     raise RuntimeError("no free loopback address")
 
 
-def ghz(target: str, *, rps: int, concurrency: int, duration: int) -> dict[str, object]:
+def ghz(target: str, *, rps: int, concurrency: int, seconds: int) -> dict[str, object]:
+    """One ghz run of about ``seconds``: a fixed request count, not a duration, so no
+    call is cancelled half-way at the end and counted as an error."""
+    total = (rps or 3000) * seconds
     cmd = [
         str(ROOT / ".venv" / "bin" / "ghz"), "--insecure",
         "--protoset", str(PROTOSET), "--call", CALL, "-d", PAYLOAD,
-        "-c", str(concurrency), "-z", f"{duration}s", "--connections", "1",
+        "-c", str(concurrency), "-n", str(total), "--connections", "1",
         "-O", "json", target,
     ]
     if rps:
         cmd[1:1] = ["--rps", str(rps)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds * 20 + 60)
     result: dict[str, object] = json.loads(out.stdout)
     return result
 
@@ -99,15 +103,15 @@ def measure(plan: MeshPlan, label: str, duration: int, rounds: int) -> list[Run]
     cart = plan.instance("cart-1")
     targets = {"direct": catalog.grpc_target, "mesh": cart.upstream_target("catalog")}
     for target in targets.values():  # warm up connections, caches, Envoy's TLS session
-        ghz(target, rps=500, concurrency=8, duration=2)
+        ghz(target, rps=500, concurrency=8, seconds=2)
     runs = []
     for _ in range(rounds):
         for path, target in targets.items():
             runs.append(summarize(path, "1000 rps", ghz(target, rps=1000, concurrency=16,
-                                                        duration=duration)))
+                                                        seconds=duration)))
         for path, target in targets.items():
             runs.append(summarize(path, "saturation", ghz(target, rps=0, concurrency=32,
-                                                          duration=duration)))
+                                                          seconds=duration)))
     print(f"\n== sidecars: {label}")
     print(f"{'path':<7} {'mode':<11} {'RPC/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} err")
     for r in runs:
@@ -128,14 +132,16 @@ def measure(plan: MeshPlan, label: str, duration: int, rounds: int) -> list[Run]
 
 
 def switch_concurrency(plan: MeshPlan, concurrency: int) -> MeshPlan:
-    """Restart only the sidecars with another Envoy worker count (supervisord update)."""
+    """Restart the sidecars with another Envoy worker count (supervisord update restarts
+    the programs whose command changed), then start anything not running and wait."""
     new = replace(plan, envoy_concurrency=concurrency)
     new.supervisor_conf.write_text(render(new, new.programs()))
-    Supervisor(new).update()  # changed programs are stopped and started again
+    sup = Supervisor(new)
+    sup.update()
     for program in new.programs():
-        if program.group == "sidecars":
-            Supervisor(new).start(f"sidecars:{program.name}")
-    control.wait_ready(new, deadline=__import__("time").monotonic() + 120)
+        if program.group in ("services", "sidecars"):
+            sup.start(f"{program.group}:{program.name}")
+    control.wait_ready(new, deadline=time.monotonic() + 120)
     return new
 
 

@@ -387,7 +387,12 @@ def render_circuits(plan: MeshPlan) -> str:
             ) -> int:
                 return envoy.cluster_stat(counters, upstream, suffix)
 
-            overflow = stat("upstream_rq_pending_overflow") + stat("upstream_cx_overflow")
+            # Calls refused at a limit: concurrent requests (Envoy 1.40 counts HTTP/2's as
+            # active_overflow), pending requests, connections.
+            overflow = sum(
+                stat(s) for s in ("upstream_rq_active_overflow", "upstream_rq_pending_overflow",
+                                  "upstream_cx_overflow")
+            )
             rows.append([
                 inst.instance_id,
                 upstream,

@@ -63,6 +63,11 @@ class HostState:
     rq_error: int
 
     @property
+    def healthy(self) -> bool:
+        """Envoy routes to it: no EDS/outlier/active health flag set."""
+        return self.health_flags == "healthy"
+
+    @property
     def ejected(self) -> bool:
         return "failed_outlier_check" in self.health_flags
 
