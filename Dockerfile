@@ -9,8 +9,8 @@
 #            derived from the code's imports by tools/compose/requirements.py (no pytest,
 #            mypy, grpcio-tools or Envoy wheel in the image), pinned to the same versions
 #   runtime  the venv + services/ + the generated code (gen/python), non-root
-#   edge     runtime + the Envoy binary of the official image and the edge's generator
-#            (tools/mesh, the descriptor set): the edge gateway's container
+#   tools    runtime + tools/ (the mesh's code) and the descriptor set: one-shot jobs
+#   edge     tools + the Envoy binary of the official image: the edge gateway
 # Base images are pinned to versioned tags (Python 3.11 on Debian 12); digests are left
 # to the people who build it, since the tags are what this repository can check.
 
@@ -50,17 +50,25 @@ USER 10001:10001
 # No default service: the command names one (python -m services.<name>).
 CMD ["python", "-c", "raise SystemExit('meshmart/service: give the command, e.g. python -m services.catalog')"]
 
-FROM envoyproxy/envoy:v1.40.0 AS envoy
-
-FROM runtime AS edge
+FROM runtime AS tools
+# The mesh's own code (tools/mesh: ports, registrations, the edge's config builder) for
+# the jobs that run it inside a pod: NATS's registration (tools/compose/nats.py) and the
+# edge (below).
 USER 0:0
-COPY --from=envoy /usr/local/bin/envoy /app/.venv/bin/envoy
 COPY topology.toml /app/topology.toml
 COPY tools/mesh/ /app/tools/mesh/
 COPY tools/compose/ /app/tools/compose/
 COPY gen/descriptors/ /app/gen/descriptors/
 RUN /app/.venv/bin/python -m compileall -q /app/tools
 USER 10001:10001
+CMD ["python", "-c", "raise SystemExit('meshmart/tools: give the command, e.g. python -m tools.compose.nats')"]
+
+FROM envoyproxy/envoy:v1.40.0 AS envoy
+
+FROM tools AS edge
+# Envoy of the official image (needs glibc >= 2.30; bookworm has 2.36), where the
+# mesh's code looks for it (<root>/.venv/bin/envoy).
+COPY --from=envoy /usr/local/bin/envoy /app/.venv/bin/envoy
 # Renders the edge's Envoy config for its address, registers edge-1 with its sidecar in
 # Consul, then becomes Envoy (tools/compose/edge.py).
 CMD ["python", "-m", "tools.compose.edge"]

@@ -14,11 +14,14 @@ COPY gen/go/ /src/gen/go/
 COPY services/recommendation-go/go.mod services/recommendation-go/go.sum ./
 RUN go mod download
 COPY services/recommendation-go/ ./
-RUN CGO_ENABLED=0 go build -trimpath -o /out/recommendation-go .
+# The service, and the standard gRPC health probe (pinned) for the image's healthcheck
+# in docker-compose.yml: the image has no Python for the one-liner the others use.
+RUN CGO_ENABLED=0 go build -trimpath -o /out/recommendation-go . \
+    && CGO_ENABLED=0 GOBIN=/out go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
 
 FROM debian:12-slim AS runtime
 RUN useradd --system --uid 10001 --user-group --no-create-home \
         --shell /usr/sbin/nologin meshmart
-COPY --from=build /out/recommendation-go /usr/local/bin/recommendation-go
+COPY --from=build /out/recommendation-go /out/grpc-health-probe /usr/local/bin/
 USER 10001:10001
 ENTRYPOINT ["/usr/local/bin/recommendation-go"]

@@ -27,13 +27,15 @@ from tools.compose.model import (
     edge_present,
     envoy_ready_check,
     owns_database,
-    uses_events,
 )
 from tools.mesh.entries import entry_files
 from tools.mesh.plan import MESH_MARKER, MeshPlan
-from tools.mesh.topology import ROOT, load_topology
+from tools.mesh.topology import ROOT, Instance, load_topology
 
-INFRA = {"consul", "consul-config", "nats"}
+INFRA = {"consul", "consul-config", "zipkin"}
+# Set by `make up` only when Zipkin is installed there; the containers always run it.
+ZIPKIN_SETTINGS = {"MESHMART_ZIPKIN_URL", "MESHMART_TRACE_SAMPLE_RATIO"}
+NATS_POD = {"nats-1", "nats-1-register", "nats-1-sidecar"}
 LONG_RUNNING_CONDITION = "service_healthy"
 ONE_SHOT_CONDITION = "service_completed_successfully"
 
@@ -46,6 +48,12 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def model() -> ComposeModel:
     return ComposeModel.load()
+
+
+def all_instances() -> list[Instance]:
+    """The topology's instances, canaries (another release, another language) included."""
+    topology = load_topology()
+    return [*topology.instances(), *topology.canary_instances()]
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
@@ -73,18 +81,24 @@ def test_check_names_a_stale_file_and_says_how_to_fix_it(
 
 
 def test_the_containers_are_exactly_the_topology_instances_and_their_sidecars(
-    compose: dict[str, Any],
+    compose: dict[str, Any], model: ComposeModel,
 ) -> None:
-    topology = load_topology()
     expected = set(INFRA)
-    for inst in topology.instances():
+    for inst in all_instances():
         expected |= {inst.instance_id, f"{inst.instance_id}-sidecar"}
+    if model.nats.runs:
+        expected |= NATS_POD
     if edge_present():
         expected |= {"edge-1", "edge-1-sidecar"}
     assert set(compose["services"]) == expected
-    for inst in topology.instances():
+    assert any(i.language == "go" for i in all_instances())  # the canary is in the file
+    for inst in all_instances():
         service = compose["services"][inst.instance_id]
-        assert service["command"] == ["python", "-m", f"services.{inst.service}"]
+        if inst.language == "python":
+            assert service["command"] == ["python", "-m", f"services.{inst.service}"]
+        else:  # the image's entrypoint is the service's binary
+            assert service.get("command") is None
+            assert service["image"].startswith(f"meshmart/{inst.service}-{inst.language}:")
 
 
 def test_each_sidecar_runs_in_its_instance_network_namespace(compose: dict[str, Any]) -> None:
@@ -127,13 +141,13 @@ def test_services_get_the_settings_of_the_local_mesh_with_their_container_addres
     topology = load_topology()
     plan = MeshPlan(topology=topology, run_dir=tmp_path)
     local_only = {MESH_MARKER, "PATH", "PYTHONUNBUFFERED"}  # supervisord's run, the image's ENV
-    for inst in topology.instances():
+    for inst in all_instances():
         local = plan.service_env(inst, "v")
         service = compose["services"][inst.instance_id]
         env = service["environment"]
-        assert set(local) - local_only <= set(env), inst.instance_id
-        # NATS: the containers always run it; `make up` may not (yet).
-        assert set(env) - set(local) <= {"MESHMART_NATS_URL"}, inst.instance_id
+        assert set(env) == (set(local) - local_only) | ZIPKIN_SETTINGS, inst.instance_id
+        if inst.version:
+            assert env["MESHMART_SERVICE_VERSION"] == inst.version
         address = service["networks"]["mesh"]["ipv4_address"]
         assert env["MESHMART_HOST"] == address
         assert env["MESHMART_PORT"] == str(inst.port)
@@ -142,26 +156,41 @@ def test_services_get_the_settings_of_the_local_mesh_with_their_container_addres
         for upstream, port in inst.upstream_ports.items():
             # The same listener port as `make up`, on the pod's loopback.
             assert env[f"MESHMART_UPSTREAM_{upstream.upper()}"] == f"127.0.0.1:{port}"
+        if "MESHMART_UPSTREAM_NATS" in local:
+            nats_port = local["MESHMART_UPSTREAM_NATS"].rpartition(":")[2]
+            assert env["MESHMART_UPSTREAM_NATS"] == f"127.0.0.1:{nats_port}"
+            assert env["MESHMART_NATS_URL"] == f"nats://127.0.0.1:{nats_port}"
         admin = compose["services"][f"{inst.instance_id}-sidecar"]["command"]
         assert admin[1:3] == ["-admin-bind", f"127.0.0.1:{inst.admin_port}"]
 
 
-def test_services_with_events_get_nats_and_wait_for_it(compose: dict[str, Any]) -> None:
-    with_events = set()
-    for inst in load_topology().instances():
-        service = compose["services"][inst.instance_id]
-        if uses_events(inst.service):
-            with_events.add(inst.service)
-            assert service["environment"]["MESHMART_NATS_URL"] == "nats://nats:4222"
-            assert service["depends_on"]["nats"]["condition"] == LONG_RUNNING_CONDITION
+def test_nats_is_a_pod_of_the_mesh_and_its_clients_wait_for_it(
+    compose: dict[str, Any], model: ComposeModel,
+) -> None:
+    services = compose["services"]
+    clients = set(model.nats.settings.clients)
+    assert {"order", "payment", "user"} <= clients  # they publish through the outbox
+    for inst in all_instances():
+        depends = services[inst.instance_id]["depends_on"]
+        if inst.service in clients:
+            assert depends["nats-1"]["condition"] == LONG_RUNNING_CONDITION
         else:
-            assert "MESHMART_NATS_URL" not in service["environment"]
-            assert "nats" not in service["depends_on"]
-    assert {"order", "payment", "user"} <= with_events  # they publish through the outbox
-    nats = compose["services"]["nats"]
-    assert nats["command"][:3] == ["-js", "-sd", "/data"]  # JetStream, on its volume
-    assert {"type": "volume", "source": "nats-data", "target": "/data"}.items() <= (
-        nats["volumes"][0].items())
+            assert "nats-1" not in depends
+            assert "MESHMART_NATS_URL" not in services[inst.instance_id]["environment"]
+    nats = services["nats-1"]
+    # tools.mesh.nats' server command: JetStream, its store on the nats-data volume.
+    assert nats["command"] == model.nats.server_command()[1:]
+    store = nats["command"][nats["command"].index("--store_dir") + 1]
+    assert nats["volumes"][0]["source"] == "nats-data" and nats["volumes"][0]["target"] == store
+    assert nats["command"][nats["command"].index("--addr") + 1] == (
+        nats["networks"]["mesh"]["ipv4_address"])
+    register = services["nats-1-register"]
+    assert register["command"] == ["python", "-m", "tools.compose.nats"]
+    assert register["environment"]["MESHMART_NATS_ADDRESS"] == (
+        nats["networks"]["mesh"]["ipv4_address"])
+    sidecar = services["nats-1-sidecar"]
+    assert sidecar["network_mode"] == "service:nats-1"
+    assert sidecar["depends_on"]["nats-1-register"]["condition"] == ONE_SHOT_CONDITION
 
 
 def test_addresses_are_distinct_and_inside_the_network(compose: dict[str, Any]) -> None:
@@ -180,16 +209,17 @@ def test_addresses_are_distinct_and_inside_the_network(compose: dict[str, Any]) 
 
 def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
     services = compose["services"]
+    one_shots = {name for name, s in services.items() if s["restart"] == "no"}
+    assert {"consul-config", "nats-1-register"} <= one_shots
     for name, service in services.items():
-        if name == "consul-config":
-            assert service["restart"] == "no" and "healthcheck" not in service
-            continue
-        assert service["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
+        if name in one_shots:
+            assert "healthcheck" not in service
+        else:
+            assert service["healthcheck"]["test"][0] in {"CMD", "CMD-SHELL"}, name
         for dependency, how in service.get("depends_on", {}).items():
-            wanted = ONE_SHOT_CONDITION if dependency == "consul-config" else (
-                LONG_RUNNING_CONDITION)
+            wanted = ONE_SHOT_CONDITION if dependency in one_shots else LONG_RUNNING_CONDITION
             assert how["condition"] == wanted, f"{name} -> {dependency}"
-    for inst in load_topology().instances():
+    for inst in all_instances():
         depends = services[inst.instance_id]["depends_on"]
         # Intentions default to deny: no instance before Consul has its config entries.
         assert depends["consul"]["condition"] == LONG_RUNNING_CONDITION
@@ -200,8 +230,7 @@ def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:
 def test_each_database_is_a_named_volume_shared_by_the_service_instances(
     compose: dict[str, Any],
 ) -> None:
-    topology = load_topology()
-    for inst in topology.instances():
+    for inst in all_instances():
         mounts = compose["services"][inst.instance_id].get("volumes", [])
         data = [m for m in mounts if m["target"] == DATA_DIR]
         if owns_database(inst.service):
@@ -214,7 +243,7 @@ def test_each_database_is_a_named_volume_shared_by_the_service_instances(
 
 
 def test_state_outside_the_database_is_on_named_volumes_too(compose: dict[str, Any]) -> None:
-    for inst in load_topology().instances():
+    for inst in all_instances():
         mounts = {m["target"]: m for m in compose["services"][inst.instance_id].get("volumes", [])}
         for label, directory in STATE_DIRS.get(inst.service, {}).items():
             assert mounts[directory]["type"] == "volume"
@@ -335,6 +364,6 @@ def test_the_sidecar_healthcheck_passes_only_when_envoy_is_live(tmp_path: Path) 
 
 
 def test_the_file_uses_the_sidecar_check_for_each_admin_port(compose: dict[str, Any]) -> None:
-    for inst in load_topology().instances():
+    for inst in all_instances():
         sidecar = compose["services"][f"{inst.instance_id}-sidecar"]
         assert sidecar["healthcheck"]["test"] == envoy_ready_check(inst.admin_port)

@@ -14,13 +14,17 @@ instance has its own IP address on the compose network instead of sharing 127.0.
   service can use them), at the topology's upstream ports;
 - its Envoy admin is on 127.0.0.1 inside the pod (the healthcheck reads /ready there).
 
-Around them: one Consul server (the official image at the version tools/go/consul
-builds), a one-shot container that writes consul/config-entries/ in the order
-tools/mesh/entries.py uses, NATS with JetStream (the official image at the version
-tools/go/nats-server builds; services whose code uses services.kit.events get
-MESHMART_NATS_URL and wait for it), and the edge gateway with its sidecar when the edge exists
-(envoy/edge.yaml). Image versions are read from the pins (requirements.txt for Envoy,
-tools/go/*/go.mod for Consul and NATS), never written twice.
+Canary instances (topology.toml ``canary``, e.g. recommendation v2 in Go) are pods
+like the others, with their language's image. Around them: one Consul server (the
+official image at the version tools/go/consul builds); a one-shot container that writes
+consul/config-entries/ in the order tools/mesh/entries.py uses; NATS as `make up` runs
+it (tools/mesh/nats.py): a Connect service nats-1 with its own sidecar, the official
+image at the version tools/go/nats-server builds, registered by a one-shot of the tools
+image, and each client service ([nats] clients) reaching it through its own sidecar's
+"nats" listener; and the edge gateway (tools/mesh/edge) with its sidecar. Image
+versions are read from the pins (requirements.txt for Envoy, tools/go/*/go.mod for
+Consul and NATS), never written twice; the mesh's own code (tools.mesh) provides every
+port, registration and command, run inside the pods through ContainerPlan.
 
 The addresses are static (see ``Addresses``): Consul's catalog needs an IP per instance,
 and Envoy's endpoints must be IPs, so names alone would not do.
@@ -28,24 +32,31 @@ and Envoy's endpoints must be IPs, so names alone would not do.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
-from tools.compose.requirements import walk_imports
+from tools.compose.plan import ContainerPlan
+from tools.mesh.edge.mesh import Edge
 from tools.mesh.entries import ENTRIES_DIR, entry_files
+from tools.mesh.nats import INSTANCE_ID as INSTANCE_NATS
+from tools.mesh.nats import Nats
+from tools.mesh.observability import (
+    DEFAULT_TRACE_SAMPLE_RATIO,
+    ZIPKIN_PORT,
+    ZIPKIN_VERSION,
+    app_metrics_port,
+)
 from tools.mesh.topology import ROOT, Instance, Topology, load_topology
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 RUNTIME_REQUIREMENTS = ROOT / "docker" / "requirements.txt"
 PROJECT = "meshmart"
 NETWORK = "mesh"
-NATS_CLIENT_PORT = 4222
-NATS_MONITOR_PORT = 8222
 
 # Inside the service and edge images (see Dockerfile).
 DATA_DIR = "/var/lib/meshmart/data"
@@ -148,8 +159,21 @@ class Versions:
         return f"meshmart/service:{self.meshmart}"
 
     @property
+    def tools_image(self) -> str:
+        # The service image plus tools/ (the mesh's code): one-shot jobs such as NATS's
+        # registration, and the base of the edge image.
+        return f"meshmart/tools:{self.meshmart}"
+
+    @property
     def edge_image(self) -> str:
         return f"meshmart/edge:{self.meshmart}"
+
+    @property
+    def zipkin_image(self) -> str:
+        return f"openzipkin/zipkin:{ZIPKIN_VERSION}"
+
+    def go_image(self, service: str) -> str:
+        return f"meshmart/{service}-go:{self.meshmart}"
 
     @property
     def sidecar_image(self) -> str:
@@ -197,6 +221,14 @@ class Addresses:
     def edge(self) -> str:
         return self.host(5)
 
+    @property
+    def nats_register(self) -> str:
+        return self.host(6)
+
+    @property
+    def zipkin(self) -> str:
+        return self.host(7)
+
     def instance(self, topology: Topology, inst: Instance) -> str:
         return self.host(10 + inst.port - topology.rules.port_block)
 
@@ -206,14 +238,6 @@ def owns_database(service: str) -> bool:
     """A service with a SQLite database (services.kit.db.Database) gets a named volume,
     shared by its instances (payment's idempotency keys are unique across instances)."""
     return any("Database(" in f.read_text() for f in (ROOT / "services" / service).glob("*.py"))
-
-
-@functools.cache
-def uses_events(service: str) -> bool:
-    """A service whose code reaches services.kit.events publishes or consumes events on
-    NATS (kit/events.py: off unless MESHMART_NATS_URL is set)."""
-    local, _ = walk_imports([f"services.{service}.__main__"])
-    return "services.kit.events" in local
 
 
 # State a service keeps outside its database, in the run directory: each gets a named
@@ -246,41 +270,62 @@ class ComposeModel:
     def load(cls) -> ComposeModel:
         return cls(topology=load_topology(), versions=Versions.read(), with_edge=edge_present())
 
+    def plan(self, address: str) -> ContainerPlan:
+        """The mesh's plan for a pod at ``address`` (Consul: the consul container)."""
+        return ContainerPlan(topology=self.topology, address=address, run_dir=Path(RUN_DIR),
+                             consul_addr=self.consul_http)
+
+    @property
+    def consul_http(self) -> str:
+        return f"consul:{self.topology.rules.consul_http_port}"
+
     # --- instances ---------------------------------------------------------------
     def instances(self) -> list[Instance]:
-        """Every instance of topology.toml (all of them: an image holds every service)."""
-        return self.topology.instances()
+        """Every instance of topology.toml, canaries included (tools.mesh.topology)."""
+        return [*self.topology.instances(), *self.topology.canary_instances()]
 
     @cached_property
-    def edge(self) -> Any:
-        """The edge's mesh instance (tools.mesh.edge), at its compose address."""
-        from tools.mesh.edge.mesh import Edge
-        from tools.mesh.plan import MeshPlan
+    def edge(self) -> Edge:
+        """The edge (tools.mesh.edge) at its compose address."""
+        return Edge(self.plan(self.addresses.edge))
 
-        plan = MeshPlan(topology=self.topology, address=self.addresses.edge)
-        return Edge(plan)
+    @cached_property
+    def nats(self) -> Nats:
+        """NATS (tools.mesh.nats) at its compose address."""
+        return Nats(self.plan(self.addresses.nats))
+
+    def nats_client(self, inst: Instance) -> bool:
+        return self.nats.runs and inst.service in self.nats.settings.clients
 
     def service_environment(self, inst: Instance) -> dict[str, str]:
         """The kit's settings for one instance (the keys MeshPlan.service_env sets for
         `make up`, with the container's values)."""
+        address = self.addresses.instance(self.topology, inst)
         env = {
-            "MESHMART_HOST": self.addresses.instance(self.topology, inst),
+            "MESHMART_HOST": address,
             "MESHMART_PORT": str(inst.port),
             "MESHMART_INSTANCE_ID": inst.instance_id,
             "MESHMART_DATA_DIR": DATA_DIR,
             "MESHMART_RUN_DIR": RUN_DIR,
-            "MESHMART_CONSUL_HTTP_ADDR": f"consul:{self.topology.rules.consul_http_port}",
+            "MESHMART_CONSUL_HTTP_ADDR": self.consul_http,
             "MESHMART_SIDECAR_PORT": str(inst.sidecar_port),
-            "MESHMART_SIDECAR_METRICS_ADDR": (
-                f"{self.addresses.instance(self.topology, inst)}:{inst.metrics_port}"
-            ),
-            "MESHMART_SERVICE_VERSION": self.versions.meshmart,
+            "MESHMART_SIDECAR_METRICS_ADDR": f"{address}:{inst.metrics_port}",
+            # A release of its own (topology.toml version / canary), else the project's.
+            "MESHMART_SERVICE_VERSION": inst.version or self.versions.meshmart,
+            # The kit's /metrics (tools/mesh/observability.py), on the pod's address.
+            "MESHMART_METRICS_PORT": str(app_metrics_port(inst)),
+            # Traces to the zipkin container, as `make up` sends them to its Zipkin.
+            "MESHMART_ZIPKIN_URL": f"http://zipkin:{ZIPKIN_PORT}/api/v2/spans",
+            "MESHMART_TRACE_SAMPLE_RATIO": str(DEFAULT_TRACE_SAMPLE_RATIO),
         }
-        if uses_events(inst.service):
-            env["MESHMART_NATS_URL"] = f"nats://nats:{NATS_CLIENT_PORT}"
         for upstream, port in sorted(inst.upstream_ports.items()):
             # Inside the pod: only this instance can reach its sidecar's upstream listeners.
             env[f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"] = f"127.0.0.1:{port}"
+        if self.nats_client(inst):
+            # Events cross the mesh too: the pod's own sidecar listener for "nats".
+            target = f"127.0.0.1:{self.nats.client_port(inst)}"
+            env["MESHMART_UPSTREAM_NATS"] = target
+            env["MESHMART_NATS_URL"] = f"nats://{target}"
         return env
 
     def sidecar_container(self, instance_id: str, admin_port: int) -> dict[str, Any]:
@@ -297,7 +342,7 @@ class ComposeModel:
                 instance_id, "-admin-bind", f"127.0.0.1:{admin_port}", "--", *envoy_args,
             ],
             "environment": {
-                "CONSUL_HTTP_ADDR": f"consul:{rules.consul_http_port}",
+                "CONSUL_HTTP_ADDR": self.consul_http,
                 # The plaintext xDS port (agent.hcl turns the TLS one off).
                 "CONSUL_GRPC_ADDR": f"consul:{rules.consul_grpc_port}",
             },
@@ -313,6 +358,25 @@ class ComposeModel:
             "consul-config": {"condition": "service_completed_successfully"},
         }
 
+    def instance_process(self, inst: Instance) -> dict[str, Any]:
+        """Image, command and healthcheck by the instance's language."""
+        if inst.language == "go":
+            # docker/<service>-go.Dockerfile: the binary is the entrypoint; the image has
+            # grpc-health-probe (no Python there).
+            address = f"{self.addresses.instance(self.topology, inst)}:{inst.port}"
+            return {
+                "image": self.versions.go_image(inst.service),
+                "build": {"context": ".", "dockerfile": f"docker/{inst.service}-go.Dockerfile"},
+                "health": ["CMD", "grpc-health-probe", f"-addr={address}",
+                           "-connect-timeout=2s", "-rpc-timeout=2s"],
+            }
+        return {
+            "image": self.versions.service_image,
+            "build": {"context": ".", "target": "runtime"},
+            "command": ["python", "-m", f"services.{inst.service}"],
+            "health": ["CMD", "python", "-c", SERVICE_HEALTHCHECK],
+        }
+
     def service_containers(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for inst in self.instances():
@@ -321,10 +385,10 @@ class ComposeModel:
                 volumes.append(f"{inst.service}-data:{DATA_DIR}")
             for label, directory in STATE_DIRS.get(inst.service, {}).items():
                 volumes.append(f"{inst.service}-{label}:{directory}")
+            process = self.instance_process(inst)
+            health = process.pop("health")
             service: dict[str, Any] = {
-                "image": self.versions.service_image,
-                "build": {"context": ".", "target": "runtime"},
-                "command": ["python", "-m", f"services.{inst.service}"],
+                **process,
                 "environment": self.service_environment(inst),
                 "networks": {
                     NETWORK: {"ipv4_address": self.addresses.instance(self.topology, inst)}
@@ -333,13 +397,11 @@ class ComposeModel:
             if volumes:
                 service["volumes"] = volumes
             depends = self.infra_dependencies()
-            if uses_events(inst.service):
-                depends["nats"] = {"condition": "service_healthy"}
+            if self.nats_client(inst):
+                depends[INSTANCE_NATS] = {"condition": "service_healthy"}
             service.update({
                 "depends_on": depends,
-                "healthcheck": {
-                    "test": ["CMD", "python", "-c", SERVICE_HEALTHCHECK], **HEALTH_TIMING,
-                },
+                "healthcheck": {"test": health, **HEALTH_TIMING},
                 "stop_grace_period": SERVICE_STOP_GRACE,
                 "restart": "unless-stopped",
             })
@@ -372,7 +434,7 @@ class ComposeModel:
                 "command": ["python", "-m", "tools.compose.edge"],
                 "environment": {
                     "MESHMART_EDGE_ADDRESS": self.addresses.edge,
-                    "MESHMART_CONSUL_HTTP_ADDR": f"consul:{self.topology.rules.consul_http_port}",
+                    "MESHMART_CONSUL_HTTP_ADDR": self.consul_http,
                     "MESHMART_RUN_DIR": RUN_DIR,
                 },
                 "networks": {NETWORK: {"ipv4_address": self.addresses.edge}},
@@ -386,6 +448,68 @@ class ComposeModel:
             f"{inst.instance_id}-sidecar": self.sidecar_container(
                 inst.instance_id, inst.admin_port
             ),
+        }
+
+    def nats_containers(self) -> dict[str, Any]:
+        """The NATS pod: the official server, its registration, its sidecar."""
+        if not self.nats.runs:
+            return {}
+        nats = self.nats
+        settings = nats.settings
+        address = self.addresses.nats
+        # tools.mesh.nats' server command (store under <run>/nats), in the image's layout.
+        command = nats.server_command()[1:]
+        store = str(nats.store_dir)
+        monitor = f"http://{address}:{settings.monitor_port}/healthz?js-enabled-only=true"
+        return {
+            INSTANCE_NATS: {
+                "image": self.versions.nats_image,
+                # The image's entrypoint runs nats-server with these flags.
+                "command": command,
+                "networks": {NETWORK: {"ipv4_address": address}},
+                "volumes": [f"nats-data:{store}"],
+                "healthcheck": {
+                    "test": ["CMD-SHELL", f"wget -qO- '{monitor}' | grep -q ok"],
+                    **HEALTH_TIMING,
+                },
+                "restart": "unless-stopped",
+            },
+            f"{INSTANCE_NATS}-register": {
+                "image": self.versions.tools_image,
+                "build": {"context": ".", "target": "tools"},
+                "command": ["python", "-m", "tools.compose.nats"],
+                "environment": {
+                    "MESHMART_NATS_ADDRESS": address,
+                    "MESHMART_CONSUL_HTTP_ADDR": self.consul_http,
+                },
+                "networks": {NETWORK: {"ipv4_address": self.addresses.nats_register}},
+                "depends_on": self.infra_dependencies(),
+                "restart": "no",
+            },
+            f"{INSTANCE_NATS}-sidecar": {
+                **self.sidecar_container(INSTANCE_NATS, nats.instance.admin_port),
+                "depends_on": {
+                    INSTANCE_NATS: {"condition": "service_healthy"},
+                    f"{INSTANCE_NATS}-register": {
+                        "condition": "service_completed_successfully"
+                    },
+                },
+            },
+        }
+
+    def zipkin_container(self) -> dict[str, Any]:
+        """Zipkin (in-memory storage), the version `make up` runs; its UI on the host's
+        loopback. Services do not wait for it: spans are dropped until it is up."""
+        return {
+            "image": self.versions.zipkin_image,
+            "networks": {NETWORK: {"ipv4_address": self.addresses.zipkin}},
+            "ports": [f"127.0.0.1:{ZIPKIN_PORT}:{ZIPKIN_PORT}"],
+            "healthcheck": {
+                "test": ["CMD-SHELL", f"wget -qO- http://127.0.0.1:{ZIPKIN_PORT}/health"
+                         " | grep -q UP"],
+                **HEALTH_TIMING,
+            },
+            "restart": "unless-stopped",
         }
 
     def consul_containers(self) -> dict[str, Any]:
@@ -437,7 +561,7 @@ class ComposeModel:
                 ],
                 "command": entries,
                 "user": "consul",
-                "environment": {"CONSUL_HTTP_ADDR": f"consul:{rules.consul_http_port}"},
+                "environment": {"CONSUL_HTTP_ADDR": self.consul_http},
                 "networks": {NETWORK: {"ipv4_address": self.addresses.consul_config}},
                 "volumes": [
                     f"./{ENTRIES_DIR}:{CONSUL_CONFIG_DIR}/config-entries:ro",
@@ -445,26 +569,6 @@ class ComposeModel:
                 "depends_on": {"consul": {"condition": "service_healthy"}},
                 "restart": "no",
             },
-        }
-
-    def nats_container(self) -> dict[str, Any]:
-        return {
-            "image": self.versions.nats_image,
-            "command": [
-                "-js", "-sd", "/data",
-                "-p", str(NATS_CLIENT_PORT), "-m", str(NATS_MONITOR_PORT),
-            ],
-            "networks": {NETWORK: {"ipv4_address": self.addresses.nats}},
-            "volumes": ["nats-data:/data"],
-            "healthcheck": {
-                "test": [
-                    "CMD-SHELL",
-                    f"wget -qO- 'http://127.0.0.1:{NATS_MONITOR_PORT}/healthz?js-enabled-only=true'"
-                    " | grep -q ok",
-                ],
-                **HEALTH_TIMING,
-            },
-            "restart": "unless-stopped",
         }
 
     # --- the document ------------------------------------------------------------
@@ -480,7 +584,8 @@ class ComposeModel:
     def document(self) -> dict[str, Any]:
         services: dict[str, Any] = {
             **self.consul_containers(),
-            "nats": self.nats_container(),
+            **self.nats_containers(),
+            "zipkin": self.zipkin_container(),
             **self.service_containers(),
             **self.edge_containers(),
         }
