@@ -51,6 +51,16 @@ def zipkin_jar() -> Path:
     return cache_dir() / "zipkin" / f"zipkin-server-{ZIPKIN_VERSION}-exec.jar"
 
 
+def zipkin_listen_args(address: str) -> list[str]:
+    """Zipkin 3 serves through Armeria, which ignores --server.address and binds every
+    address: the listener is set whole (a Spring list property replaces the default)."""
+    return [
+        f"--armeria.ports[0].ip={address}",
+        f"--armeria.ports[0].port={ZIPKIN_PORT}",
+        "--armeria.ports[0].protocols[0]=http",
+    ]
+
+
 def app_metrics_port(inst: Instance) -> int:
     return inst.port + APP_METRICS_PORT_OFFSET
 
@@ -175,8 +185,7 @@ class Observability:
                         # local run needs little, and start-up CPU is shared with the mesh.
                         "-Xms64m", "-Xmx384m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                         "-jar", str(zipkin_jar()),
-                        f"--server.address={self.plan.address}",
-                        f"--server.port={ZIPKIN_PORT}",
+                        *zipkin_listen_args(self.plan.address),
                     ],
                     env={**self.plan.base_env(), "STORAGE_TYPE": "mem",
                          "MEM_MAX_SPANS": "200000", "JAVA_OPTS": ""},
