@@ -55,7 +55,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
         address=_free_loopback_address(),
         run_dir=run_dir,
         extra_upstreams=TEST_ONLY_UPSTREAMS,
-        extra_env={"MESHMART_LOG_LEVEL": "WARNING"},
+        # INFO: the access log lines (one per RPC, with trace_id/span_id) are what
+        # tests/observability joins with the traces; health checks stay at debug.
+        extra_env={"MESHMART_LOG_LEVEL": "INFO"},
     )
     try:
         # Progress goes to stdout: pytest shows it when setup fails.
