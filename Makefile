@@ -45,8 +45,8 @@ down: ## stop the whole mesh gracefully and check no process of it is left
 status: ## live table: instances, Consul health, sidecars, each caller's circuits
 	@$(PY) -m tools.mesh status
 
-logs: ## follow a service's logs and its sidecars': make logs S=catalog
-	@$(PY) -m tools.mesh logs $(S)
+logs: ## follow a service's logs and its sidecars': make logs S=catalog [TRACE=<trace id>]
+	@$(PY) -m tools.mesh logs $(S) $(if $(TRACE),--trace $(TRACE))
 
 canary: ## shift traffic live between a service's releases: make canary PCT=10 (% to v2)
 	@$(PY) -m tools.mesh.canary set $(PCT)

@@ -4,6 +4,7 @@
   down     stop everything gracefully; fails if any process of the mesh survives
   status   the live table: instances, health, sidecars, and each caller's circuits
   logs S   follow the logs of service S (its instances and their sidecars)
+           with --trace ID: the lines of one trace (of S, or of every service), oldest first
   ports    the derived port plan of topology.toml
   config   write the supervisord config of the run without starting anything
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from tools.mesh import control
 from tools.mesh.entries import EntriesError
+from tools.mesh.observability import trace_log_lines
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import render
 from tools.mesh.topology import ROOT, TopologyError, load_topology
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "status", "logs", "ports", "config"])
     parser.add_argument("service", nargs="?", help="for logs: the service name")
+    parser.add_argument("--trace", help="for logs: only the lines of this trace id")
     parser.add_argument("--address", default="127.0.0.1", help="loopback address of the mesh")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
     parser.add_argument("--timeout", type=float, default=180.0)
@@ -46,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
             control.down(plan, timeout=args.timeout)
         elif args.command == "status":
             sys.stdout.write(control.render_status(plan) + "\n")
+        elif args.command == "logs" and args.trace:
+            # tools/mesh/observability.py; `make logs S=order TRACE=<id>`
+            lines = trace_log_lines(plan, args.trace, args.service)
+            sys.stdout.write("".join(f"{line}\n" for line in lines))
+            if not lines:
+                sys.stderr.write(f"no log line of trace {args.trace} in {plan.logs_dir}\n")
+                return 1
         elif args.command == "logs":
             if not args.service:
                 parser.error("logs needs a service: make logs S=catalog")

@@ -420,3 +420,31 @@ def committed_prometheus_config() -> str:
 
 if __name__ == "__main__":  # python -m tools.mesh.observability: rewrite the reference
     _write(Path(PROMETHEUS_DIR) / "prometheus.yml", committed_prometheus_config())
+
+
+# --------------------------------------------------------------------------- logs
+
+
+def trace_log_lines(plan: MeshPlan, trace_id: str, service: str | None = None) -> list[str]:
+    """Every log line of the mesh (or of ``service``'s instances) that names ``trace_id``,
+    oldest first: the services' JSON lines and the edge's access log."""
+    pattern = f"{service}-[0-9]*.log" if service else "*.log"
+    found: list[tuple[str, str]] = []
+    for path in sorted(plan.logs_dir.glob(pattern)):
+        if path.name.endswith("-sidecar.log"):
+            continue
+        with path.open(errors="replace") as lines:
+            for line in lines:
+                if trace_id in line:
+                    found.append((_timestamp(line), line.rstrip("\n")))
+    return [line for _, line in sorted(found, key=lambda item: item[0])]
+
+
+def _timestamp(line: str) -> str:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return ""
+    if not isinstance(record, dict):
+        return ""
+    return str(record.get("timestamp") or record.get("time") or "")
