@@ -37,7 +37,7 @@ ZIPKIN_PORT = 9411
 ZIPKIN_VERSION = "3.5.1"
 # Fraction of new traces recorded (a caller's sampled flag is always honoured). Chosen
 # from the GetProduct measurement in docs/observability.md.
-DEFAULT_TRACE_SAMPLE_RATIO = 1.0
+DEFAULT_TRACE_SAMPLE_RATIO = 0.1
 PROMETHEUS_DIR = "prometheus"
 SCRAPE_INTERVAL = "5s"
 
