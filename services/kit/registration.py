@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +60,8 @@ class MeshSettings:
     sidecar_port: int
     metrics_addr: str | None
     version: str
+    # Zipkin's span endpoint (MESHMART_ZIPKIN_URL): the sidecar then reports its own spans.
+    zipkin_url: str | None
     # How long on_start keeps retrying while the agent is not up yet (supervisord starts
     # Consul and the services together); then the process exits and is restarted.
     register_timeout: float
@@ -78,6 +82,7 @@ def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | N
         sidecar_port=env_int("MESHMART_SIDECAR_PORT", None, minimum=1, maximum=65535, env=env),
         metrics_addr=metrics or None,
         version=env_str("MESHMART_SERVICE_VERSION", "dev", env=env),
+        zipkin_url=env_str("MESHMART_ZIPKIN_URL", "", env=env) or None,
         register_timeout=env_float("MESHMART_CONSUL_REGISTER_TIMEOUT", 30.0, minimum=0.0, env=env),
     )
 
@@ -85,6 +90,46 @@ def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | N
 def _split(target: str) -> tuple[str, int]:
     host, _, port = target.rpartition(":")
     return host, int(port)
+
+
+def envoy_tracing(zipkin_url: str) -> dict[str, str]:
+    """Consul 1.14's escape hatches that make a sidecar report spans to Zipkin.
+
+    The tracer goes into Envoy's bootstrap (``envoy_tracing_json``, passed through as
+    text): its W3C option is newer than the Envoy API Consul 1.14 can parse, which rules
+    out ``envoy_listener_tracing_json``. Consul's listeners already enable tracing with 0 %
+    random sampling, so a sidecar traces exactly the requests whose traceparent says
+    sampled, continuing the caller's W3C context and passing its own span downstream.
+    """
+    url = urllib.parse.urlsplit(zipkin_url)
+    tracer = {
+        "http": {
+            "name": "envoy.tracers.zipkin",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+                "collector_cluster": "meshmart_zipkin",
+                "collector_endpoint": url.path or "/api/v2/spans",
+                "collector_endpoint_version": "HTTP_JSON",
+                "shared_span_context": False,
+                "trace_context_option": "USE_B3_WITH_W3C_PROPAGATION",
+            },
+        }
+    }
+    cluster = {
+        "name": "meshmart_zipkin",
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "meshmart_zipkin",
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": url.hostname or "127.0.0.1", "port_value": url.port or 9411,
+            }}}}]}],
+        },
+    }
+    return {
+        "envoy_tracing_json": json.dumps(tracer),
+        "envoy_extra_static_clusters_json": json.dumps(cluster),
+    }
 
 
 def registration(
@@ -104,10 +149,15 @@ def registration(
         "Upstreams": upstreams,
     }
     sidecar_meta = {"version": mesh.version}
+    proxy_config: dict[str, str] = {}
     if mesh.metrics_addr:
         # Per instance, since every sidecar on the machine needs its own port.
-        proxy["Config"] = {"envoy_prometheus_bind_addr": mesh.metrics_addr}
+        proxy_config["envoy_prometheus_bind_addr"] = mesh.metrics_addr
         sidecar_meta["metrics_port"] = mesh.metrics_addr.rpartition(":")[2]
+    if mesh.zipkin_url:
+        proxy_config.update(envoy_tracing(mesh.zipkin_url))
+    if proxy_config:
+        proxy["Config"] = proxy_config
     meta = {"version": mesh.version, "instance": config.instance_id}
     if metrics_port is not None:
         meta["metrics_port"] = str(metrics_port)

@@ -74,6 +74,7 @@ def test_the_registration_announces_the_metrics_ports(metrics_port: int | None) 
         sidecar_port=21110,
         metrics_addr="127.0.0.1:20110",
         version="v",
+        zipkin_url=None,
         register_timeout=1.0,
     )
     reg = registration(config_for_tests("catalog", port=7110), mesh, metrics_port)
