@@ -314,8 +314,9 @@ class ComposeModel:
             "MESHMART_SERVICE_VERSION": inst.version or self.versions.meshmart,
             # The kit's /metrics (tools/mesh/observability.py), on the pod's address.
             "MESHMART_METRICS_PORT": str(app_metrics_port(inst)),
-            # Traces to the zipkin container, as `make up` sends them to its Zipkin.
-            "MESHMART_ZIPKIN_URL": f"http://zipkin:{ZIPKIN_PORT}/api/v2/spans",
+            # Traces to the zipkin container, as `make up` sends them to its Zipkin. By IP:
+            # the kit also gives it to the sidecar's Envoy as a STATIC cluster (no DNS).
+            "MESHMART_ZIPKIN_URL": f"http://{self.addresses.zipkin}:{ZIPKIN_PORT}/api/v2/spans",
             "MESHMART_TRACE_SAMPLE_RATIO": str(DEFAULT_TRACE_SAMPLE_RATIO),
         }
         for upstream, port in sorted(inst.upstream_ports.items()):
