@@ -6,7 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup proto proto-check lint test test-unit up down status logs run-local canary compose
+.PHONY: help setup proto proto-check lint test test-unit breaking release-contracts test-go up down status logs run-local canary compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,14 +20,24 @@ proto: setup ## regenerate gen/ (Python, Go, descriptor set, OpenAPI) from proto
 proto-check: setup ## fail when gen/ is not what `make proto` would write
 	@tools/gen-proto.sh --check
 
-lint: setup ## ruff, mypy on the kit, buf lint, go build of the Go stubs
+lint: setup ## ruff, mypy on the kit, buf lint, go build of the Go stubs, go vet of Go services
 	ruff check services tests tools
 	mypy services/kit
 	cd proto && buf lint
 	cd gen/go && go build ./...
+	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go vet ./...) || exit 1; done
 
-test: setup lint proto-check ## the whole suite, mesh tests included (what CI runs)
+test: setup lint proto-check breaking test-go ## the whole suite, mesh tests included (what CI runs)
 	$(PY) -m pytest
+
+breaking: setup ## buf breaking: proto/ must stay wire/source compatible with the released contracts
+	cd proto && buf breaking --against released.binpb
+
+release-contracts: setup ## record the committed proto/ (HEAD) as the released contracts (commit it)
+	buf build '.git#ref=HEAD,subdir=proto' --exclude-source-info -o proto/released.binpb
+
+test-go: setup ## the Go services' own tests (go test)
+	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go test ./...) || exit 1; done
 
 test-unit: setup ## only the in-process tests (no mesh)
 	$(PY) -m pytest tests/unit
