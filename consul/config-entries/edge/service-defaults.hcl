@@ -19,10 +19,10 @@ UpstreamConfig {
       MaxConcurrentRequests = 256
     }
     PassiveHealthCheck {
-      # As for the services: sweep every second, eject after 5 consecutive 5xx
+      # As for the services: sweep every second, eject after 3 consecutive 5xx
       # (UNAVAILABLE, INTERNAL, connect failures), never more than half of the instances.
       Interval = "1s"
-      MaxFailures = 5
+      MaxFailures = 3
       EnforcingConsecutive5xx = 100
       MaxEjectionPercent = 50
       BaseEjectionTime = "10s"

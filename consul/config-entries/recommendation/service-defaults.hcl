@@ -26,10 +26,12 @@ UpstreamConfig {
     PassiveHealthCheck {
       # Outlier detection. Sweep every second, so a failing instance leaves within ~1s.
       Interval = "1s"
-      # Eject after 5 consecutive failures: gRPC UNAVAILABLE/INTERNAL/UNKNOWN count as
+      # Eject after 3 consecutive failures: gRPC UNAVAILABLE/INTERNAL/UNKNOWN count as
       # 5xx, and so do connect failures and resets. Business errors (NOT_FOUND,
-      # INVALID_ARGUMENT, FAILED_PRECONDITION...) do not. One unlucky call ejects nothing.
-      MaxFailures = 5
+      # INVALID_ARGUMENT, FAILED_PRECONDITION...) do not. Kept <= the routers' NumRetries
+      # (3): a call then cannot spend all its tries on a dead instance, because that
+      # instance is ejected by the failures before the call's last try.
+      MaxFailures = 3
       # Always act on it (100%); lower values only ramp ejection in gradually.
       EnforcingConsecutive5xx = 100
       # At most half of an upstream's instances may be out: of two, never both.

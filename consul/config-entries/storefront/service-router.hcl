@@ -21,11 +21,13 @@ Routes = [
       # reset (the connection broke mid-call, the call may have run): GetDashboard
       # is a read.
       RetryOn = ["unavailable", "connect-failure", "refused-stream", "reset"]
-      # 3 retries: with round-robin each retry goes to the next instance, so one bad
-      # instance of two is absorbed even when it fails every other call. The retry
+      # 3 retries, >= the callers' outlier MaxFailures (3): a call cannot use up its
+      # tries on a dead instance, which is ejected after 3 consecutive failures; with
+      # round-robin a retry usually lands on the other instance anyway. The retry
       # budget is Envoy's default retry circuit breaker (at most 3 retries in flight per
       # upstream cluster) with its default 25 ms jittered exponential backoff: Consul
-      # 1.14 has no field to change either, and both keep retry storms bounded.
+      # 1.14 has no field to change either (so a burst of more than 3 failing calls at
+      # once can surface errors), and both keep retry storms bounded.
       NumRetries = 3
       # Overall time for the call including every retry: GetDashboard fans out in
       # parallel with per-call deadlines and returns partial results itself; 5s is
