@@ -102,12 +102,28 @@ def test_the_intentions_allow_the_edge_exactly_the_public_rpcs(edge: Edge) -> No
 
 
 def test_rate_limits_are_tighter_on_login_and_place_order() -> None:
-    per_second = {p.name: p.rate_limit.burst / p.rate_limit.window_s
-                  for p in (api.LOGIN, api.PLACE_ORDER, api.CATALOG, api.USER_READ)}
-    assert per_second["login"] < per_second["user_read"] < per_second["catalog"]
-    assert per_second["place_order"] < per_second["user_read"]
-    assert api.LOGIN.rate_limit.retry_after_s == 1
-    assert api.PLACE_ORDER.rate_limit.retry_after_s == 2
+    def rate(limit: api.RateLimit | None) -> float:
+        assert limit is not None
+        return limit.burst / limit.window_s
+
+    # Per client: login per address, place-order per user, against other user calls.
+    assert rate(api.LOGIN.per_client) < rate(api.USER_WRITE.per_client)
+    assert rate(api.PLACE_ORDER.per_client) < rate(api.USER_WRITE.per_client)
+    assert api.LOGIN.client_key == "remote_address" and api.PLACE_ORDER.client_key == "user"
+    assert rate(api.PLACE_ORDER.rate_limit) < rate(api.USER_READ.rate_limit)
+    assert api.LOGIN.retry_after_s == 1 and api.PLACE_ORDER.retry_after_s == 2
+
+
+def test_per_client_buckets_are_keyed_on_the_verified_user(
+    edge: Edge, boot: dict[str, object]
+) -> None:
+    routes = {r["name"]: r for r in _edge_routes(boot)}  # type: ignore[index]
+    order = routes["meshmart.order.v1.OrderService.PlaceOrder"]
+    [limit] = order["route"]["rate_limits"]  # type: ignore[index]
+    assert limit["actions"] == [{"request_headers": {
+        "header_name": "x-meshmart-user-id", "descriptor_key": "user"}}]
+    login = routes["meshmart.user.v1.UserService.Login"]
+    assert login["route"]["rate_limits"][0]["actions"] == [{"remote_address": {}}]  # type: ignore[index]
 
 
 def test_the_served_openapi_lists_the_routed_operations_with_their_security(

@@ -41,16 +41,32 @@ class RoutePolicy:
     name: str  # the route class, also the rate-limit stat prefix
     jwt: bool  # a valid access token is required; its `sub` becomes x-meshmart-user-id
     timeout_s: float  # the whole call at the edge, retries of the edge's sidecar included
+    # One bucket for the route, shared by every client: protects the service behind it.
     rate_limit: RateLimit
+    # One bucket per client on top: per user (the token's `sub`) on user-scoped routes,
+    # per client address on public ones. So one noisy client cannot lock everyone out.
+    per_client: RateLimit | None = None
     # Cache-Control for successful responses (only for data that is the same for everyone).
     cache_control: str | None = None
 
+    @property
+    def client_key(self) -> str:
+        """What a per-client bucket is keyed on."""
+        return "user" if self.jwt else "remote_address"
 
-# Route classes. The buckets are per route (one per RPC) and shared by every client of
-# this edge: they protect the services behind it, not one user from another.
-SIGNUP = RoutePolicy("signup", jwt=False, timeout_s=5.0, rate_limit=RateLimit(10, 10))
-# Tight: every login costs an argon2 hash (~50 ms of CPU) and invites password guessing.
-LOGIN = RoutePolicy("login", jwt=False, timeout_s=5.0, rate_limit=RateLimit(10, 10))
+    @property
+    def retry_after_s(self) -> int:
+        """What a 429 of this route says: the client's own bucket is what a client trips."""
+        return (self.per_client or self.rate_limit).retry_after_s
+
+
+# Route classes; tighter on login and place-order. Envoy refills continuously, so
+# RateLimit(10, 10) is "a burst of 10, then one per second".
+SIGNUP = RoutePolicy("signup", jwt=False, timeout_s=5.0, rate_limit=RateLimit(50, 1),
+                     per_client=RateLimit(10, 10))
+# Every login costs an argon2 hash (~50 ms of CPU) and invites password guessing.
+LOGIN = RoutePolicy("login", jwt=False, timeout_s=5.0, rate_limit=RateLimit(50, 1),
+                    per_client=RateLimit(10, 10))
 # Products are the same for everyone and change rarely: cacheable for 30 s, at the edge
 # (Envoy's HTTP cache) and in browsers. The bucket is wide: reads are cheap.
 CATALOG = RoutePolicy(
@@ -58,12 +74,16 @@ CATALOG = RoutePolicy(
     cache_control="public, max-age=30",
 )
 STOCK = RoutePolicy("stock", jwt=False, timeout_s=2.0, rate_limit=RateLimit(2000, 1))
-USER_READ = RoutePolicy("user_read", jwt=True, timeout_s=3.0, rate_limit=RateLimit(500, 1))
-USER_WRITE = RoutePolicy("user_write", jwt=True, timeout_s=3.0, rate_limit=RateLimit(100, 1))
+USER_READ = RoutePolicy("user_read", jwt=True, timeout_s=3.0, rate_limit=RateLimit(500, 1),
+                        per_client=RateLimit(50, 1))
+USER_WRITE = RoutePolicy("user_write", jwt=True, timeout_s=3.0, rate_limit=RateLimit(200, 1),
+                         per_client=RateLimit(20, 1))
 # The dashboard fans out in parallel with its own per-call deadlines (partial results).
-DASHBOARD = RoutePolicy("dashboard", jwt=True, timeout_s=5.0, rate_limit=RateLimit(200, 1))
-# Tight: a saga per call (reserve, charge, commit), and a burst of orders is a bot.
-PLACE_ORDER = RoutePolicy("place_order", jwt=True, timeout_s=10.0, rate_limit=RateLimit(5, 10))
+DASHBOARD = RoutePolicy("dashboard", jwt=True, timeout_s=5.0, rate_limit=RateLimit(200, 1),
+                        per_client=RateLimit(10, 1))
+# A saga per call (reserve, charge, commit), and a burst of orders is a bot.
+PLACE_ORDER = RoutePolicy("place_order", jwt=True, timeout_s=10.0, rate_limit=RateLimit(50, 1),
+                          per_client=RateLimit(5, 10))
 
 # RPCs that are not user-scoped and so need no token. Everything else needs one: a new
 # public RPC is protected until someone decides otherwise here.

@@ -16,7 +16,8 @@ request order, and why they sit where they do:
                     calls of one RPC are on the same route.
 6. jwt_authn        verifies the access token on user-scoped RPCs (rules on gRPC paths,
                     so it protects both faces) and copies ``sub`` to x-meshmart-user-id.
-7. local_ratelimit  one token bucket per route (policies in api.py), 429 + retry-after.
+7. local_ratelimit  a token bucket per route and one per user / client address on top
+                    (policies in api.py), 429 + retry-after.
 8. router           to the edge sidecar's local listener of the service (mTLS beyond).
 
 Errors: a gRPC status from a service, and Envoy's own replies after transcoding (JWT,
@@ -36,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tools.mesh.edge.api import RoutePolicy, Rpc
+from tools.mesh.edge.api import RateLimit, RoutePolicy, Rpc
 from tools.mesh.edge.settings import EdgeSettings
 
 USER_ID_HEADER = "x-meshmart-user-id"
@@ -114,27 +115,52 @@ def _header(key: str, value: str, action: str = "OVERWRITE_IF_EXISTS_OR_ADD") ->
     return {"header": {"key": key, "value": value}, "append_action": action}
 
 
+def _bucket(limit: RateLimit) -> dict[str, Any]:
+    return {"max_tokens": limit.burst, "tokens_per_fill": limit.burst,
+            "fill_interval": _duration(limit.window_s)}
+
+
 def _rate_limit(policy: RoutePolicy) -> dict[str, Any]:
-    bucket = policy.rate_limit
     always = {"default_value": {"numerator": 100, "denominator": "HUNDRED"},
               "runtime_key": f"edge.ratelimit.{policy.name}"}
+    per_client: dict[str, Any] = {}
+    if policy.per_client:
+        per_client = {
+            # A descriptor entry without a value is a wildcard: one bucket per distinct
+            # user id / client address, made on first use (and the least recently used
+            # ones dropped beyond max_dynamic_descriptors).
+            "descriptors": [{"entries": [{"key": policy.client_key}],
+                             "token_bucket": _bucket(policy.per_client)}],
+            "max_dynamic_descriptors": 10000,
+            # The route's own bucket applies as well (Envoy's default, stated).
+            "always_consume_default_token_bucket": True,
+        }
     return _any(
         "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
         stat_prefix=f"edge_{policy.name}",
-        token_bucket={
-            "max_tokens": bucket.burst,
-            "tokens_per_fill": bucket.burst,
-            "fill_interval": _duration(bucket.window_s),
-        },
+        token_bucket=_bucket(policy.rate_limit),
         filter_enabled=always,
         filter_enforced=always,
+        **per_client,
         # 429 for REST (and RESOURCE_EXHAUSTED for gRPC) instead of UNAVAILABLE/503,
         # which is what Envoy's gRPC reply for a plain 429 would become.
         rate_limited_as_resource_exhausted=True,
         enable_x_ratelimit_headers="DRAFT_VERSION_03",
-        # When the next token is there (x-ratelimit-reset says when the bucket is full).
-        response_headers_to_add=[_header("retry-after", str(bucket.retry_after_s))],
+        # When the client's next token is there.
+        response_headers_to_add=[_header("retry-after", str(policy.retry_after_s))],
     )
+
+
+def _client_descriptor(policy: RoutePolicy) -> list[dict[str, Any]]:
+    """The route's rate_limits: how a request names its client for the local limiter."""
+    if policy.per_client is None:
+        return []
+    if policy.jwt:
+        # Set by jwt_authn (which runs before the limiter) from the verified token.
+        action = {"request_headers": {"header_name": USER_ID_HEADER, "descriptor_key": "user"}}
+    else:
+        action = {"remote_address": {}}
+    return [{"actions": [action]}]
 
 
 def _rpc_route(rpc: Rpc) -> dict[str, Any]:
@@ -153,6 +179,7 @@ def _rpc_route(rpc: Rpc) -> dict[str, Any]:
             "timeout": _duration(policy.timeout_s),
             # A gRPC client's own shorter deadline (grpc-timeout) wins over the route's.
             "max_stream_duration": {"grpc_timeout_header_max": _duration(policy.timeout_s)},
+            **({"rate_limits": limits} if (limits := _client_descriptor(policy)) else {}),
         },
         "typed_per_filter_config": {"envoy.filters.http.local_ratelimit": _rate_limit(policy)},
     }
