@@ -48,20 +48,67 @@ func run(env config.Env, stderr io.Writer) int {
 	if err != nil {
 		return configInvalid(log, err)
 	}
-	orderConn, err := connect(cfg, "order")
+	// The settings are read in v1's order, so a process with several bad ones names the
+	// same one first: tracing and the upstreams (connect), then metrics and mesh (serve).
+	tracingSettings, err := config.LoadTracing(env)
 	if err != nil {
 		return configInvalid(log, err)
 	}
-	defer orderConn.Close()
-	catalogConn, err := connect(cfg, "catalog")
+	orderTarget, err := cfg.Upstream("order")
 	if err != nil {
 		return configInvalid(log, err)
 	}
-	defer catalogConn.Close()
+	catalogTarget, err := cfg.Upstream("catalog")
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	metricsPortSetting, err := config.MetricsPort(env)
+	if err != nil {
+		return configInvalid(log, err)
+	}
 	mesh, err := config.LoadMesh(env)
 	if err != nil {
 		return configInvalid(log, err)
 	}
+
+	// Spans to Zipkin when MESHMART_ZIPKIN_URL is set (v1: services/kit/tracing.py).
+	var tracing *kit.Tracing
+	if tracingSettings.ZipkinURL != "" {
+		tracing, err = kit.NewTracing(cfg.Name, cfg.InstanceID, tracingSettings.ZipkinURL, tracingSettings.SampleRatio)
+		if err != nil {
+			return configInvalid(log, err)
+		}
+		defer tracing.Shutdown() // export the last batch
+		log.Info("tracing.enabled", "zipkin", tracingSettings.ZipkinURL, "sample_ratio", tracingSettings.SampleRatio)
+	}
+	// RED metrics of every RPC; /metrics when MESHMART_METRICS_PORT is set, its port
+	// announced in the Consul registration (v1: services/kit/metrics.py).
+	registry := kit.NewRegistry()
+	rpcMetrics := kit.NewRPCMetrics(registry)
+	metricsPort := -1
+	if metricsPortSetting >= 0 {
+		endpoint, err := kit.StartMetricsEndpoint(cfg.Host, metricsPortSetting, registry, log)
+		if err != nil {
+			log.Error("server.start_failed", "error", err.Error())
+			return 1
+		}
+		defer endpoint.Close()
+		metricsPort = endpoint.Port
+		log.Info("metrics.serving", "url", endpoint.URL())
+	}
+
+	// Channels are lazy (nothing is dialled before the first call), and closed only after
+	// Serve returns: in-flight RPCs use them until drained.
+	orderConn, err := dial(orderTarget, tracing)
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	defer orderConn.Close()
+	catalogConn, err := dial(catalogTarget, tracing)
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	defer catalogConn.Close()
 
 	recommender := recommend.New(
 		upstreams.OrderHistory{
@@ -83,14 +130,15 @@ func run(env config.Env, stderr io.Writer) int {
 	if mesh != nil {
 		// Mesh: register in Consul once SERVING, deregister before the drain; off unless
 		// MESHMART_CONSUL_HTTP_ADDR is set.
-		registration, err := kit.NewRegistration(cfg, *mesh, log)
+		registration, err := kit.NewRegistration(cfg, *mesh, metricsPort, log)
 		if err != nil {
 			return configInvalid(log, err)
 		}
 		hooks = kit.Hooks{OnStart: registration.Register, OnStop: registration.Deregister}
 	}
 
-	err = kit.Serve(cfg, log, []kit.Service{{Name: servicer.Name, Register: svc.Register}}, hooks, grace)
+	services := []kit.Service{{Name: servicer.Name, Register: svc.Register}}
+	err = kit.Serve(cfg, log, services, hooks, kit.Observability{Metrics: rpcMetrics, Tracing: tracing}, grace)
 	var startup *kit.StartupError
 	switch {
 	case err == nil:
@@ -103,18 +151,17 @@ func run(env config.Env, stderr io.Writer) int {
 	return 1
 }
 
-// connect opens the channel to an upstream (lazily: nothing is dialled before the first
-// call). Closed by run() only after Serve returns: in-flight RPCs use it until drained.
-func connect(cfg config.Service, upstream string) (*grpc.ClientConn, error) {
-	target, err := cfg.Upstream(upstream)
-	if err != nil {
-		return nil, err
-	}
-	// "passthrough": the target is an address, not a name to resolve.
-	return grpc.NewClient("passthrough:///"+target,
+// dial opens the channel to an upstream's target.
+func dial(target string, tracing *kit.Tracing) (*grpc.ClientConn, error) {
+	options := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithChainUnaryInterceptor(kit.PropagatingClientInterceptor()),
-	)
+	}
+	if tracing != nil {
+		options = append(options, tracing.DialOption())
+	}
+	// "passthrough": the target is an address, not a name to resolve.
+	return grpc.NewClient("passthrough:///"+target, options...)
 }
 
 func configInvalid(log *slog.Logger, err error) int {

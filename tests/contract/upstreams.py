@@ -1,5 +1,6 @@
 """Upstreams for the contract suite beyond the real shop (tests/unit/shop.py): the shop
-is where history and products come from; these play an order service that hangs."""
+is where history and products come from; these play an order service that records what
+it is sent, or that hangs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,34 @@ from meshmart.order.v1 import order_pb2, order_pb2_grpc
 
 from services.kit.server import ServiceSpec
 from services.kit.testing import running_server
+
+
+class RecordingOrder(order_pb2_grpc.OrderServiceServicer):
+    """ListRecentOrders answers "no orders" and records the metadata each call came with
+    (what the caller propagates: request id, user, traceparent)."""
+
+    def __init__(self) -> None:
+        self.metadata: list[dict[str, str]] = []
+
+    async def ListRecentOrders(
+        self, request: order_pb2.ListRecentOrdersRequest, context: Any
+    ) -> order_pb2.ListRecentOrdersResponse:
+        self.metadata.append({k: v for k, v in context.invocation_metadata() or ()})
+        return order_pb2.ListRecentOrdersResponse()
+
+
+@asynccontextmanager
+async def recording_order() -> AsyncIterator[tuple[str, RecordingOrder]]:
+    servicer = RecordingOrder()
+    async with running_server([_order_spec(servicer)]) as target:
+        yield target, servicer
+
+
+def _order_spec(servicer: order_pb2_grpc.OrderServiceServicer) -> ServiceSpec:
+    return ServiceSpec(
+        name="meshmart.order.v1.OrderService",
+        add=lambda server: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server),
+    )
 
 
 class HangingOrder(order_pb2_grpc.OrderServiceServicer):
@@ -34,9 +63,5 @@ class HangingOrder(order_pb2_grpc.OrderServiceServicer):
 @asynccontextmanager
 async def hanging_order() -> AsyncIterator[tuple[str, HangingOrder]]:
     servicer = HangingOrder()
-    spec = ServiceSpec(
-        name="meshmart.order.v1.OrderService",
-        add=lambda server: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server),
-    )
-    async with running_server([spec]) as target:
+    async with running_server([_order_spec(servicer)]) as target:
         yield target, servicer

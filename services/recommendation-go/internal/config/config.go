@@ -173,6 +173,29 @@ func LoadRecommendation(env Env) (Recommendation, error) {
 	}, nil
 }
 
+// Tracing holds the tracing settings (v1: services/kit/tracing.py).
+type Tracing struct {
+	// MESHMART_ZIPKIN_URL: where spans go (Zipkin v2 JSON); "" = tracing off.
+	ZipkinURL string
+	// MESHMART_TRACE_SAMPLE_RATIO: the share of new traces recorded (0-1).
+	SampleRatio float64
+}
+
+// LoadTracing reads MESHMART_ZIPKIN_URL and MESHMART_TRACE_SAMPLE_RATIO.
+func LoadTracing(env Env) (Tracing, error) {
+	ratio, err := env.Float("MESHMART_TRACE_SAMPLE_RATIO", 1.0, ptr(0.0), ptr(1.0))
+	if err != nil {
+		return Tracing{}, err
+	}
+	return Tracing{ZipkinURL: env.Str("MESHMART_ZIPKIN_URL", ""), SampleRatio: ratio}, nil
+}
+
+// MetricsPort is MESHMART_METRICS_PORT: /metrics on the service's host at this port (0: a
+// free port), or -1 when unset (no endpoint; v1: services/kit/metrics.py).
+func MetricsPort(env Env) (int, error) {
+	return env.Int("MESHMART_METRICS_PORT", ptr(-1), ptr(-1), ptr(65535))
+}
+
 // Mesh holds the settings of self-registration in Consul, written by `python -m
 // tools.mesh` (the same variables services/kit/registration.py reads).
 type Mesh struct {
@@ -180,6 +203,8 @@ type Mesh struct {
 	SidecarPort int    // the sidecar's public (mTLS) listener port
 	MetricsAddr string // host:port of the sidecar's Prometheus listener; "" for none
 	Version     string // meta.version of the registration (the resolver's subset)
+	// Zipkin's span endpoint: the sidecar then reports its own spans there too.
+	ZipkinURL string
 	// How long registration keeps retrying while the agent is not up yet.
 	RegisterTimeout time.Duration
 }
@@ -208,6 +233,7 @@ func LoadMesh(env Env) (*Mesh, error) {
 		SidecarPort:     sidecar,
 		MetricsAddr:     env.Str("MESHMART_SIDECAR_METRICS_ADDR", ""),
 		Version:         ServiceVersion(env),
+		ZipkinURL:       env.Str("MESHMART_ZIPKIN_URL", ""),
 		RegisterTimeout: seconds(timeout),
 	}, nil
 }

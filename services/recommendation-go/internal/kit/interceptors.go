@@ -19,9 +19,10 @@ import (
 // them at debug keeps the access log about real traffic.
 var quietPrefixes = []string{"/grpc.health.v1.Health/", "/grpc.reflection."}
 
-// UnaryServerInterceptor gives every RPC its request scope, maps errors to status codes
-// and writes one access-log line: services/kit/interceptors.py's ServiceInterceptor.
-func UnaryServerInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+// UnaryServerInterceptor gives every RPC its request scope, maps errors to status codes,
+// records its metrics (metrics may be nil) and writes one access-log line:
+// services/kit/interceptors.py's ServiceInterceptor.
+func UnaryServerInterceptor(log *slog.Logger, metrics *RPCMetrics) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		ctx = WithScope(ctx, scopeFromIncoming(ctx))
 		started := time.Now()
@@ -29,7 +30,7 @@ func UnaryServerInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 			if p := recover(); p != nil {
 				err = internal(ctx, log, info.FullMethod, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
 			}
-			accessLog(ctx, log, info.FullMethod, started, err)
+			finish(ctx, log, metrics, info.FullMethod, "unary", started, err)
 		}()
 		resp, err = handler(ctx, req)
 		return resp, toStatus(ctx, log, info.FullMethod, err)
@@ -37,7 +38,7 @@ func UnaryServerInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // StreamServerInterceptor is the same for streaming RPCs (health Watch, reflection).
-func StreamServerInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+func StreamServerInterceptor(log *slog.Logger, metrics *RPCMetrics) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		ctx := WithScope(ss.Context(), scopeFromIncoming(ss.Context()))
 		started := time.Now()
@@ -45,7 +46,7 @@ func StreamServerInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 			if p := recover(); p != nil {
 				err = internal(ctx, log, info.FullMethod, fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
 			}
-			accessLog(ctx, log, info.FullMethod, started, err)
+			finish(ctx, log, metrics, info.FullMethod, "stream", started, err)
 		}()
 		err = handler(srv, &scopedStream{ServerStream: ss, ctx: ctx})
 		return toStatus(ctx, log, info.FullMethod, err)
@@ -88,12 +89,14 @@ func internal(ctx context.Context, log *slog.Logger, method string, err error) e
 	return status.Errorf(codes.Internal, "internal error (request id %s)", s.RequestID)
 }
 
-func accessLog(ctx context.Context, log *slog.Logger, method string, started time.Time, err error) {
+func finish(ctx context.Context, log *slog.Logger, metrics *RPCMetrics, method, kind string, started time.Time, err error) {
 	code := status.Code(err)
+	took := time.Since(started)
+	metrics.Observe(method, kind, code, took)
 	attrs := []any{
 		"method", method,
 		"code", CodeName(code),
-		"duration_ms", durationMS(time.Since(started)),
+		"duration_ms", durationMS(took),
 	}
 	var domain *Error
 	if errors.As(err, &domain) {
@@ -120,8 +123,9 @@ const DefaultCallTimeout = 5 * time.Second
 
 // PropagatingClientInterceptor forwards the current request id, caller user id and
 // traceparent, and gives a call without a deadline DefaultCallTimeout (clients.py). The
-// inbound RPC's deadline reaches outbound calls through the context itself. Retries are
-// Envoy's job, so there are none here.
+// inbound RPC's deadline reaches outbound calls through the context itself. With tracing,
+// otelgrpc's client handler then replaces the traceparent with the call's own span.
+// Retries are Envoy's job, so there are none here.
 func PropagatingClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		if _, ok := ctx.Deadline(); !ok {

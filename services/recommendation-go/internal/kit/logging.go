@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // LevelCritical is v1's CRITICAL (above slog's ERROR).
@@ -68,17 +70,21 @@ func levelName(l slog.Level) string {
 	return "debug"
 }
 
-// scopeHandler adds the request scope of the record's context (request_id, trace_id).
+// scopeHandler adds the request scope of the record's context: request_id, and trace_id
+// and span_id of the current span (with tracing; without, the trace id the caller sent).
 type scopeHandler struct{ next slog.Handler }
 
 func (h *scopeHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
 
 func (h *scopeHandler) Handle(ctx context.Context, r slog.Record) error {
-	if s, ok := ScopeFrom(ctx); ok {
+	s, inRPC := ScopeFrom(ctx)
+	if inRPC {
 		r.AddAttrs(slog.String("request_id", s.RequestID))
-		if trace := s.TraceID(); trace != "" {
-			r.AddAttrs(slog.String("trace_id", trace))
-		}
+	}
+	if span := trace.SpanContextFromContext(ctx); span.IsValid() {
+		r.AddAttrs(slog.String("trace_id", span.TraceID().String()), slog.String("span_id", span.SpanID().String()))
+	} else if traceID := s.TraceID(); inRPC && traceID != "" {
+		r.AddAttrs(slog.String("trace_id", traceID))
 	}
 	return h.next.Handle(ctx, r)
 }

@@ -2,9 +2,11 @@ package kit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"sort"
 	"strconv"
 	"time"
@@ -29,19 +31,21 @@ const (
 // health check, and a Connect sidecar whose upstreams are the MESHMART_UPSTREAM_*
 // listeners.
 type Registration struct {
-	cfg    config.Service
-	mesh   config.Mesh
-	client *consul.Client
-	log    *slog.Logger
+	cfg         config.Service
+	mesh        config.Mesh
+	metricsPort int // where the process serves /metrics; -1 for nowhere
+	client      *consul.Client
+	log         *slog.Logger
 }
 
-// NewRegistration builds the Consul client for mesh.ConsulAddr.
-func NewRegistration(cfg config.Service, mesh config.Mesh, log *slog.Logger) (*Registration, error) {
+// NewRegistration builds the Consul client for mesh.ConsulAddr. metricsPort (-1: none)
+// goes into the meta, which is how Prometheus finds the endpoint (Consul SD).
+func NewRegistration(cfg config.Service, mesh config.Mesh, metricsPort int, log *slog.Logger) (*Registration, error) {
 	client, err := consul.NewClient(&consul.Config{Address: mesh.ConsulAddr, Scheme: "http"})
 	if err != nil {
 		return nil, err
 	}
-	return &Registration{cfg: cfg, mesh: mesh, client: client, log: log}, nil
+	return &Registration{cfg: cfg, mesh: mesh, metricsPort: metricsPort, client: client, log: log}, nil
 }
 
 // Service is what is sent to PUT /v1/agent/service/register.
@@ -67,9 +71,25 @@ func (r *Registration) Service() *consul.AgentServiceRegistration {
 		LocalServicePort:    cfg.Port,
 		Upstreams:           upstreams,
 	}
+	sidecarMeta := map[string]string{"version": mesh.Version}
+	proxyConfig := map[string]any{}
 	if mesh.MetricsAddr != "" {
 		// Per instance, since every sidecar on the machine needs its own port.
-		proxy.Config = map[string]any{"envoy_prometheus_bind_addr": mesh.MetricsAddr}
+		proxyConfig["envoy_prometheus_bind_addr"] = mesh.MetricsAddr
+		_, port, _ := net.SplitHostPort(mesh.MetricsAddr)
+		sidecarMeta["metrics_port"] = port
+	}
+	if mesh.ZipkinURL != "" {
+		for key, value := range EnvoyTracing(mesh.ZipkinURL) {
+			proxyConfig[key] = value
+		}
+	}
+	if len(proxyConfig) > 0 {
+		proxy.Config = proxyConfig
+	}
+	meta := map[string]string{"version": mesh.Version, "instance": cfg.InstanceID}
+	if r.metricsPort >= 0 {
+		meta["metrics_port"] = strconv.Itoa(r.metricsPort)
 	}
 	sidecarTarget := net.JoinHostPort(cfg.Host, strconv.Itoa(mesh.SidecarPort))
 	return &consul.AgentServiceRegistration{
@@ -78,7 +98,7 @@ func (r *Registration) Service() *consul.AgentServiceRegistration {
 		Address: cfg.Host,
 		Port:    cfg.Port,
 		Tags:    []string{"grpc"},
-		Meta:    map[string]string{"version": mesh.Version, "instance": cfg.InstanceID},
+		Meta:    meta,
 		Check: &consul.AgentServiceCheck{
 			Name:                           cfg.InstanceID + " gRPC health",
 			GRPC:                           cfg.Address(), // overall health ("" service)
@@ -89,7 +109,7 @@ func (r *Registration) Service() *consul.AgentServiceRegistration {
 		Connect: &consul.AgentServiceConnect{
 			SidecarService: &consul.AgentServiceRegistration{
 				Port: mesh.SidecarPort,
-				Meta: map[string]string{"version": mesh.Version},
+				Meta: sidecarMeta,
 				// Replaces Consul's default sidecar checks, whose 10s TCP interval keeps a
 				// new sidecar out of its callers' endpoints for up to 10s.
 				Checks: consul.AgentServiceChecks{
@@ -105,6 +125,56 @@ func (r *Registration) Service() *consul.AgentServiceRegistration {
 				Proxy: proxy,
 			},
 		},
+	}
+}
+
+// EnvoyTracing is the proxy config that makes the sidecar report its spans to Zipkin
+// through Consul 1.14's bootstrap escape hatches, exactly as v1 registers it
+// (services/kit/registration.py envoy_tracing, where the reasons are written down).
+func EnvoyTracing(zipkinURL string) map[string]string {
+	u, err := url.Parse(zipkinURL)
+	if err != nil {
+		u = &url.URL{}
+	}
+	path := u.Path
+	if path == "" {
+		path = "/api/v2/spans"
+	}
+	host := u.Hostname()
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	port := 9411
+	if p, err := strconv.Atoi(u.Port()); err == nil {
+		port = p
+	}
+	tracer := map[string]any{"http": map[string]any{
+		"name": "envoy.tracers.zipkin",
+		"typed_config": map[string]any{
+			"@type":                      "type.googleapis.com/envoy.config.trace.v3.ZipkinConfig",
+			"collector_cluster":          "meshmart_zipkin",
+			"collector_endpoint":         path,
+			"collector_endpoint_version": "HTTP_JSON",
+			"shared_span_context":        false,
+			"trace_context_option":       "USE_B3_WITH_W3C_PROPAGATION",
+		},
+	}}
+	cluster := map[string]any{
+		"name":            "meshmart_zipkin",
+		"type":            "STATIC",
+		"connect_timeout": "1s",
+		"load_assignment": map[string]any{
+			"cluster_name": "meshmart_zipkin",
+			"endpoints": []any{map[string]any{"lb_endpoints": []any{map[string]any{"endpoint": map[string]any{
+				"address": map[string]any{"socket_address": map[string]any{"address": host, "port_value": port}},
+			}}}}},
+		},
+	}
+	tracerJSON, _ := json.Marshal(tracer)
+	clusterJSON, _ := json.Marshal(cluster)
+	return map[string]string{
+		"envoy_tracing_json":               string(tracerJSON),
+		"envoy_extra_static_clusters_json": string(clusterJSON),
 	}
 }
 

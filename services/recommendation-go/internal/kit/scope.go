@@ -54,7 +54,9 @@ func NewRequestID() string {
 }
 
 // scopeFromIncoming reads the scope of an inbound RPC from its metadata (the first
-// non-empty value of each key), with a new request id when the caller sent none.
+// non-empty value of each key), with a new request id when the caller sent none. With
+// tracing, the traceparent is this RPC's own server span (a child of the caller's), so
+// what it calls and logs hangs under it; without, the caller's, forwarded as is.
 func scopeFromIncoming(ctx context.Context) Scope {
 	md, _ := metadata.FromIncomingContext(ctx)
 	first := func(key string) string {
@@ -66,6 +68,9 @@ func scopeFromIncoming(ctx context.Context) Scope {
 		return ""
 	}
 	s := Scope{RequestID: first(RequestIDKey), UserID: first(UserIDKey), Traceparent: first(TraceparentKey)}
+	if own := traceparentOf(ctx); own != "" {
+		s.Traceparent = own
+	}
 	if s.RequestID == "" {
 		s.RequestID = NewRequestID()
 	}

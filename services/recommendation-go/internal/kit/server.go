@@ -36,6 +36,12 @@ type Hooks struct {
 	OnStop  func(context.Context) error
 }
 
+// Observability is what the server reports to: RPC metrics and tracing (either may be nil).
+type Observability struct {
+	Metrics *RPCMetrics
+	Tracing *Tracing
+}
+
 // StartupError: the server could not start (e.g. the port is taken); exit code 1.
 type StartupError struct{ Err error }
 
@@ -44,15 +50,20 @@ func (e *StartupError) Error() string { return e.Err.Error() }
 // Serve serves services on cfg.Address() until SIGTERM/SIGINT, then shuts down like v1's
 // serve(): health NOT_SERVING -> OnStop (deregistration) -> drain -> graceful stop, bounded
 // by grace. It returns once the server has stopped.
-func Serve(cfg config.Service, log *slog.Logger, services []Service, hooks Hooks, grace time.Duration) error {
+func Serve(cfg config.Service, log *slog.Logger, services []Service, hooks Hooks, obs Observability, grace time.Duration) error {
 	listener, err := net.Listen("tcp", cfg.Address())
 	if err != nil {
 		return &StartupError{Err: fmt.Errorf("cannot listen on %s: %w", cfg.Address(), err)}
 	}
-	server := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(UnaryServerInterceptor(log)),
-		grpc.ChainStreamInterceptor(StreamServerInterceptor(log)),
-	)
+	options := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(UnaryServerInterceptor(log, obs.Metrics)),
+		grpc.ChainStreamInterceptor(StreamServerInterceptor(log, obs.Metrics)),
+	}
+	if obs.Tracing != nil {
+		// A stats handler runs before the interceptors: the span is current in them.
+		options = append(options, obs.Tracing.ServerOption())
+	}
+	server := grpc.NewServer(options...)
 	names := make([]string, 0, len(services))
 	for _, s := range services {
 		s.Register(server)
