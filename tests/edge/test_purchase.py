@@ -50,13 +50,18 @@ def test_register_login_browse_add_to_cart_order_and_see_it_everywhere(api: Edge
     assert [o["orderId"] for o in listed.json()["orders"]] == [order["orderId"]]
     by_id = api.get(f"/api/v1/users/{user.user_id}/orders/{order['orderId']}", headers=user.auth)
     assert by_id.status_code == 200 and by_id.json()["order"]["state"] == "STATE_CONFIRMED"
-    dashboard = api.get(f"/api/v1/users/{user.user_id}/dashboard", headers=user.auth)
-    assert dashboard.status_code == 200, dashboard.text
-    board = dashboard.json()
+    # The dashboard answers with partial data when a part misses its deadline (the first
+    # call warms storefront's connections on a busy box): a few calls, all of them 200.
+    for _ in range(3):
+        dashboard = api.get(f"/api/v1/users/{user.user_id}/dashboard", headers=user.auth)
+        assert dashboard.status_code == 200, dashboard.text
+        board = dashboard.json()
+        if not board["degraded"]:
+            break
+    assert board["degraded"] == []
     assert board["user"]["userId"] == user.user_id
     assert order["orderId"] in {o["orderId"] for o in board["recentOrders"]}
     assert order["paymentId"] in {p["paymentId"] for p in board["recentPayments"]}
-    assert board["degraded"] == []
     # The cart was emptied by the order.
     after = api.get(f"/api/v1/users/{user.user_id}/cart", headers=user.auth)
     assert after.status_code == 200 and after.json()["cart"]["items"] == []
