@@ -1,0 +1,210 @@
+"""What the edge's REST face costs: the same read as REST through the edge, as gRPC through
+the same edge Envoy, and as gRPC straight to the service, measured in one run.
+
+    .venv/bin/python bench/edge_rest_vs_grpc.py [--duration 8] [--rounds 2] [--connections 16]
+
+Starts the whole shop on a free loopback address (the code path of `make up`, edge
+included), waits until it is idle, reads the edge Envoy's idle RSS, then runs, interleaved
+round by round, at saturation with the same number of connections:
+
+  grpc-direct   ghz -> catalog-1:7110                         GetProduct (no mesh at all)
+  grpc-edge     ghz -> edge:8080 -> edge sidecar -> mTLS -> catalog sidecar -> catalog
+  rest-edge     wrk -> edge:8080 GET /api/v1/products/sku-1001, `cache-control: no-cache`
+                (every request transcoded and sent on: the cache-miss path)
+  rest-cached   wrk -> the same URL with the cache allowed (answered by the edge's cache)
+  grpc-stock / rest-stock   the same pair for InventoryService.GetStock (never cached,
+                one transcoding hop, so the plain price of REST over gRPC at the edge)
+
+and prints requests/s, p50 and p99 per path (median over rounds) and the ratios. wrk
+(HTTP/1.1, Debian package `wrk`) and ghz (HTTP/2) share the two cores with everything
+else; each run is bounded in time. Tears the mesh down at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.mesh import control
+from tools.mesh.edge.mesh import Edge
+from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import Supervisor
+from tools.mesh.topology import ROOT, load_topology
+
+PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
+PRODUCT = "sku-1001"
+
+
+@dataclass(frozen=True)
+class Run:
+    path: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def free_address() -> str:
+    port = load_topology().rules.consul_http_port
+    for last in range(20, 250):
+        address = f"127.0.0.{last}"
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return address
+    raise RuntimeError("no free loopback address")
+
+
+def ghz(target: str, call: str, payload: str, seconds: int, connections: int) -> Run:
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "ghz"), "--insecure", "--protoset", str(PROTOSET),
+        "--call", call, "-d", payload, "-c", str(connections), "--connections", "1",
+        "-z", f"{seconds}s", "--format", "json", target,
+    ]
+    report = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                       timeout=seconds * 5 + 60).stdout)
+    pct = {p["percentage"]: p["latency"] / 1e6 for p in report["latencyDistribution"]}
+    # -z stops the run with `connections` calls in flight, which ghz counts as Canceled.
+    errors = sum(n for code, n in (report.get("statusCodeDistribution") or {}).items()
+                 if code not in ("OK", "Canceled"))
+    return Run("", report["rps"], pct[50], pct[99], errors)
+
+
+_UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def wrk(url: str, seconds: int, connections: int, headers: list[str]) -> Run:
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for header in headers:
+        cmd += ["-H", header]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True,
+                         timeout=seconds * 5 + 60).stdout
+
+    def latency(pct: str) -> float:
+        m = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        return float(m.group(1)) * _UNIT[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    failed = int(non_2xx.group(1)) if non_2xx else 0
+    if errors:
+        failed += sum(int(n) for n in re.findall(r"\d+", errors.group(0)))
+    return Run("", rps, latency("50"), latency("99"), failed)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(plan: MeshPlan, edge: Edge, seconds: int, rounds: int, conns: int) -> list[Run]:
+    a, port = plan.address, edge.settings.port
+    catalog = plan.instance("catalog-1").grpc_target
+    inventory = plan.instance("inventory-1").grpc_target
+    get_product = "meshmart.catalog.v1.CatalogService/GetProduct"
+    get_stock = "meshmart.inventory.v1.InventoryService/GetStock"
+    product_url = f"http://{a}:{port}/api/v1/products/{PRODUCT}"
+    stock_url = f"http://{a}:{port}/api/v1/stock?productIds={PRODUCT}"
+    paths: dict[str, Callable[[int], Run]] = {
+        "grpc-direct": lambda s: ghz(catalog, get_product, json.dumps({"product_id": PRODUCT}),
+                                     s, conns),
+        "grpc-edge": lambda s: ghz(f"{a}:{port}", get_product,
+                                   json.dumps({"product_id": PRODUCT}), s, conns),
+        "rest-edge": lambda s: wrk(product_url, s, conns, ["cache-control: no-cache"]),
+        "rest-cached": lambda s: wrk(product_url, s, conns, []),
+        "grpc-stock": lambda s: ghz(f"{a}:{port}", get_stock,
+                                    json.dumps({"product_ids": [PRODUCT]}), s, conns),
+        "rest-stock": lambda s: wrk(stock_url, s, conns, []),
+        "grpc-stock-direct": lambda s: ghz(inventory, get_stock,
+                                           json.dumps({"product_ids": [PRODUCT]}), s, conns),
+    }
+    for run in paths.values():  # warm up every path (connections, caches, JIT-less Python)
+        run(2)
+    runs = []
+    for r in range(rounds):
+        for name, run in paths.items():
+            result = run(seconds)
+            runs.append(Run(name, result.rps, result.p50_ms, result.p99_ms, result.errors))
+            print(f"round {r + 1} {name:<18} {result.rps:>9.0f} req/s  p50 "
+                  f"{result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  errors {result.errors}",
+                  flush=True)
+    return runs
+
+
+def report(runs: list[Run]) -> None:
+    def med(path: str, field: str) -> float:
+        return float(statistics.median(getattr(r, field) for r in runs if r.path == path))
+
+    names = list(dict.fromkeys(r.path for r in runs))
+    print("\npath                  req/s     p50 ms   p99 ms   (median over rounds)")
+    for name in names:
+        print(f"{name:<18} {med(name, 'rps'):>9.0f} {med(name, 'p50_ms'):>9.2f} "
+              f"{med(name, 'p99_ms'):>8.2f}")
+
+    def ratio(a: str, b: str) -> str:
+        return f"{med(a, 'rps') / med(b, 'rps'):.2f}x"
+
+    print(f"\nREST / gRPC through the same edge, GetProduct (cache bypassed): "
+          f"{ratio('rest-edge', 'grpc-edge')}")
+    print(f"REST / gRPC through the same edge, GetStock (one hop):          "
+          f"{ratio('rest-stock', 'grpc-stock')}")
+    print(f"REST through the edge / gRPC direct to catalog, GetProduct:     "
+          f"{ratio('rest-edge', 'grpc-direct')} (cached: {ratio('rest-cached', 'grpc-direct')})")
+    print(f"gRPC through the edge / gRPC direct, GetProduct:                "
+          f"{ratio('grpc-edge', 'grpc-direct')}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--address", default=None, help="loopback address (default: free)")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="the run directory of a mesh already up on --address (it is "
+                             "stopped at the end all the same)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.stderr.write("wrk is missing: apt-get install wrk\n")
+        return 2
+    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="meshmart-edge-bench-"))
+    plan = MeshPlan(topology=load_topology(), address=args.address or free_address(),
+                    run_dir=run_dir, extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
+    edge = Edge(plan)
+    try:
+        control.up(plan, timeout=400, out=sys.stderr)
+        procs = {p["name"]: p["pid"] for p in Supervisor(plan).processes()}
+        print(f"edge Envoy idle RSS: {rss_mb(procs['edge-1']):.1f} MB "
+              f"(its sidecar: {rss_mb(procs['edge-1-sidecar']):.1f} MB, "
+              f"catalog-1's sidecar: {rss_mb(procs['catalog-1-sidecar']):.1f} MB)", flush=True)
+        runs = measure(plan, edge, args.duration, args.rounds, args.connections)
+        report(runs)
+        print(f"edge Envoy RSS after the load: {rss_mb(procs['edge-1']):.1f} MB")
+    finally:
+        control.down(plan, timeout=120, out=sys.stderr)
+        if args.run_dir is None:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
