@@ -108,11 +108,17 @@ def wrk(url: str, seconds: int, connections: int, headers: list[str]) -> Run:
     return Run("", rps, latency("50"), latency("99"), failed)
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """VmRSS, or RssAnon: the process's own memory. The difference (RssFile) is mostly
+    Envoy's binary mapped from the page cache, shared by every Envoy on the machine."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def memory(pid: int) -> str:
+    return f"{rss_mb(pid):.1f} MB RSS ({rss_mb(pid, 'RssAnon'):.1f} MB anonymous)"
 
 
 def measure(plan: MeshPlan, edge: Edge, seconds: int, rounds: int, conns: int) -> list[Run]:
@@ -193,12 +199,12 @@ def main() -> int:
     try:
         control.up(plan, timeout=400, out=sys.stderr)
         procs = {p["name"]: p["pid"] for p in Supervisor(plan).processes()}
-        print(f"edge Envoy idle RSS: {rss_mb(procs['edge-1']):.1f} MB "
-              f"(its sidecar: {rss_mb(procs['edge-1-sidecar']):.1f} MB, "
-              f"catalog-1's sidecar: {rss_mb(procs['catalog-1-sidecar']):.1f} MB)", flush=True)
+        print(f"idle: edge Envoy {memory(procs['edge-1'])}; its sidecar "
+              f"{memory(procs['edge-1-sidecar'])}; catalog-1's sidecar "
+              f"{memory(procs['catalog-1-sidecar'])}", flush=True)
         runs = measure(plan, edge, args.duration, args.rounds, args.connections)
         report(runs)
-        print(f"edge Envoy RSS after the load: {rss_mb(procs['edge-1']):.1f} MB")
+        print(f"after the load: edge Envoy {memory(procs['edge-1'])}")
     finally:
         control.down(plan, timeout=120, out=sys.stderr)
         if args.run_dir is None:
