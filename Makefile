@@ -61,6 +61,18 @@ logs: ## follow a service's logs and its sidecars': make logs S=catalog [TRACE=<
 canary: ## shift traffic live between a service's releases: make canary PCT=10 (% to v2)
 	@$(PY) -m tools.mesh.canary set $(PCT)
 
+# --- resilience under fire (tools/chaos, bench/) ---------------------------------------
+.PHONY: demo bench test-chaos
+
+demo: setup ## narrated chaos against `make up`'s mesh: kill, rolling restart, flaky/hung payment, NATS, intentions
+	@$(PY) -m tools.chaos.demo
+
+bench: setup ## mesh overhead (direct vs two sidecars), one Python process, RSS, edge, events -> .run/bench/report.md
+	@$(PY) -m bench.report
+
+test-chaos: setup ## only the chaos tests (they start a test mesh of their own, a few minutes)
+	$(PY) -m pytest tests/chaos
+
 # --- containers (tools/compose; docker-compose.yml derives from topology.toml) ---------
 compose: setup ## regenerate docker-compose.yml and docker/requirements.txt (commit both)
 	$(PY) -m tools.compose

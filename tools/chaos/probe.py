@@ -1,0 +1,245 @@
+"""Reading and poking a running mesh from a scenario, without blocking its load.
+
+Every call to Consul, Envoy's admin API or supervisord here is a small synchronous HTTP /
+XML-RPC request; the async wrappers run them in a worker thread so the load generator on
+the event loop keeps its schedule while a scenario waits for the mesh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import grpc
+from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+
+from bench.load import loopback_channel
+from tools.mesh import control, envoy
+from tools.mesh.http import HTTPFailure
+from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import Supervisor
+from tools.mesh.topology import Instance
+
+
+class ChaosError(AssertionError):
+    """The mesh did not reach a state a scenario waits for (the message says which)."""
+
+
+async def until(
+    condition: Callable[[], bool | Awaitable[bool]], within: float, what: str, step: float = 0.1
+) -> float:
+    """Wait for ``condition`` (sync conditions run in a thread); returns the seconds it
+    took. Raises ChaosError naming ``what`` after ``within`` seconds."""
+    started = time.monotonic()
+    while True:
+        try:
+            if inspect.iscoroutinefunction(condition):
+                value = await condition()
+            else:
+                value = await asyncio.to_thread(condition)
+                if not isinstance(value, bool):
+                    value = await value
+        except (HTTPFailure, grpc.aio.AioRpcError):
+            value = False  # Consul, an Envoy or a process not answering (yet) is "not yet"
+        if value:
+            return time.monotonic() - started
+        if time.monotonic() - started > within:
+            raise ChaosError(f"timed out after {within:.0f}s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def program(plan: MeshPlan, instance_id: str) -> str:
+    """supervisord's name of an instance's process ("services:catalog-1")."""
+    return f"services:{instance_id}"
+
+
+def pid_of(plan: MeshPlan, name: str) -> int:
+    """The pid supervisord has for program ``name`` (0 while it is not running)."""
+    for proc in Supervisor(plan).processes():
+        if name in (proc["name"], f"{proc['group']}:{proc['name']}"):
+            return int(proc["pid"])
+    raise ChaosError(f"supervisord has no program {name!r}")
+
+
+async def kill_9(plan: MeshPlan, name: str) -> int:
+    """SIGKILL the process of program ``name`` (no goodbye: no deregistration, no drain);
+    supervisord notices the exit and starts it again. Returns the killed pid."""
+    pid = await asyncio.to_thread(pid_of, plan, name)
+    if not pid:
+        raise ChaosError(f"{name} is not running")
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+async def restarted(plan: MeshPlan, name: str, old_pid: int, within: float = 60) -> float:
+    """Seconds until supervisord runs ``name`` again under a new pid."""
+    return await until(
+        lambda: pid_of(plan, name) not in (0, old_pid), within, f"{name} restarted by supervisord"
+    )
+
+
+async def graceful_restart(plan: MeshPlan, instance_id: str) -> None:
+    """supervisorctl restart: SIGTERM (serve(): NOT_SERVING -> deregister -> drain -> stop),
+    wait for the exit, start again. Both calls block, hence the worker thread."""
+    sup = Supervisor(plan)
+    await asyncio.to_thread(sup.stop, program(plan, instance_id))
+    await asyncio.to_thread(sup.start, program(plan, instance_id))
+
+
+# --------------------------------------------------------------------------- Consul / Envoy
+
+
+def health(plan: MeshPlan, service_id: str) -> str:
+    """Consul's worst check state of a registration: passing / warning / critical /
+    missing (not registered)."""
+    checks, _ = control.check_states(plan)
+    return checks.get(service_id, "missing")
+
+
+def host_of(caller: Instance, upstream: str, callee: Instance) -> envoy.HostState | None:
+    """How ``caller``'s sidecar sees ``callee`` in its ``upstream`` cluster (None: not
+    among its endpoints at all)."""
+    wanted = f"{callee.address}:{callee.sidecar_port}"
+    return next((h for h in envoy.hosts(caller.admin_url, upstream) if h.address == wanted), None)
+
+
+def routable(caller: Instance, upstream: str, callee: Instance) -> bool:
+    """``caller``'s Envoy would send a call to ``callee`` now."""
+    host = host_of(caller, upstream, callee)
+    return host is not None and host.healthy
+
+
+def serving(plan: MeshPlan, callers: list[tuple[Instance, str]], callee: Instance) -> bool:
+    """Consul passes ``callee`` and its sidecar, and every (caller, upstream) routes to it."""
+    checks, _ = control.check_states(plan)
+    if checks.get(callee.instance_id) != "passing" or checks.get(callee.sidecar_id) != "passing":
+        return False
+    return all(routable(caller, upstream, callee) for caller, upstream in callers)
+
+
+def counter(caller: Instance, upstream: str, suffix: str) -> int:
+    """A counter of ``caller``'s upstream cluster(s) for ``upstream`` (subsets summed)."""
+    return envoy.upstream_stat(caller.admin_url, upstream, suffix)
+
+
+def rbac_denied(callee: Instance) -> int:
+    """Calls ``callee``'s sidecar refused by an intention (its public listener's RBAC)."""
+    name = "http.public_listener.rbac.denied"
+    return envoy.stats(callee.admin_url, f"^{name.replace('.', '[.]')}$").get(name, 0)
+
+
+def callers_of(plan: MeshPlan, service: str) -> list[tuple[Instance, str]]:
+    """Every (caller instance, upstream name) of the plan whose sidecar routes to
+    ``service``."""
+    return [(i, service) for i in plan.instances() if service in i.upstream_ports]
+
+
+# --------------------------------------------------------------------------- payment's knob
+
+
+async def set_payment_fault(
+    plan: MeshPlan, unavailable_ratio: float = 0.0, delay_ms: int = 0
+) -> None:
+    """PaymentAdminService.SetFault on every payment instance's own port (loopback, not
+    through the mesh: the knob belongs to the process)."""
+    for inst in plan.instances():
+        if inst.service != "payment":
+            continue
+        async with loopback_channel(inst.grpc_target) as channel:
+            await payment_pb2_grpc.PaymentAdminServiceStub(channel).SetFault(
+                payment_pb2.SetFaultRequest(unavailable_ratio=unavailable_ratio,
+                                            delay_ms=delay_ms),
+                timeout=5,
+            )
+
+
+async def payment_faults(plan: MeshPlan) -> dict[str, tuple[float, int]]:
+    """instance id -> (unavailable_ratio, delay_ms) as each payment process has it."""
+    out = {}
+    for inst in plan.instances():
+        if inst.service != "payment":
+            continue
+        async with loopback_channel(inst.grpc_target) as channel:
+            reply = await payment_pb2_grpc.PaymentAdminServiceStub(channel).GetFault(
+                payment_pb2.GetFaultRequest(), timeout=5
+            )
+        out[inst.instance_id] = (reply.fault.unavailable_ratio, reply.fault.delay_ms)
+    return out
+
+
+# --------------------------------------------------------------------------- healthy again
+
+
+@dataclass(frozen=True)
+class MeshHealth:
+    not_passing: list[str]  # registrations (instances, sidecars) Consul does not pass
+    not_live: list[str]  # sidecars whose Envoy is not LIVE
+    ejected: list[str]  # "caller -> upstream host" pairs outlier detection has ejected
+    faults: list[str]  # payment instances with a fault still set
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.not_passing or self.not_live or self.ejected or self.faults)
+
+    def __str__(self) -> str:
+        parts = [
+            f"{label}: {', '.join(items)}"
+            for label, items in (("not passing", self.not_passing), ("not LIVE", self.not_live),
+                                 ("ejected", self.ejected), ("fault set", self.faults))
+            if items
+        ]
+        return "; ".join(parts) or "healthy"
+
+
+async def mesh_health(plan: MeshPlan) -> MeshHealth:
+    def read() -> tuple[list[str], list[str], list[str]]:
+        checks, _ = control.check_states(plan)
+        not_passing, not_live, ejected = [], [], []
+        for inst in plan.instances():
+            for sid in (inst.instance_id, inst.sidecar_id):
+                if checks.get(sid) != "passing":
+                    not_passing.append(f"{sid}={checks.get(sid, 'missing')}")
+            if envoy.ready(inst.admin_url) != "LIVE":
+                not_live.append(inst.sidecar_id)
+                continue
+            for upstream in inst.upstream_ports:
+                for host in envoy.hosts(inst.admin_url, upstream):
+                    if host.ejected:
+                        ejected.append(f"{inst.instance_id} -> {upstream} {host.address}")
+        return not_passing, not_live, ejected
+
+    not_passing, not_live, ejected = await asyncio.to_thread(read)
+    faults = [i for i, f in (await payment_faults(plan)).items() if f != (0.0, 0)]
+    return MeshHealth(not_passing, not_live, ejected, faults)
+
+
+async def restore(plan: MeshPlan, within: float = 90) -> float:
+    """Bring the mesh back to healthy after a scenario: payment's faults off, then wait
+    until every instance and sidecar passes, every Envoy is LIVE and no caller has an
+    instance ejected (an ejection lasts 10 s x the instance's ejection count). Returns the
+    seconds it took; raises ChaosError with what is still wrong."""
+    started = time.monotonic()
+    try:
+        await set_payment_fault(plan)
+    except grpc.aio.AioRpcError:
+        pass  # a payment instance restarting: it comes back without a fault anyway
+    last = MeshHealth([], [], [], [])
+
+    async def ok() -> bool:
+        nonlocal last
+        last = await mesh_health(plan)
+        return last.healthy
+
+    try:
+        await until(ok, within, "the mesh to be healthy", step=0.5)
+    except ChaosError:
+        raise ChaosError(f"mesh not healthy after {within:.0f}s: {last}") from None
+    return time.monotonic() - started

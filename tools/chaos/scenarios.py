@@ -1,0 +1,511 @@
+"""One function per fault: inject it into a running mesh under steady load, measure, put
+the mesh back to healthy, and return the numbers.
+
+tests/chaos asserts on what these return; `make demo` (tools/chaos/demo.py) narrates it.
+Each scenario takes the MeshPlan of a running mesh and a ``say`` callback for progress
+lines, and ends (also when it fails) with ``restore``: faults off, every instance and
+sidecar passing, no caller with an ejected instance, so the next one starts clean.
+
+Load comes from bench/load.py (open loop, bounded) and goes to loopback only: to a
+caller's sidecar listener (calling "as" that service, so the caller's Envoy applies
+retries, circuit breaking and outlier detection) or to a service's own port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import grpc
+from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
+from meshmart.common.v1 import common_pb2
+from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
+
+from bench.load import Call, LoadReport, loopback_channel, open_loop
+from tools.chaos import probe
+from tools.chaos.probe import until
+from tools.chaos.shop import (
+    CARD,
+    Buyers,
+    EventAudit,
+    OrderAudit,
+    audit_events,
+    audit_orders,
+    shop,
+)
+from tools.mesh.nats import INSTANCE_ID as NATS_INSTANCE
+from tools.mesh.nats import Nats
+from tools.mesh.plan import MeshPlan
+from tools.mesh.topology import Instance
+
+Say = Callable[[str], None]
+
+
+def quiet(_: str) -> None:
+    """A ``say`` that says nothing."""
+
+
+@contextlib.asynccontextmanager
+async def restoring(plan: MeshPlan, say: Say) -> AsyncIterator[None]:
+    """Run a scenario's body, then bring the mesh back to healthy (also after a failure,
+    without hiding the failure)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await probe.restore(plan)
+        raise
+    took = await probe.restore(plan)
+    say(f"  mesh healthy again ({took:.1f}s: every instance passing, no ejection, no fault)")
+
+
+@contextlib.asynccontextmanager
+async def background_load(
+    call: Call, *, rate: float, max_seconds: float, max_in_flight: int = 1000
+) -> AsyncIterator[tuple[asyncio.Event, asyncio.Task[LoadReport]]]:
+    """Open-loop load running while the body injects faults; the body sets the event to
+    end it (it also ends by itself after ``max_seconds``) and awaits the task's report."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        open_loop(call, rate=rate, duration=max_seconds, stop=stop, max_in_flight=max_in_flight)
+    )
+    try:
+        yield stop, task
+    finally:
+        stop.set()
+        if not task.done():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(asyncio.shield(task), 30)
+            task.cancel()
+
+
+def catalog_call(channel: object) -> Call:
+    stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+
+    async def call(_: int) -> str | None:
+        await stub.ListProducts(catalog_pb2.ListProductsRequest(page_size=1), timeout=5)
+        return None
+
+    return call
+
+
+def charge_request(user_id: str) -> payment_pb2.ChargeRequest:
+    key = uuid.uuid4().hex
+    return payment_pb2.ChargeRequest(
+        idempotency_key=key, order_id=f"chaos-{key[:16]}", user_id=user_id,
+        amount=common_pb2.Money(amount_minor=999, currency="EUR"), card=CARD,
+    )
+
+
+# --------------------------------------------------------------------------- 1. kill -9
+
+
+@dataclass
+class KillResult:
+    victim: str
+    load: LoadReport
+    # Seconds after the SIGKILL:
+    critical_after: float  # Consul shows the instance not passing
+    dropped_after: float  # the caller's Envoy no longer routes to it
+    restarted_after: float  # supervisord runs it again (new pid)
+    back_after: float  # passing again and routed to by every caller
+    retries: int  # the caller's sidecar retries during the run
+    served_after_return: int  # calls the restarted instance answered once back
+
+
+async def kill_one_catalog_instance(
+    plan: MeshPlan, say: Say = quiet, *, rate: float = 200, victim_id: str = "catalog-2",
+    max_seconds: float = 60,
+) -> KillResult:
+    """SIGKILL one of two catalog instances while cart's sidecar carries ``rate`` calls/s
+    to catalog; run until the restarted instance serves calls again."""
+    caller = plan.instance("cart-1")
+    victim = plan.instance(victim_id)
+    callers = probe.callers_of(plan, "catalog")
+    await until(lambda: all(probe.serving(plan, callers, i) for i in plan.instances()
+                            if i.service == "catalog"),
+                60, "both catalog instances routable from every caller")
+    say(f"  {rate:.0f} ListProducts/s as cart (cart-1's sidecar -> catalog-1 | catalog-2)")
+    async with restoring(plan, say), loopback_channel(
+        caller.upstream_target("catalog")
+    ) as channel:
+        retries_before = probe.counter(caller, "catalog", "upstream_rq_retry")
+        async with background_load(catalog_call(channel), rate=rate,
+                                   max_seconds=max_seconds) as (stop, load):
+            await asyncio.sleep(3)  # steady state first
+            killed = await probe.kill_9(plan, probe.program(plan, victim_id))
+            t_kill = time.monotonic()
+            say(f"  kill -9 {victim_id} (pid {killed}) -- no drain, no deregistration")
+
+            def since() -> float:
+                return time.monotonic() - t_kill
+
+            critical, dropped, restarted = await asyncio.gather(
+                until(lambda: probe.health(plan, victim_id) != "passing", 20,
+                      f"Consul to mark {victim_id} critical", step=0.05),
+                until(lambda: not probe.routable(caller, "catalog", victim), 20,
+                      f"cart's sidecar to stop routing to {victim_id}", step=0.05),
+                probe.restarted(plan, probe.program(plan, victim_id), killed),
+            )
+            say(f"  Consul: {victim_id} critical after {critical:.1f}s; cart's Envoy stopped "
+                f"routing to it after {dropped:.1f}s; supervisord restarted it after "
+                f"{restarted:.1f}s")
+            await until(lambda: probe.serving(plan, callers, victim), 60,
+                        f"{victim_id} passing and routed to by every catalog caller")
+            back = since()
+            served_before = _host_success(caller, victim)
+            await asyncio.sleep(3)  # the restarted instance takes its share again
+            served = _host_success(caller, victim) - served_before
+            say(f"  {victim_id} back in rotation {back:.1f}s after the kill; it answered "
+                f"{served} calls in the next 3s")
+            stop.set()
+            report = await load
+        retries = probe.counter(caller, "catalog", "upstream_rq_retry") - retries_before
+    return KillResult(victim_id, report, critical, dropped, restarted, back, retries, served)
+
+
+def _host_success(caller: Instance, callee: Instance) -> int:
+    host = probe.host_of(caller, "catalog", callee)
+    return host.rq_success if host else 0
+
+
+# --------------------------------------------------------------------------- 2. rolling
+
+
+@dataclass
+class RestartStep:
+    instance_id: str
+    stopped_and_started: float  # SIGTERM -> drained -> exited -> started again (s)
+    back_after: float  # from the SIGTERM until passing and routed to by every caller (s)
+
+
+@dataclass
+class RollingResult:
+    loads: dict[str, LoadReport]  # service -> its load
+    steps: list[RestartStep]
+    retries: dict[str, int]  # service -> retries its load's caller made
+
+    @property
+    def failed(self) -> int:
+        return sum(r.failed for r in self.loads.values())
+
+
+def replicated_instances(plan: MeshPlan) -> list[Instance]:
+    """Instances of services that run more than one (canary releases included): the only
+    ones a restart can take away without taking their service away."""
+    counts: dict[str, int] = {}
+    for inst in plan.instances():
+        counts[inst.service] = counts.get(inst.service, 0) + 1
+    return [i for i in plan.instances() if counts[i.service] > 1]
+
+
+async def rolling_restart(
+    plan: MeshPlan, say: Say = quiet, *, catalog_rate: float = 100, payment_rate: float = 40,
+    recommendation_rate: float = 40,
+) -> RollingResult:
+    """Restart every instance of every replicated service, one at a time, the graceful
+    way (SIGTERM), while their callers' sidecars carry steady load to each service; the
+    next restart starts only once the previous instance is back in every caller's Envoy."""
+    cart, storefront = plan.instance("cart-1"), plan.instance("storefront-1")
+    victims = replicated_instances(plan)
+    await until(lambda: all(probe.serving(plan, probe.callers_of(plan, v.service), v)
+                            for v in victims), 60, "every replicated instance routable")
+    user_id = f"chaos-rolling-{uuid.uuid4().hex[:8]}"
+    say(f"  load: {catalog_rate:.0f}/s ListProducts as cart, {payment_rate:.0f}/s ListPayments "
+        f"and {recommendation_rate:.0f}/s Recommend as storefront")
+    say(f"  restarting, one at a time: {', '.join(v.instance_id for v in victims)}")
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(restoring(plan, say))
+        to_catalog = await stack.enter_async_context(
+            loopback_channel(cart.upstream_target("catalog")))
+        to_payment = await stack.enter_async_context(
+            loopback_channel(storefront.upstream_target("payment")))
+        to_recommendation = await stack.enter_async_context(
+            loopback_channel(storefront.upstream_target("recommendation")))
+        payments = payment_pb2_grpc.PaymentServiceStub(to_payment)
+        recommend = recommendation_pb2_grpc.RecommendationServiceStub(to_recommendation)
+
+        async def list_payments(_: int) -> str | None:
+            await payments.ListPayments(
+                payment_pb2.ListPaymentsRequest(user_id=user_id, page_size=5), timeout=5)
+            return None
+
+        async def recommendation(_: int) -> str | None:
+            await recommend.Recommend(
+                recommendation_pb2.RecommendRequest(user_id=user_id, limit=3), timeout=5)
+            return None
+
+        callers = {"catalog": cart, "payment": storefront, "recommendation": storefront}
+        before = {s: probe.counter(c, s, "upstream_rq_retry") for s, c in callers.items()}
+        max_seconds = 30 + 30 * len(victims)
+        loads = {
+            "catalog": await stack.enter_async_context(background_load(
+                catalog_call(to_catalog), rate=catalog_rate, max_seconds=max_seconds)),
+            "payment": await stack.enter_async_context(background_load(
+                list_payments, rate=payment_rate, max_seconds=max_seconds)),
+            "recommendation": await stack.enter_async_context(background_load(
+                recommendation, rate=recommendation_rate, max_seconds=max_seconds)),
+        }
+        await asyncio.sleep(2)
+        steps = []
+        for victim in victims:
+            t0 = time.monotonic()
+            await probe.graceful_restart(plan, victim.instance_id)
+            cycled = time.monotonic() - t0
+            callers_of_victim = probe.callers_of(plan, victim.service)
+            await until(partial(probe.serving, plan, callers_of_victim, victim),
+                        60, f"{victim.instance_id} back in every caller's Envoy")
+            steps.append(RestartStep(victim.instance_id, cycled, time.monotonic() - t0))
+            say(f"  {victim.instance_id}: SIGTERM -> drained -> exited -> started in "
+                f"{cycled:.1f}s, back in rotation after {steps[-1].back_after:.1f}s")
+        await asyncio.sleep(2)
+        reports = {}
+        for service, (stop, task) in loads.items():
+            stop.set()
+            reports[service] = await task
+        retries = {s: probe.counter(c, s, "upstream_rq_retry") - before[s]
+                   for s, c in callers.items()}
+    return RollingResult(reports, steps, retries)
+
+
+# --------------------------------------------------------------------------- 3. flaky payment
+
+
+@dataclass
+class FlakyPaymentResult:
+    load: LoadReport  # PlaceOrder calls (their tags: the state each order ended in)
+    audit: OrderAudit
+    retries: int  # order's sidecar retries towards payment
+    retry_overflow: int  # retries Envoy's retry budget refused
+
+
+async def flaky_payment(
+    plan: MeshPlan, say: Say = quiet, *, unavailable_ratio: float = 0.3, rate: float = 5,
+    seconds: float = 15, customers: int = 12,
+) -> FlakyPaymentResult:
+    """Every payment instance answers ``unavailable_ratio`` of its Charges with UNAVAILABLE
+    while customers place orders at ``rate``/s; then every order is audited against the
+    payments: CONFIRMED with exactly one capture, or CANCELLED with nothing kept."""
+    order = plan.instance("order-1")
+    async with shop(plan) as s, restoring(plan, say):
+        users = await s.customers(customers, "flaky")
+        buyers = Buyers(s, users)
+        retries_before = probe.counter(order, "payment", "upstream_rq_retry")
+        overflow_before = probe.counter(order, "payment", "upstream_rq_retry_overflow")
+        await probe.set_payment_fault(plan, unavailable_ratio=unavailable_ratio)
+        say(f"  every payment instance now fails {unavailable_ratio:.0%} of its Charges "
+            f"(UNAVAILABLE, before touching anything)")
+        say(f"  {customers} customers place {rate:.0f} orders/s for {seconds:.0f}s "
+            f"(add to cart + PlaceOrder: reserve -> charge -> commit)")
+        try:
+            report = await open_loop(buyers.purchase, rate=rate, duration=seconds,
+                                     max_in_flight=4 * customers, drain_timeout=40)
+        finally:
+            await probe.set_payment_fault(plan)
+        retries = probe.counter(order, "payment", "upstream_rq_retry") - retries_before
+        overflow = probe.counter(order, "payment", "upstream_rq_retry_overflow") - overflow_before
+        audit = await audit_orders(s, users)
+    return FlakyPaymentResult(report, audit, retries, overflow)
+
+
+# --------------------------------------------------------------------------- 4. hung payment
+
+
+@dataclass
+class HungPaymentResult:
+    during: LoadReport  # Charge as order while payment hangs
+    dashboard: LoadReport  # GetDashboard meanwhile (tags: what it said was degraded)
+    overflowed: int  # calls order's sidecar refused at its payment limits
+    after: LoadReport  # Charge as order once the fault is removed
+    dashboard_after: LoadReport
+
+    @property
+    def rejected(self) -> list[float]:
+        return self.during.latencies.get("UNAVAILABLE", [])
+
+
+async def hung_payment(
+    plan: MeshPlan, say: Say = quiet, *, delay_ms: int = 30_000, rate: float = 100,
+    seconds: float = 10, deadline: float = 2.0, dashboard_rate: float = 10,
+) -> HungPaymentResult:
+    """Every payment instance hangs (``delay_ms`` before answering) while order's sidecar
+    carries ``rate`` Charges/s with a ``deadline``: the calls admitted up to order's limit
+    towards payment (16 in flight) wait for their deadline, every other one is refused at
+    once by the open circuit. Meanwhile the storefront dashboard must still answer,
+    with payment marked degraded. Then the fault is removed and both must recover."""
+    order = plan.instance("order-1")
+
+    def overflow() -> int:
+        return sum(probe.counter(order, "payment", suffix) for suffix in
+                   ("upstream_rq_active_overflow", "upstream_rq_pending_overflow"))
+
+    async with shop(plan) as s, restoring(plan, say), loopback_channel(
+        order.upstream_target("payment")
+    ) as channel:
+        [user_id] = await s.customers(1, "hung")
+        payments = payment_pb2_grpc.PaymentServiceStub(channel)
+
+        async def charge(_: int) -> str | None:
+            await payments.Charge(charge_request(user_id), timeout=deadline)
+            return None
+
+        async def dashboard(_: int) -> str | None:
+            reply = await s.dashboard(user_id)
+            return "degraded: " + ",".join(reply.degraded) if reply.degraded else "complete"
+
+        await channel.channel_ready()
+        overflow_before = overflow()
+        await probe.set_payment_fault(plan, delay_ms=delay_ms)
+        say(f"  every payment instance now hangs {delay_ms / 1000:.0f}s before answering")
+        say(f"  {rate:.0f} Charges/s as order (deadline {deadline:.0f}s) and {dashboard_rate:.0f} "
+            f"dashboards/s for {seconds:.0f}s")
+        try:
+            during, board = await asyncio.gather(
+                open_loop(charge, rate=rate, duration=seconds, drain_timeout=deadline + 5),
+                open_loop(dashboard, rate=dashboard_rate, duration=seconds),
+            )
+        finally:
+            await probe.set_payment_fault(plan)
+        overflowed = overflow() - overflow_before
+        say("  fault removed; the same load again for 3s")
+        after, board_after = await asyncio.gather(
+            open_loop(charge, rate=rate / 2, duration=3),
+            open_loop(dashboard, rate=dashboard_rate, duration=3),
+        )
+    return HungPaymentResult(during, board, overflowed, after, board_after)
+
+
+# --------------------------------------------------------------------------- 5. NATS killed
+
+
+@dataclass
+class NatsResult:
+    load: LoadReport  # purchases
+    orders: OrderAudit
+    events: EventAudit
+    restarted_after: float  # kill -> supervisord runs nats-server again (s)
+    passing_after: float  # kill -> Consul passes nats-1 again (s)
+    backlog_peak: int  # events committed and not yet published, at most, during the outage
+    settled_after: float  # end of the purchases -> every consumer caught up (s)
+
+
+def outbox_backlog(plan: MeshPlan) -> int:
+    """Events committed by user, order and payment and not yet published to JetStream."""
+    total = 0
+    for db in ("user.sqlite3", "order.sqlite3", "payment.sqlite3"):
+        path = plan.data_dir / db
+        if not path.exists():
+            continue
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=5)) as conn:
+            total += int(conn.execute(
+                "SELECT count(*) FROM outbox WHERE sent_us IS NULL").fetchone()[0])
+    return total
+
+
+def consumers_idle(plan: MeshPlan) -> bool:
+    """Every durable consumer has delivered and got an ack for everything."""
+    jsz = Nats(plan).jsz()
+    for account in jsz.get("account_details") or []:
+        for stream in account.get("stream_detail") or []:
+            for consumer in stream.get("consumer_detail") or []:
+                if consumer.get("num_pending") or consumer.get("num_ack_pending"):
+                    return False
+    return True
+
+
+def events_settled(plan: MeshPlan) -> bool:
+    return outbox_backlog(plan) == 0 and consumers_idle(plan)
+
+
+async def nats_killed(
+    plan: MeshPlan, say: Say = quiet, *, rate: float = 4, seconds: float = 12,
+    customers: int = 8, kill_after: float = 3,
+) -> NatsResult:
+    """kill -9 the NATS server while customers buy; supervisord restarts it. Every order
+    must become exactly its notifications and its analytics effect, none lost or doubled."""
+    async with shop(plan) as s, restoring(plan, say):
+        users = await s.customers(customers, "bus")
+        await until(lambda: events_settled(plan), 60, "earlier events to settle")
+        sales_before = await s.sales()
+        buyers = Buyers(s, users)
+        name = f"infra:{NATS_INSTANCE}"
+        peak = 0
+
+        async def watch_backlog(stop: asyncio.Event) -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, await asyncio.to_thread(outbox_backlog, plan))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.25)
+
+        say(f"  {customers} customers buy {rate:.0f} orders/s for {seconds:.0f}s")
+        async with background_load(buyers.purchase, rate=rate, max_seconds=seconds,
+                                   max_in_flight=4 * customers) as (_, load):
+            watching = asyncio.Event()
+            watcher = asyncio.create_task(watch_backlog(watching))
+            await asyncio.sleep(kill_after)
+            killed = await probe.kill_9(plan, name)
+            say(f"  kill -9 nats-server (pid {killed}) with purchases in flight")
+            restarted = await probe.restarted(plan, name, killed)
+            passing = await until(lambda: probe.health(plan, NATS_INSTANCE) == "passing", 60,
+                                  "nats-1 passing again") + restarted
+            say(f"  supervisord restarted it after {restarted:.1f}s; JetStream healthy after "
+                f"{passing:.1f}s")
+            report = await load
+            watching.set()
+            await watcher
+        t_end = time.monotonic()
+        settled = await until(lambda: events_settled(plan), 90,
+                              "every outbox published and every consumer caught up", step=0.25)
+        say(f"  outbox backlog peaked at {peak} events; all delivered and acked "
+            f"{time.monotonic() - t_end:.1f}s after the last purchase")
+        orders = await audit_orders(s, users)
+        events = await audit_events(s, plan, users, sales_before)
+    return NatsResult(report, orders, events, restarted, passing, peak, settled)
+
+
+# --------------------------------------------------------------------------- 6. denied
+
+
+@dataclass
+class DeniedResult:
+    codes: dict[str, str] = field(default_factory=dict)  # call -> status code name
+    counted: int = 0  # rbac.denied on payment's sidecars, before -> after
+
+
+async def caller_outside_the_call_graph(plan: MeshPlan, say: Say = quiet) -> DeniedResult:
+    """storefront may list payments but only order may charge: storefront's sidecar has a
+    listener to payment, and Charge through it is refused by payment's sidecar."""
+    storefront = plan.instance("storefront-1")
+    payments = [i for i in plan.instances() if i.service == "payment"]
+    result = DeniedResult()
+    before = sum(await asyncio.gather(*(asyncio.to_thread(probe.rbac_denied, p)
+                                         for p in payments)))
+    async with loopback_channel(storefront.upstream_target("payment")) as channel:
+        stub = payment_pb2_grpc.PaymentServiceStub(channel)
+        calls = {
+            "ListPayments": stub.ListPayments(
+                payment_pb2.ListPaymentsRequest(user_id="chaos-denied", page_size=1), timeout=5),
+            "Charge": stub.Charge(charge_request("chaos-denied"), timeout=5),
+        }
+        for name, pending in calls.items():
+            try:
+                await pending
+                result.codes[name] = "OK"
+            except grpc.aio.AioRpcError as error:
+                result.codes[name] = error.code().name
+    after = sum(await asyncio.gather(*(asyncio.to_thread(probe.rbac_denied, p)
+                                        for p in payments)))
+    result.counted = after - before
+    say(f"  as storefront: ListPayments -> {result.codes['ListPayments']}, "
+        f"Charge -> {result.codes['Charge']}; payment's sidecars counted {result.counted} "
+        "denied (http.public_listener.rbac.denied)")
+    return result
