@@ -1,0 +1,197 @@
+"""Recommend, Python v1 vs Go v2: throughput and latency on one core each, same load.
+
+    .venv/bin/python bench/recommendation_v1_v2.py [--duration 10] [--rate 200]
+
+Both implementations run as their real processes (the entry points the mesh runs),
+each pinned to the same core (``taskset -c 1``), one after the other, against the same
+upstreams: the real catalog and order of the in-process shop (tests/unit/shop.py, in this
+process, pinned with ghz to the other core), with a recorded purchase history so the call
+takes the personalised path (model cached as in production, GetProduct per product) and
+a newcomer taking the popular path (one ListProducts scan). For each implementation and
+user, with ghz:
+
+  fixed rate   --rate RPC/s for --duration s: p50 / p99 latency
+  saturation   16 concurrent calls for --duration s: RPC/s
+
+and, from /proc, the CPU the implementation's process used per call during the
+saturation run ("ms CPU/call"): 1000 / that is what one core of it sustains when the
+upstreams are not the limit (the in-process Python upstreams may saturate before a fast
+implementation does; "core busy" says how close the process came to its core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.contract.implementations import (
+    IMPLEMENTATIONS,
+    Implementation,
+    ServerProcess,
+    build_go_binary,
+    free_port,
+)
+from tests.unit.shop import Shop, running_shop
+
+ROOT = Path(__file__).resolve().parents[1]
+CALL = "meshmart.recommendation.v1.RecommendationService/Recommend"
+PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
+IMPL_CORE, LOAD_CORE = "1", "0"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Result:
+    implementation: str
+    user: str
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    errors: int
+    cpu_ms_per_call: float
+    core_busy: float
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+async def ghz(target: str, user: str, *, rate: int, concurrency: int, seconds: int,
+              total: int = 0) -> dict:
+    """One ghz run of ``total`` calls (default: rate x seconds). A count, not a duration:
+    calls cut off at the end of a duration would be counted as errors."""
+    total = total or rate * seconds
+    cmd = [
+        "taskset", "-c", LOAD_CORE, str(ROOT / ".venv" / "bin" / "ghz"), "--insecure",
+        "--protoset", str(PROTOSET), "--call", CALL,
+        "-d", json.dumps({"user_id": user, "limit": 5}),
+        "-c", str(concurrency), "-n", str(total), "--connections", "1", "-O", "json", target,
+    ]
+    if rate:
+        cmd[4:4] = ["--rps", str(rate)]
+    process = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"ghz failed: {err.decode()}")
+    return dict(json.loads(out))
+
+
+def latency(report: dict, percent: int) -> float:
+    for item in report.get("latencyDistribution") or []:
+        if int(item["percentage"]) == percent:
+            return float(item["latency"]) / 1e6
+    return float("nan")
+
+
+def errors_of(report: dict) -> int:
+    codes = report.get("statusCodeDistribution") or {}
+    return sum(n for code, n in codes.items() if code != "OK")
+
+
+async def history(shop: Shop) -> str:
+    """A purchase history (20 orders over 12 products); returns a buyer with co-purchases."""
+    products = [f"sku-10{n:02d}" for n in (1, 2, 3, 10, 11, 12, 20, 21, 22, 30, 31, 40)]
+    buyer = ""
+    for n in range(20):
+        user = await shop.register()
+        for product in (products[n % 12], products[(n * 5 + 1) % 12], products[(n * 7 + 2) % 12]):
+            await shop.add_to_cart(user.user_id, product)
+        await shop.place_order(user.user_id, f"bench-{n}")
+        buyer = buyer or user.user_id
+    return buyer
+
+
+async def bench(implementation: Implementation, shop: Shop, users: dict[str, str],
+                duration: int, rate: int) -> list[Result]:
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MESHMART_")}
+    process = await asyncio.create_subprocess_exec(
+        "taskset", "-c", IMPL_CORE, *implementation.command,
+        cwd=ROOT,
+        env={**base, "MESHMART_PORT": str(port), "MESHMART_LOG_LEVEL": "WARNING",
+             "MESHMART_UPSTREAM_ORDER": shop.targets["order"],
+             "MESHMART_UPSTREAM_CATALOG": shop.targets["catalog"],
+             "MESHMART_SERVICE_VERSION": implementation.version,
+             # Generous upstream budgets: the shared box must not turn load into timeouts.
+             "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "2000",
+             "MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS": "2000"},
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    server = ServerProcess(implementation, process)
+    reader = asyncio.create_task(server.read_stderr())
+    target = f"127.0.0.1:{port}"
+    results = []
+    try:
+        # WARNING level hides "server.started": wait for the port instead.
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        for kind, user in users.items():
+            await ghz(target, user, rate=100, concurrency=4, seconds=2)  # warm up, build model
+            fixed = await ghz(target, user, rate=rate, concurrency=8, seconds=duration)
+            # Saturation: as many calls as the fixed-rate run suggests fit in the duration,
+            # from a one-second probe at full speed.
+            probe = await ghz(target, user, rate=0, concurrency=16, seconds=1,
+                              total=max(200, int(4 * float(fixed["rps"]))))
+            total = max(200, int(float(probe["rps"]) * duration))
+            before = cpu_seconds(process.pid)
+            saturated = await ghz(target, user, rate=0, concurrency=16, seconds=duration,
+                                  total=total)
+            used = cpu_seconds(process.pid) - before
+            calls = int(saturated.get("count") or 0)
+            results.append(Result(
+                implementation.name, kind, latency(fixed, 50), latency(fixed, 99),
+                float(saturated["rps"]), errors_of(fixed) + errors_of(saturated),
+                1000 * used / max(calls, 1), used / (float(saturated["total"]) / 1e9),
+            ))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await process.wait()
+        await reader
+    return results
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rate", type=int, default=200, help="RPC/s of the latency runs")
+    args = parser.parse_args()
+    if shutil.which("taskset") is None:
+        raise SystemExit("taskset (util-linux) is needed to pin the processes")
+    build_go_binary()
+    os.sched_setaffinity(0, {int(LOAD_CORE)})  # the shop and ghz: the other core
+    with tempfile.TemporaryDirectory() as tmp:
+        async with running_shop(Path(tmp)) as shop:
+            users = {"personalised": await history(shop), "popular": "usr-newcomer"}
+            results = []
+            for implementation in IMPLEMENTATIONS:
+                results += await bench(implementation, shop, users, args.duration, args.rate)
+    print(f"\nRecommend (limit 5), one core per implementation; latency at {args.rate} RPC/s, "
+          f"RPC/s at 16 concurrent calls, {args.duration}s runs")
+    print(f"{'impl':<10} {'path':<13} {'p50 ms':>7} {'p99 ms':>7} {'RPC/s':>7} "
+          f"{'ms CPU/call':>11} {'core busy':>9} errors")
+    for r in results:
+        print(f"{r.implementation:<10} {r.user:<13} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
+              f"{r.rps:>7.0f} {r.cpu_ms_per_call:>11.3f} {r.core_busy:>9.0%} {r.errors}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
