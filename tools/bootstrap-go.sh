@@ -29,9 +29,12 @@ for name in "${names[@]}"; do
   bin="$cache/$name-$version"
   if [ ! -x "$bin" ]; then
     hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
+    [ "$name" = prometheus ] && hint=" (first run takes a few minutes)"
     echo "==> building $name $version$hint..."
     start=$SECONDS
-    if ! (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$bin.partial" "$(cat package)"); then
+    # An optional `tags` file: build tags, e.g. prometheus without the cloud discoveries.
+    tags=""; [ -f "$dir/tags" ] && tags=$(cat "$dir/tags")
+    if ! (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -tags "$tags" -o "$bin.partial" "$(cat package)"); then
       echo "error: building $name $version failed (see the go output above)." >&2
       echo "       Check that the Go module proxy is reachable ('go env GOPROXY') and run 'make setup' again." >&2
       exit 1

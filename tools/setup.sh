@@ -5,6 +5,7 @@
 #   - the Go-built tools (consul, nats-server, grpcurl, ghz, buf, protoc plugins,
 #     prometheus, promtool)
 #   - the Zipkin server jar (Maven Central, when java and mvn are installed)
+#   - Debian's chromium for the browser tests (apt-get, as root)
 #   - the Go services (services/*/go.mod, e.g. recommendation v2), cached by source hash
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,8 @@ tools/bootstrap-go.sh
 tools/build-go-services.sh
 # Zipkin's server jar (traces), when java and mvn are there (tools/mesh/observability.py).
 tools/fetch-zipkin.sh
+# Debian's chromium for the browser tests (Playwright drives it).
+tools/install-chromium.sh
 
 if [ "${1:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
   echo "==> tools:"
