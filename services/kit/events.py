@@ -412,6 +412,9 @@ CREATE TABLE processed_events (
 ) WITHOUT ROWID;
 """
 
+# How long a batch fetch waits when the consumer is behind (see EventConsumer._next).
+BACKLOG_POLL_SECONDS = 0.05
+
 # A handler applies one event inside the consumer's transaction. It must not await
 # (the kit's rule for transactions) and raises to reject the event (it is retried).
 Handler = Callable[[sqlite3.Connection, common_pb2.EventEnvelope], None]
@@ -518,11 +521,15 @@ class EventConsumer:
                     stream=self.stream.name,
                     types=sorted(self._handlers),
                 )
+                caught_up = False
                 while True:
                     try:
-                        msgs = await sub.fetch(self._batch, timeout=self._fetch_timeout)
+                        msgs = await self._next(sub, caught_up)
                     except TimeoutError:
-                        continue  # nothing new within the long poll
+                        caught_up = True  # nothing new within the poll
+                        continue
+                    # num_pending: what the stream still holds for us after this one.
+                    caught_up = len(msgs) < self._batch and not msgs[-1].metadata.num_pending
                     for msg in msgs:
                         await self._process(js, msg)
                     if failing:
@@ -537,6 +544,18 @@ class EventConsumer:
                     failing = True
                     log.warning("events.consumer_failing", consumer=self.name, error=repr(error))
                 await backoff.sleep()
+
+    async def _next(self, sub: JetStreamContext.PullSubscription, caught_up: bool) -> list[Msg]:
+        """The next messages: one long poll when caught up, else whatever is there.
+
+        nats-py's batch fetch, once it has to wait, holds the first message until the
+        whole batch is there or the poll expires, which at a trickle of events means up
+        to ``fetch_timeout`` of lag. So: caught up, wait for ONE message (returned the
+        moment it arrives); behind, take a batch of what is available (a short poll).
+        """
+        if caught_up:
+            return await sub.fetch(1, timeout=self._fetch_timeout)
+        return await sub.fetch(self._batch, timeout=BACKLOG_POLL_SECONDS)
 
     async def _process(self, js: JetStreamContext, msg: Msg) -> None:
         meta = msg.metadata
