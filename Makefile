@@ -61,6 +61,16 @@ logs: ## follow a service's logs and its sidecars': make logs S=catalog [TRACE=<
 canary: ## shift traffic live between a service's releases: make canary PCT=10 (% to v2)
 	@$(PY) -m tools.mesh.canary set $(PCT)
 
+# --- events (NATS JetStream; services/kit/events.py, tools/mesh/nats.py) ---------------
+.PHONY: replay-analytics test-events
+
+replay-analytics: ## rebuild analytics' read model from the streams (`make up`'s NATS), compare it with the live one
+	@MESHMART_NATS_URL=$${MESHMART_NATS_URL:-nats://127.0.0.1:4222} MESHMART_DATA_DIR=$${MESHMART_DATA_DIR:-.run/data} \
+		$(PY) -m services.analytics.rebuild $(ARGS)
+
+test-events: setup ## the event tests (a real nats-server of their own; no mesh)
+	$(PY) -m pytest tests/events
+
 # --- resilience under fire (tools/chaos, bench/) ---------------------------------------
 .PHONY: demo bench test-chaos
 
