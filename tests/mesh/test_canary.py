@@ -74,10 +74,16 @@ async def answered_by(
 @dataclass
 class Load:
     """Callers that keep calling until stopped; every answer and failure is kept with the
-    time its call started (routing is decided when a call starts)."""
+    time its call started (routing is decided when a call starts).
+
+    Steady, not saturating: each caller pauses 20 ms between calls (at most ~150 calls/s
+    in all). The box's two cores also run the whole mesh, and a recommendation starved of
+    CPU misses its own 300 ms catalog budget (UNAVAILABLE) whatever the split does; these
+    tests are about what the split, the routes and the failover do to calls."""
 
     stub: recommendation_pb2_grpc.RecommendationServiceStub
-    workers: int = 4
+    workers: int = 3
+    pause: float = 0.02
     answers: list[tuple[float, str]] = field(default_factory=list)
     failures: list[tuple[float, str]] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -90,6 +96,7 @@ class Load:
                 self.answers.append((started, await answered_by(self.stub)))
             except grpc.aio.AioRpcError as error:
                 self.failures.append((started, f"{error.code().name}: {error.details()}"))
+            await asyncio.sleep(self.pause)
 
     async def __aenter__(self) -> Load:
         self._tasks = [asyncio.create_task(self._call_until_stopped()) for _ in range(self.workers)]
@@ -114,10 +121,10 @@ async def test_at_10_percent_a_tenth_of_1000_calls_reach_v2_and_each_answer_says
     versions: Counter[str] = Counter()
 
     async def caller() -> None:
-        for _ in calls:  # shared iterator: 1,000 calls in all, 8 at a time
+        for _ in calls:  # shared iterator: 1,000 calls in all, 4 at a time
             versions[await answered_by(stub)] += 1
 
-    await asyncio.gather(*(caller() for _ in range(8)))
+    await asyncio.gather(*(caller() for _ in range(4)))
 
     # Every answer names its release, and there are only the two.
     assert set(versions) == {"v1", "v2"}
