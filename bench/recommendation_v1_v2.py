@@ -31,6 +31,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -68,7 +69,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def ghz(target: str, user: str, *, rate: int, concurrency: int, seconds: int,
-              total: int = 0) -> dict:
+              total: int = 0) -> dict[str, Any]:
     """One ghz run of ``total`` calls (default: rate x seconds). A count, not a duration:
     calls cut off at the end of a duration would be counted as errors."""
     total = total or rate * seconds
@@ -89,14 +90,14 @@ async def ghz(target: str, user: str, *, rate: int, concurrency: int, seconds: i
     return dict(json.loads(out))
 
 
-def latency(report: dict, percent: int) -> float:
+def latency(report: dict[str, Any], percent: int) -> float:
     for item in report.get("latencyDistribution") or []:
         if int(item["percentage"]) == percent:
             return float(item["latency"]) / 1e6
     return float("nan")
 
 
-def errors_of(report: dict) -> int:
+def errors_of(report: dict[str, Any]) -> int:
     codes = report.get("statusCodeDistribution") or {}
     return sum(n for code, n in codes.items() if code != "OK")
 

@@ -58,7 +58,7 @@ async def buy(shop: Shop, *product_ids: str, card: str = CAPTURE_CARD) -> str:
 
 def violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     """The google.rpc.BadRequest field violations sent with an error."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     found: list[tuple[str, str]] = []
     for detail in status.details if status is not None else ():
         bad = error_details_pb2.BadRequest()

@@ -42,7 +42,7 @@ async def test_v1_and_v2_answer_every_request_alike(tmp_path: Path) -> None:
         await buy(shop, "sku-1001", "sku-1020", "sku-1030")
         newcomer = (await shop.register()).user_id
         users = [ann, bob, cy, dee, newcomer, "usr-unknown", f" {ann} ", "", "  "]
-        cases = [
+        cases: list[tuple[str, int, str | None]] = [
             (user, limit, None) for user in users for limit in (0, 1, 2, 3, 5, 10, 50, 51, -1)
         ]
         cases += [(ann, 3, ann), (ann, 3, bob), (ann, 3, ""), ("", 3, bob), (ann, 70, bob)]
