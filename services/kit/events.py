@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import nats
 import nats.errors
@@ -382,6 +382,50 @@ class EventBus:
             ack = await js.publish(subject, data, timeout=self.publish_timeout, headers=headers)
         return bool(ack.duplicate)
 
+    async def publish_pipelined(
+        self, subject: str, data: bytes, *, msg_id: str, event_type: str
+    ) -> asyncio.Future[bool]:
+        """Send a publish now and return a future of its ack (True: a duplicate), so a
+        caller can keep several in flight on this one connection, which NATS delivers to
+        the stream in the order they were sent. The future fails with the publish's error,
+        or TimeoutError after ``publish_timeout``.
+        """
+        js = await self.jetstream()
+        headers = {MSG_ID_HEADER: msg_id, TYPE_HEADER: event_type}
+        ack = await js.publish_async(subject, data, headers=headers)
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[bool] = loop.create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            timer.cancel()
+            if result.done():
+                return
+            if done.cancelled():
+                result.cancel()
+            elif (error := done.exception()) is not None:
+                if isinstance(error, nats.js.errors.NoStreamResponseError):
+                    # The broker lost its store (or never had it): ensure the streams again;
+                    # the caller's retry then finds them.
+                    self._ensure_soon()
+                result.set_exception(error)
+            else:
+                result.set_result(bool(done.result().duplicate))
+
+        def expire() -> None:
+            if not ack.done():
+                ack.cancel()
+            if not result.done():
+                late = TimeoutError(f"no ack for {msg_id} within {self.publish_timeout}s")
+                result.set_exception(late)
+
+        timer = loop.call_later(self.publish_timeout, expire)
+        ack.add_done_callback(settle)
+        return result
+
+    def _ensure_soon(self) -> None:
+        if self._ensure_task is None or self._ensure_task.done():
+            self._ensure_task = asyncio.create_task(self._ensure_after_reconnect())
+
     async def stop(self) -> None:
         await self.close()
 
@@ -579,8 +623,11 @@ class EventConsumer:
                 consumer_span(
                     f"consume {envelope.type}",
                     envelope.traceparent or None,
-                    {"messaging.system": "nats", "messaging.consumer.group.name": self.name,
-                     "meshmart.event_id": envelope.id},
+                    {
+                        "messaging.system": "nats",
+                        "messaging.consumer.group.name": self.name,
+                        "meshmart.event_id": envelope.id,
+                    },
                 ) as traceparent,
                 rpc_context.request_scope(request_id=envelope.id, traceparent=traceparent),
             ):

@@ -143,7 +143,8 @@ class OutboxRelay:
         *,
         holder: str,
         outbox: Outbox | None = None,
-        batch_size: int = 100,
+        batch_size: int = 256,
+        window: int = 64,
         poll_interval: float = 1.0,
         lease_seconds: float = 10.0,
         retention_seconds: float = 86400.0,
@@ -153,6 +154,7 @@ class OutboxRelay:
         self._bus = bus
         self.holder = holder
         self._batch_size = batch_size
+        self._window = window
         self._poll_interval = poll_interval
         self._lease_us = int(lease_seconds * 1_000_000)
         self._retention_us = int(retention_seconds * 1_000_000)
@@ -240,16 +242,18 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows in order; returns how many were sent.
 
-        Raises at the first row JetStream did not acknowledge, after marking the rows
-        before it as sent.
+        Up to ``window`` publishes are in flight at once on the one connection (NATS
+        stores them in the order sent); their acks are taken in that order. Raises at the
+        first row JetStream did not acknowledge, after marking the rows before it as sent:
+        the next attempt starts again at that row, and whatever after it JetStream stored
+        meanwhile comes back as a recognised duplicate.
         """
         await self._bus.jetstream()  # wait for the connection before reading rows
         rows = self._pending(self._batch_size)
         acked: list[int] = []
         try:
-            for row in rows:
-                await self._publish_one(row)
-                acked.append(row.seq)
+            for start in range(0, len(rows), self._window):
+                await self._publish_window(rows[start : start + self._window], acked)
         except BaseException as error:
             if rows and len(acked) < len(rows) and not isinstance(error, asyncio.CancelledError):
                 self._record_failure(rows[len(acked)].seq, error)
@@ -258,13 +262,26 @@ class OutboxRelay:
             self._mark_sent(acked)
         return len(acked)
 
-    async def _publish_one(self, row: PendingEvent) -> None:
-        started = time.perf_counter()
-        duplicate = await self._bus.publish(
-            row.subject, row.envelope, msg_id=row.event_id, event_type=row.event_type
-        )
-        if self.stats.publish_seconds is not None:
-            self.stats.publish_seconds.append(time.perf_counter() - started)
+    async def _publish_window(self, rows: list[PendingEvent], acked: list[int]) -> None:
+        sent: list[tuple[PendingEvent, float, asyncio.Future[bool]]] = []
+        try:
+            for row in rows:
+                future = await self._bus.publish_pipelined(
+                    row.subject, row.envelope, msg_id=row.event_id, event_type=row.event_type
+                )
+                sent.append((row, time.perf_counter(), future))
+            for row, started, future in sent:
+                duplicate = await future
+                if self.stats.publish_seconds is not None:
+                    self.stats.publish_seconds.append(time.perf_counter() - started)
+                self._acknowledged(row, duplicate)
+                acked.append(row.seq)
+        finally:
+            for _, _, future in sent:
+                future.cancel()  # no-op for the settled ones
+
+    def _acknowledged(self, row: PendingEvent, duplicate: bool) -> None:
+        """JetStream has ``row`` (stored now, or recognised as already stored)."""
         self.stats.published += 1
         self._published.inc()
         if duplicate:

@@ -1,6 +1,7 @@
 """`python -m tests.events.crashing_relay DB NATS_URL K`: an OutboxRelay process that
-dies (os._exit, no cleanup, like SIGKILL) right after JetStream acknowledged its K-th
-publish and before it marks anything sent: the worst moment for a relay to crash."""
+dies (os._exit, no cleanup, like SIGKILL) right after it took JetStream's ack of its K-th
+publish and before it marks anything sent: the worst moment for a relay to crash. (More
+of its window may already be stored: those were sent, their acks not yet taken.)"""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ class CrashingRelay(OutboxRelay):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._crash_after = crash_after
 
-    async def _publish_one(self, row: PendingEvent) -> None:
-        await super()._publish_one(row)
+    def _acknowledged(self, row: PendingEvent, duplicate: bool) -> None:
+        super()._acknowledged(row, duplicate)
         if self.stats.published >= self._crash_after:
             os._exit(9)
 
@@ -29,7 +30,10 @@ async def main(db_path: str, url: str, crash_after: int) -> None:
     db = open_db(Path(db_path))
     bus = EventBus(url, name="crashing-relay")
     await bus.start()
-    relay = CrashingRelay(db, bus, holder="crashing-relay", crash_after=crash_after)
+    # Small windows, so it dies with part of the outbox not even sent yet.
+    relay = CrashingRelay(
+        db, bus, holder="crashing-relay", crash_after=crash_after, batch_size=10, window=4
+    )
     await relay.publish_pending()
     raise SystemExit("the relay published everything without crashing")
 

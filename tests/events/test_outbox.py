@@ -201,7 +201,10 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_duplicates_nothing(
         cwd=ROOT,
     )
     assert await asyncio.wait_for(crashed.wait(), 60) == 9
-    assert await ids_in_stream(nats_url) == order_ids[:7]
+    stored_before_crash = await ids_in_stream(nats_url)
+    # What it took acks for, maybe more of its window in flight, never the whole outbox.
+    assert 7 <= len(stored_before_crash) < 20
+    assert stored_before_crash == order_ids[: len(stored_before_crash)]  # in commit order
     assert relay_pending(db) == 20  # it died before marking anything sent
 
     consumer_db = open_db(tmp_path / "consumer.sqlite3")
@@ -218,7 +221,8 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_duplicates_nothing(
         await consumer.stop()
 
     assert await ids_in_stream(nats_url) == order_ids
-    assert relay.stats.duplicates == 7  # re-sent, recognised by their Nats-Msg-Id
+    # Re-sent, recognised by their Nats-Msg-Id, not stored twice.
+    assert relay.stats.duplicates == len(stored_before_crash)
     assert effects(consumer_db) == order_ids
     assert consumer.stats.duplicates == 0
 
