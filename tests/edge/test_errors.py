@@ -3,6 +3,7 @@ details} for each gRPC status, and the JWT checks, through the real edge and mes
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -12,13 +13,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.edge.client import ADDRESS, VISA_OK, EdgeClient, User, error_of
+from tools.mesh.edge import api as edge_api
 from tools.mesh.edge.mesh import Edge
 
 pytestmark = pytest.mark.mesh
 
 # google.rpc.Code values
 INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED = 3, 5, 6, 7
-FAILED_PRECONDITION, UNAUTHENTICATED = 9, 16
+DEADLINE_EXCEEDED, FAILED_PRECONDITION, UNAUTHENTICATED = 4, 9, 16
 
 
 def _token(key: rsa.RSAPrivateKey, kid: str, user_id: str, expires_in: int) -> str:
@@ -149,3 +151,26 @@ def test_a_body_over_the_limit_is_refused(api: EdgeClient, edge: Edge) -> None:
                                                "fullName": "Big"})
     assert response.status_code == 413
     assert error_of(response)["code"] == INVALID_ARGUMENT
+
+
+async def test_a_service_slower_than_the_route_timeout_is_a_504_not_an_empty_200(
+    api: EdgeClient, edge: Edge
+) -> None:
+    from tests.mesh.helpers import set_fault
+
+    user = api.new_user()
+    payments = edge.plan.topology.instances_of("payment", edge.plan.address)
+    timeout_s = edge_api.USER_READ.timeout_s
+    try:
+        for inst in payments:  # every read of payment now takes longer than the route allows
+            await set_fault(inst, delay_ms=int((timeout_s + 2) * 1000))
+        started = time.monotonic()
+        response = await asyncio.to_thread(
+            api.get, f"/api/v1/users/{user.user_id}/payments", headers=user.auth)
+        elapsed = time.monotonic() - started
+    finally:
+        for inst in payments:
+            await set_fault(inst)
+    assert response.status_code == 504, response.text
+    assert error_of(response)["code"] == DEADLINE_EXCEEDED
+    assert timeout_s - 0.5 < elapsed < timeout_s + 1.5

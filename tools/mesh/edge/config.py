@@ -27,7 +27,8 @@ HTTP status and a JSON body ``{code, message, details}`` (google.rpc.Status, det
 such as BadRequest field violations included). Replies Envoy makes for REST requests
 before transcoding (bad JSON, body too large, unknown route, CORS refusal) get the same
 JSON shape from ``local_reply_config``. FAILED_PRECONDITION, which Envoy maps to 400, is
-answered 409 by a small Lua step after the transcoder (see _REST_RESPONSE_LUA).
+answered 409 by a small Lua step after the transcoder, and so is a route timeout
+(504, DEADLINE_EXCEEDED, where Envoy would say 503): see _REST_RESPONSE_LUA.
 """
 
 from __future__ import annotations
@@ -70,7 +71,11 @@ GRPC_CODE_FOR_HTTP = {
 #    (an empty cart, an order already cancelled). The converted body starts with the
 #    gRPC code (google.rpc.Status prints `code` first), which is how this step knows;
 #    only 400 bodies, a few hundred bytes, are read.
-# 2. REST clients get no gRPC-only headers (grpc-status, grpc-message, ...); native gRPC
+# 2. Envoy reports its own route timeout on a transcoded call as gRPC UNAVAILABLE (its
+#    gRPC mapping turns HTTP 504 into UNAVAILABLE), which the transcoder makes a 503; a
+#    timeout is DEADLINE_EXCEEDED, 504. Known by its exact message, "upstream request
+#    timeout" (only 503 bodies, a few dozen bytes, are read).
+# 3. REST clients get no gRPC-only headers (grpc-status, grpc-message, ...); native gRPC
 #    responses keep them, of course.
 _REST_RESPONSE_LUA = """
 function envoy_on_response(handle)
@@ -82,11 +87,21 @@ function envoy_on_response(handle)
   headers:remove("grpc-status")
   headers:remove("grpc-message")
   headers:remove("grpc-accept-encoding")
-  if headers:get(":status") == "400" then
+  local status = headers:get(":status")
+  if status == "400" then
     local body = handle:body()
     if body ~= nil and string.find(body:getBytes(0, 10), '{"code":9,', 1, true) == 1 then
       -- headers() again: the object taken before body() is no longer valid.
       handle:headers():replace(":status", "409")
+    end
+  elseif status == "503" then
+    local body = handle:body()
+    local timeout = '{"code":14,"message":"upstream request timeout"'
+    if body ~= nil and body:length() < 512 and
+        string.find(body:getBytes(0, body:length()), timeout, 1, true) == 1 then
+      local text = string.gsub(body:getBytes(0, body:length()), '^{"code":14,', '{"code":4,')
+      body:setBytes(text)
+      handle:headers():replace(":status", "504")
     end
   end
 end
@@ -176,9 +191,10 @@ def _rpc_route(rpc: Rpc) -> dict[str, Any]:
         },
         "route": {
             "cluster": rpc.service_name,
+            # The whole call. (No max_stream_duration.grpc_timeout_header_max: with it a
+            # gRPC request without grpc-timeout, which every transcoded one is, gets no
+            # timeout at all. A native client's grpc-timeout still reaches the service.)
             "timeout": _duration(policy.timeout_s),
-            # A gRPC client's own shorter deadline (grpc-timeout) wins over the route's.
-            "max_stream_duration": {"grpc_timeout_header_max": _duration(policy.timeout_s)},
             **({"rate_limits": limits} if (limits := _client_descriptor(policy)) else {}),
         },
         "typed_per_filter_config": {"envoy.filters.http.local_ratelimit": _rate_limit(policy)},
