@@ -24,6 +24,7 @@ from collections.abc import Iterator
 import pytest
 
 from tools.mesh import control
+from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import load_topology
 
@@ -31,20 +32,27 @@ TEST_ONLY_UPSTREAMS = {"cart": ["payment"]}
 
 
 def _free_loopback_address() -> str:
-    """127.0.0.2, or the next 127.0.0.x whose Consul HTTP port is free."""
+    """127.0.0.2, or the next 127.0.0.x whose Consul HTTP, Prometheus and Zipkin ports
+    are free (a mesh being torn down frees Consul's port before Prometheus and Zipkin
+    have stopped)."""
     wanted = os.environ.get("MESHMART_TEST_MESH_ADDRESS")
     if wanted:
         return wanted
-    port = load_topology().rules.consul_http_port
+    ports = (load_topology().rules.consul_http_port, PROMETHEUS_PORT, ZIPKIN_PORT)
     for last in range(2, 250):
         address = f"127.0.0.{last}"
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
+        if all(_free(address, port) for port in ports):
             return address
     raise RuntimeError("no free loopback address for the test mesh")
+
+
+def _free(address: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+        return True
 
 
 @pytest.fixture(scope="session")

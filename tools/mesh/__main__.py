@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tools.mesh import control
 from tools.mesh.entries import EntriesError
-from tools.mesh.observability import trace_log_lines
+from tools.mesh.observability import ObservabilityError, trace_log_lines
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import render
 from tools.mesh.topology import ROOT, TopologyError, load_topology
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             plan.run_dir.mkdir(parents=True, exist_ok=True)
             plan.supervisor_conf.write_text(render(plan, plan.programs()))
             sys.stdout.write(f"{plan.supervisor_conf}\n")
-    except (control.MeshError, EntriesError, TopologyError) as error:
+    except (control.MeshError, EntriesError, TopologyError, ObservabilityError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
     return 0

@@ -218,6 +218,8 @@ class Observability:
             while True:
                 try:
                     get_text(url, timeout=2)
+                    if name == "Prometheus":
+                        self._check_prometheus_is_ours()
                     break
                 except HTTPFailure as failure:
                     last = str(failure)
@@ -228,6 +230,16 @@ class Observability:
                     )
                 time.sleep(0.3)
         return notices
+
+    def _check_prometheus_is_ours(self) -> None:
+        """The Prometheus answering is this mesh's, not a leftover of another run on the
+        same address (ours then cannot bind and restarts in a loop)."""
+        flags = get_json(f"{self.prometheus_url}/api/v1/status/flags", timeout=2)["data"]
+        if flags.get("config.file") != str(self.prometheus_config_path):
+            raise ObservabilityError(
+                f"{self.prometheus_url} is another Prometheus (config {flags.get('config.file')}"
+                f"): stop it, or run this mesh on another address"
+            )
 
     def hints(self) -> str:
         lines = [f"Consul UI          http://{self.plan.consul_http}/ui/   (topology: "
