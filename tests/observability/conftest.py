@@ -1,0 +1,65 @@
+"""The session's observability and one purchase made through the edge in a trace the
+test chose, shared by the tests of tests/observability (the mesh is tests/conftest.py's)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.edge.client import ADDRESS, VISA_OK, EdgeClient
+from tools.mesh.edge.mesh import Edge
+from tools.mesh.observability import Observability
+from tools.mesh.plan import MeshPlan
+from tools.mesh.topology import ROOT
+
+# Screenshots of the browser tests (kept after the run, ignored by git like .run/).
+OUTPUT_DIR = Path(os.environ.get("MESHMART_TEST_OUTPUT", ROOT / ".run" / "test-output"))
+
+
+@dataclass(frozen=True)
+class Purchase:
+    trace_id: str
+    root_span_id: str  # the span the "browser" sent as traceparent's parent
+    order_id: str
+    user_id: str
+
+
+@pytest.fixture(scope="session")
+def observability(mesh: MeshPlan) -> Observability:
+    obs = mesh.observability()
+    assert obs.has_prometheus, "run `make setup` (it builds prometheus)"
+    assert obs.has_zipkin, "run `make setup` with java and mvn installed (it fetches Zipkin)"
+    return obs
+
+
+@pytest.fixture(scope="session")
+def purchase(mesh: MeshPlan) -> Iterator[Purchase]:
+    """Register, log in, add to cart and order through the edge, in a trace we chose."""
+    edge = Edge(mesh)
+    trace_id, span_id = os.urandom(16).hex(), os.urandom(8).hex()
+    traceparent = {"traceparent": f"00-{trace_id}-{span_id}-01"}
+    with requests.Session() as session:
+        session.trust_env = False
+        api = EdgeClient(edge.url, session)
+        user = api.new_user()
+        product = api.get("/api/v1/products", params={"pageSize": 1}).json()["products"][0]
+        added = api.post(f"/api/v1/users/{user.user_id}/cart/items", headers=user.auth,
+                         json={"productId": product["productId"], "quantity": 1})
+        assert added.status_code == 200, added.text
+        placed = api.post(
+            f"/api/v1/users/{user.user_id}/orders", headers={**user.auth, **traceparent},
+            json={"idempotencyKey": uuid.uuid4().hex, "card": VISA_OK,
+                  "shippingAddress": ADDRESS},
+        )
+    assert placed.status_code == 200, placed.text
+    order = placed.json()["order"]
+    assert order["state"] == "STATE_CONFIRMED", order
+    yield Purchase(trace_id, span_id, order["orderId"], user.user_id)
+
+

@@ -1,0 +1,222 @@
+"""Observability of the real mesh: a purchase through the edge shows up in Prometheus
+(found through Consul), as one trace in Zipkin (the event consumer included) and in the
+services' logs with the same trace id; a failing payment raises its error ratio until
+the alert is pending; the Consul UI's metrics proxy and `make status` read Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+import requests
+
+from tests.mesh.helpers import charge_request, payment_stub, set_fault
+from tests.observability.conftest import Purchase
+from tools.mesh import control
+from tools.mesh.http import HTTPFailure, get_json
+from tools.mesh.observability import Observability
+from tools.mesh.plan import MeshPlan
+
+pytestmark = pytest.mark.mesh
+
+T = TypeVar("T")
+# The purchase path: every service a REST purchase touches (the edge calls user, catalog,
+# cart and order; order calls user, cart, inventory and payment).
+PURCHASE_SERVICES = ("user", "catalog", "cart", "order", "inventory", "payment")
+
+
+def eventually(probe: Callable[[], T | None], within: float, what: str, step: float = 1.0) -> T:
+    """probe() until it returns something truthy (HTTP failures count as not yet)."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+            last = value
+        except (HTTPFailure, KeyError, requests.RequestException) as error:
+            last = error
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last})")
+        time.sleep(step)
+
+
+def test_prometheus_counts_the_purchase_for_every_service_and_sidecar_found_via_consul(
+    observability: Observability, purchase: Purchase
+) -> None:
+    def by_service(promql: str) -> dict[str, float]:
+        return observability.query(promql)
+
+    wanted = set(PURCHASE_SERVICES)
+    calls = eventually(
+        lambda: (lambda got: got if wanted <= {s for s, v in got.items() if v > 0} else None)(
+            by_service('sum by (service) (grpc_server_handled_total{job="services",'
+                       'grpc_service=~"meshmart\\\\..+"})')),
+        within=60, what=f"RPC counts of {sorted(wanted)} in Prometheus",
+    )
+    assert all(calls[s] > 0 for s in wanted), calls
+    # Each sidecar on the path answered requests on its public listener; the edge's
+    # own Envoy counted the REST requests.
+    sidecars = eventually(
+        lambda: (lambda got: got if wanted <= {s for s, v in got.items() if v > 0} else None)(
+            by_service('sum by (service) (envoy_http_downstream_rq_total{job="envoy",'
+                       'envoy="sidecar",envoy_http_conn_manager_prefix="public_listener"})')),
+        within=60, what="sidecar request counts in Prometheus",
+    )
+    assert all(sidecars[s] > 0 for s in wanted), sidecars
+    edge = by_service('sum by (service) (envoy_http_downstream_rq_total{envoy="gateway"})')
+    assert edge.get("edge", 0) > 0, edge
+    # No static target: each one came from Consul's catalog (its __meta_consul_* labels).
+    targets = get_json(f"{observability.prometheus_url}/api/v1/targets?state=active")
+    active = targets["data"]["activeTargets"]
+    assert {t["labels"]["job"] for t in active} == {"services", "envoy", "consul"}
+    assert all("__meta_consul_service" in t["discoveredLabels"] for t in active)
+    down = [t["scrapeUrl"] for t in active if t["health"] == "down"]
+    assert not down, down
+
+
+def zipkin_trace(observability: Observability, trace_id: str) -> list[dict[str, Any]]:
+    url = f"{observability.zipkin_url}/api/v2/trace/{trace_id}"
+    spans: list[dict[str, Any]] = get_json(url)
+    return spans
+
+
+def test_the_purchase_is_one_trace_across_five_services_and_the_event_consumer(
+    observability: Observability, purchase: Purchase
+) -> None:
+    def complete() -> list[dict[str, Any]] | None:
+        spans = zipkin_trace(observability, purchase.trace_id)
+        names = {s["localEndpoint"]["serviceName"] for s in spans}
+        consumer = any(s.get("kind") == "CONSUMER" and s["localEndpoint"]["serviceName"]
+                       == "notification" for s in spans)
+        return spans if len(names) >= 5 and consumer else None
+
+    spans = eventually(complete, within=60, what="the purchase's trace in Zipkin", step=2)
+    services = {s["localEndpoint"]["serviceName"] for s in spans}
+    assert {"order", "user", "cart", "inventory", "payment", "notification"} <= services
+    ids = {s["id"] for s in spans}
+    # Every span hangs under a span of the same trace, except the entry into the mesh,
+    # whose parent is the span the client sent.
+    orphans = [s for s in spans if s.get("parentId") not in ids]
+    assert orphans and all(s.get("parentId") == purchase.root_span_id for s in orphans), [
+        (s["localEndpoint"]["serviceName"], s["name"], s.get("parentId")) for s in orphans
+    ]
+    by_id = {s["id"]: s for s in spans}
+
+    def ancestors(span: dict[str, Any]) -> list[dict[str, Any]]:
+        chain = []
+        parent = by_id.get(span.get("parentId", ""))
+        while parent is not None:
+            chain.append(parent)
+            parent = by_id.get(parent.get("parentId", ""))
+        return chain
+
+    def is_envoy(span: dict[str, Any]) -> bool:
+        return bool(span.get("tags", {}).get("component") == "proxy")
+
+    # payment's server span of Charge hangs under the two sidecars' spans (Envoy's own,
+    # order's egress and payment's ingress), which hang under order's client span.
+    [charge] = [s for s in spans if s["localEndpoint"]["serviceName"] == "payment"
+                and s.get("kind") == "SERVER" and s["name"].endswith("/charge")]
+    above = ancestors(charge)
+    hops = [s for s in above[: next(i for i, s in enumerate(above) if not is_envoy(s))]]
+    caller = above[len(hops)]
+    assert caller["localEndpoint"]["serviceName"] == "order" and caller["kind"] == "CLIENT"
+    assert len(hops) == 2, [(s["localEndpoint"]["serviceName"], s["name"]) for s in above]
+    # The notification consumer's span descends from order's PlaceOrder.
+    [consumer] = [s for s in spans if s.get("kind") == "CONSUMER"
+                  and s["localEndpoint"]["serviceName"] == "notification"]
+    chain = [(s["localEndpoint"]["serviceName"], s["name"].lower()) for s in ancestors(consumer)]
+    assert ("order", "/meshmart.order.v1.orderservice/placeorder") in chain, chain
+
+
+def test_a_payment_log_line_of_the_purchase_carries_its_trace_id(
+    mesh: MeshPlan, purchase: Purchase, observability: Observability
+) -> None:
+    def lines() -> list[dict[str, Any]]:
+        found = []
+        for path in sorted(mesh.logs_dir.glob("payment-[0-9]*.log")):
+            for raw in path.read_text(errors="replace").splitlines():
+                if purchase.trace_id in raw:
+                    found.append(json.loads(raw))
+        return found
+
+    found = eventually(lines, within=20, what="a payment log line with the trace id")
+    charge = [x for x in found if x.get("method", "").endswith("/Charge")]
+    assert charge, found
+    line = charge[0]
+    assert line["service"] == "payment" and line["trace_id"] == purchase.trace_id
+    assert line["instance"].startswith("payment-") and line["request_id"] and line["span_id"]
+    # The span id of the log line is payment's server span of that call, in Zipkin.
+    spans = {s["id"] for s in zipkin_trace(observability, purchase.trace_id)}
+    assert line["span_id"] in spans
+
+
+def alert_state(observability: Observability, name: str, service: str) -> str | None:
+    body = get_json(f"{observability.prometheus_url}/api/v1/alerts")
+    for alert in body["data"]["alerts"]:
+        if alert["labels"].get("alertname") == name and alert["labels"].get("service") == service:
+            return str(alert["state"])
+    return None
+
+
+async def test_a_failing_payment_raises_its_error_ratio_and_the_alert_goes_pending(
+    mesh: MeshPlan, observability: Observability
+) -> None:
+    payments = [i for i in mesh.instances() if i.service == "payment"]
+    for inst in payments:
+        await set_fault(inst, unavailable_ratio=1.0)
+    try:
+        # Charges straight to each instance (the loopback admin path the chaos tests use):
+        # every one fails with UNAVAILABLE, a server-side error.
+        deadline = time.monotonic() + 90
+        state = None
+        while time.monotonic() < deadline and state not in ("pending", "firing"):
+            for inst in payments:
+                channel, stub = payment_stub(inst.grpc_target)
+                async with channel:
+                    for _ in range(5):
+                        with pytest.raises(grpc.aio.AioRpcError) as failure:
+                            await stub.Charge(charge_request(), timeout=5)
+                        assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
+            await asyncio.sleep(1)
+            state = await asyncio.to_thread(
+                alert_state, observability, "ServiceErrorRatioHigh", "payment")
+        ratio = await asyncio.to_thread(observability.query, "service:grpc_error_ratio:rate1m")
+    finally:
+        for inst in payments:
+            await set_fault(inst, unavailable_ratio=0.0)
+    assert ratio.get("payment", 0) > 0.05, ratio
+    assert state in ("pending", "firing"), state
+
+
+def test_the_consul_ui_reads_prometheus_through_its_metrics_proxy(
+    mesh: MeshPlan, observability: Observability, purchase: Purchase
+) -> None:
+    query = urllib.parse.quote('sum(up{job="envoy"})')
+    body = get_json(f"{mesh.consul_url}/v1/internal/ui/metrics-proxy/api/v1/query?query={query}")
+    assert body["status"] == "success" and float(body["data"]["result"][0]["value"][1]) > 0
+    config = get_json(f"{mesh.consul_url}/v1/agent/self")["DebugConfig"]["UIConfig"]
+    assert config["MetricsProvider"] == "prometheus"
+    assert "zipkin" in config["DashboardURLTemplates"]["service"]
+
+
+def test_make_status_shows_rate_errors_and_p99_per_service(
+    mesh: MeshPlan, purchase: Purchase
+) -> None:
+    status = eventually(
+        lambda: (lambda text: text if "\norder " in text.split("from Prometheus")[-1]
+                 and " ms" in text.split("from Prometheus")[-1] else None)(
+            control.render_status(mesh)),
+        within=60, what="the Prometheus table in make status",
+    )
+    table = status.split("from Prometheus")[1]
+    header = next(line for line in table.splitlines() if line.startswith("service"))
+    assert header.split() == ["service", "rps", "(1m)", "errors", "p99"]
