@@ -10,6 +10,10 @@ shim waits for the registration with Consul blocking queries (no polling sleep),
 *replaces itself* with the command (exec), so supervisord's pid is Envoy's pid and its
 signals go straight to Envoy. If the registration does not show up before the deadline
 it exits 1 and supervisord starts it again.
+
+Before the exec it adds one Envoy runtime layer (``--config-yaml``, merged into Consul's
+bootstrap) raising the retry circuit breaker of each of the sidecar's upstream clusters:
+see ``MAX_RETRIES``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,17 @@ import sys
 import time
 import urllib.parse
 
-from tools.mesh.http import HTTPFailure, request
+from tools.mesh.http import HTTPFailure, get_json, request
+
+# Retries in flight per upstream cluster. Envoy's default (its max_retries circuit
+# breaker) is 3 and Consul 1.14 has no config-entry field for it. When an instance dies,
+# every call in flight to it fails at once and each needs its retry: at 200 RPC/s with
+# tens of ms of latency (a loaded two-core box) that is more than 3, and the calls beyond
+# the third surfaced as UNAVAILABLE (tests/chaos, kill -9 under load). Retries are
+# requests too, so the caller's MaxConcurrentRequests (its service-defaults
+# UpstreamConfig) and NumRetries (the callee's service-router) still bound a retry storm.
+# Set through Envoy's runtime key circuit_breakers.<cluster>.default.max_retries.
+MAX_RETRIES = 32
 
 
 def registered(consul: str, service: str, sidecar_id: str, deadline: float) -> bool:
@@ -42,6 +56,24 @@ def registered(consul: str, service: str, sidecar_id: str, deadline: float) -> b
         if any(entry.get("ServiceID") == sidecar_id for entry in _json(body)):
             return True
     return False
+
+
+def retry_runtime_args(consul: str, sidecar_id: str) -> list[str]:
+    """Envoy arguments adding a runtime layer with MAX_RETRIES for every cluster of the
+    sidecar's upstreams: the discovery chain targets' names (= their SNI, which carries
+    the mesh's trust domain) and their failover-target~ variants."""
+    proxy = get_json(f"{consul}/v1/agent/service/{urllib.parse.quote(sidecar_id)}")["Proxy"]
+    keys: dict[str, int] = {}
+    for upstream in proxy.get("Upstreams") or []:
+        name = urllib.parse.quote(upstream["DestinationName"])
+        chain = get_json(f"{consul}/v1/discovery-chain/{name}")["Chain"]
+        for target in (chain.get("Targets") or {}).values():
+            for cluster in (target["SNI"], f"failover-target~{target['SNI']}"):
+                keys[f"circuit_breakers.{cluster}.default.max_retries"] = MAX_RETRIES
+    if not keys:
+        return []
+    layer = {"name": "meshmart-retries", "static_layer": keys}
+    return ["--config-yaml", json.dumps({"layered_runtime": {"layers": [layer]}})]
 
 
 def _json(body: str) -> list[dict[str, object]]:
@@ -68,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.timeout:.0f}s (is its service instance running?)\n"
         )
         return 1
+    try:
+        command += retry_runtime_args(args.consul, args.sidecar_id)
+    except (HTTPFailure, KeyError) as error:  # Envoy's default retry budget then
+        sys.stderr.write(f"sidecar: no retry runtime layer ({error})\n")
     sys.stderr.write(f"sidecar: {args.sidecar_id} registered; exec {command[0]}\n")
     sys.stderr.flush()
     os.execv(command[0], command)
