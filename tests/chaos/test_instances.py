@@ -1,0 +1,54 @@
+"""Instances going away under steady load: a crash (kill -9) and a rolling restart
+(SIGTERM, one instance at a time). Both must cost the clients zero failed calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.chaos import scenarios
+from tools.mesh.http import get_text
+from tools.mesh.plan import MeshPlan
+from tools.mesh.sidecar import MAX_RETRIES
+
+pytestmark = pytest.mark.mesh
+
+RATE = 200
+
+
+async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
+    mesh: MeshPlan,
+) -> None:
+    # The calls in flight on the instance when it dies all fail at once and each needs a
+    # retry: the sidecars allow more retries in flight than Envoy's default 3.
+    clusters = get_text(f"{mesh.instance('cart-1').admin_url}/clusters")
+    assert f"default_priority::max_retries::{MAX_RETRIES}" in clusters
+
+    r = await scenarios.kill_one_catalog_instance(mesh, rate=RATE)
+
+    assert r.load.failed == 0, f"{r.load.summary()}\n{r.load.details}"
+    # It really was under the asked load (a starved driver would prove less).
+    assert r.load.sent >= 0.8 * RATE * 6, r.load.summary()
+    # Consul marked it critical, the caller's Envoy stopped routing to it (each within a
+    # few of Consul's 1 s check intervals), supervisord restarted it, and it is serving
+    # again: back in every caller's rotation and answering calls.
+    assert r.critical_after < 10 and r.dropped_after < 10, r
+    assert r.served_after_return > 0, r
+    assert r.retries > 0  # the calls that met the dead instance were retried elsewhere
+
+
+async def test_a_rolling_restart_of_every_replicated_instance_fails_no_call(
+    mesh: MeshPlan,
+) -> None:
+    victims = [i.instance_id for i in scenarios.replicated_instances(mesh)]
+    assert {"catalog-1", "catalog-2", "payment-1", "payment-2", "recommendation-1"} <= set(
+        victims
+    )
+
+    r = await scenarios.rolling_restart(mesh)
+
+    assert [s.instance_id for s in r.steps] == victims
+    failures = {s: (load.failed_by_code, load.details) for s, load in r.loads.items()
+                if load.failed}
+    assert failures == {}, {s: load.summary() for s, load in r.loads.items()}
+    for service, load in r.loads.items():
+        assert load.ok > 0, f"no {service} call was made"

@@ -1,0 +1,54 @@
+"""A failing and a hanging payment provider while the shop keeps selling."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.chaos import scenarios
+from tools.mesh.plan import MeshPlan
+
+pytestmark = pytest.mark.mesh
+
+
+async def test_with_payment_failing_30_percent_every_order_ends_settled_and_charged_once(
+    mesh: MeshPlan,
+) -> None:
+    r = await scenarios.flaky_payment(mesh, unavailable_ratio=0.3)
+
+    # Every PlaceOrder got an answer (the saga decides; nothing surfaces as an error)...
+    assert r.load.failed == 0, f"{r.load.summary()}\n{r.load.details}"
+    assert r.audit.orders == r.load.ok > 0, r.audit.summary()
+    # ...every order ended CONFIRMED or CANCELLED, none stuck...
+    assert r.audit.stuck == [], r.audit.summary()
+    assert r.audit.confirmed + r.audit.cancelled == r.audit.orders
+    # ...and the money is right: no order charged twice, nothing kept for a cancelled
+    # order, every confirmed order captured exactly once for its total.
+    assert r.audit.double_charged == [], r.audit.summary()
+    assert r.audit.money_is_right, r.audit.summary()
+    # Most Charges that failed were retried by order's sidecar (not by order's code).
+    assert r.retries > 0
+    assert r.audit.confirmed > r.audit.cancelled
+
+
+async def test_a_hung_payment_opens_the_circuit_callers_fail_fast_and_all_recovers(
+    mesh: MeshPlan,
+) -> None:
+    r = await scenarios.hung_payment(mesh, rate=100, seconds=10, deadline=2.0)
+
+    # Only what fits under order's limit to payment (16 in flight) waits for the deadline;
+    # everything else is refused by order's sidecar without reaching payment at all.
+    rejected = r.during.codes["UNAVAILABLE"]
+    waited = r.during.codes["DEADLINE_EXCEEDED"]
+    assert rejected + waited == r.during.sent, r.during.summary()
+    assert rejected >= 0.7 * r.during.sent, r.during.summary()
+    assert r.overflowed >= rejected
+    # Refused fast: p99 of the rejected calls under 10 ms (instead of the 2 s deadline).
+    assert r.during.latency_ms(99, "UNAVAILABLE") < 10, r.during.summary()
+    # The dashboard degraded instead of failing: every answer came, without payment.
+    assert r.dashboard.failed == 0, f"{r.dashboard.summary()}\n{r.dashboard.details}"
+    degraded = sum(n for tag, n in r.dashboard.tags.items() if "payment" in tag)
+    assert degraded == r.dashboard.ok > 0, r.dashboard.summary()
+    # Fault removed: Charges succeed again and the dashboard has payment back.
+    assert r.after.failed == 0 and r.after.ok > 0, r.after.summary()
+    assert r.dashboard_after.failed == 0, r.dashboard_after.summary()
+    assert not any("payment" in tag for tag in r.dashboard_after.tags), r.dashboard_after.tags
