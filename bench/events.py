@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import resource
 import sqlite3
 import statistics
 import sys
@@ -126,8 +128,19 @@ async def drained(consumer: EventConsumer, total: int) -> None:
         await asyncio.sleep(0.002)
 
 
-async def throughput(url: str, workdir: Path, events: int) -> None:
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system) of this process, or of ``pid`` (the nats-server)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(url: str, workdir: Path, events: int, server_pid: int | None) -> None:
     async with pipeline(url, workdir, "throughput") as (db, outbox, relay, consumer):
+        cpu_before = cpu_seconds()
+        server_before = cpu_seconds(server_pid) if server_pid else 0.0
         started = time.perf_counter()
         for n in range(events):
             commit(db, outbox, n)
@@ -135,14 +148,24 @@ async def throughput(url: str, workdir: Path, events: int) -> None:
                 await asyncio.sleep(0)  # let the relay and the consumer run, as RPCs would
         await drained(consumer, events)
         took = time.perf_counter() - started
+        cpu = cpu_seconds() - cpu_before
+        server = (cpu_seconds(server_pid) - server_before) if server_pid else 0.0
         publishes = relay.stats.publish_seconds or []
         print(
             f"1. throughput: {events} events in {took:.2f}s = {events / took:,.0f} events/s "
             "(commit -> publish-with-ack -> consumer commit + ack, one process)"
         )
+        # CPU per event does not depend on what else runs on the machine: it gives the
+        # capacity of a dedicated core.
+        print(
+            f"   CPU per event: {cpu / events * 1000:.2f} ms in Python (producer + relay + "
+            f"consumer), {server / events * 1000:.2f} ms in nats-server -> about "
+            f"{events / cpu:,.0f} events/s per Python core"
+        )
         print(
             f"   relay publish-with-ack: p50 {ms(percentile(publishes, 50))}, "
-            f"p99 {ms(percentile(publishes, 99))} ({len(publishes)} publishes)"
+            f"p99 {ms(percentile(publishes, 99))} ({len(publishes)} publishes, up to 64 "
+            "in flight)"
         )
 
 
@@ -198,7 +221,7 @@ async def main(args: argparse.Namespace) -> None:
             url = server.url
         try:
             print(f"nats: {url}; sqlite in {workdir}")
-            await throughput(url, workdir, args.events)
+            await throughput(url, workdir, args.events, server.pid if server else None)
             await lag(url, workdir, min(args.events, int(args.rate * 10)), args.rate)
             await bare_publish(url, args.events)
         finally:

@@ -41,6 +41,10 @@ class NatsServer:
         return f"http://{self.host}:{self.monitor_port}"
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.running and self._process else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
