@@ -202,6 +202,8 @@ class Nats:
             },
             "Connect": {"SidecarService": {
                 "Port": inst.sidecar_port,
+                # Prometheus finds the sidecar's listener through this (observability.py).
+                "Meta": {"metrics_port": str(inst.metrics_port)},
                 "Checks": [
                     {"Name": "nats sidecar listening", "TCP": f"{a}:{inst.sidecar_port}",
                      "Interval": "1s"},
