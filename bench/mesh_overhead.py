@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -75,18 +76,17 @@ def free_address() -> str:
 
 
 def ghz(target: str, *, rps: int, concurrency: int, seconds: int) -> dict[str, object]:
-    """One ghz run of about ``seconds``: a fixed request count, not a duration, so no
-    call is cancelled half-way at the end and counted as an error."""
-    total = (rps or 3000) * seconds
+    """One ghz run of ``seconds`` (calls still in flight at the end come back Canceled;
+    summarize() does not count those as errors)."""
     cmd = [
         str(ROOT / ".venv" / "bin" / "ghz"), "--insecure",
         "--protoset", str(PROTOSET), "--call", CALL, "-d", PAYLOAD,
-        "-c", str(concurrency), "-n", str(total), "--connections", "1",
+        "-c", str(concurrency), "-z", f"{seconds}s", "--connections", "1",
         "-O", "json", target,
     ]
     if rps:
         cmd[1:1] = ["--rps", str(rps)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds * 20 + 60)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60)
     result: dict[str, object] = json.loads(out.stdout)
     return result
 
@@ -94,7 +94,7 @@ def ghz(target: str, *, rps: int, concurrency: int, seconds: int) -> dict[str, o
 def summarize(path: str, mode: str, report: dict[str, object]) -> Run:
     dist = {int(d["percentage"]): d["latency"] / 1e6 for d in report["latencyDistribution"]}  # type: ignore[index, union-attr, attr-defined]
     codes = report.get("statusCodeDistribution") or {}
-    errors = sum(n for code, n in codes.items() if code != "OK")  # type: ignore[union-attr]
+    errors = sum(n for code, n in codes.items() if code not in ("OK", "Canceled"))  # type: ignore[union-attr]
     return Run(path, mode, float(report["rps"]), dist[50], dist[90], dist[99], errors)  # type: ignore[arg-type]
 
 
@@ -128,6 +128,7 @@ def measure(plan: MeshPlan, label: str, duration: int, rounds: int) -> list[Run]
         print(f"   {field[:3]} @1000 RPC/s  {m:.2f} / {d:.2f} ms = {m / d:.2f}x  (+{m - d:.2f} ms)")
     satd, satm = med("direct", "saturation", "rps"), med("mesh", "saturation", "rps")
     print(f"   saturation       {satm:.0f} / {satd:.0f} RPC/s = {satm / satd:.2f}x")
+    print(f"   (load average now {os.getloadavg()[0]:.1f})")
     return runs
 
 
@@ -156,7 +157,10 @@ def main() -> int:
     plan = MeshPlan(topology=bench_topology(), address=free_address(), run_dir=run_dir,
                     envoy_concurrency=1,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
-    print(f"mesh for the benchmark on {plan.address}, run dir {run_dir}; cores: {os.cpu_count()}")
+    print(f"mesh for the benchmark on {plan.address}, run dir {run_dir}; cores: {os.cpu_count()}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    # SIGTERM (e.g. `timeout`) must still run the teardown below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         control.up(plan, out=sys.stderr, check_entries=False)
         measure(plan, "--concurrency 1", args.duration, args.rounds)
