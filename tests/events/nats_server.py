@@ -6,6 +6,7 @@ directory survives a kill, so a restarted server has every stream and consumer b
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -15,6 +16,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NATS_SERVER = ROOT / ".venv" / "bin" / "nats-server"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when the process that started it dies, so a
+    test run killed by a timeout leaves no broker behind (Linux prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -67,7 +74,11 @@ class NatsServer:
         ]
         log = self.log_path.open("ab")
         process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self._process = process
         ready = threading.Event()
