@@ -7,10 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
-from schemathesis.core.failures import FailureGroup
 
 from tests.edge.client import EdgeClient
 from tools.mesh.edge.mesh import Edge
@@ -37,6 +33,13 @@ def test_the_openapi_document_is_served_and_lists_what_the_edge_routes(
 def test_generated_requests_get_no_5xx_and_conforming_responses(
     api: EdgeClient, edge: Edge
 ) -> None:
+    # Imported here: a checkout whose venv lacks schemathesis fails this test, not the
+    # collection of the whole suite.
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import checks
+    from schemathesis.core.failures import FailureGroup
+
     # schemathesis' own pytest integration does not run under pytest 9, so its core API
     # drives hypothesis here: one bounded property per operation of the document.
     schema = schemathesis.openapi.from_url(f"{edge.url}/api/openapi.json")
