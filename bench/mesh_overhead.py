@@ -50,7 +50,7 @@ class Run:
     p50_ms: float
     p90_ms: float
     p99_ms: float
-    errors: int
+    errors: str  # non-OK status codes and counts, e.g. "Unavailable:3"
 
 
 def bench_topology() -> Topology:
@@ -94,7 +94,11 @@ def ghz(target: str, *, rps: int, concurrency: int, seconds: int) -> dict[str, o
 def summarize(path: str, mode: str, report: dict[str, object]) -> Run:
     dist = {int(d["percentage"]): d["latency"] / 1e6 for d in report["latencyDistribution"]}  # type: ignore[index, union-attr, attr-defined]
     codes = report.get("statusCodeDistribution") or {}
-    errors = sum(n for code, n in codes.items() if code not in ("OK", "Canceled"))  # type: ignore[union-attr]
+    # Calls still in flight when a -z run ends come back Canceled: not errors.
+    errors = ",".join(
+        f"{code}:{n}" for code, n in sorted(codes.items())  # type: ignore[union-attr]
+        if code not in ("OK", "Canceled")
+    ) or "0"
     return Run(path, mode, float(report["rps"]), dist[50], dist[90], dist[99], errors)  # type: ignore[arg-type]
 
 
