@@ -77,3 +77,16 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
         finally:
             left = control.mesh_pids(run_dir)
             assert not left, f"mesh processes left after teardown: {left}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In-process tests first, then the tests on the session mesh, and last the one that
+    stops it (marked `stops_mesh`): the mesh then runs only while it is used, and no
+    mesh test finds it already stopped, whatever the folders' alphabetical order."""
+
+    def phase(item: pytest.Item) -> int:
+        if item.get_closest_marker("stops_mesh"):
+            return 2
+        return 1 if "mesh" in getattr(item, "fixturenames", ()) else 0
+
+    items.sort(key=phase)  # stable: keeps the usual order within each phase

@@ -340,6 +340,7 @@ async def test_a_killed_catalog_instance_goes_critical_and_traffic_moves_to_the_
         )
 
 
+@pytest.mark.stops_mesh
 def test_make_down_stops_everything_and_leaves_no_process(mesh: MeshPlan) -> None:
     """Runs last: stops the session's mesh with the command `make down` runs."""
     pids = control.mesh_pids(mesh.run_dir)
