@@ -69,13 +69,17 @@ def wait_http(url: str, within: float) -> None:
 def wait_grpc(address: str, within: float) -> None:
     deadline = time.monotonic() + within
     while True:
-        result = subprocess.run(
-            [str(ROOT / ".venv" / "bin" / "grpcurl"), "-plaintext", f"{address}:{PORT}",
-             "grpc.health.v1.Health/Check"], capture_output=True, check=False, timeout=10)
-        if result.returncode == 0:
+        try:
+            result = subprocess.run(
+                [str(ROOT / ".venv" / "bin" / "grpcurl"), "-plaintext", "-connect-timeout",
+                 "2", f"{address}:{PORT}", "grpc.health.v1.Health/Check"],
+                capture_output=True, check=False, timeout=15)
+        except subprocess.TimeoutExpired:
+            result = None
+        if result is not None and result.returncode == 0:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(result.stderr.decode())
+            raise RuntimeError("catalog did not answer its health check in time")
         time.sleep(0.3)
 
 
