@@ -83,7 +83,7 @@ type RecommendRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Who the recommendations are for; required.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Maximum number of products, 1..50; 0 means the default 5.
+	// Maximum number of products, 1..50; 0 means the default 10.
 	Limit         int32 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

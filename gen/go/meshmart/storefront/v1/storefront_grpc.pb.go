@@ -31,12 +31,12 @@ const (
 // Aggregates user, order, payment and recommendation in parallel, with a deadline per
 // call, and returns partial results when some of them fail.
 type StorefrontServiceClient interface {
-	// The user's dashboard. Only the user is required: when order, payment or
-	// recommendation fail or time out, their parts are empty and named in `degraded`
-	// (recommendations fall back to popular products when possible).
-	// Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (unknown user),
-	// PERMISSION_DENIED (the caller forwarded by the edge is another user),
-	// UNAVAILABLE (user service unreachable).
+	// The user's dashboard. It never fails because a dependency did: when user, order,
+	// payment or recommendation fail or time out, their parts are empty and named in
+	// `degraded` (recommendations fall back to popular products from catalog).
+	// Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (the user service answers that
+	// the user does not exist), PERMISSION_DENIED (the caller forwarded by the edge is
+	// another user).
 	GetDashboard(ctx context.Context, in *GetDashboardRequest, opts ...grpc.CallOption) (*GetDashboardResponse, error)
 }
 
@@ -65,12 +65,12 @@ func (c *storefrontServiceClient) GetDashboard(ctx context.Context, in *GetDashb
 // Aggregates user, order, payment and recommendation in parallel, with a deadline per
 // call, and returns partial results when some of them fail.
 type StorefrontServiceServer interface {
-	// The user's dashboard. Only the user is required: when order, payment or
-	// recommendation fail or time out, their parts are empty and named in `degraded`
-	// (recommendations fall back to popular products when possible).
-	// Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (unknown user),
-	// PERMISSION_DENIED (the caller forwarded by the edge is another user),
-	// UNAVAILABLE (user service unreachable).
+	// The user's dashboard. It never fails because a dependency did: when user, order,
+	// payment or recommendation fail or time out, their parts are empty and named in
+	// `degraded` (recommendations fall back to popular products from catalog).
+	// Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (the user service answers that
+	// the user does not exist), PERMISSION_DENIED (the caller forwarded by the edge is
+	// another user).
 	GetDashboard(context.Context, *GetDashboardRequest) (*GetDashboardResponse, error)
 	mustEmbedUnimplementedStorefrontServiceServer()
 }

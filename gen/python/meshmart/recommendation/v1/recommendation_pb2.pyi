@@ -55,7 +55,7 @@ class RecommendRequest(_message.Message):
     user_id: _builtins.str
     """Who the recommendations are for; required."""
     limit: _builtins.int
-    """Maximum number of products, 1..50; 0 means the default 5."""
+    """Maximum number of products, 1..50; 0 means the default 10."""
     def __init__(
         self,
         *,

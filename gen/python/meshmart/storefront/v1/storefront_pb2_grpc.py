@@ -49,12 +49,12 @@ class StorefrontServiceServicer:
     """
 
     def GetDashboard(self, request, context):
-        """The user's dashboard. Only the user is required: when order, payment or
-        recommendation fail or time out, their parts are empty and named in `degraded`
-        (recommendations fall back to popular products when possible).
-        Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (unknown user),
-        PERMISSION_DENIED (the caller forwarded by the edge is another user),
-        UNAVAILABLE (user service unreachable).
+        """The user's dashboard. It never fails because a dependency did: when user, order,
+        payment or recommendation fail or time out, their parts are empty and named in
+        `degraded` (recommendations fall back to popular products from catalog).
+        Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (the user service answers that
+        the user does not exist), PERMISSION_DENIED (the caller forwarded by the edge is
+        another user).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

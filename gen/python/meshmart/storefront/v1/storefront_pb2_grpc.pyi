@@ -36,12 +36,12 @@ class StorefrontServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> StorefrontServiceAsyncStub: ...
     GetDashboard: _grpc.UnaryUnaryMultiCallable[_storefront_pb2.GetDashboardRequest, _storefront_pb2.GetDashboardResponse]
-    """The user's dashboard. Only the user is required: when order, payment or
-    recommendation fail or time out, their parts are empty and named in `degraded`
-    (recommendations fall back to popular products when possible).
-    Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (unknown user),
-    PERMISSION_DENIED (the caller forwarded by the edge is another user),
-    UNAVAILABLE (user service unreachable).
+    """The user's dashboard. It never fails because a dependency did: when user, order,
+    payment or recommendation fail or time out, their parts are empty and named in
+    `degraded` (recommendations fall back to popular products from catalog).
+    Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (the user service answers that
+    the user does not exist), PERMISSION_DENIED (the caller forwarded by the edge is
+    another user).
     """
 
 @_typing.type_check_only
@@ -52,12 +52,12 @@ class StorefrontServiceAsyncStub(StorefrontServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetDashboard: _aio.UnaryUnaryMultiCallable[_storefront_pb2.GetDashboardRequest, _storefront_pb2.GetDashboardResponse]  # type: ignore[assignment]
-    """The user's dashboard. Only the user is required: when order, payment or
-    recommendation fail or time out, their parts are empty and named in `degraded`
-    (recommendations fall back to popular products when possible).
-    Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (unknown user),
-    PERMISSION_DENIED (the caller forwarded by the edge is another user),
-    UNAVAILABLE (user service unreachable).
+    """The user's dashboard. It never fails because a dependency did: when user, order,
+    payment or recommendation fail or time out, their parts are empty and named in
+    `degraded` (recommendations fall back to popular products from catalog).
+    Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (the user service answers that
+    the user does not exist), PERMISSION_DENIED (the caller forwarded by the edge is
+    another user).
     """
 
 class StorefrontServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,12 +71,12 @@ class StorefrontServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _storefront_pb2.GetDashboardRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_storefront_pb2.GetDashboardResponse, _abc.Awaitable[_storefront_pb2.GetDashboardResponse]]:
-        """The user's dashboard. Only the user is required: when order, payment or
-        recommendation fail or time out, their parts are empty and named in `degraded`
-        (recommendations fall back to popular products when possible).
-        Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (unknown user),
-        PERMISSION_DENIED (the caller forwarded by the edge is another user),
-        UNAVAILABLE (user service unreachable).
+        """The user's dashboard. It never fails because a dependency did: when user, order,
+        payment or recommendation fail or time out, their parts are empty and named in
+        `degraded` (recommendations fall back to popular products from catalog).
+        Errors: INVALID_ARGUMENT (user_id empty), NOT_FOUND (the user service answers that
+        the user does not exist), PERMISSION_DENIED (the caller forwarded by the edge is
+        another user).
         """
 
 def add_StorefrontServiceServicer_to_server(servicer: StorefrontServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
