@@ -73,6 +73,8 @@ class LoadReport:
     elapsed: float = 0.0  # first send to last answer (s)
     # (seconds since start, code) of every failed call, to place failures in time.
     failures_at: list[tuple[float, str]] = field(default_factory=list)
+    # (seconds since start when it ended, latency or None, code) of every call.
+    calls: list[tuple[float, float | None, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> int:
@@ -99,12 +101,27 @@ class LoadReport:
 
     def record(self, code: str, latency: float | None, at: float, detail: str = "") -> None:
         self.codes[code] += 1
+        self.calls.append((at, latency, code))
         if latency is not None:
             self.latencies.setdefault(code, []).append(latency)
         if code != OK:
             self.failures_at.append((at, code))
             if code not in self.details:
                 self.details[code] = detail or "(no message)"
+
+    def timeline(self, step: float = 1.0) -> list[tuple[float, int, int, float]]:
+        """Per ``step`` seconds (by when calls ended): (start of the slot, answered ok,
+        failed, p99 latency in ms) -- where in the run failures and slow calls were."""
+        slots: dict[int, list[tuple[float | None, str]]] = {}
+        for at, latency, code in self.calls:
+            slots.setdefault(int(at // step), []).append((latency, code))
+        out = []
+        for slot in sorted(slots):
+            calls = slots[slot]
+            latencies = [x for x, _ in calls if x is not None]
+            ok = sum(code == OK for _, code in calls)
+            out.append((slot * step, ok, len(calls) - ok, percentile(latencies, 99) * 1000))
+        return out
 
     def summary(self) -> str:
         """Two lines: counts, then latency percentiles (and the driver's own lag)."""

@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         report.add("(goal: REST through the edge >= 0.85x gRPC through the same Envoy)")
     if not args.skip_events:
         external(report, "5. Events: outbox commit -> JetStream -> consumer", "events.py",
-                 ["--events", "1000", "--rate", "200"], ("1.", "2.", "3."), timeout=300)
+                 ["--events", "1000", "--rate", "200"], ("1.", "2.", "3.", "CPU", "relay"),
+                 timeout=300)
     report.add()
     report.add(f"took {time.monotonic() - started:.0f}s; load average at the end "
                f"{os.getloadavg()[0]:.1f}")

@@ -25,7 +25,12 @@ async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
 
     r = await scenarios.kill_one_catalog_instance(mesh, rate=RATE)
 
-    assert r.load.failed == 0, f"{r.load.summary()}\n{r.load.details}"
+    assert r.load.failed == 0, (
+        f"{r.load.summary()}\n{r.load.details}\n{r.failed_before_kill} of them before the "
+        f"kill at {r.killed_at:.1f}s (with both instances up: the machine did not carry "
+        f"{RATE} RPC/s); per second (ok/failed/p99): "
+        + " ".join(f"{t:.0f}s:{ok}/{f}/{p:.0f}ms" for t, ok, f, p in r.load.timeline())
+    )
     # It really was under the asked load (a starved driver would prove less).
     assert r.load.sent >= 0.8 * RATE * 6, r.load.summary()
     # Consul marked it critical, the caller's Envoy stopped routing to it (each within a

@@ -86,6 +86,15 @@ async def background_load(
             task.cancel()
 
 
+async def warm_up(call: Call, calls: int = 20) -> None:
+    """A few calls one after another before the load: the client's channel, the caller
+    sidecar's mTLS connections and the service's first-call work are set up, so the
+    measured run does not start with a burst queued behind a handshake (above the
+    caller's MaxPendingRequests that burst is refused: a cold start, not the fault)."""
+    for i in range(calls):
+        await call(i)
+
+
 def catalog_call(channel: object) -> Call:
     stub = catalog_pb2_grpc.CatalogServiceStub(channel)
 
@@ -111,6 +120,7 @@ def charge_request(user_id: str) -> payment_pb2.ChargeRequest:
 class KillResult:
     victim: str
     load: LoadReport
+    killed_at: float  # seconds into the load when the SIGKILL was sent
     # Seconds after the SIGKILL:
     critical_after: float  # Consul shows the instance not passing
     dropped_after: float  # the caller's Envoy no longer routes to it
@@ -118,6 +128,11 @@ class KillResult:
     back_after: float  # passing again and routed to by every caller
     retries: int  # the caller's sidecar retries during the run
     served_after_return: int  # calls the restarted instance answered once back
+
+    @property
+    def failed_before_kill(self) -> int:
+        """Failures with every instance up: the machine could not carry the rate."""
+        return sum(at < self.killed_at for at, _ in self.load.failures_at)
 
 
 async def kill_one_catalog_instance(
@@ -136,12 +151,15 @@ async def kill_one_catalog_instance(
     async with restoring(plan, say), loopback_channel(
         caller.upstream_target("catalog")
     ) as channel:
+        await warm_up(catalog_call(channel))
         retries_before = probe.counter(caller, "catalog", "upstream_rq_retry")
         async with background_load(catalog_call(channel), rate=rate,
                                    max_seconds=max_seconds) as (stop, load):
+            load_started = time.monotonic()
             await asyncio.sleep(3)  # steady state first
             killed = await probe.kill_9(plan, probe.program(plan, victim_id))
             t_kill = time.monotonic()
+            killed_at = t_kill - load_started
             say(f"  kill -9 {victim_id} (pid {killed}) -- no drain, no deregistration")
 
             def since() -> float:
@@ -168,7 +186,8 @@ async def kill_one_catalog_instance(
             stop.set()
             report = await load
         retries = probe.counter(caller, "catalog", "upstream_rq_retry") - retries_before
-    return KillResult(victim_id, report, critical, dropped, restarted, back, retries, served)
+    return KillResult(victim_id, report, killed_at, critical, dropped, restarted, back, retries,
+                      served)
 
 
 def _host_success(caller: Instance, callee: Instance) -> int:
@@ -207,8 +226,8 @@ def replicated_instances(plan: MeshPlan) -> list[Instance]:
 
 
 async def rolling_restart(
-    plan: MeshPlan, say: Say = quiet, *, catalog_rate: float = 100, payment_rate: float = 40,
-    recommendation_rate: float = 40,
+    plan: MeshPlan, say: Say = quiet, *, catalog_rate: float = 100, payment_rate: float = 30,
+    recommendation_rate: float = 10,
 ) -> RollingResult:
     """Restart every instance of every replicated service, one at a time, the graceful
     way (SIGTERM), while their callers' sidecars carry steady load to each service; the
@@ -242,6 +261,8 @@ async def rolling_restart(
                 recommendation_pb2.RecommendRequest(user_id=user_id, limit=3), timeout=5)
             return None
 
+        for warm in (catalog_call(to_catalog), list_payments, recommendation):
+            await warm_up(warm)
         callers = {"catalog": cart, "payment": storefront, "recommendation": storefront}
         before = {s: probe.counter(c, s, "upstream_rq_retry") for s, c in callers.items()}
         max_seconds = 30 + 30 * len(victims)
@@ -360,7 +381,8 @@ async def hung_payment(
             reply = await s.dashboard(user_id)
             return "degraded: " + ",".join(reply.degraded) if reply.degraded else "complete"
 
-        await channel.channel_ready()
+        await warm_up(charge)
+        await warm_up(dashboard, 5)
         overflow_before = overflow()
         await probe.set_payment_fault(plan, delay_ms=delay_ms)
         say(f"  every payment instance now hangs {delay_ms / 1000:.0f}s before answering")

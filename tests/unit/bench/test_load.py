@@ -94,3 +94,18 @@ async def test_a_failing_call_records_its_code_and_detail() -> None:
 
         report = await open_loop(call, rate=20, duration=0.1)
     assert report.failed_by_code == {grpc.StatusCode.UNIMPLEMENTED.name: 2}
+
+
+async def test_the_timeline_places_answers_and_failures_in_time() -> None:
+    async def call(i: int) -> str | None:
+        if i >= 10:
+            raise asyncio.CancelledError  # counted as DRIVER_CANCELLED, a failure
+        return None
+
+    report = await open_loop(call, rate=20, duration=1.0)
+    timeline = report.timeline(0.25)
+    assert sum(ok for _, ok, _, _ in timeline) == 10
+    assert sum(failed for _, _, failed, _ in timeline) == 10
+    # Answers first, failures last (calls 0-9 are due in the first half second).
+    assert timeline[0][0] == 0.0 and timeline[0][2] == 0
+    assert timeline[-1][1] == 0
