@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,14 @@ def up(
     # for that registration).
     for program in programs:
         if program.group in ("services", "sidecars"):
-            sup.start(f"{program.group}:{program.name}")
+            try:
+                sup.start(f"{program.group}:{program.name}")
+            except xmlrpc.client.Fault as fault:
+                raise MeshError(
+                    f"supervisord cannot start {program.name}: {fault.faultString}\n"
+                    f"  command: {' '.join(program.command)}\n"
+                    "  (the mesh stays up for inspection: `make status`, `make down`)"
+                ) from None
     wait_ready(plan, deadline, say)
     observability = plan.observability()  # Prometheus, Zipkin (tools/mesh/observability.py)
     for notice in observability.wait_ready(deadline):
