@@ -40,9 +40,9 @@ for name in "${names[@]}"; do
       echo "error: building $dir failed (see the go output above)." >&2
       exit 1
     fi
+    # Older builds stay: another checkout sharing this cache (a CI clone, a worktree)
+    # may still run the binary its own sources hash to.
     mv "$bin.partial" "$bin"
-    # Older builds of the same service are never used again.
-    find "$cache" -maxdepth 1 -name "$name-????????????????" ! -path "$bin" -delete
     echo "    $name built in $((SECONDS - start))s -> $bin"
   fi
   ln -sfn "$bin" ".venv/bin/$name"
