@@ -68,8 +68,7 @@ async def rolling(plan: MeshPlan) -> None:
             NOT_SERVING -> deregistered from Consul -> in-flight calls drained -> exit ->
             supervisord starts it -> passing -> back in every caller's Envoy, and only then
             the next one.""")
-    r = await scenarios.rolling_restart(plan, say, catalog_rate=80, payment_rate=30,
-                                        recommendation_rate=30)
+    r = await scenarios.rolling_restart(plan, say)
     for service, report in r.loads.items():
         load_lines(f"{service:<14}", report)
     verdict(r.failed == 0, f"{r.failed} failed calls over {len(r.steps)} restarts "
@@ -115,12 +114,13 @@ async def hung(plan: MeshPlan) -> None:
 
 async def bus(plan: MeshPlan) -> None:
     chapter(5, "The event bus dies",
-            """The NATS server is killed with SIGKILL while customers buy. Orders still
-            commit: their events wait in each service's outbox (written in the same
-            transaction) until NATS is back; JetStream drops re-sent duplicates by message
-            id and every consumer ignores an event it has already applied. Each order
-            must end up as exactly one notification and one analytics entry.""")
-    r = await scenarios.nats_killed(plan, say, rate=3, seconds=10, customers=6)
+            """The NATS server is killed with SIGKILL while customers buy, and kept down for
+            a few seconds. Orders still commit: their events wait in each service's
+            outbox (written in the same transaction as the order) until NATS is back;
+            JetStream drops re-sent duplicates by message id and every consumer ignores
+            an event it has already applied. Each order must end up as exactly one
+            notification and one analytics entry.""")
+    r = await scenarios.nats_killed(plan, say, rate=3, seconds=10, customers=6, down_for=3)
     load_lines("orders:", r.load)
     say(f"  {r.events.summary()}")
     verdict(r.events.exact and r.load.failed == 0, "0 lost, 0 duplicated")
