@@ -5,8 +5,11 @@
 1. Mesh overhead (bench/mesh_overhead.py's mesh and ghz runs): catalog.GetProduct direct
    vs through two sidecars (mTLS), p50/p90/p99 at 1000 RPC/s and RPC/s at saturation,
    interleaved round by round; medians and ratios.
-2. One Python service process: the direct saturation figure of (1) (a one-process
-   catalog, ghz with 32 concurrent calls on one connection, sharing the two cores).
+2. One Python service process: catalog alone (no mesh), ghz at saturation with 32
+   concurrent calls on one connection, with tracing off and on (the kit's OpenTelemetry
+   instrumentation, nothing sampled), CPU per call from /proc, and where that CPU goes
+   (cProfile of the process, grouped: grpc.aio's core, OpenTelemetry, the kit, structlog,
+   the servicer, asyncio).
 3. Memory: RSS of each process of that mesh (Envoys, Consul, the Python service) at
    idle and right after the load.
 4. The edge: REST through the edge vs gRPC through the same Envoy, by the edge's own
@@ -25,6 +28,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import pstats
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -123,16 +129,9 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
     rows.append(["saturation (c=32)", f"{sd:,.0f} RPC/s", f"{sm:,.0f} RPC/s", f"{sm / sd:.2f}x",
                  f">= {GOAL_SATURATION}x: {mark(sm / sd >= GOAL_SATURATION)}"])
     report.table(["measure", "direct", "two sidecars", "mesh / direct", "goal"], rows)
-    errors = sum(r.errors for r in runs)
+    errors = [f"{r.path} {r.mode}: {r.errors}" for r in runs if r.errors != "0"]
     report.add()
-    report.add(f"ghz runs: {len(runs)}, non-OK answers: {errors}")
-
-    report.add()
-    report.add("## 2. One Python service process")
-    report.add()
-    report.add(f"catalog-1 alone, GetProduct, ghz c=32 on one connection: {sd:,.0f} RPC/s "
-               f"(goal >= {GOAL_PYTHON_RPS:,} on one core: {mark(sd >= GOAL_PYTHON_RPS)}; "
-               "here ghz and the Envoys share the same two cores with everyone else)")
+    report.add(f"ghz runs: {len(runs)}; non-OK answers: {'; '.join(errors) or 'none'}")
 
     report.add()
     report.add("## 3. Memory (RSS, MB) of the overhead mesh")
@@ -145,6 +144,145 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
         report.add()
         report.add(f"largest idle sidecar Envoy: {max(envoys):.1f} MB (goal < "
                    f"{GOAL_ENVOY_IDLE_MB} MB: {mark(max(envoys) < GOAL_ENVOY_IDLE_MB)})")
+
+
+# catalog under cProfile: SIGUSR2 starts profiling (after start-up and warm-up), SIGUSR1
+# writes the profile and exits.
+PROFILE_WRAPPER = """
+import cProfile, os, pstats, runpy, signal, sys
+profile = cProfile.Profile()
+def dump(*_):
+    profile.disable()
+    pstats.Stats(profile).dump_stats(os.environ["BENCH_PROFILE_OUT"])
+    os._exit(0)
+signal.signal(signal.SIGUSR2, lambda *_: profile.enable())
+signal.signal(signal.SIGUSR1, dump)
+sys.argv = ["catalog"]
+runpy.run_module("services.catalog", run_name="__main__")
+"""
+
+# cProfile's tottime per source, grouped (first match wins).
+PROFILE_GROUPS = (
+    ("OpenTelemetry instrumentation", ("opentelemetry",)),
+    ("structlog (access log)", ("structlog",)),
+    ("the kit (interceptors, metrics, context)", ("services/kit",)),
+    ("the servicer (catalog)", ("services/catalog",)),
+    ("prometheus-client", ("prometheus_client",)),
+    ("protobuf", ("google/protobuf",)),
+    ("asyncio event loop", ("asyncio", "selectors")),
+    ("grpc.aio core (Cython callbacks, in Context.run)", ("_contextvars.Context", "grpc")),
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def python_process(report: Report, duration: int) -> None:
+    """catalog alone on a free loopback address: RPC/s at saturation and CPU per call,
+    tracing off and on, then a profile of where a call's CPU goes."""
+    address = _free_address_for(7110)
+    target = f"{address}:7110"
+    results: dict[str, tuple[float, float]] = {}
+    shares: list[tuple[str, float]] = []
+    total_cpu = 0.0
+    for label, extra, profiled in (
+        ("tracing off", {}, False),
+        ("tracing on (nothing sampled)",
+         {"MESHMART_ZIPKIN_URL": f"http://{address}:9411/api/v2/spans",
+          "MESHMART_TRACE_SAMPLE_RATIO": "0"}, False),
+        ("profile", {"MESHMART_ZIPKIN_URL": f"http://{address}:9411/api/v2/spans",
+                     "MESHMART_TRACE_SAMPLE_RATIO": "0"}, True),
+    ):
+        with tempfile.TemporaryDirectory(prefix="meshmart-py-bench-") as tmp:
+            env = {"PATH": os.environ.get("PATH", ""), "MESHMART_HOST": address,
+                   "MESHMART_PORT": "7110", "MESHMART_DATA_DIR": tmp, "MESHMART_RUN_DIR": tmp,
+                   "MESHMART_LOG_LEVEL": "INFO", "MESHMART_METRICS_PORT": "0",
+                   "BENCH_PROFILE_OUT": f"{tmp}/profile", **extra}
+            command = ([sys.executable, "-c", PROFILE_WRAPPER] if profiled
+                       else [sys.executable, "-m", "services.catalog"])
+            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            try:
+                deadline = time.monotonic() + 30
+                while True:  # until it answers (a few seconds of imports)
+                    try:
+                        mesh_overhead.ghz(target, rps=0, concurrency=1, seconds=1)
+                        break
+                    except subprocess.CalledProcessError:
+                        if time.monotonic() > deadline or proc.poll() is not None:
+                            raise
+                        time.sleep(0.2)
+                mesh_overhead.ghz(target, rps=0, concurrency=32, seconds=1)  # warm up
+                if profiled:
+                    proc.send_signal(signal.SIGUSR2)
+                before = cpu_seconds(proc.pid)
+                result = mesh_overhead.ghz(target, rps=0, concurrency=32, seconds=duration)
+                used = cpu_seconds(proc.pid) - before
+                if proc.poll() is not None:
+                    raise RuntimeError(f"catalog on {target} exited during the run")
+                codes: dict[str, int] = result.get("statusCodeDistribution") or {}  # type: ignore[assignment]
+                # Calls still in flight when the timed run ends come back Canceled.
+                calls = int(result["count"]) - codes.get("Canceled", 0)  # type: ignore[call-overload]
+                if profiled:
+                    proc.send_signal(signal.SIGUSR1)
+                    proc.wait(timeout=30)
+                    shares, total_cpu = _profile_shares(Path(tmp) / "profile")
+                else:
+                    results[label] = (float(result["rps"]), used / calls * 1000)  # type: ignore[arg-type]
+            finally:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=15)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+    report.add()
+    report.add("## 2. One Python service process (catalog alone, GetProduct, ghz c=32)")
+    report.add()
+    rows = [[label, f"{rps:,.0f}", f"{ms:.3f} ms", f"{1000 / ms:,.0f}"]
+            for label, (rps, ms) in results.items()]
+    report.table(["kit tracing", "RPC/s (ghz on the same 2 cores)", "CPU per call",
+                  "RPC/s per core (1 / CPU per call)"], rows)
+    best = max(1000 / ms for _, ms in results.values())
+    report.add()
+    report.add(f"goal >= {GOAL_PYTHON_RPS:,} RPC/s on one core: {mark(best >= GOAL_PYTHON_RPS)} "
+               f"(best {best:,.0f}; CPU time on a busy box is inflated too)")
+    report.add()
+    report.add(f"where the CPU of the calls goes (cProfile over {duration}s of load, tracing on, "
+               f"{total_cpu:.1f}s profiled; profiling slows everything, read the shares):")
+    report.add()
+    report.table(["part", "share"], [[name, f"{share:.0%}"] for name, share in shares])
+
+
+def _free_address_for(port: int) -> str:
+    """A loopback address where ``port`` is free (no other mesh's catalog answers there)."""
+    for last in range(200, 250):
+        address = f"127.0.0.{last}"
+        with socket.socket() as probe:
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return address
+    raise RuntimeError(f"no loopback address with port {port} free")
+
+
+def _profile_shares(path: Path) -> tuple[list[tuple[str, float]], float]:
+    stats = pstats.Stats(str(path))
+    totals: dict[str, float] = {}
+    for (filename, _, function), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{filename}:{function}"
+        group = next((name for name, needles in PROFILE_GROUPS
+                      if any(n in where for n in needles)), "other")
+        if "epoll" in where:
+            continue  # waiting, not working
+        totals[group] = totals.get(group, 0.0) + tottime
+    total = sum(totals.values())
+    ordered = sorted(totals.items(), key=lambda kv: -kv[1])
+    return [(name, t / total) for name, t in ordered], total
 
 
 def external(report: Report, title: str, script: str, args: list[str], keep: tuple[str, ...],
@@ -193,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                f"(other work on the machine shows up in every absolute figure; the ratios "
                f"are measured side by side, round by round)")
     overhead(report, args.duration, args.rounds)
+    python_process(report, max(3, args.duration // 2))
     if not args.skip_edge:
         external(report, "4. The edge: REST vs gRPC through the same Envoy",
                  "edge_rest_vs_grpc.py", ["--duration", str(args.duration), "--rounds", "1"],
