@@ -67,6 +67,11 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	if err == nil {
 		return nil
 	}
+	// Once the caller's own deadline has passed, that is the answer, whatever a
+	// dependency said on the way out (what grpc.aio tells v1's callers too).
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
 	var domain *Error
 	if errors.As(err, &domain) {
 		return domain
