@@ -148,6 +148,7 @@ async def run(plan: MeshPlan, only: list[str]) -> None:
         say(f"the mesh is not healthy yet ({health}); waiting for it...")
         await probe.restore(plan)
     for name in only:
+        await probe.settled(plan)
         await CHAPTERS[name](plan)
     say()
     say(f"demo done in {time.monotonic() - started:.0f}s; the mesh is healthy. "

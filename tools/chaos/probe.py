@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
@@ -219,6 +220,36 @@ async def mesh_health(plan: MeshPlan) -> MeshHealth:
     not_passing, not_live, ejected = await asyncio.to_thread(read)
     faults = [i for i, f in (await payment_faults(plan)).items() if f != (0.0, 0)]
     return MeshHealth(not_passing, not_live, ejected, faults)
+
+
+def mesh_cpu_seconds(plan: MeshPlan) -> float:
+    """CPU time used so far by every live process of the mesh (found by its marker)."""
+    total = 0.0
+    for pid in control.mesh_pids(plan.run_dir):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited in the meantime
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def settled(
+    plan: MeshPlan, *, max_cores: float = 0.35, window: float = 2.0, within: float = 60
+) -> float:
+    """Wait until the mesh's own processes use less than ``max_cores`` of CPU over
+    ``window`` seconds: after a start, a restart or a scenario the mesh keeps working for
+    a while (Python start-ups, Envoy config pushes, consumers catching up, the JVM of
+    Zipkin warming), and a scenario measured on top of that measures that too. Returns
+    the CPU share last seen; after ``within`` seconds it returns anyway (the caller's
+    numbers then carry the noise)."""
+    deadline = time.monotonic() + within
+    while True:
+        before = await asyncio.to_thread(mesh_cpu_seconds, plan)
+        await asyncio.sleep(window)
+        used = (await asyncio.to_thread(mesh_cpu_seconds, plan) - before) / window
+        if used < max_cores or time.monotonic() > deadline:
+            return used
 
 
 async def restore(plan: MeshPlan, within: float = 90) -> float:
