@@ -6,7 +6,9 @@ of the mesh's start-up or of the previous scenario."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +23,28 @@ async def healthy_mesh(mesh: MeshPlan) -> AsyncIterator[MeshPlan]:
     yield mesh
     health = await probe.mesh_health(mesh)
     assert health.healthy, f"the scenario left the mesh unhealthy: {health}"
+
+
+# What each scenario measured, printed at the end of the run (and kept in
+# .run/chaos/numbers.md): the figures belong in a report, the tests assert the claims.
+_NUMBERS: list[str] = []
+NUMBERS_FILE = Path(__file__).resolve().parents[2] / ".run" / "chaos" / "numbers.md"
+
+
+@pytest.fixture
+def numbers(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    def note(text: str) -> None:
+        _NUMBERS.append(f"{request.node.name}\n" + "\n".join(f"    {line}"
+                                                             for line in text.splitlines()))
+
+    return note
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _NUMBERS:
+        return
+    terminalreporter.section("chaos numbers")
+    for entry in _NUMBERS:
+        terminalreporter.write_line(entry)
+    NUMBERS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    NUMBERS_FILE.write_text("\n".join(_NUMBERS) + "\n")

@@ -3,6 +3,8 @@ no traffic; here it dies with SIGKILL while orders are being placed)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tools.chaos import scenarios
@@ -12,9 +14,15 @@ pytestmark = pytest.mark.mesh
 
 
 async def test_nats_killed_during_purchases_loses_and_doubles_no_notification_or_sale(
-    mesh: MeshPlan,
+    mesh: MeshPlan, numbers: Callable[[str], None],
 ) -> None:
     r = await scenarios.nats_killed(mesh)
+    numbers(
+        f"kill -9 nats-server mid-purchase, JetStream back after {r.down_for:.1f}s; "
+        f"outbox backlog peak {r.backlog_peak} events, all consumed {r.settled_after:.1f}s "
+        f"after the last purchase\npurchases: {r.load.summary()}\norders: "
+        f"{r.orders.summary()}\nevents: {r.events.summary()}"
+    )
 
     assert r.load.failed == 0, f"{r.load.summary()}\n{r.load.details}"
     assert r.orders.stuck == [] and r.orders.confirmed > 0, r.orders.summary()

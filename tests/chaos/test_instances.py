@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tools.chaos import scenarios
@@ -16,7 +18,7 @@ RATE = 200
 
 
 async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
-    mesh: MeshPlan,
+    mesh: MeshPlan, numbers: Callable[[str], None],
 ) -> None:
     # The calls in flight on the instance when it dies all fail at once and each needs a
     # retry: the sidecars allow more retries in flight than Envoy's default 3.
@@ -24,6 +26,15 @@ async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
     assert f"default_priority::max_retries::{MAX_RETRIES}" in clusters
 
     r = await scenarios.kill_one_catalog_instance(mesh, rate=RATE)
+    numbers(
+        f"{RATE} ListProducts/s as cart, kill -9 {r.victim} at {r.killed_at:.1f}s\n"
+        f"{r.load.summary()}\n"
+        f"Consul critical after {r.critical_after:.1f}s, cart's Envoy stopped routing to it "
+        f"after {r.dropped_after:.1f}s, supervisord restarted it after "
+        f"{r.restarted_after:.1f}s, back in every caller's rotation after {r.back_after:.1f}s "
+        f"(answered {r.served_after_return} calls in the next 3s); cart's Envoy retried "
+        f"{r.retries} calls"
+    )
 
     assert r.load.failed == 0, (
         f"{r.load.summary()}\n{r.load.details}\n{r.failed_before_kill} of them before the "
@@ -42,7 +53,7 @@ async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
 
 
 async def test_a_rolling_restart_of_every_replicated_instance_fails_no_call(
-    mesh: MeshPlan,
+    mesh: MeshPlan, numbers: Callable[[str], None],
 ) -> None:
     victims = [i.instance_id for i in scenarios.replicated_instances(mesh)]
     assert {"catalog-1", "catalog-2", "payment-1", "payment-2", "recommendation-1"} <= set(
@@ -50,6 +61,12 @@ async def test_a_rolling_restart_of_every_replicated_instance_fails_no_call(
     )
 
     r = await scenarios.rolling_restart(mesh)
+    numbers(
+        "\n".join(f"{service}: {load.summary()}" for service, load in r.loads.items())
+        + "\nback in rotation after (SIGTERM -> passing and in every caller's Envoy): "
+        + ", ".join(f"{s.instance_id} {s.back_after:.1f}s" for s in r.steps)
+        + f"\nretries by the callers' Envoys: {r.retries}"
+    )
 
     assert [s.instance_id for s in r.steps] == victims
     failures = {s: (load.failed_by_code, load.details) for s, load in r.loads.items()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tools.chaos import scenarios
@@ -11,9 +13,14 @@ pytestmark = pytest.mark.mesh
 
 
 async def test_with_payment_failing_30_percent_every_order_ends_settled_and_charged_once(
-    mesh: MeshPlan,
+    mesh: MeshPlan, numbers: Callable[[str], None],
 ) -> None:
     r = await scenarios.flaky_payment(mesh, unavailable_ratio=0.3)
+    numbers(
+        f"payment 30% UNAVAILABLE; purchases: {r.load.summary()}\naudit: {r.audit.summary()}\n"
+        f"order's Envoy retried {r.retries} Charges ({r.retry_overflow} retries refused by "
+        "its retry budget)"
+    )
 
     # Every PlaceOrder got an answer (the saga decides; nothing surfaces as an error)...
     assert r.load.failed == 0, f"{r.load.summary()}\n{r.load.details}"
@@ -31,9 +38,21 @@ async def test_with_payment_failing_30_percent_every_order_ends_settled_and_char
 
 
 async def test_a_hung_payment_opens_the_circuit_callers_fail_fast_and_all_recovers(
-    mesh: MeshPlan,
+    mesh: MeshPlan, numbers: Callable[[str], None],
 ) -> None:
     r = await scenarios.hung_payment(mesh, rate=100, seconds=10, deadline=2.0)
+    numbers(
+        f"payment hung; Charges as order: {r.during.summary()}\n"
+        f"refused by the open circuit: {r.during.codes['UNAVAILABLE']}, latency p50 "
+        f"{r.during.latency_ms(50, 'UNAVAILABLE'):.1f} / p90 "
+        f"{r.during.latency_ms(90, 'UNAVAILABLE'):.1f} / p99 "
+        f"{r.during.latency_ms(99, 'UNAVAILABLE'):.1f} / max "
+        f"{r.during.latency_ms(100, 'UNAVAILABLE'):.1f} ms; waited for the deadline: "
+        f"{r.during.codes['DEADLINE_EXCEEDED']}; order's Envoy counted {r.overflowed} overflows\n"
+        f"dashboard meanwhile: {r.dashboard.summary()}\n"
+        f"after the fault: Charges {r.after.summary().splitlines()[0]}; dashboard "
+        f"{r.dashboard_after.summary().splitlines()[0]}"
+    )
 
     # Only what fits under order's limit to payment (16 in flight) waits for the deadline;
     # everything else is refused by order's sidecar without reaching payment at all.
