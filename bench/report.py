@@ -4,14 +4,16 @@
 
 1. Mesh overhead (bench/mesh_overhead.py's mesh and ghz runs): catalog.GetProduct direct
    vs through two sidecars (mTLS), p50/p90/p99 at 1000 RPC/s and RPC/s at saturation,
-   interleaved round by round; medians and ratios.
-2. One Python service process: catalog alone (no mesh), ghz at saturation with 32
+   interleaved round by round; medians and ratios. On this box 1000 RPC/s is near one
+   Python process's saturation, so the latencies are also compared at 40% of the mesh
+   path's saturation, where they show the overhead rather than queueing.
+2. Memory: RSS of each process of that mesh (Envoys, Consul, the Python services) at
+   idle and right after the load.
+3. One Python service process: catalog alone (no mesh), ghz at saturation with 32
    concurrent calls on one connection, with tracing off and on (the kit's OpenTelemetry
    instrumentation, nothing sampled), CPU per call from /proc, and where that CPU goes
    (cProfile of the process, grouped: grpc.aio's core, OpenTelemetry, the kit, structlog,
    the servicer, asyncio).
-3. Memory: RSS of each process of that mesh (Envoys, Consul, the Python service) at
-   idle and right after the load.
 4. The edge: REST through the edge vs gRPC through the same Envoy, by the edge's own
    benchmark (bench/edge_rest_vs_grpc.py, which starts the whole shop), if it is there.
 5. Events: outbox -> JetStream -> consumer, by the events benchmark (bench/events.py), if
@@ -105,6 +107,18 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
         idle = memory(plan)
         runs = mesh_overhead.measure(
             plan, f"--concurrency {plan.envoy_concurrency}", duration, rounds)
+        # 1000 RPC/s is close to (or above) what one Python catalog carries on this box,
+        # and latency at saturation is queueing, not overhead: the same comparison at a
+        # rate both paths carry with room to spare (40% of the mesh path's saturation).
+        mesh_sat = statistics.median(r.rps for r in runs
+                                     if (r.path, r.mode) == ("mesh", "saturation"))
+        light = max(100, int(round(0.4 * mesh_sat, -1)))
+        targets = {"direct": plan.instance("catalog-1").grpc_target,
+                   "mesh": plan.instance("cart-1").upstream_target("catalog")}
+        for _ in range(rounds):
+            for path, target in targets.items():
+                runs.append(mesh_overhead.summarize(path, f"{light} rps", mesh_overhead.ghz(
+                    target, rps=light, concurrency=16, seconds=duration)))
         loaded = memory(plan)
     finally:
         control.down(plan, out=sys.stderr)
@@ -120,21 +134,31 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
                f"of {duration}s")
     report.add()
     rows = []
-    for attr, goal in (("p50_ms", GOAL_P50_MS), ("p90_ms", GOAL_P90_MS),
-                       ("p99_ms", GOAL_P99_MS)):
-        d, m = med("direct", "1000 rps", attr), med("mesh", "1000 rps", attr)
-        rows.append([f"{attr[:3]} @ 1000 RPC/s", f"{d:.2f} ms", f"{m:.2f} ms",
-                     f"{m / d:.2f}x (+{m - d:.2f} ms)", f"+{goal} ms: {mark(m - d <= goal)}"])
+    light_mode = next(r.mode for r in reversed(runs))
+    for mode in ("1000 rps", light_mode):
+        for attr, goal in (("p50_ms", GOAL_P50_MS), ("p90_ms", GOAL_P90_MS),
+                           ("p99_ms", GOAL_P99_MS)):
+            d, m = med("direct", mode, attr), med("mesh", mode, attr)
+            rows.append([f"{attr[:3]} @ {mode.replace('rps', 'RPC/s')}", f"{d:.2f} ms",
+                         f"{m:.2f} ms", f"{m / d:.2f}x (+{m - d:.2f} ms)",
+                         f"+{goal} ms: {mark(m - d <= goal)}"])
     sd, sm = med("direct", "saturation", "rps"), med("mesh", "saturation", "rps")
     rows.append(["saturation (c=32)", f"{sd:,.0f} RPC/s", f"{sm:,.0f} RPC/s", f"{sm / sd:.2f}x",
                  f">= {GOAL_SATURATION}x: {mark(sm / sd >= GOAL_SATURATION)}"])
     report.table(["measure", "direct", "two sidecars", "mesh / direct", "goal"], rows)
+    report.add()
+    report.add(f"1000 RPC/s is {1000 / sd:.0%} of what the direct path carries at saturation "
+               f"here and {1000 / sm:.0%} of the mesh path's: where that is near or above "
+               f"100%, its latencies are queueing; {light_mode.replace('rps', 'RPC/s')} "
+               "(40% of the mesh path's saturation) shows the overhead itself.")
     errors = [f"{r.path} {r.mode}: {r.errors}" for r in runs if r.errors != "0"]
     report.add()
-    report.add(f"ghz runs: {len(runs)}; non-OK answers: {'; '.join(errors) or 'none'}")
+    report.add(f"ghz runs: {len(runs)}; non-OK answers: {'; '.join(errors) or 'none'} (a timed "
+               "ghz run ends by closing its connection: calls still in flight then come back "
+               "Unavailable, up to its concurrency)")
 
     report.add()
-    report.add("## 3. Memory (RSS, MB) of the overhead mesh")
+    report.add("## 2. Memory (RSS, MB) of the overhead mesh")
     report.add()
     rows = [[name, f"{idle.get(name, 0):.1f}", f"{loaded.get(name, 0):.1f}"]
             for name in sorted(idle)]
@@ -164,6 +188,10 @@ runpy.run_module("services.catalog", run_name="__main__")
 # cProfile's tottime per source, grouped (first match wins).
 PROFILE_GROUPS = (
     ("OpenTelemetry instrumentation", ("opentelemetry",)),
+    # isinstance() against typing.Protocol classes: on the server path OpenTelemetry's
+    # gRPC method filter checks grpc.aio.ClientCallDetails this way on every call.
+    ("typing.Protocol isinstance checks", ("typing.py",)),
+    ("JSON encoding (log lines)", ("json/",)),
     ("structlog (access log)", ("structlog",)),
     ("the kit (interceptors, metrics, context)", ("services/kit",)),
     ("the servicer (catalog)", ("services/catalog",)),
@@ -240,7 +268,7 @@ def python_process(report: Report, duration: int) -> None:
                         proc.kill()
                         proc.wait()
     report.add()
-    report.add("## 2. One Python service process (catalog alone, GetProduct, ghz c=32)")
+    report.add("## 3. One Python service process (catalog alone, GetProduct, ghz c=32)")
     report.add()
     rows = [[label, f"{rps:,.0f}", f"{ms:.3f} ms", f"{1000 / ms:,.0f}"]
             for label, (rps, ms) in results.items()]
