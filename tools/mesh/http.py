@@ -7,6 +7,7 @@ developer's environment must never see them.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -46,3 +47,22 @@ def get_json(url: str, timeout: float = 5.0) -> Any:
 
 def post(url: str, timeout: float = 5.0) -> str:
     return request(url, method="POST", data=b"", timeout=timeout)[0]
+
+
+def register_service(consul_url: str, registration: dict[str, Any], timeout: float = 30.0) -> None:
+    """PUT a registration to the local Consul agent, retried with back-off while the agent
+    is not up yet (supervisord starts Consul and the registering program together).
+    Raises HTTPFailure when the agent answers with an error or the timeout runs out."""
+    url = f"{consul_url}/v1/agent/service/register?replace-existing-checks=true"
+    body = json.dumps(registration).encode()
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        try:
+            request(url, method="PUT", data=body, timeout=5)
+            return
+        except HTTPFailure as failure:
+            if failure.status is not None or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

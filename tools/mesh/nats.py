@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.mesh import envoy
-from tools.mesh.http import HTTPFailure, get_json, request
+from tools.mesh.http import HTTPFailure, get_json, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.topology import ROOT, Instance, TopologyError, load_topology
 
@@ -218,21 +217,11 @@ class Nats:
         }
 
     def register(self, timeout: float = 30.0) -> None:
-        """PUT the registration; retried while the agent is not up yet (supervisord starts
-        Consul and NATS together)."""
-        url = f"{self.plan.consul_url}/v1/agent/service/register?replace-existing-checks=true"
-        body = json.dumps(self.registration()).encode()
-        deadline = time.monotonic() + timeout
-        delay = 0.1
-        while True:
-            try:
-                request(url, method="PUT", data=body, timeout=5)
-                return
-            except HTTPFailure as failure:
-                if failure.status is not None or time.monotonic() + delay > deadline:
-                    raise NatsError(f"could not register {INSTANCE_ID}: {failure}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        """Register with the local agent (retried while it is not up yet)."""
+        try:
+            register_service(self.plan.consul_url, self.registration(), timeout)
+        except HTTPFailure as failure:
+            raise NatsError(f"could not register {INSTANCE_ID}: {failure}") from None
 
     # --- readiness ----------------------------------------------------------------
     def state(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ from tools.mesh.edge.settings import (
     edge_instance,
     load_edge_settings,
 )
-from tools.mesh.http import HTTPFailure, get_json, request
+from tools.mesh.http import HTTPFailure, get_json, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.topology import Instance, load_topology
 
@@ -196,21 +196,11 @@ class Edge:
         }
 
     def register(self, timeout: float = 30.0) -> None:
-        """PUT the registration; retried while the agent is not up yet (supervisord starts
-        Consul and the edge together)."""
-        url = f"{self.plan.consul_url}/v1/agent/service/register?replace-existing-checks=true"
-        body = json.dumps(self.registration()).encode()
-        deadline = time.monotonic() + timeout
-        delay = 0.1
-        while True:
-            try:
-                request(url, method="PUT", data=body, timeout=5)
-                return
-            except HTTPFailure as failure:
-                if failure.status is not None or time.monotonic() + delay > deadline:
-                    raise EdgeError(f"could not register {INSTANCE_ID}: {failure}") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        """Register with the local agent (retried while it is not up yet)."""
+        try:
+            register_service(self.plan.consul_url, self.registration(), timeout)
+        except HTTPFailure as failure:
+            raise EdgeError(f"could not register {INSTANCE_ID}: {failure}") from None
 
     # --- readiness ----------------------------------------------------------------
     @property
