@@ -24,11 +24,11 @@ Routes = [
       RetryOn = ["unavailable", "connect-failure", "refused-stream"]
       # 3 retries, >= the callers' outlier MaxFailures (3): a call cannot use up its
       # tries on a dead instance, which is ejected after 3 consecutive failures; with
-      # round-robin a retry usually lands on the other instance anyway. The retry
-      # budget is Envoy's default retry circuit breaker (at most 3 retries in flight per
-      # upstream cluster) with its default 25 ms jittered exponential backoff: Consul
-      # 1.14 has no field to change either (so a burst of more than 3 failing calls at
-      # once can surface errors), and both keep retry storms bounded.
+      # round-robin a retry usually lands on the other instance anyway. Retries in
+      # flight per upstream cluster: 32 (Envoy's default of 3 is raised by the sidecar
+      # shim, tools/mesh/sidecar.py; Consul 1.14 has no field for it), spaced by Envoy's
+      # default 25 ms jittered exponential backoff (no field either); with the callers'
+      # MaxConcurrentRequests they keep retry storms bounded.
       NumRetries = 3
       # Overall time for the call including every retry: AddItem calls catalog (2s
       # budget) before its own write.
