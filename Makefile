@@ -27,10 +27,8 @@ lint: setup ## ruff, mypy on the kit, buf lint, go build of the Go stubs, go vet
 	cd gen/go && go build ./...
 	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go vet ./...) || exit 1; done
 
-# tests/chaos is not in `make test` yet: under load its kill -9, rolling-restart and
-# hung-payment scenarios still fail calls (see docs/chaos.md); run them with `make test-chaos`.
 test: setup lint proto-check breaking test-go ## the whole suite, mesh tests included (what CI runs)
-	$(PY) -m pytest --ignore=tests/chaos
+	$(PY) -m pytest
 
 breaking: setup ## buf breaking: proto/ must stay wire/source compatible with the released contracts
 	cd proto && buf breaking --against released.binpb
