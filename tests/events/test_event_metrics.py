@@ -78,8 +78,9 @@ async def test_consumed_events_dead_letters_and_lag_are_counted(
         bus, db, name=name, stream=ORDERS, handlers={PLACED: picky}, settings=FAST_RETRIES
     )
     before = {
-        "applied": sample("meshmart_events_consumed_total", consumer=name, type=PLACED,
-                          result="applied"),
+        "applied": sample(
+            "meshmart_events_consumed_total", consumer=name, type=PLACED, result="applied"
+        ),
         "dead": sample("meshmart_events_dead_lettered_total", consumer=name, type=PLACED),
         "lag": sample("meshmart_event_consumer_lag_seconds_count", consumer=name),
     }
@@ -89,19 +90,28 @@ async def test_consumed_events_dead_letters_and_lag_are_counted(
     await consumer.start()
     try:
         await eventually(
-            lambda: sample("meshmart_events_dead_lettered_total", consumer=name, type=PLACED)
-            - before["dead"] == 1,
+            lambda: (
+                sample("meshmart_events_dead_lettered_total", consumer=name, type=PLACED)
+                - before["dead"]
+                == 1
+            ),
             what="the dead letter counted",
         )
         await eventually(
-            lambda: sample("meshmart_events_consumed_total", consumer=name, type=PLACED,
-                           result="applied") - before["applied"] >= 2,
+            lambda: (
+                sample(
+                    "meshmart_events_consumed_total", consumer=name, type=PLACED, result="applied"
+                )
+                - before["applied"]
+                >= 2
+            ),
             what="two events applied",
         )
     finally:
         await consumer.stop()
         await relay.stop()
-    assert sample("meshmart_events_consumed_total", consumer=name, type=PLACED,
-                  result="failed") >= 2
+    assert (
+        sample("meshmart_events_consumed_total", consumer=name, type=PLACED, result="failed") >= 2
+    )
     assert sample("meshmart_event_consumer_lag_seconds_count", consumer=name) - before["lag"] >= 2
     assert sample("meshmart_event_consumer_pending_messages", consumer=name) == 0
