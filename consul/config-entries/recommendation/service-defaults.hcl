@@ -6,7 +6,7 @@ Name     = "recommendation"
 Protocol = "grpc"
 
 # What recommendation's OWN sidecar does towards the services recommendation calls
-# (order, catalog).
+# (order, catalog, user).
 # Circuit breaking and outlier detection live on the caller: Envoy applies them to the
 # caller's upstream cluster, so the same block on the callee would change nothing.
 UpstreamConfig {

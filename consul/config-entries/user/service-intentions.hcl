@@ -17,6 +17,17 @@ Sources = [
     ]
   },
   {
+    Name        = "recommendation"
+    Description = "recommendation: GetUser only"
+    Permissions = [
+      # Recommend looks the user up (NOT_FOUND for an unknown one); it never registers,
+      # logs in or changes a profile.
+      { Action = "allow", HTTP { PathExact = "/meshmart.user.v1.UserService/GetUser" } },
+      # Everything else from recommendation (other methods, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+  {
     Name        = "storefront"
     Description = "storefront -> user is in the call graph"
     Permissions = [
