@@ -1,4 +1,4 @@
-"""Wiring: channels to order and catalog -> Recommender -> servicer -> serve()."""
+"""Wiring: channels to order, catalog and user -> Recommender -> servicer -> serve()."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import grpc
 from meshmart.catalog.v1 import catalog_pb2_grpc
 from meshmart.order.v1 import order_pb2_grpc
 from meshmart.recommendation.v1 import recommendation_pb2_grpc
+from meshmart.user.v1 import user_pb2_grpc
 
 from services.kit.clients import connect
 from services.kit.config import env_str, load_config
@@ -15,7 +16,11 @@ from services.kit.server import ServiceSpec, serve
 from services.recommendation.domain import Recommender
 from services.recommendation.servicer import RecommendationServicer
 from services.recommendation.settings import RecommendationSettings
-from services.recommendation.upstreams import GrpcOrderHistory, GrpcProductCatalog
+from services.recommendation.upstreams import (
+    GrpcOrderHistory,
+    GrpcProductCatalog,
+    GrpcUserDirectory,
+)
 
 SERVICE_NAME = "meshmart.recommendation.v1.RecommendationService"
 
@@ -23,6 +28,7 @@ SERVICE_NAME = "meshmart.recommendation.v1.RecommendationService"
 def build_spec(
     order_channel: grpc.aio.Channel,
     catalog_channel: grpc.aio.Channel,
+    user_channel: grpc.aio.Channel,
     settings: RecommendationSettings,
     *,
     version: str = "dev",
@@ -36,6 +42,7 @@ def build_spec(
         "catalog_pb2_grpc.CatalogServiceAsyncStub",
         catalog_pb2_grpc.CatalogServiceStub(catalog_channel),
     )
+    users = cast("user_pb2_grpc.UserServiceAsyncStub", user_pb2_grpc.UserServiceStub(user_channel))
     recommender = Recommender(
         GrpcOrderHistory(
             order,
@@ -47,6 +54,7 @@ def build_spec(
             timeout=settings.catalog_timeout,
             max_products=settings.catalog_products,
         ),
+        GrpcUserDirectory(users, timeout=settings.user_timeout),
         model_ttl=settings.model_ttl,
     )
     servicer = RecommendationServicer(recommender, version)
@@ -66,11 +74,14 @@ async def main() -> None:
     version = env_str("MESHMART_SERVICE_VERSION", "dev")
     order_channel = connect(config, "order")
     catalog_channel = connect(config, "catalog")
+    user_channel = connect(config, "user")
     try:
         await serve(
-            config, [build_spec(order_channel, catalog_channel, settings, version=version)]
+            config,
+            [build_spec(order_channel, catalog_channel, user_channel, settings, version=version)],
         )
     finally:
         # Only after serve() returns: in-flight RPCs use the channels until drained.
         await order_channel.close()
         await catalog_channel.close()
+        await user_channel.close()

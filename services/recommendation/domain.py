@@ -1,7 +1,9 @@
-"""Recommend: bought-together products from recent orders, else popular products.
+"""Recommend: bought-together products from recent orders, else popular products; NOT_FOUND
+for a user the user service does not know.
 
-The recommender talks to two ports (`OrderHistory`, `ProductCatalog`) so the ranking and
-fallback rules are testable without gRPC; `upstreams.py` implements them over gRPC.
+The recommender talks to three ports (`OrderHistory`, `ProductCatalog`, `UserDirectory`)
+so the ranking, fallback and lookup rules are testable without gRPC; `upstreams.py`
+implements them over gRPC.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Protocol
 
 from meshmart.catalog.v1 import catalog_pb2
 
+from services.kit.errors import NotFound
 from services.kit.logging import get_logger
 from services.recommendation.model import CoOccurrenceModel, PastOrder, merge_unique
 
@@ -23,6 +26,10 @@ log = get_logger(__name__)
 
 class HistoryUnavailable(Exception):
     """The purchase history could not be read (order down, slow or failing)."""
+
+
+class DirectoryUnavailable(Exception):
+    """The user service could not say whether a user exists (down, slow or failing)."""
 
 
 class Source(enum.Enum):
@@ -49,6 +56,11 @@ class ProductCatalog(Protocol):
         """Up to `limit` products by the catalog's popularity field, skipping `exclude`."""
 
 
+class UserDirectory(Protocol):
+    async def exists(self, user_id: str) -> bool:
+        """Whether the user service knows the user; raises DirectoryUnavailable."""
+
+
 class Recommender:
     """Ranks with a co-occurrence model rebuilt from the order history at most every
     `model_ttl` seconds.
@@ -58,18 +70,24 @@ class Recommender:
     dashboard traffic. The cost is that an order shows up in recommendations up to
     `model_ttl` seconds late. Only successful builds are cached: when order fails we fall
     back to popular products rather than serve a model of unknown age.
+
+    The user lookup only turns away users the user service says do not exist: when it
+    cannot tell (down, slow), recommendations are a non-critical feature and go on
+    without it rather than fail the dashboard that shows them.
     """
 
     def __init__(
         self,
         history: OrderHistory,
         catalog: ProductCatalog,
+        users: UserDirectory,
         *,
         model_ttl: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._history = history
         self._catalog = catalog
+        self._users = users
         self._model_ttl = model_ttl
         self._clock = clock
         self._model: CoOccurrenceModel | None = None
@@ -77,7 +95,10 @@ class Recommender:
         self._refresh: asyncio.Task[CoOccurrenceModel | None] | None = None
 
     async def recommend(self, user_id: str, limit: int) -> Recommendation:
-        model = await self._current_model()
+        # Side by side: the lookup adds no time to a model rebuild, and neither raises.
+        unknown, model = await asyncio.gather(self._is_unknown(user_id), self._current_model())
+        if unknown:
+            raise NotFound(f"user {user_id} not found")
         if model is None or model.order_count == 0:
             # No history at all: the catalog's own popularity is the best signal there is.
             return Recommendation(
@@ -94,6 +115,13 @@ class Recommender:
             products += await self._catalog.most_popular(limit - len(products), seen)
         source = Source.PERSONALIZED if together else Source.POPULAR
         return Recommendation(products[:limit], source)
+
+    async def _is_unknown(self, user_id: str) -> bool:
+        try:
+            return not await self._users.exists(user_id)
+        except DirectoryUnavailable as exc:
+            log.warning("user lookup failed, recommending without it", error=str(exc))
+            return False
 
     async def _current_model(self) -> CoOccurrenceModel | None:
         if self._model is not None and self._clock() - self._built_at < self._model_ttl:

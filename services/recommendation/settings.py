@@ -13,6 +13,8 @@ class RecommendationSettings:
     order_timeout: float = 0.4
     # Budget for one catalog lookup (GetProducts in parallel, or a full ListProducts scan).
     catalog_timeout: float = 0.3
+    # Budget for looking the user up (GetUser, side by side with the history read).
+    user_timeout: float = 0.3
     # How long a built co-occurrence model is reused (see Recommender for why).
     model_ttl: float = 30.0
     # How many of the newest orders the model learns from.
@@ -26,6 +28,8 @@ class RecommendationSettings:
             order_timeout=env_int("MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS", 400, minimum=1)
             / 1000,
             catalog_timeout=env_int("MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS", 300, minimum=1)
+            / 1000,
+            user_timeout=env_int("MESHMART_RECOMMENDATION_USER_TIMEOUT_MS", 300, minimum=1)
             / 1000,
             model_ttl=env_float("MESHMART_RECOMMENDATION_MODEL_TTL_S", 30.0, minimum=0.0),
             history_orders=env_int("MESHMART_RECOMMENDATION_HISTORY_ORDERS", 500, minimum=1),

@@ -1,4 +1,5 @@
-"""The recommender's ports over gRPC: order's recent orders and catalog's products.
+"""The recommender's ports over gRPC: order's recent orders, catalog's products and user's
+GetUser.
 
 Each adapter gets its stub injected and one time budget per operation; a multi-page read
 shares the budget across its pages, so "read the history" never takes longer than the
@@ -13,9 +14,10 @@ from collections.abc import Sequence
 import grpc
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from meshmart.order.v1 import order_pb2, order_pb2_grpc
+from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
 from services.kit.errors import Unavailable
-from services.recommendation.domain import HistoryUnavailable
+from services.recommendation.domain import DirectoryUnavailable, HistoryUnavailable
 from services.recommendation.model import PastOrder
 
 MAX_PAGE_SIZE = 100  # the largest page ListRecentOrders and ListProducts accept
@@ -126,3 +128,23 @@ class GrpcProductCatalog:
                 break
         products.sort(key=lambda p: (-p.popularity, p.product_id))
         return products[:limit]
+
+
+class GrpcUserDirectory:
+    """Whether a user exists, from user.GetUser: NOT_FOUND is a "no", any other failure
+    means user could not tell."""
+
+    def __init__(self, stub: user_pb2_grpc.UserServiceAsyncStub, *, timeout: float) -> None:
+        self._stub = stub
+        self._timeout = timeout
+
+    async def exists(self, user_id: str) -> bool:
+        try:
+            await self._stub.GetUser(
+                user_pb2.GetUserRequest(user_id=user_id), timeout=self._timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise DirectoryUnavailable(f"GetUser: {exc.code().name}") from exc
+        return True

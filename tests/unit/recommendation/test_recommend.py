@@ -1,5 +1,6 @@
 """RecommendationService over real gRPC, on top of the real in-process shop: the history
-comes from orders placed through the real order saga, the products from the real catalog."""
+comes from orders placed through the real order saga, the products from the real catalog,
+the users from the real user service."""
 
 from __future__ import annotations
 
@@ -28,7 +29,9 @@ POPULAR = recommendation_pb2.RECOMMENDATION_SOURCE_POPULAR
 TIMEOUT = 10.0
 # No model caching (ttl 0): each Recommend reads the history afresh, so a test sees the
 # orders it just placed. The Recommender's caching is tested in test_recommender.py.
-SETTINGS = RecommendationSettings(order_timeout=1.0, catalog_timeout=3.0, model_ttl=0.0)
+SETTINGS = RecommendationSettings(
+    order_timeout=1.0, catalog_timeout=3.0, user_timeout=0.5, model_ttl=0.0
+)
 BY_POPULARITY = [
     p.product_id for p in sorted(SEED_PRODUCTS, key=lambda p: (-p.popularity, p.product_id))
 ]
@@ -37,15 +40,25 @@ _keys = itertools.count(1)
 
 @asynccontextmanager
 async def recommendation(
-    order_target: str, catalog_target: str, settings: RecommendationSettings = SETTINGS
+    order_target: str,
+    catalog_target: str,
+    user_target: str,
+    settings: RecommendationSettings = SETTINGS,
 ) -> AsyncIterator[recommendation_pb2_grpc.RecommendationServiceAsyncStub]:
     async with (
         channel_to(order_target) as order_channel,
         channel_to(catalog_target) as catalog_channel,
-        running_server([build_spec(order_channel, catalog_channel, settings)]) as target,
+        channel_to(user_target) as user_channel,
+        running_server(
+            [build_spec(order_channel, catalog_channel, user_channel, settings)]
+        ) as target,
         grpc.aio.insecure_channel(target) as channel,
     ):
         yield recommendation_pb2_grpc.RecommendationServiceStub(channel)  # type: ignore[misc]
+
+
+def upstreams(shop: Shop) -> tuple[str, str, str]:
+    return shop.targets["order"], shop.targets["catalog"], shop.targets["user"]
 
 
 async def recommend(
@@ -82,7 +95,7 @@ async def test_recommends_what_others_bought_with_the_users_products(tmp_path: P
         await buy(shop, "sku-1001", "sku-1010")
         await buy(shop, "sku-1030", "sku-1031")  # nothing in common with ann
         ann = await buy(shop, "sku-1001")
-        async with recommendation(shop.targets["order"], shop.targets["catalog"]) as stub:
+        async with recommendation(*upstreams(shop)) as stub:
             top_two = await recommend(stub, ann, limit=2)
             default = await recommend(stub, ann)
         catalog_answer: catalog_pb2.GetProductResponse = await shop.catalog.GetProduct(
@@ -108,7 +121,7 @@ async def test_a_user_without_history_gets_the_most_ordered_products(tmp_path: P
         await buy(shop, "sku-1040", card=DECLINE_CARD)
         await buy(shop, "sku-1040", card=DECLINE_CARD)
         newcomer = await shop.register()
-        async with recommendation(shop.targets["order"], shop.targets["catalog"]) as stub:
+        async with recommendation(*upstreams(shop)) as stub:
             response = await recommend(stub, newcomer.user_id, limit=2)
 
     assert response.source == POPULAR
@@ -117,18 +130,43 @@ async def test_a_user_without_history_gets_the_most_ordered_products(tmp_path: P
 
 async def test_without_any_orders_the_catalogs_popularity_decides(tmp_path: Path) -> None:
     async with running_shop(tmp_path) as shop:
-        async with recommendation(shop.targets["order"], shop.targets["catalog"]) as stub:
-            response = await recommend(stub, "usr-anyone", limit=5)
+        newcomer = await shop.register()
+        async with recommendation(*upstreams(shop)) as stub:
+            response = await recommend(stub, newcomer.user_id, limit=5)
 
     assert response.source == POPULAR
     assert ids(response) == BY_POPULARITY[:5]
+
+
+async def test_an_unknown_user_is_not_found(tmp_path: Path) -> None:
+    async with running_shop(tmp_path) as shop:
+        await buy(shop, "sku-1001", "sku-1010")
+        async with recommendation(*upstreams(shop)) as stub:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await recommend(stub, "usr-nobody-knows", limit=3)
+
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert raised.value.details() == "user usr-nobody-knows not found"
+
+
+async def test_user_stopped_still_gets_recommendations(tmp_path: Path) -> None:
+    async with running_shop(tmp_path) as shop:
+        await buy(shop, "sku-1001", "sku-1010")
+        ann = await buy(shop, "sku-1001")
+        order, catalog, _ = upstreams(shop)
+        async with recommendation(order, catalog, closed_port_target()) as stub:
+            response = await recommend(stub, ann, limit=3)
+
+    # Nothing lost but the lookup: ann's own recommendations.
+    assert response.source == PERSONALIZED
+    assert ids(response)[0] == "sku-1010"
 
 
 async def test_order_stopped_falls_back_to_catalog_popularity(tmp_path: Path) -> None:
     async with running_shop(tmp_path) as shop:
         await buy(shop, "sku-1001", "sku-1010")
         ann = await buy(shop, "sku-1001")
-        async with recommendation(shop.targets["order"], shop.targets["catalog"]) as stub:
+        async with recommendation(*upstreams(shop)) as stub:
             before = await recommend(stub, ann, limit=3)
             await shop.stop_order()
             after = await recommend(stub, ann, limit=3)
@@ -138,11 +176,28 @@ async def test_order_stopped_falls_back_to_catalog_popularity(tmp_path: Path) ->
     assert ids(after) == BY_POPULARITY[:3]
 
 
+async def test_a_hanging_user_costs_one_user_timeout(tmp_path: Path) -> None:
+    async with running_shop(tmp_path) as shop, black_hole() as hung_user:
+        newcomer = await shop.register()
+        order, catalog, _ = upstreams(shop)
+        async with recommendation(order, catalog, hung_user) as stub:
+            started = time.monotonic()
+            response = await recommend(stub, newcomer.user_id, limit=3)
+            elapsed = time.monotonic() - started
+
+    assert response.source == POPULAR
+    assert ids(response) == BY_POPULARITY[:3]
+    # Cut off by the user deadline (0.5 s here), not left waiting on the hung process.
+    assert elapsed < SETTINGS.user_timeout + SETTINGS.catalog_timeout
+
+
 async def test_a_hanging_order_costs_one_order_timeout_then_popular(tmp_path: Path) -> None:
     async with running_shop(tmp_path) as shop, black_hole() as hung_order:
-        async with recommendation(hung_order, shop.targets["catalog"]) as stub:
+        newcomer = await shop.register()
+        _, catalog, user = upstreams(shop)
+        async with recommendation(hung_order, catalog, user) as stub:
             started = time.monotonic()
-            response = await recommend(stub, "usr-anyone", limit=3)
+            response = await recommend(stub, newcomer.user_id, limit=3)
             elapsed = time.monotonic() - started
 
     assert response.source == POPULAR
@@ -153,9 +208,11 @@ async def test_a_hanging_order_costs_one_order_timeout_then_popular(tmp_path: Pa
 
 async def test_catalog_down_is_unavailable(tmp_path: Path) -> None:
     async with running_shop(tmp_path) as shop:
-        async with recommendation(shop.targets["order"], closed_port_target()) as stub:
+        newcomer = await shop.register()
+        order, _, user = upstreams(shop)
+        async with recommendation(order, closed_port_target(), user) as stub:
             with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await recommend(stub, "usr-anyone")
+                await recommend(stub, newcomer.user_id)
 
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
 
@@ -163,7 +220,8 @@ async def test_catalog_down_is_unavailable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("user_id", "limit"), [("", 5), ("   ", 5), ("ann", 51), ("ann", -1)])
 async def test_bad_requests_are_invalid_argument(user_id: str, limit: int) -> None:
     # Validation comes before any upstream call, so no upstream needs to be running.
-    async with recommendation(closed_port_target(), closed_port_target()) as stub:
+    nowhere = closed_port_target()
+    async with recommendation(nowhere, nowhere, nowhere) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await recommend(stub, user_id, limit)
 
@@ -171,7 +229,8 @@ async def test_bad_requests_are_invalid_argument(user_id: str, limit: int) -> No
 
 
 async def test_another_users_recommendations_are_permission_denied() -> None:
-    async with recommendation(closed_port_target(), closed_port_target()) as stub:
+    nowhere = closed_port_target()
+    async with recommendation(nowhere, nowhere, nowhere) as stub:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await recommend(stub, "ann", metadata=(("x-meshmart-user-id", "bob"),))
 

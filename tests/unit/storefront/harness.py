@@ -3,7 +3,8 @@ recommendation server between them that a test can stop on its own.
 
 `overrides` replaces an upstream's target for storefront only (e.g. with a black hole),
 so one dependency can misbehave while the rest of the shop, recommendation included,
-keeps talking to the real services.
+keeps talking to the real services; `recommendation_overrides` does the same for
+recommendation's own upstreams (order, catalog, user).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from tests.unit.shop import Shop
 
 CALL_TIMEOUT = 10.0
 # Generous next to in-process latency (CI boxes are loaded), small next to the hangs the
-# tests inject; recommendation's own budget (0.5 + 0.8 s) fits inside its 1.5 s.
+# tests inject; recommendation's own budget (0.5 + 0.8 s, its user lookup of 0.4 s beside
+# the order read) fits inside its 1.5 s.
 TIMEOUTS = Timeouts(user=1.0, order=1.0, payment=1.0, recommendation=1.5, catalog=1.0)
 RECOMMENDATION_SETTINGS = RecommendationSettings(
-    order_timeout=0.5, catalog_timeout=0.8, model_ttl=0.0
+    order_timeout=0.5, catalog_timeout=0.8, user_timeout=0.4, model_ttl=0.0
 )
 
 
@@ -50,21 +52,27 @@ class Storefront:
 
 @asynccontextmanager
 async def running_storefront(
-    shop: Shop, *, overrides: Mapping[str, str] | None = None, timeouts: Timeouts = TIMEOUTS
+    shop: Shop,
+    *,
+    overrides: Mapping[str, str] | None = None,
+    recommendation_overrides: Mapping[str, str] | None = None,
+    timeouts: Timeouts = TIMEOUTS,
 ) -> AsyncIterator[Storefront]:
     async with AsyncExitStack() as stack:
 
         async def channel(target: str) -> grpc.aio.Channel:
             return await stack.enter_async_context(channel_to(target))
 
+        upstreams = {**shop.targets, **(recommendation_overrides or {})}
         recommendation = AsyncExitStack()
         stack.push_async_callback(recommendation.aclose)
         recommendation_target = await recommendation.enter_async_context(
             running_server(
                 [
                     recommendation_app.build_spec(
-                        await channel(shop.targets["order"]),
-                        await channel(shop.targets["catalog"]),
+                        await channel(upstreams["order"]),
+                        await channel(upstreams["catalog"]),
+                        await channel(upstreams["user"]),
                         RECOMMENDATION_SETTINGS,
                     )
                 ]

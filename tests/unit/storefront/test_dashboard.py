@@ -103,6 +103,29 @@ async def test_a_hanging_dependency_is_cut_off_at_its_deadline(
     assert len(response.recommendations) == 5
 
 
+async def test_a_hanging_user_leaves_the_recommendations_whole(tmp_path: Path) -> None:
+    # user hangs for storefront and for recommendation alike: recommendation cannot look
+    # the user up, and answers anyway (degrade, don't fail).
+    async with (
+        running_shop(tmp_path) as shop,
+        black_hole() as hung,
+        running_storefront(
+            shop, overrides={"user": hung}, recommendation_overrides={"user": hung}
+        ) as storefront,
+    ):
+        user_id, _ = await customer_with_history(shop)
+        started = time.monotonic()
+        response = await storefront.dashboard(user_id)
+        elapsed = time.monotonic() - started
+
+    assert list(response.degraded) == ["user"]
+    assert not response.HasField("user")
+    # recommendation's own answer, not storefront's catalog fallback.
+    assert response.recommendation_source == PERSONALIZED
+    assert response.recommendations[0].product_id == "sku-1010"
+    assert elapsed < TIMEOUTS.user + 1.0
+
+
 async def test_a_slow_payment_is_cut_off_at_its_deadline(tmp_path: Path) -> None:
     async with running_shop(tmp_path) as shop, running_storefront(shop) as storefront:
         user_id, _ = await customer_with_history(shop)
