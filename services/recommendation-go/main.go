@@ -20,6 +20,7 @@ import (
 
 	catalogv1 "meshmart.local/gen/go/meshmart/catalog/v1"
 	orderv1 "meshmart.local/gen/go/meshmart/order/v1"
+	userv1 "meshmart.local/gen/go/meshmart/user/v1"
 	"meshmart.local/services/recommendation-go/internal/config"
 	"meshmart.local/services/recommendation-go/internal/kit"
 	"meshmart.local/services/recommendation-go/internal/recommend"
@@ -59,6 +60,10 @@ func run(env config.Env, stderr io.Writer) int {
 		return configInvalid(log, err)
 	}
 	catalogTarget, err := cfg.Upstream("catalog")
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	userTarget, err := cfg.Upstream("user")
 	if err != nil {
 		return configInvalid(log, err)
 	}
@@ -109,6 +114,11 @@ func run(env config.Env, stderr io.Writer) int {
 		return configInvalid(log, err)
 	}
 	defer catalogConn.Close()
+	userConn, err := dial(userTarget, tracing)
+	if err != nil {
+		return configInvalid(log, err)
+	}
+	defer userConn.Close()
 
 	recommender := recommend.New(
 		upstreams.OrderHistory{
@@ -120,6 +130,10 @@ func run(env config.Env, stderr io.Writer) int {
 			Client:      catalogv1.NewCatalogServiceClient(catalogConn),
 			Timeout:     settings.CatalogTimeout,
 			MaxProducts: settings.CatalogProducts,
+		},
+		upstreams.UserDirectory{
+			Client:  userv1.NewUserServiceClient(userConn),
+			Timeout: settings.UserTimeout,
 		},
 		settings.ModelTTL,
 		time.Now,

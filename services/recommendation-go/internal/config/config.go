@@ -133,6 +133,8 @@ type Recommendation struct {
 	OrderTimeout time.Duration
 	// Budget for one catalog lookup (GetProducts in parallel, or a full ListProducts scan).
 	CatalogTimeout time.Duration
+	// Budget for looking the user up (GetUser, side by side with the history read).
+	UserTimeout time.Duration
 	// How long a built co-occurrence model is reused (see recommend.Recommender for why).
 	ModelTTL time.Duration
 	// How many of the newest orders the model learns from.
@@ -152,6 +154,10 @@ func LoadRecommendation(env Env) (Recommendation, error) {
 	if err != nil {
 		return r, err
 	}
+	userMS, err := env.Int("MESHMART_RECOMMENDATION_USER_TIMEOUT_MS", ptr(300), ptr(1), nil)
+	if err != nil {
+		return r, err
+	}
 	ttl, err := env.Float("MESHMART_RECOMMENDATION_MODEL_TTL_S", 30.0, ptr(0.0), nil)
 	if err != nil {
 		return r, err
@@ -167,6 +173,7 @@ func LoadRecommendation(env Env) (Recommendation, error) {
 	return Recommendation{
 		OrderTimeout:    time.Duration(orderMS) * time.Millisecond,
 		CatalogTimeout:  time.Duration(catalogMS) * time.Millisecond,
+		UserTimeout:     time.Duration(userMS) * time.Millisecond,
 		ModelTTL:        seconds(ttl),
 		HistoryOrders:   history,
 		CatalogProducts: products,

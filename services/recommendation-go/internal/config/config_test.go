@@ -24,7 +24,14 @@ func TestDefaultsAreV1s(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Recommendation{400 * time.Millisecond, 300 * time.Millisecond, 30 * time.Second, 500, 1000}
+	want := Recommendation{
+		OrderTimeout:    400 * time.Millisecond,
+		CatalogTimeout:  300 * time.Millisecond,
+		UserTimeout:     300 * time.Millisecond,
+		ModelTTL:        30 * time.Second,
+		HistoryOrders:   500,
+		CatalogProducts: 1000,
+	}
 	if rec != want {
 		t.Fatalf("got %+v, want %+v", rec, want)
 	}
@@ -50,6 +57,8 @@ func TestABadSettingIsNamedAsV1NamesIt(t *testing.T) {
 			"MESHMART_UPSTREAM_ORDER must be host:port with a port 1-65535, got 'nowhere'"},
 		{Env{"MESHMART_DRAIN_SECONDS": "-1", "MESHMART_PORT": "1"}, service,
 			"MESHMART_DRAIN_SECONDS must be a number in [0.0, None], got '-1'"},
+		{Env{"MESHMART_RECOMMENDATION_USER_TIMEOUT_MS": "0"}, recommendation,
+			"MESHMART_RECOMMENDATION_USER_TIMEOUT_MS must be an integer >= 1, got '0'"},
 		{Env{"MESHMART_RECOMMENDATION_HISTORY_ORDERS": "0"}, recommendation,
 			"MESHMART_RECOMMENDATION_HISTORY_ORDERS must be an integer >= 1, got '0'"},
 		{Env{"MESHMART_TRACE_SAMPLE_RATIO": "2"}, tracing,
@@ -72,9 +81,13 @@ func TestAMissingUpstreamIsNamedByItsVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = cfg.Upstream("catalog")
-	if err == nil || err.Error() != "MESHMART_UPSTREAM_CATALOG is required (host:port of the catalog upstream)" {
-		t.Fatalf("got %v", err)
+	for name, want := range map[string]string{
+		"catalog": "MESHMART_UPSTREAM_CATALOG is required (host:port of the catalog upstream)",
+		"user":    "MESHMART_UPSTREAM_USER is required (host:port of the user upstream)",
+	} {
+		if _, err := cfg.Upstream(name); err == nil || err.Error() != want {
+			t.Fatalf("%s: got %v, want %q", name, err, want)
+		}
 	}
 }
 

@@ -53,6 +53,9 @@ func InvalidArgument(field, description string) *Error {
 	}
 }
 
+// NotFound: the request names something that does not exist.
+func NotFound(message string) *Error { return &Error{Code: codes.NotFound, Message: message} }
+
 // PermissionDenied: the caller may not do this.
 func PermissionDenied(message string) *Error {
 	return &Error{Code: codes.PermissionDenied, Message: message}

@@ -1,7 +1,8 @@
 // Package recommend is the Recommender: personal picks from recent orders, popular
-// products as the fallback, and the model cache. It talks to two ports (OrderHistory,
-// ProductCatalog) so its rules are testable without gRPC; internal/upstreams implements
-// them over gRPC. The rules are v1's (services/recommendation/domain.py), one for one.
+// products as the fallback, the model cache, and NOT_FOUND for a user the user service
+// does not know. It talks to three ports (OrderHistory, ProductCatalog, UserDirectory) so
+// its rules are testable without gRPC; internal/upstreams implements them over gRPC. The
+// rules are v1's (services/recommendation/domain.py), one for one.
 package recommend
 
 import (
@@ -12,12 +13,17 @@ import (
 	"time"
 
 	catalogv1 "meshmart.local/gen/go/meshmart/catalog/v1"
+	"meshmart.local/services/recommendation-go/internal/kit"
 	"meshmart.local/services/recommendation-go/internal/model"
 )
 
 // ErrHistoryUnavailable: the purchase history could not be read (order down, slow or
 // failing). OrderHistory implementations wrap it.
 var ErrHistoryUnavailable = errors.New("order history unavailable")
+
+// ErrDirectoryUnavailable: the user service could not say whether a user exists (down,
+// slow or failing). UserDirectory implementations wrap it.
+var ErrDirectoryUnavailable = errors.New("user directory unavailable")
 
 // Source says how a list of recommendations was made.
 type Source int
@@ -56,6 +62,12 @@ type ProductCatalog interface {
 	MostPopular(ctx context.Context, limit int, exclude map[string]struct{}) ([]*catalogv1.Product, error)
 }
 
+// UserDirectory says whether the user service knows a user.
+type UserDirectory interface {
+	// Exists returns an error wrapping ErrDirectoryUnavailable when it cannot tell.
+	Exists(ctx context.Context, userID string) (bool, error)
+}
+
 // Recommender ranks with a co-occurrence model rebuilt from the order history at most
 // every ModelTTL.
 //
@@ -64,9 +76,14 @@ type ProductCatalog interface {
 // with dashboard traffic. The cost is that an order shows up in recommendations up to
 // ModelTTL late. Only successful builds are cached: when order fails we fall back to
 // popular products rather than serve a model of unknown age.
+//
+// The user lookup only turns away users the user service says do not exist: when it
+// cannot tell (down, slow), recommendations are a non-critical feature and go on without
+// it rather than fail the dashboard that shows them.
 type Recommender struct {
 	history  OrderHistory
 	catalog  ProductCatalog
+	users    UserDirectory
 	modelTTL time.Duration
 	now      func() time.Time
 
@@ -83,18 +100,25 @@ type flight struct {
 }
 
 // New builds a Recommender; now is the clock (time.Now in production).
-func New(history OrderHistory, catalog ProductCatalog, modelTTL time.Duration, now func() time.Time) *Recommender {
+func New(history OrderHistory, catalog ProductCatalog, users UserDirectory, modelTTL time.Duration, now func() time.Time) *Recommender {
 	if now == nil {
 		now = time.Now
 	}
-	return &Recommender{history: history, catalog: catalog, modelTTL: modelTTL, now: now}
+	return &Recommender{history: history, catalog: catalog, users: users, modelTTL: modelTTL, now: now}
 }
 
 // Recommend returns up to limit products for the user.
 func (r *Recommender) Recommend(ctx context.Context, userID string, limit int) (Recommendation, error) {
+	// Side by side: the lookup adds no time to a model rebuild.
+	unknown := make(chan bool, 1)
+	go func() { unknown <- r.isUnknown(ctx, userID) }()
 	m, err := r.currentModel(ctx)
+	isUnknown := <-unknown
 	if err != nil {
 		return Recommendation{}, err
+	}
+	if isUnknown {
+		return Recommendation{}, kit.NotFound("user " + userID + " not found")
 	}
 	if m == nil || m.OrderCount() == 0 {
 		// No history at all: the catalog's own popularity is the best signal there is.
@@ -135,6 +159,15 @@ func (r *Recommender) Recommend(ctx context.Context, userID string, limit int) (
 		products = products[:limit]
 	}
 	return Recommendation{Products: products, Source: source}, nil
+}
+
+func (r *Recommender) isUnknown(ctx context.Context, userID string) bool {
+	exists, err := r.users.Exists(ctx, userID)
+	if err != nil {
+		slog.WarnContext(ctx, "user lookup failed, recommending without it", "error", err.Error())
+		return false
+	}
+	return !exists
 }
 
 func (r *Recommender) currentModel(ctx context.Context) (*model.CoOccurrence, error) {

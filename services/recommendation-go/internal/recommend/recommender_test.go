@@ -9,13 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	catalogv1 "meshmart.local/gen/go/meshmart/catalog/v1"
 	"meshmart.local/services/recommendation-go/internal/model"
 )
 
 // The Recommender's own rules with in-memory ports: when the history is read (once per
-// TTL, once for concurrent requests) and what happens when it cannot be read. The same
-// cases as v1's tests/unit/recommendation/test_recommender.py.
+// TTL, once for concurrent requests), what happens when it cannot be read, and what the
+// user lookup decides. The same cases as v1's tests/unit/recommendation/test_recommender.py.
 
 var products = func() map[string]*catalogv1.Product {
 	out := map[string]*catalogv1.Product{}
@@ -86,6 +89,26 @@ func (catalog) MostPopular(_ context.Context, limit int, exclude map[string]stru
 	return ranked, nil
 }
 
+// directory knows the users in known (everyone when known is nil); failing: it cannot
+// tell; waitFor: each lookup first waits for a value from it.
+type directory struct {
+	known   map[string]bool
+	failing bool
+	waitFor chan struct{}
+}
+
+func (d directory) Exists(_ context.Context, userID string) (bool, error) {
+	if d.waitFor != nil {
+		<-d.waitFor
+	}
+	if d.failing {
+		return false, fmt.Errorf("%w: user is down", ErrDirectoryUnavailable)
+	}
+	return d.known == nil || d.known[userID], nil
+}
+
+var everyone = directory{}
+
 type clock struct{ now time.Time }
 
 func (c *clock) Now() time.Time { return c.now }
@@ -118,7 +141,7 @@ func recommend(t *testing.T, r *Recommender, user string, limit int) Recommendat
 func TestTheHistoryIsReadOncePerTTL(t *testing.T) {
 	h := &history{orders: []model.PastOrder{bought("bob", "sku-5", "sku-6")}}
 	c := &clock{now: time.Unix(1000, 0)}
-	r := New(h, catalog{}, 30*time.Second, c.Now)
+	r := New(h, catalog{}, everyone, 30*time.Second, c.Now)
 
 	recommend(t, r, "ann", 3)
 	h.mu.Lock()
@@ -146,7 +169,7 @@ func TestConcurrentRequestsShareOneHistoryRead(t *testing.T) {
 		entered: make(chan struct{}, 10),
 		release: make(chan struct{}),
 	}
-	r := New(h, catalog{}, 30*time.Second, nil)
+	r := New(h, catalog{}, everyone, 30*time.Second, nil)
 
 	results := make(chan Recommendation, 5)
 	for i := 0; i < 5; i++ {
@@ -169,7 +192,7 @@ func TestConcurrentRequestsShareOneHistoryRead(t *testing.T) {
 
 func TestAnUnavailableHistoryGivesCatalogPopularityAndIsRetried(t *testing.T) {
 	h := &history{orders: []model.PastOrder{bought("bob", "sku-5", "sku-6")}, failing: true}
-	r := New(h, catalog{}, 30*time.Second, nil)
+	r := New(h, catalog{}, everyone, 30*time.Second, nil)
 
 	fallback := recommend(t, r, "bob", 3)
 	h.mu.Lock()
@@ -195,7 +218,7 @@ func TestACancelledCallerDoesNotCancelTheSharedRead(t *testing.T) {
 		entered: make(chan struct{}, 10),
 		release: make(chan struct{}),
 	}
-	r := New(h, catalog{}, 30*time.Second, nil)
+	r := New(h, catalog{}, everyone, 30*time.Second, nil)
 
 	impatientCtx, cancel := context.WithCancel(context.Background())
 	impatient := make(chan error, 1)
@@ -226,12 +249,60 @@ func TestACancelledCallerDoesNotCancelTheSharedRead(t *testing.T) {
 
 func TestTheUsersOwnPurchasesAreNeverRecommendedAndShortListsArePadded(t *testing.T) {
 	h := &history{orders: []model.PastOrder{bought("bob", "sku-5", "sku-6"), bought("ann", "sku-5")}}
-	r := New(h, catalog{}, 0, nil)
+	r := New(h, catalog{}, everyone, 0, nil)
 
 	got := recommend(t, r, "ann", 4)
 
 	// sku-6 (bought with ann's sku-5), then the catalog's most popular, never sku-5.
 	if got.Source != Personalized || !reflect.DeepEqual(ids(got), []string{"sku-6", "sku-0", "sku-1", "sku-2"}) {
 		t.Fatalf("got %v %v", got.Source, ids(got))
+	}
+}
+
+func TestAnUnknownUserIsNotFoundNamingTheUser(t *testing.T) {
+	h := &history{orders: []model.PastOrder{bought("bob", "sku-5", "sku-6")}}
+	r := New(h, catalog{}, directory{known: map[string]bool{"bob": true}}, 0, nil)
+
+	_, err := r.Recommend(context.Background(), "usr-nobody", 3)
+	known := recommend(t, r, "bob", 3)
+
+	if status.Code(err) != codes.NotFound || status.Convert(err).Message() != "user usr-nobody not found" {
+		t.Fatalf("unknown user: %v", err)
+	}
+	if len(known.Products) != 3 {
+		t.Fatalf("known user: %v", ids(known))
+	}
+}
+
+func TestAUserLookupThatFailsDoesNotFailTheRecommendation(t *testing.T) {
+	h := &history{orders: []model.PastOrder{bought("bob", "sku-5", "sku-6"), bought("ann", "sku-5")}}
+	r := New(h, catalog{}, directory{failing: true}, 0, nil)
+
+	got := recommend(t, r, "ann", 2)
+
+	// The answer it would have been with the user known: the lookup only turns users away.
+	if got.Source != Personalized || !reflect.DeepEqual(ids(got), []string{"sku-6", "sku-0"}) {
+		t.Fatalf("got %v %v", got.Source, ids(got))
+	}
+}
+
+func TestTheUserLookupRunsBesideTheHistoryRead(t *testing.T) {
+	h := &history{orders: []model.PastOrder{bought("bob", "sku-5", "sku-6")}, entered: make(chan struct{}, 1)}
+	// The lookup answers only once the history read has started: one after the other
+	// (lookup first) would never finish.
+	r := New(h, catalog{}, directory{waitFor: h.entered}, 0, nil)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Recommend(context.Background(), "bob", 2)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lookup waited for the history read, or the other way round")
 	}
 }

@@ -1,5 +1,5 @@
-// Package upstreams implements the Recommender's ports over gRPC: order's recent orders
-// and catalog's products (v1: services/recommendation/upstreams.py).
+// Package upstreams implements the Recommender's ports over gRPC: order's recent orders,
+// catalog's products and user's GetUser (v1: services/recommendation/upstreams.py).
 //
 // Each adapter gets its client injected and one time budget per operation; a multi-page
 // read shares the budget across its pages, so "read the history" never takes longer than
@@ -19,6 +19,7 @@ import (
 
 	catalogv1 "meshmart.local/gen/go/meshmart/catalog/v1"
 	orderv1 "meshmart.local/gen/go/meshmart/order/v1"
+	userv1 "meshmart.local/gen/go/meshmart/user/v1"
 	"meshmart.local/services/recommendation-go/internal/kit"
 	"meshmart.local/services/recommendation-go/internal/model"
 	"meshmart.local/services/recommendation-go/internal/recommend"
@@ -150,4 +151,25 @@ func (c ProductCatalog) MostPopular(ctx context.Context, limit int, exclude map[
 		products = products[:limit]
 	}
 	return products, nil
+}
+
+// UserDirectory says whether a user exists, from user.GetUser: NOT_FOUND is a "no", any
+// other failure means user could not tell.
+type UserDirectory struct {
+	Client  userv1.UserServiceClient
+	Timeout time.Duration
+}
+
+// Exists returns an error wrapping recommend.ErrDirectoryUnavailable when user cannot tell.
+func (d UserDirectory) Exists(ctx context.Context, userID string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.Timeout)
+	defer cancel()
+	_, err := d.Client.GetUser(ctx, &userv1.GetUserRequest{UserId: userID})
+	if err == nil {
+		return true, nil
+	}
+	if status.Code(err) == codes.NotFound {
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: GetUser: %s", recommend.ErrDirectoryUnavailable, kit.CodeName(status.Code(err)))
 }
