@@ -2,7 +2,7 @@
 each run as the real process the mesh runs (its own entry point, configured by the same
 MESHMART_* variables), against upstreams the test chooses.
 
-    async with running(V2, order=..., catalog=...) as server:
+    async with running(V2, order=..., catalog=..., user=...) as server:
         reply = await server.stub.Recommend(request, timeout=10)
 
 Readiness is the process's own "server.started" log line (both implementations write v1's
@@ -36,6 +36,7 @@ TEST_SETTINGS = {
     "MESHMART_RECOMMENDATION_MODEL_TTL_S": "0",
     "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "1000",
     "MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS": "3000",
+    "MESHMART_RECOMMENDATION_USER_TIMEOUT_MS": "1000",
     "MESHMART_DRAIN_SECONDS": "0",
 }
 
@@ -154,6 +155,7 @@ async def running(
     *,
     order: str,
     catalog: str,
+    user: str,
     env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Running]:
     """The implementation serving on a free port with the given upstream targets; stopped
@@ -165,6 +167,7 @@ async def running(
             "MESHMART_PORT": str(port),
             "MESHMART_UPSTREAM_ORDER": order,
             "MESHMART_UPSTREAM_CATALOG": catalog,
+            "MESHMART_UPSTREAM_USER": user,
             "MESHMART_SERVICE_VERSION": implementation.version,
             # INFO: readiness is the "server.started" record.
             "MESHMART_LOG_LEVEL": "INFO",

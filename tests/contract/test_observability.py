@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.kit.metrics import LATENCY_BUCKETS
 from tests.contract.collectors import recorder
 from tests.contract.implementations import Implementation, running
-from tests.contract.upstreams import recording_order
+from tests.contract.upstreams import recording_order, recording_user
 from tests.unit.shop import running_shop
 
 SERVICE = "meshmart.recommendation.v1.RecommendationService"
@@ -45,15 +45,17 @@ async def test_rpc_metrics_count_calls_by_method_and_code(
     implementation: Implementation, tmp_path: Path
 ) -> None:
     async with running_shop(tmp_path) as shop:
+        ann = (await shop.register()).user_id
         async with running(
             implementation,
             order=shop.targets["order"],
             catalog=shop.targets["catalog"],
+            user=shop.targets["user"],
             env={"MESHMART_METRICS_PORT": "0"},
         ) as rec:
             for _ in range(2):
                 await rec.stub.Recommend(
-                    recommendation_pb2.RecommendRequest(user_id="ann"), timeout=TIMEOUT
+                    recommendation_pb2.RecommendRequest(user_id=ann), timeout=TIMEOUT
                 )
             with pytest.raises(grpc.aio.AioRpcError):
                 await rec.stub.Recommend(
@@ -80,23 +82,25 @@ async def test_spans_join_the_callers_trace_and_logs_carry_it(
 ) -> None:
     with recorder() as zipkin:
         async with running_shop(tmp_path) as shop:
+            ann = (await shop.register()).user_id
             async with running(
                 implementation,
                 order=shop.targets["order"],
                 catalog=shop.targets["catalog"],
+                user=shop.targets["user"],
                 env={"MESHMART_ZIPKIN_URL": f"{zipkin.url}/api/v2/spans"},
             ) as rec:
                 await rec.stub.Recommend(
-                    recommendation_pb2.RecommendRequest(user_id="ann", limit=2),
+                    recommendation_pb2.RecommendRequest(user_id=ann, limit=2),
                     timeout=TIMEOUT,
                     metadata=(("traceparent", TRACEPARENT),),
                 )
             # Stopping flushed the batch (both export within a second anyway).
 
-        def three_spans(requests: object) -> bool:
-            return len(zipkin.spans()) >= 3
+        def four_spans(requests: object) -> bool:
+            return len(zipkin.spans()) >= 4
 
-        assert await asyncio.to_thread(zipkin.wait_for, three_spans, 15)
+        assert await asyncio.to_thread(zipkin.wait_for, four_spans, 15)
         spans = zipkin.spans()
 
     server = [s for s in spans if s.get("kind") == "SERVER"]
@@ -109,6 +113,7 @@ async def test_spans_join_the_callers_trace_and_logs_carry_it(
     assert set(clients) == {
         "/meshmart.order.v1.orderservice/listrecentorders",
         "/meshmart.catalog.v1.catalogservice/listproducts",
+        "/meshmart.user.v1.userservice/getuser",
     }
     for span in clients.values():
         assert span["traceId"] == TRACE_ID
@@ -122,8 +127,14 @@ async def test_spans_join_the_callers_trace_and_logs_carry_it(
 async def test_without_tracing_the_request_identity_and_traceparent_pass_unchanged(
     implementation: Implementation, tmp_path: Path
 ) -> None:
-    async with running_shop(tmp_path) as shop, recording_order() as (order, recording):
-        async with running(implementation, order=order, catalog=shop.targets["catalog"]) as rec:
+    async with (
+        running_shop(tmp_path) as shop,
+        recording_order() as (order, recording),
+        recording_user() as (user, users),
+    ):
+        async with running(
+            implementation, order=order, catalog=shop.targets["catalog"], user=user
+        ) as rec:
             await rec.stub.Recommend(
                 recommendation_pb2.RecommendRequest(user_id="ann", limit=1),
                 timeout=TIMEOUT,
@@ -135,10 +146,11 @@ async def test_without_tracing_the_request_identity_and_traceparent_pass_unchang
             )
 
     assert recording.metadata, "ListRecentOrders was never called"
-    sent = recording.metadata[0]
-    assert sent["traceparent"] == TRACEPARENT
-    assert sent["x-request-id"] == "req-contract-1"
-    assert sent["x-meshmart-user-id"] == "ann"
+    assert users.metadata, "GetUser was never called"
+    for sent in (recording.metadata[0], users.metadata[0]):
+        assert sent["traceparent"] == TRACEPARENT
+        assert sent["x-request-id"] == "req-contract-1"
+        assert sent["x-meshmart-user-id"] == "ann"
     access = [r for r in rec.server.records if r.get("event") == "rpc"]
     assert access[0]["request_id"] == "req-contract-1"
     assert access[0]["trace_id"] == TRACE_ID

@@ -1,7 +1,8 @@
 """RecommendationService's behaviour, one suite for every implementation (Python v1, Go
 v2): each test runs once per implementation, each as its real process, over real gRPC,
 against the real in-process shop (orders placed through the real saga, products from the
-real catalog). A rule one implementation breaks fails here, in its own parametrisation.
+real catalog, users from the real user service). A rule one implementation breaks fails
+here, in its own parametrisation.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ BY_POPULARITY = [
     p.product_id for p in sorted(SEED_PRODUCTS, key=lambda p: (-p.popularity, p.product_id))
 ]
 _keys = itertools.count(1)
+
+
+def upstreams(shop: Shop) -> dict[str, str]:
+    """The shop's order, catalog and user: running(implementation, **upstreams(shop))."""
+    return {name: shop.targets[name] for name in ("order", "catalog", "user")}
 
 
 def request(user_id: str, limit: int = 0) -> recommendation_pb2.RecommendRequest:
@@ -81,9 +87,7 @@ async def test_recommends_what_others_bought_with_the_users_products(
         catalog_answer: catalog_pb2.GetProductResponse = await shop.catalog.GetProduct(
             catalog_pb2.GetProductRequest(product_id="sku-1010"), timeout=TIMEOUT
         )
-        async with running(
-            implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
-        ) as rec:
+        async with running(implementation, **upstreams(shop)) as rec:
             top_two = await rec.stub.Recommend(request(ann, 2), timeout=TIMEOUT)
             default = await rec.stub.Recommend(request(ann), timeout=TIMEOUT)
 
@@ -108,28 +112,36 @@ async def test_a_user_without_history_gets_the_most_ordered_products_flagged_pop
         await buy(shop, "sku-1040", card=DECLINE_CARD)
         await buy(shop, "sku-1040", card=DECLINE_CARD)
         newcomer = await shop.register()
-        async with running(
-            implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
-        ) as rec:
+        async with running(implementation, **upstreams(shop)) as rec:
             response = await rec.stub.Recommend(request(newcomer.user_id, 2), timeout=TIMEOUT)
 
     assert response.source == POPULAR
     assert ids(response) == ["sku-1031", "sku-1030"]
 
 
-async def test_without_any_orders_the_catalogs_popularity_decides_even_for_unknown_users(
+async def test_without_any_orders_the_catalogs_popularity_decides(
     implementation: Implementation, tmp_path: Path
 ) -> None:
-    # Recommendation has no user upstream: an unknown user is not NOT_FOUND, it is a user
-    # without history (v1's rule, kept by v2).
     async with running_shop(tmp_path) as shop:
-        async with running(
-            implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
-        ) as rec:
-            response = await rec.stub.Recommend(request("usr-nobody-knows", 5), timeout=TIMEOUT)
+        newcomer = await shop.register()
+        async with running(implementation, **upstreams(shop)) as rec:
+            response = await rec.stub.Recommend(request(newcomer.user_id, 5), timeout=TIMEOUT)
 
     assert response.source == POPULAR
     assert ids(response) == BY_POPULARITY[:5]
+
+
+async def test_an_unknown_user_is_not_found_naming_the_user(
+    implementation: Implementation, tmp_path: Path
+) -> None:
+    async with running_shop(tmp_path) as shop:
+        await buy(shop, "sku-1001", "sku-1010")
+        async with running(implementation, **upstreams(shop)) as rec:
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await rec.stub.Recommend(request("usr-nobody-knows", 5), timeout=TIMEOUT)
+
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert raised.value.details() == "user usr-nobody-knows not found"
 
 
 async def test_surrounding_spaces_in_user_id_are_ignored(
@@ -138,9 +150,7 @@ async def test_surrounding_spaces_in_user_id_are_ignored(
     async with running_shop(tmp_path) as shop:
         await buy(shop, "sku-1001", "sku-1010")
         ann = await buy(shop, "sku-1001")
-        async with running(
-            implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
-        ) as rec:
+        async with running(implementation, **upstreams(shop)) as rec:
             padded = await rec.stub.Recommend(request(f"  {ann} ", 1), timeout=TIMEOUT)
 
     assert padded.source == PERSONALIZED
@@ -156,9 +166,7 @@ async def test_order_stopped_falls_back_to_catalog_popularity(
     async with running_shop(tmp_path) as shop:
         await buy(shop, "sku-1001", "sku-1010")
         ann = await buy(shop, "sku-1001")
-        async with running(
-            implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
-        ) as rec:
+        async with running(implementation, **upstreams(shop)) as rec:
             before = await rec.stub.Recommend(request(ann, 3), timeout=TIMEOUT)
             await shop.stop_order()
             after = await rec.stub.Recommend(request(ann, 3), timeout=TIMEOUT)
@@ -168,15 +176,47 @@ async def test_order_stopped_falls_back_to_catalog_popularity(
     assert ids(after) == BY_POPULARITY[:3]
 
 
+async def test_user_stopped_still_gets_recommendations(
+    implementation: Implementation, tmp_path: Path
+) -> None:
+    # Recommendations are not worth failing for: without the lookup they go on.
+    async with running_shop(tmp_path) as shop:
+        await buy(shop, "sku-1001", "sku-1010")
+        ann = await buy(shop, "sku-1001")
+        async with running(
+            implementation, **{**upstreams(shop), "user": closed_port_target()}
+        ) as rec:
+            response = await rec.stub.Recommend(request(ann, 3), timeout=TIMEOUT)
+
+    assert response.source == PERSONALIZED
+    assert ids(response)[0] == "sku-1010"
+    assert len(ids(response)) == 3
+
+
+async def test_a_hanging_user_costs_one_user_timeout_then_answers(
+    implementation: Implementation, tmp_path: Path
+) -> None:
+    async with running_shop(tmp_path) as shop, black_hole() as hung_user:
+        newcomer = await shop.register()
+        async with running(implementation, **{**upstreams(shop), "user": hung_user}) as rec:
+            started = time.monotonic()
+            response = await rec.stub.Recommend(request(newcomer.user_id, 3), timeout=TIMEOUT)
+            elapsed = time.monotonic() - started
+
+    assert response.source == POPULAR
+    assert ids(response) == BY_POPULARITY[:3]
+    # Cut off by the user budget (1 s in these tests), not left waiting on the hung process.
+    assert elapsed < 1.0 + 3.0
+
+
 async def test_a_hanging_order_costs_one_order_timeout_then_popular(
     implementation: Implementation, tmp_path: Path
 ) -> None:
     async with running_shop(tmp_path) as shop, black_hole() as hung_order:
-        async with running(
-            implementation, order=hung_order, catalog=shop.targets["catalog"]
-        ) as rec:
+        newcomer = await shop.register()
+        async with running(implementation, **{**upstreams(shop), "order": hung_order}) as rec:
             started = time.monotonic()
-            response = await rec.stub.Recommend(request("usr-anyone", 3), timeout=TIMEOUT)
+            response = await rec.stub.Recommend(request(newcomer.user_id, 3), timeout=TIMEOUT)
             elapsed = time.monotonic() - started
 
     assert response.source == POPULAR
@@ -189,17 +229,17 @@ async def test_the_callers_deadline_bounds_the_upstream_calls(
     implementation: Implementation, tmp_path: Path
 ) -> None:
     async with running_shop(tmp_path) as shop, hanging_order() as (order, hanging):
+        newcomer = await shop.register()
         async with running(
             implementation,
-            order=order,
-            catalog=shop.targets["catalog"],
+            **{**upstreams(shop), "order": order},
             # A history budget far beyond the caller's deadline: only the deadline can
             # bound the call to order.
             env={"MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "30000"},
         ) as rec:
             started = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await rec.stub.Recommend(request("usr-anyone", 3), timeout=0.5)
+                await rec.stub.Recommend(request(newcomer.user_id, 3), timeout=0.5)
             elapsed = time.monotonic() - started
 
     assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -212,11 +252,12 @@ async def test_the_callers_deadline_bounds_the_upstream_calls(
 
 async def test_catalog_down_is_unavailable(implementation: Implementation, tmp_path: Path) -> None:
     async with running_shop(tmp_path) as shop:
+        newcomer = await shop.register()
         async with running(
-            implementation, order=shop.targets["order"], catalog=closed_port_target()
+            implementation, **{**upstreams(shop), "catalog": closed_port_target()}
         ) as rec:
             with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await rec.stub.Recommend(request("usr-anyone"), timeout=TIMEOUT)
+                await rec.stub.Recommend(request(newcomer.user_id), timeout=TIMEOUT)
 
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     assert raised.value.details() == "catalog ListProducts failed: UNAVAILABLE"
@@ -239,10 +280,10 @@ async def test_catalog_down_is_unavailable(implementation: Implementation, tmp_p
 async def test_bad_requests_are_invalid_argument_naming_the_field(
     implementation: Implementation, user_id: str, limit: int, field: str, description: str
 ) -> None:
-    # Validation comes before any upstream call, so no upstream needs to be running.
-    async with running(
-        implementation, order=closed_port_target(), catalog=closed_port_target()
-    ) as rec:
+    # Validation comes before any upstream call (the user lookup included), so no upstream
+    # needs to be running.
+    nowhere = closed_port_target()
+    async with running(implementation, order=nowhere, catalog=nowhere, user=nowhere) as rec:
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await rec.stub.Recommend(request(user_id, limit), timeout=TIMEOUT)
 
@@ -255,19 +296,26 @@ async def test_another_users_recommendations_are_permission_denied(
     implementation: Implementation, tmp_path: Path
 ) -> None:
     async with running_shop(tmp_path) as shop:
-        async with running(
-            implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
-        ) as rec:
+        ann = (await shop.register()).user_id
+        async with running(implementation, **upstreams(shop)) as rec:
             with pytest.raises(grpc.aio.AioRpcError) as raised:
                 await rec.stub.Recommend(
-                    request("ann"), timeout=TIMEOUT, metadata=(("x-meshmart-user-id", "bob"),)
+                    request(ann), timeout=TIMEOUT, metadata=(("x-meshmart-user-id", "bob"),)
+                )
+            # The caller check comes before the user lookup: refused, not NOT_FOUND.
+            with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                await rec.stub.Recommend(
+                    request("usr-nobody"),
+                    timeout=TIMEOUT,
+                    metadata=(("x-meshmart-user-id", "bob"),),
                 )
             own = await rec.stub.Recommend(
-                request("ann", 2), timeout=TIMEOUT, metadata=(("x-meshmart-user-id", "ann"),)
+                request(ann, 2), timeout=TIMEOUT, metadata=(("x-meshmart-user-id", ann),)
             )
 
     assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert raised.value.details() == "user bob may not act for user ann"
+    assert raised.value.details() == f"user bob may not act for user {ann}"
+    assert unknown.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert own.source == POPULAR and len(own.products) == 2
 
 
@@ -278,10 +326,9 @@ async def test_every_answer_names_the_release_that_gave_it(
     implementation: Implementation, tmp_path: Path
 ) -> None:
     async with running_shop(tmp_path) as shop:
-        async with running(
-            implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
-        ) as rec:
-            call = rec.stub.Recommend(request("ann", 1), timeout=TIMEOUT)
+        ann = (await shop.register()).user_id
+        async with running(implementation, **upstreams(shop)) as rec:
+            call = rec.stub.Recommend(request(ann, 1), timeout=TIMEOUT)
             await call
             headers = await call.initial_metadata()
 
@@ -289,9 +336,8 @@ async def test_every_answer_names_the_release_that_gave_it(
 
 
 async def test_health_and_reflection_list_the_service(implementation: Implementation) -> None:
-    async with running(
-        implementation, order=closed_port_target(), catalog=closed_port_target()
-    ) as rec:
+    nowhere = closed_port_target()
+    async with running(implementation, order=nowhere, catalog=nowhere, user=nowhere) as rec:
         health = health_pb2_grpc.HealthStub(rec.channel)
         statuses = [
             (await health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5)).status
@@ -312,18 +358,16 @@ async def test_sigterm_turns_health_not_serving_then_drains_and_exits_0(
     implementation: Implementation, tmp_path: Path
 ) -> None:
     async with running_shop(tmp_path) as shop:
+        ann = (await shop.register()).user_id
         async with running(
-            implementation,
-            order=shop.targets["order"],
-            catalog=shop.targets["catalog"],
-            env={"MESHMART_DRAIN_SECONDS": "1.5"},
+            implementation, **upstreams(shop), env={"MESHMART_DRAIN_SECONDS": "1.5"}
         ) as rec:
             health = health_pb2_grpc.HealthStub(rec.channel)
             rec.server.process.send_signal(signal.SIGTERM)
             await rec.server.wait_for("server.draining")
             during_drain = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
             # Still answering while the drain lasts: callers' sidecars need the time.
-            answered = await rec.stub.Recommend(request("ann", 1), timeout=TIMEOUT)
+            answered = await rec.stub.Recommend(request(ann, 1), timeout=TIMEOUT)
             await rec.server.wait_for("server.stopped")
         # running() asserts the exit code 0.
 
@@ -335,18 +379,25 @@ async def test_sigterm_turns_health_not_serving_then_drains_and_exits_0(
     assert [e for e in events if e in order] == order
 
 
+ORDER = {"MESHMART_UPSTREAM_ORDER": "127.0.0.1:7150"}
+CATALOG = {"MESHMART_UPSTREAM_CATALOG": "127.0.0.1:7110"}
+USER = {"MESHMART_UPSTREAM_USER": "127.0.0.1:7100"}
+
+
 @pytest.mark.parametrize(
     ("env", "variable"),
     [
-        ({"MESHMART_UPSTREAM_CATALOG": "127.0.0.1:7110"}, "MESHMART_UPSTREAM_ORDER"),
-        ({"MESHMART_UPSTREAM_ORDER": "127.0.0.1:7150"}, "MESHMART_UPSTREAM_CATALOG"),
+        # Each upstream is required; the first one missing (order, catalog, user) is named.
+        ({**CATALOG, **USER}, "MESHMART_UPSTREAM_ORDER"),
+        ({**ORDER, **USER}, "MESHMART_UPSTREAM_CATALOG"),
+        ({**ORDER, **CATALOG}, "MESHMART_UPSTREAM_USER"),
         (
-            {
-                "MESHMART_UPSTREAM_ORDER": "127.0.0.1:7150",
-                "MESHMART_UPSTREAM_CATALOG": "127.0.0.1:7110",
-                "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "soon",
-            },
+            {**ORDER, **CATALOG, **USER, "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "soon"},
             "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS",
+        ),
+        (
+            {**ORDER, **CATALOG, **USER, "MESHMART_RECOMMENDATION_USER_TIMEOUT_MS": "0"},
+            "MESHMART_RECOMMENDATION_USER_TIMEOUT_MS",
         ),
     ],
 )

@@ -67,6 +67,7 @@ async def test_v1_and_v2_register_and_deregister_alike() -> None:
             "MESHMART_INSTANCE_ID": "recommendation-9",
             "MESHMART_UPSTREAM_ORDER": "127.0.0.1:30895",
             "MESHMART_UPSTREAM_CATALOG": "127.0.0.1:30891",
+            "MESHMART_UPSTREAM_USER": "127.0.0.1:30890",
             "MESHMART_SIDECAR_PORT": "21999",
             "MESHMART_SIDECAR_METRICS_ADDR": "127.0.0.1:20999",
             "MESHMART_SERVICE_VERSION": "v9",

@@ -50,7 +50,10 @@ async def test_v1_and_v2_answer_every_request_alike(tmp_path: Path) -> None:
         answers: dict[str, list[tuple[Any, ...]]] = {}
         for implementation in (V1, V2):
             async with running(
-                implementation, order=shop.targets["order"], catalog=shop.targets["catalog"]
+                implementation,
+                order=shop.targets["order"],
+                catalog=shop.targets["catalog"],
+                user=shop.targets["user"],
             ) as rec:
                 answers[implementation.name] = [await answer(rec, *case) for case in cases]
 
@@ -66,5 +69,6 @@ async def test_v1_and_v2_answer_every_request_alike(tmp_path: Path) -> None:
         ("ok", recommendation_pb2.RECOMMENDATION_SOURCE_PERSONALIZED),
         ("ok", recommendation_pb2.RECOMMENDATION_SOURCE_POPULAR),
         ("error", grpc.StatusCode.INVALID_ARGUMENT),
+        ("error", grpc.StatusCode.NOT_FOUND),
         ("error", grpc.StatusCode.PERMISSION_DENIED),
     } <= kinds

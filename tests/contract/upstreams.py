@@ -1,6 +1,6 @@
 """Upstreams for the contract suite beyond the real shop (tests/unit/shop.py): the shop
-is where history and products come from; these play an order service that records what
-it is sent, or that hangs."""
+is where history, products and users come from; these play an order or user service that
+records what it is sent, or an order service that hangs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from meshmart.order.v1 import order_pb2, order_pb2_grpc
+from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
 from services.kit.server import ServiceSpec
 from services.kit.testing import running_server
@@ -43,6 +44,31 @@ def _order_spec(servicer: order_pb2_grpc.OrderServiceServicer) -> ServiceSpec:
         name="meshmart.order.v1.OrderService",
         add=lambda server: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server),
     )
+
+
+class RecordingUser(user_pb2_grpc.UserServiceServicer):
+    """GetUser knows every user and records the metadata each call came with."""
+
+    def __init__(self) -> None:
+        self.metadata: list[dict[str, str]] = []
+
+    async def GetUser(
+        self, request: user_pb2.GetUserRequest, context: Any
+    ) -> user_pb2.GetUserResponse:
+        self.metadata.append({k: v for k, v in context.invocation_metadata() or ()})
+        return user_pb2.GetUserResponse(user=user_pb2.User(user_id=request.user_id))
+
+
+@asynccontextmanager
+async def recording_user() -> AsyncIterator[tuple[str, RecordingUser]]:
+    # Only GetUser is played; the rest answer UNIMPLEMENTED.
+    servicer = RecordingUser()  # type: ignore[abstract]
+    spec = ServiceSpec(
+        name="meshmart.user.v1.UserService",
+        add=lambda server: user_pb2_grpc.add_UserServiceServicer_to_server(servicer, server),
+    )
+    async with running_server([spec]) as target:
+        yield target, servicer
 
 
 class HangingOrder(order_pb2_grpc.OrderServiceServicer):
