@@ -12,8 +12,9 @@ def _ms(name: str, default: int) -> float:
 
 def timeouts_from_env() -> Timeouts:
     # recommendation gets the most: it calls order and catalog itself (400 + 300 ms by
-    # default). The catalog fallback runs only after recommendation failed, so the
-    # dashboard's worst case is recommendation + catalog = 1.1 s with these defaults.
+    # default; its user lookup, 300 ms, runs beside the order read). The catalog fallback
+    # runs only after recommendation failed, so the dashboard's worst case is
+    # recommendation + catalog = 1.1 s with these defaults.
     return Timeouts(
         user=_ms("MESHMART_STOREFRONT_USER_TIMEOUT_MS", 300),
         order=_ms("MESHMART_STOREFRONT_ORDER_TIMEOUT_MS", 500),
