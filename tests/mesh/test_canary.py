@@ -8,7 +8,8 @@ the routes, the retries and the failover. Each answer names the release that gav
 its x-meshmart-version response header. The split is changed the way `make canary` does
 (tools/mesh/canary.py: a live config write), and a change counts as made once storefront's
 Envoy applies it. Each test puts the committed split (10%) back and restarts what it
-stopped.
+stopped. The calls are for a customer registered with the user service (recommendation
+answers NOT_FOUND for a user it does not know).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ from decimal import Decimal
 import grpc
 import pytest
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
+from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
 from tests.mesh.helpers import health_of, pid_of, until
 from tools.mesh import canary, envoy
@@ -41,7 +44,6 @@ COMMITTED_SPLIT = 10  # consul/config-entries/recommendation/service-splitter.hc
 # from this long after it shows.
 SETTLE = 1.0
 TIMEOUT = 10.0
-REQUEST = recommendation_pb2.RecommendRequest(user_id="usr-canary-test", limit=3)
 
 
 async def set_split(mesh: MeshPlan, percent: int) -> None:
@@ -56,30 +58,53 @@ async def set_split(mesh: MeshPlan, percent: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Storefront:
+    """Calls recommendation as storefront does, for one registered customer."""
+
+    stub: recommendation_pb2_grpc.RecommendationServiceStub
+    request: recommendation_pb2.RecommendRequest
+
+
+@pytest.fixture(scope="module")
+async def customer(mesh: MeshPlan) -> str:
+    """A user registered on user-1's own port (as an operator would)."""
+    async with grpc.aio.insecure_channel(mesh.instance("user-1").grpc_target) as channel:
+        reply = await user_pb2_grpc.UserServiceStub(channel).Register(
+            user_pb2.RegisterRequest(
+                email=f"canary-{uuid.uuid4().hex[:12]}@example.com",
+                password="correct horse battery",
+                full_name="Canary Customer",
+            ),
+            timeout=TIMEOUT,
+        )
+    return str(reply.user.user_id)
+
+
 @pytest.fixture
-async def stub(mesh: MeshPlan) -> AsyncIterator[recommendation_pb2_grpc.RecommendationServiceStub]:
+async def storefront(mesh: MeshPlan, customer: str) -> AsyncIterator[Storefront]:
     target = mesh.instance(CALLER).upstream_target(SERVICE)
     async with grpc.aio.insecure_channel(target) as channel:
-        yield recommendation_pb2_grpc.RecommendationServiceStub(channel)
+        yield Storefront(
+            recommendation_pb2_grpc.RecommendationServiceStub(channel),
+            recommendation_pb2.RecommendRequest(user_id=customer, limit=3),
+        )
     await set_split(mesh, COMMITTED_SPLIT)
 
 
-async def answered_by(
-    stub: recommendation_pb2_grpc.RecommendationServiceStub,
-    headers: tuple[tuple[str, str], ...] = (),
-) -> str:
+async def answered_by(storefront: Storefront, headers: tuple[tuple[str, str], ...] = ()) -> str:
     """One Recommend; the release that answered it."""
-    call = stub.Recommend(REQUEST, timeout=TIMEOUT, metadata=headers)
+    call = storefront.stub.Recommend(storefront.request, timeout=TIMEOUT, metadata=headers)
     reply = await call
     assert len(reply.products) == 3
     return str(dict(await call.initial_metadata()).get("x-meshmart-version", "(none)"))
 
 
-async def release_of(stub: recommendation_pb2_grpc.RecommendationServiceStub) -> tuple[str, str]:
+async def release_of(storefront: Storefront) -> tuple[str, str]:
     """One Recommend: (the release that answered, "" or the error it answered with). Both
     releases send the header before validating or calling upstreams, so an error the
     service itself returned names its release too; one the mesh made up does not."""
-    call = stub.Recommend(REQUEST, timeout=TIMEOUT)
+    call = storefront.stub.Recommend(storefront.request, timeout=TIMEOUT)
     try:
         await call
         error = ""
@@ -109,7 +134,7 @@ class Load:
     CPU misses its own 300 ms catalog budget (UNAVAILABLE) whatever the split does; these
     tests are about what the split, the routes and the failover do to calls."""
 
-    stub: recommendation_pb2_grpc.RecommendationServiceStub
+    storefront: Storefront
     workers: int = 3
     pause: float = 0.02
     answers: list[tuple[float, str]] = field(default_factory=list)
@@ -121,7 +146,7 @@ class Load:
         while not self._stop.is_set():
             started = time.monotonic()
             try:
-                self.answers.append((started, await answered_by(self.stub)))
+                self.answers.append((started, await answered_by(self.storefront)))
             except grpc.aio.AioRpcError as error:
                 self.failures.append((started, f"{error.code().name}: {error.details()}"))
             await asyncio.sleep(self.pause)
@@ -142,7 +167,7 @@ class Load:
 
 
 async def test_at_10_percent_a_tenth_of_1000_calls_reach_v2_and_each_answer_says_who(
-    mesh: MeshPlan, stub: recommendation_pb2_grpc.RecommendationServiceStub
+    mesh: MeshPlan, storefront: Storefront
 ) -> None:
     await set_split(mesh, 10)
     calls = iter(range(1000))
@@ -151,7 +176,7 @@ async def test_at_10_percent_a_tenth_of_1000_calls_reach_v2_and_each_answer_says
 
     async def caller() -> None:
         for _ in calls:  # shared iterator: 1,000 calls in all, 2 at a time
-            release, error = await release_of(stub)
+            release, error = await release_of(storefront)
             versions[release] += 1
             if error:
                 errors.append((release, error))
@@ -172,20 +197,36 @@ async def test_at_10_percent_a_tenth_of_1000_calls_reach_v2_and_each_answer_says
 
 
 async def test_the_version_header_picks_the_release(
-    mesh: MeshPlan, stub: recommendation_pb2_grpc.RecommendationServiceStub
+    mesh: MeshPlan, storefront: Storefront
 ) -> None:
     await set_split(mesh, 50)
     for release in ("v1", "v2"):
         header = (("x-meshmart-version", release),)
-        answers = [await answered_by(stub, header) for _ in range(20)]
+        answers = [await answered_by(storefront, header) for _ in range(20)]
         assert answers == [release] * 20
 
 
+async def test_both_releases_answer_not_found_for_a_user_the_user_service_does_not_know(
+    mesh: MeshPlan, storefront: Storefront
+) -> None:
+    # Each release's GetUser crosses its own sidecar and user's intention: were it refused,
+    # the release could not tell and would recommend (POPULAR) instead.
+    unknown = recommendation_pb2.RecommendRequest(user_id="usr-canary-nobody", limit=3)
+    for release in ("v1", "v2"):
+        header = (("x-meshmart-version", release),)
+        call = storefront.stub.Recommend(unknown, timeout=TIMEOUT, metadata=header)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call
+        assert dict(await call.initial_metadata())["x-meshmart-version"] == release
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+        assert raised.value.details() == "user usr-canary-nobody not found"
+
+
 async def test_shifting_all_traffic_to_v2_and_back_under_load_loses_no_call(
-    mesh: MeshPlan, stub: recommendation_pb2_grpc.RecommendationServiceStub
+    mesh: MeshPlan, storefront: Storefront
 ) -> None:
     await set_split(mesh, 10)
-    async with Load(stub) as load:
+    async with Load(storefront) as load:
         await load.answers_since(time.monotonic(), 50, "answers at 10%")
         await set_split(mesh, 100)
         all_v2 = time.monotonic() + SETTLE
@@ -214,11 +255,11 @@ async def test_shifting_all_traffic_to_v2_and_back_under_load_loses_no_call(
 
 
 async def test_a_v2_instance_killed_mid_load_costs_no_call(
-    mesh: MeshPlan, stub: recommendation_pb2_grpc.RecommendationServiceStub
+    mesh: MeshPlan, storefront: Storefront
 ) -> None:
     await set_split(mesh, 50)
     victim = mesh.instance("recommendation-3")
-    async with Load(stub) as load:
+    async with Load(storefront) as load:
         await load.answers_since(time.monotonic(), 50, "answers before the kill")
         pid = pid_of(mesh, victim.instance_id)
         os.kill(pid, signal.SIGKILL)
@@ -237,14 +278,14 @@ async def test_a_v2_instance_killed_mid_load_costs_no_call(
 
 
 async def test_v2_stopped_entirely_mid_load_fails_over_to_v1_without_losing_a_call(
-    mesh: MeshPlan, stub: recommendation_pb2_grpc.RecommendationServiceStub
+    mesh: MeshPlan, storefront: Storefront
 ) -> None:
     await set_split(mesh, 50)
     canaries = [i for i in mesh.instances() if i.service == SERVICE and i.version == "v2"]
     assert len(canaries) == 2
     supervisor = Supervisor(mesh)
     try:
-        async with Load(stub) as load:
+        async with Load(storefront) as load:
             await load.answers_since(time.monotonic(), 50, "answers before the stop")
             # What a rollback or a crash of the release looks like to its callers: every
             # v2 process gets SIGTERM (NOT_SERVING, deregistration, drain) at once.

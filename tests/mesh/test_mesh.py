@@ -20,6 +20,7 @@ import time
 import grpc
 import pytest
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
 from tests.mesh.helpers import (
     catalog_stub,
@@ -136,6 +137,30 @@ async def test_only_order_may_charge_storefront_may_only_list_payments(mesh: Mes
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await as_order.ListPayments(payment_pb2.ListPaymentsRequest(user_id="u"), timeout=5)
         assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+@pytest.mark.parametrize("instance_id", ["recommendation-1", "recommendation-3"])
+async def test_recommendation_may_only_look_users_up(mesh: MeshPlan, instance_id: str) -> None:
+    # recommendation-1 is the Python release, recommendation-3 the Go canary: one Consul
+    # name, so one intention, and each sidecar has its own listener for user.
+    recommendation = mesh.instance(instance_id)
+    async with grpc.aio.insecure_channel(recommendation.upstream_target("user")) as channel:
+        as_recommendation = user_pb2_grpc.UserServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as looked_up:
+            await as_recommendation.GetUser(
+                user_pb2.GetUserRequest(user_id="usr-mesh-nobody"), timeout=5
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as registered:
+            await as_recommendation.Register(
+                user_pb2.RegisterRequest(
+                    email="mesh-intruder@example.com", password="correct horse", full_name="X"
+                ),
+                timeout=5,
+            )
+    # GetUser passed the intention: user itself answered.
+    assert looked_up.value.code() == grpc.StatusCode.NOT_FOUND
+    assert looked_up.value.details() == "user usr-mesh-nobody not found"
+    assert registered.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
 async def test_retries_hide_a_payment_instance_failing_half_its_calls(mesh: MeshPlan) -> None:
