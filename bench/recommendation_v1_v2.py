@@ -4,10 +4,11 @@
 
 Both implementations run as their real processes (the entry points the mesh runs),
 each pinned to the same core (``taskset -c 1``), one after the other, against the same
-upstreams: the real catalog and order of the in-process shop (tests/unit/shop.py, in this
-process, pinned with ghz to the other core), with a recorded purchase history so the call
-takes the personalised path (model cached as in production, GetProduct per product) and
-a newcomer taking the popular path (one ListProducts scan). For each implementation and
+upstreams: the real catalog, order and user of the in-process shop (tests/unit/shop.py, in
+this process, pinned with ghz to the other core), with a recorded purchase history so the
+call takes the personalised path (model cached as in production, GetProduct per product)
+and a registered newcomer taking the popular path (one ListProducts scan); every call also
+looks its user up (one GetUser, beside the model read). For each implementation and
 user, with ghz:
 
   fixed rate   --rate RPC/s for --duration s: p50 / p99 latency
@@ -125,10 +126,12 @@ async def bench(implementation: Implementation, shop: Shop, users: dict[str, str
         env={**base, "MESHMART_PORT": str(port), "MESHMART_LOG_LEVEL": "WARNING",
              "MESHMART_UPSTREAM_ORDER": shop.targets["order"],
              "MESHMART_UPSTREAM_CATALOG": shop.targets["catalog"],
+             "MESHMART_UPSTREAM_USER": shop.targets["user"],
              "MESHMART_SERVICE_VERSION": implementation.version,
              # Generous upstream budgets: the shared box must not turn load into timeouts.
              "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "2000",
-             "MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS": "2000"},
+             "MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS": "2000",
+             "MESHMART_RECOMMENDATION_USER_TIMEOUT_MS": "2000"},
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -181,7 +184,8 @@ async def main() -> None:
     os.sched_setaffinity(0, {int(LOAD_CORE)})  # the shop and ghz: the other core
     with tempfile.TemporaryDirectory() as tmp:
         async with running_shop(Path(tmp)) as shop:
-            users = {"personalised": await history(shop), "popular": "usr-newcomer"}
+            newcomer = (await shop.register()).user_id  # unknown users are NOT_FOUND
+            users = {"personalised": await history(shop), "popular": newcomer}
             results = []
             for implementation in IMPLEMENTATIONS:
                 results += await bench(implementation, shop, users, args.duration, args.rate)

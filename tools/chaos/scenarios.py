@@ -130,6 +130,8 @@ class KillResult:
     back_after: float  # passing again and routed to by every caller
     retries: int  # the caller's sidecar retries during the run
     served_after_return: int  # calls the restarted instance answered once back
+    overflows: dict[str, int]  # the caller sidecar's circuit breakers that refused calls
+
 
     @property
     def failed_before_kill(self) -> int:
@@ -155,6 +157,7 @@ async def kill_one_catalog_instance(
     ) as channel:
         await warm_up(catalog_call(channel))
         retries_before = probe.counter(caller, "catalog", "upstream_rq_retry")
+        overflows_before = _overflows(caller, "catalog")
         async with background_load(catalog_call(channel), rate=rate,
                                    max_seconds=max_seconds) as (stop, load):
             load_started = time.monotonic()
@@ -188,8 +191,19 @@ async def kill_one_catalog_instance(
             stop.set()
             report = await load
         retries = probe.counter(caller, "catalog", "upstream_rq_retry") - retries_before
+        overflows = {k: n - overflows_before[k] for k, n in _overflows(caller, "catalog").items()
+                     if n > overflows_before[k]}
     return KillResult(victim_id, report, killed_at, critical, dropped, restarted, back, retries,
-                      served)
+                      served, overflows)
+
+
+# Envoy's circuit-breaker counters on a caller's upstream cluster.
+OVERFLOW_COUNTERS = ("upstream_rq_pending_overflow", "upstream_rq_retry_overflow",
+                     "upstream_cx_overflow")
+
+
+def _overflows(caller: Instance, upstream: str) -> dict[str, int]:
+    return {name: probe.counter(caller, upstream, name) for name in OVERFLOW_COUNTERS}
 
 
 def _host_success(caller: Instance, callee: Instance) -> int:
@@ -244,7 +258,9 @@ async def rolling_restart(
     victims = replicated_instances(plan)
     await until(lambda: all(probe.serving(plan, probe.callers_of(plan, v.service), v)
                             for v in victims), 60, "every replicated instance routable")
-    user_id = f"chaos-rolling-{uuid.uuid4().hex[:8]}"
+    # A registered customer: recommendation answers NOT_FOUND for users it does not know.
+    async with shop(plan) as s:
+        [user_id] = await s.customers(1, "rolling")
     say(f"  load: {catalog_rate:.0f}/s ListProducts as cart, {payment_rate:.0f}/s ListPayments "
         f"and {recommendation_rate:.0f}/s Recommend as storefront")
     say(f"  restarting, one at a time: {', '.join(v.instance_id for v in victims)}")
