@@ -33,13 +33,14 @@ async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
         f"after {r.dropped_after:.1f}s, supervisord restarted it after "
         f"{r.restarted_after:.1f}s, back in every caller's rotation after {r.back_after:.1f}s "
         f"(answered {r.served_after_return} calls in the next 3s); cart's Envoy retried "
-        f"{r.retries} calls"
+        f"{r.retries} calls; its circuit breakers refused {r.overflows or 'nothing'}"
     )
 
     assert r.load.failed == 0, (
         f"{r.load.summary()}\n{r.load.details}\n{r.failed_before_kill} of them before the "
         f"kill at {r.killed_at:.1f}s (with both instances up: the machine did not carry "
-        f"{RATE} RPC/s); per second (ok/failed/p99): "
+        f"{RATE} RPC/s); cart's circuit breakers refused {r.overflows}; per second "
+        f"(ok/failed/p99): "
         + " ".join(f"{t:.0f}s:{ok}/{f}/{p:.0f}ms" for t, ok, f, p in r.load.timeline())
     )
     # It really was under the asked load (a starved driver would prove less).

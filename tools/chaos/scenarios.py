@@ -197,9 +197,10 @@ async def kill_one_catalog_instance(
                       served, overflows)
 
 
-# Envoy's circuit-breaker counters on a caller's upstream cluster.
-OVERFLOW_COUNTERS = ("upstream_rq_pending_overflow", "upstream_rq_retry_overflow",
-                     "upstream_cx_overflow")
+# Envoy's circuit-breaker counters on a caller's upstream cluster (an HTTP/2 pool counts
+# its MaxConcurrentRequests as upstream_rq_active_overflow).
+OVERFLOW_COUNTERS = ("upstream_rq_active_overflow", "upstream_rq_pending_overflow",
+                     "upstream_rq_retry_overflow", "upstream_cx_overflow")
 
 
 def _overflows(caller: Instance, upstream: str) -> dict[str, int]:
@@ -253,7 +254,7 @@ async def rolling_restart(
     The rates leave the one instance left of each service room on two shared cores while
     its sibling's Python process starts (a CPU burst of its own): each Recommend also
     makes several catalog calls, and at 100 + 30 + 10 calls/s the remaining catalog
-    instance saturated and cart's sidecar shed calls at its MaxConcurrentRequests (64)."""
+    instance saturated and cart's sidecar shed calls at its MaxConcurrentRequests (64 then)."""
     cart, storefront = plan.instance("cart-1"), plan.instance("storefront-1")
     victims = replicated_instances(plan)
     await until(lambda: all(probe.serving(plan, probe.callers_of(plan, v.service), v)
