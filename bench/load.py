@@ -47,8 +47,19 @@ NOT_SENT = "NOT_SENT"  # due while max_in_flight calls were unanswered
 DRIVER_CANCELLED = "DRIVER_CANCELLED"  # still running drain_timeout after the last send
 
 # One call of the load: gets its sequence number, returns an optional tag (counted in
-# LoadReport.tags, e.g. "degraded:payment"), raises grpc.aio.AioRpcError on failure.
+# LoadReport.tags, e.g. "degraded:payment"), raises grpc.aio.AioRpcError (or CallFailed)
+# on failure.
 Call = Callable[[int], Awaitable[str | None]]
+
+
+class CallFailed(Exception):
+    """A failed call that is not a gRPC error, e.g. an HTTP status from the edge's REST
+    face: recorded under ``code`` (say "HTTP 429") like a gRPC status code."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -207,6 +218,10 @@ async def _open_loop(
         except grpc.aio.AioRpcError as error:
             report.record(error.code().name, time.perf_counter() - t0, loop.time() - started,
                           error.details() or "")
+            return
+        except CallFailed as failure:
+            report.record(failure.code, time.perf_counter() - t0, loop.time() - started,
+                          failure.detail)
             return
         except asyncio.CancelledError:
             report.record(DRIVER_CANCELLED, None, loop.time() - started)
