@@ -2,10 +2,13 @@
 the same edge Envoy, and as gRPC straight to the service, measured in one run.
 
     .venv/bin/python bench/edge_rest_vs_grpc.py [--duration 8] [--rounds 2] [--connections 16]
+        [--orders 240] [--skip-orders] [--json PATH]
 
 Starts the whole shop on a free loopback address (the code path of `make up`, edge
-included), waits until it is idle, reads the edge Envoy's idle RSS, then runs, interleaved
-round by round, at saturation with the same number of connections:
+included), waits until it is idle (its processes under 0.35 cores for 2 s, at most 60 s),
+reads the RSS of every process of it (edge Envoy, sidecars, Consul, NATS, services,
+Prometheus and Zipkin), then runs, interleaved round by round, at saturation with the same
+number of connections:
 
   grpc-direct   ghz -> catalog-1:7110                         GetProduct (no mesh at all)
   grpc-edge     ghz -> edge:8080 -> edge sidecar -> mTLS -> catalog sidecar -> catalog
@@ -17,26 +20,39 @@ round by round, at saturation with the same number of connections:
 
 and prints requests/s, p50 and p99 per path (median over rounds) and the ratios. wrk
 (HTTP/1.1, Debian package `wrk`) and ghz (HTTP/2) share the two cores with everything
-else; each run is bounded in time. Tears the mesh down at the end, also on failure.
+else; each run is bounded in time.
+
+Then PlaceOrder, the whole saga, as REST through the edge (bench/place_order.py):
+orders/s at saturation and the latency percentiles, with --orders users prepared first.
+
+RSS of every process is sampled every half second through the load: the report gives
+each one's idle figure and its peak under load. --json writes every figure for
+bench/report.py. Tears the mesh down at the end, also on failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import place_order
+from tools.chaos.probe import settled
 from tools.mesh import control
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.plan import MeshPlan
@@ -122,6 +138,41 @@ def memory(pid: int) -> str:
     return f"{rss_mb(pid):.1f} MB RSS ({rss_mb(pid, 'RssAnon'):.1f} MB anonymous)"
 
 
+def rss_all(procs: dict[str, int], field: str = "VmRSS") -> dict[str, float]:
+    """program name -> VmRSS (or ``field``) in MB of each live process."""
+    out = {}
+    for name, pid in procs.items():
+        try:
+            out[name] = rss_mb(pid, field)
+        except OSError:
+            continue  # exited
+    return out
+
+
+class RssPeaks:
+    """The highest RSS of each process, sampled every ``every`` seconds in a thread."""
+
+    def __init__(self, procs: dict[str, int], every: float = 0.5) -> None:
+        self.procs, self.every = procs, every
+        self.peaks: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for name, mb in rss_all(self.procs).items():
+                self.peaks[name] = max(mb, self.peaks.get(name, 0.0))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> RssPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measure(plan: MeshPlan, edge: Edge, seconds: int, rounds: int, conns: int) -> list[Run]:
     a, port = plan.address, edge.settings.port
     catalog = plan.instance("catalog-1").grpc_target
@@ -156,6 +207,13 @@ def measure(plan: MeshPlan, edge: Edge, seconds: int, rounds: int, conns: int) -
     return runs
 
 
+def medians(runs: list[Run]) -> dict[str, dict[str, float]]:
+    """path -> {rps, p50_ms, p99_ms}: the median over rounds of each."""
+    return {path: {f: float(statistics.median(getattr(r, f) for r in runs if r.path == path))
+                   for f in ("rps", "p50_ms", "p99_ms")}
+            for path in dict.fromkeys(r.path for r in runs)}
+
+
 def report(runs: list[Run]) -> None:
     def med(path: str, field: str) -> float:
         return float(statistics.median(getattr(r, field) for r in runs if r.path == path))
@@ -185,6 +243,12 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8, help="seconds per run")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--orders", type=int, default=240,
+                        help="users prepared for the PlaceOrder phase (one order each)")
+    parser.add_argument("--order-workers", type=int, default=8,
+                        help="clients of PlaceOrder's closed loop")
+    parser.add_argument("--skip-orders", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--address", default=None, help="loopback address (default: free)")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="the run directory of a mesh already up on --address (it is "
@@ -197,15 +261,45 @@ def main() -> int:
     plan = MeshPlan(topology=load_topology(), address=args.address or free_address(),
                     run_dir=run_dir, extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
     edge = Edge(plan)
+    load_start = os.getloadavg()[0]
+    # SIGTERM (e.g. `timeout`) must still run the teardown below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         control.up(plan, timeout=400, out=sys.stderr)
-        procs = {p["name"]: p["pid"] for p in Supervisor(plan).processes()}
-        print(f"idle: edge Envoy {memory(procs['edge-1'])}; its sidecar "
-              f"{memory(procs['edge-1-sidecar'])}; catalog-1's sidecar "
+        procs = {p["name"]: int(p["pid"]) for p in Supervisor(plan).processes() if p["pid"]}
+        busy = asyncio.run(settled(plan))
+        idle, idle_anon = rss_all(procs), rss_all(procs, "RssAnon")
+        print(f"idle (shop at {busy:.2f} cores): edge Envoy {memory(procs['edge-1'])}; its "
+              f"sidecar {memory(procs['edge-1-sidecar'])}; catalog-1's sidecar "
               f"{memory(procs['catalog-1-sidecar'])}", flush=True)
-        runs = measure(plan, edge, args.duration, args.rounds, args.connections)
-        report(runs)
+        with RssPeaks(procs) as peaks:
+            runs = measure(plan, edge, args.duration, args.rounds, args.connections)
+            report(runs)
+            orders, orders_error = None, None
+            if not args.skip_orders:
+                print()
+                try:
+                    orders = place_order.measure(
+                        f"http://{plan.address}:{edge.settings.port}",
+                        plan.instance("user-1").grpc_target, orders=args.orders,
+                        workers=args.order_workers, seconds=args.duration)
+                except Exception as error:  # the read paths' figures still count
+                    orders_error = f"{type(error).__name__}: {error}"[:500]
+                    print(f"place-order failed: {orders_error}", flush=True)
+                else:
+                    for line in place_order.summary(orders):
+                        print(line, flush=True)
         print(f"after the load: edge Envoy {memory(procs['edge-1'])}")
+        if args.json:
+            args.json.write_text(json.dumps({
+                "address": plan.address, "duration": args.duration, "rounds": args.rounds,
+                "connections": args.connections, "runs": [asdict(r) for r in runs],
+                "medians": medians(runs), "rss_idle": idle, "rss_idle_anon": idle_anon,
+                "rss_peak": peaks.peaks,
+                "idle_cores": busy, "place_order": orders.as_dict() if orders else None,
+                "place_order_error": orders_error,
+                "load_average": [load_start, os.getloadavg()[0]],
+            }, indent=1))
     finally:
         control.down(plan, timeout=120, out=sys.stderr)
         if args.run_dir is None:
