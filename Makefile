@@ -77,7 +77,7 @@ test-events: setup ## the event tests (a real nats-server of their own; no mesh)
 demo: setup ## narrated chaos against `make up`'s mesh: kill, rolling restart, flaky/hung payment, NATS, intentions
 	@$(PY) -m tools.chaos.demo
 
-bench: setup ## mesh overhead (direct vs two sidecars), one Python process, RSS, edge, events -> .run/bench/report.md
+bench: setup ## mesh overhead, one Python process, edge REST/gRPC, PlaceOrder, RSS, events, tuning -> bench/REPORT.md + report.png
 	@$(PY) -m bench.report
 
 test-chaos: setup ## only the chaos tests (they start a test mesh of their own, a few minutes)

@@ -7,32 +7,36 @@
    interleaved round by round; medians and ratios. On this box 1000 RPC/s is near one
    Python process's saturation, so the latencies are also compared at 40% of the mesh
    path's saturation, where they show the overhead rather than queueing.
-2. Memory: RSS of each process of that mesh (Envoys, Consul, the Python services) at
-   idle and right after the load.
-3. One Python service process: catalog alone (no mesh), ghz at saturation with 32
+2. One Python service process: catalog alone (no mesh), ghz at saturation with 32
    concurrent calls on one connection, with tracing off and on (the kit's OpenTelemetry
-   instrumentation, nothing sampled), CPU per call from /proc, and where that CPU goes
-   (cProfile of the process, grouped: grpc.aio's core, OpenTelemetry, the kit, structlog,
-   the servicer, asyncio).
-4. The edge: REST through the edge vs gRPC through the same Envoy, by the edge's own
-   benchmark (bench/edge_rest_vs_grpc.py, which starts the whole shop), if it is there.
-5. Events: outbox -> JetStream -> consumer, by the events benchmark (bench/events.py), if
-   it is there.
+   instrumentation, nothing sampled), CPU per call from /proc (bench/catalog_cpu.py), and
+   where that CPU goes (cProfile of the process, grouped: grpc.aio's core,
+   OpenTelemetry, the kit, structlog, the servicer, asyncio).
+3. The edge: GET product as REST through the edge vs gRPC through the same Envoy vs gRPC
+   straight to catalog (bench/edge_rest_vs_grpc.py, which starts the whole shop).
+4. PlaceOrder, the whole saga, as REST through the edge: orders/s and p99, in the same
+   shop (bench/place_order.py).
+5. Memory: RSS of every process of that shop (edge Envoy, each sidecar, Consul, NATS,
+   each service) at idle and its peak under the load of parts 3 and 4.
+6. Events: outbox commit -> JetStream -> consumer ack, events/s and lag p50/p99
+   (bench/events.py).
+7. Tuning, before/after: bench/TUNING.md, hand-written from A/B runs, included verbatim.
 
 Each part's goal from ../shared/DESIGN.md ("Measures we hold ourselves to") is printed
-beside its figure. The report goes to stdout and to .run/bench/report.md. Every mesh and
-process a part starts is stopped by that part (also on failure). Figures from a loaded
-two-core machine are noisy: the ratios, measured in one run, are what to compare.
+beside its figure, and a chart of the side-by-side figures with their goals is drawn
+(matplotlib). The report goes to stdout and to bench/REPORT.md, the chart to
+bench/report.png (both committed, so readers see numbers without running it). Every mesh
+and process a part starts is stopped by that part (also on failure). Figures from a
+loaded two-core machine are noisy: the ratios, measured in one run, are what to compare.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import pstats
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,16 +44,18 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import mesh_overhead
+from bench import catalog_cpu, chart, mesh_overhead
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
-from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import ROOT
 
-REPORT = ROOT / ".run" / "bench" / "report.md"
+REPORT = ROOT / "bench" / "REPORT.md"
+CHART = ROOT / "bench" / "report.png"
+TUNING = ROOT / "bench" / "TUNING.md"
 
 # ../shared/DESIGN.md, "Measures we hold ourselves to".
 GOAL_P50_MS = 0.4
@@ -58,11 +64,14 @@ GOAL_P99_MS = 0.9
 GOAL_SATURATION = 0.85
 GOAL_PYTHON_RPS = 5000
 GOAL_ENVOY_IDLE_MB = 55
+GOAL_REST_GRPC = 0.85
 
 
 @dataclass
 class Report:
     lines: list[str] = field(default_factory=list)
+    # Figures for the chart (bench/chart.py), by part.
+    figures: dict[str, Any] = field(default_factory=dict)
 
     def add(self, line: str = "") -> None:
         self.lines.append(line)
@@ -74,21 +83,6 @@ class Report:
         self.add("|" + "|".join("---" for _ in header) + "|")
         for row in rows:
             self.add("| " + " | ".join(row) + " |")
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def memory(plan: MeshPlan) -> dict[str, float]:
-    """program name -> RSS (MB) of every process supervisord runs for the plan."""
-    return {p["name"]: rss_mb(int(p["pid"])) for p in Supervisor(plan).processes() if p["pid"]}
 
 
 def mark(ok: bool) -> str:
@@ -104,7 +98,6 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
     sys.stderr.write(f"[bench] overhead mesh on {plan.address} ({run_dir})\n")
     try:
         control.up(plan, out=sys.stderr, check_entries=False)
-        idle = memory(plan)
         runs = mesh_overhead.measure(
             plan, f"--concurrency {plan.envoy_concurrency}", duration, rounds)
         # 1000 RPC/s is close to (or above) what one Python catalog carries on this box,
@@ -119,7 +112,6 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
             for path, target in targets.items():
                 runs.append(mesh_overhead.summarize(path, f"{light} rps", mesh_overhead.ghz(
                     target, rps=light, concurrency=16, seconds=duration)))
-        loaded = memory(plan)
     finally:
         control.down(plan, out=sys.stderr)
         subprocess.run(["rm", "-rf", str(run_dir)], check=False)
@@ -135,17 +127,22 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
     report.add()
     rows = []
     light_mode = next(r.mode for r in reversed(runs))
+    latency: dict[str, dict[str, tuple[float, float, float]]] = {}
     for mode in ("1000 rps", light_mode):
+        label = mode.replace("rps", "RPC/s")
         for attr, goal in (("p50_ms", GOAL_P50_MS), ("p90_ms", GOAL_P90_MS),
                            ("p99_ms", GOAL_P99_MS)):
             d, m = med("direct", mode, attr), med("mesh", mode, attr)
-            rows.append([f"{attr[:3]} @ {mode.replace('rps', 'RPC/s')}", f"{d:.2f} ms",
-                         f"{m:.2f} ms", f"{m / d:.2f}x (+{m - d:.2f} ms)",
+            latency.setdefault(label, {})[attr[:3]] = (d, m, goal)
+            rows.append([f"{attr[:3]} @ {label}", f"{d:.2f} ms", f"{m:.2f} ms",
+                         f"{m / d:.2f}x (+{m - d:.2f} ms)",
                          f"+{goal} ms: {mark(m - d <= goal)}"])
     sd, sm = med("direct", "saturation", "rps"), med("mesh", "saturation", "rps")
     rows.append(["saturation (c=32)", f"{sd:,.0f} RPC/s", f"{sm:,.0f} RPC/s", f"{sm / sd:.2f}x",
                  f">= {GOAL_SATURATION}x: {mark(sm / sd >= GOAL_SATURATION)}"])
     report.table(["measure", "direct", "two sidecars", "mesh / direct", "goal"], rows)
+    report.figures["overhead"] = {"latency": latency, "saturation": (sd, sm),
+                                  "goal_saturation": GOAL_SATURATION}
     report.add()
     report.add(f"1000 RPC/s is {1000 / sd:.0%} of what the direct path carries at saturation "
                f"here and {1000 / sm:.0%} of the mesh path's: where that is near or above "
@@ -157,33 +154,6 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
                "ghz run ends by closing its connection: calls still in flight then come back "
                "Unavailable, up to its concurrency)")
 
-    report.add()
-    report.add("## 2. Memory (RSS, MB) of the overhead mesh")
-    report.add()
-    rows = [[name, f"{idle.get(name, 0):.1f}", f"{loaded.get(name, 0):.1f}"]
-            for name in sorted(idle)]
-    report.table(["process", "idle", "after the load"], rows)
-    envoys = [v for k, v in idle.items() if k.endswith("-sidecar")]
-    if envoys:
-        report.add()
-        report.add(f"largest idle sidecar Envoy: {max(envoys):.1f} MB (goal < "
-                   f"{GOAL_ENVOY_IDLE_MB} MB: {mark(max(envoys) < GOAL_ENVOY_IDLE_MB)})")
-
-
-# catalog under cProfile: SIGUSR2 starts profiling (after start-up and warm-up), SIGUSR1
-# writes the profile and exits.
-PROFILE_WRAPPER = """
-import cProfile, os, pstats, runpy, signal, sys
-profile = cProfile.Profile()
-def dump(*_):
-    profile.disable()
-    pstats.Stats(profile).dump_stats(os.environ["BENCH_PROFILE_OUT"])
-    os._exit(0)
-signal.signal(signal.SIGUSR2, lambda *_: profile.enable())
-signal.signal(signal.SIGUSR1, dump)
-sys.argv = ["catalog"]
-runpy.run_module("services.catalog", run_name="__main__")
-"""
 
 # cProfile's tottime per source, grouped (first match wins).
 PROFILE_GROUPS = (
@@ -202,79 +172,25 @@ PROFILE_GROUPS = (
 )
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def python_process(report: Report, duration: int) -> None:
     """catalog alone on a free loopback address: RPC/s at saturation and CPU per call,
     tracing off and on, then a profile of where a call's CPU goes."""
-    address = _free_address_for(7110)
-    target = f"{address}:7110"
-    results: dict[str, tuple[float, float]] = {}
-    shares: list[tuple[str, float]] = []
-    total_cpu = 0.0
-    for label, extra, profiled in (
-        ("tracing off", {}, False),
-        ("tracing on (nothing sampled)",
-         {"MESHMART_ZIPKIN_URL": f"http://{address}:9411/api/v2/spans",
-          "MESHMART_TRACE_SAMPLE_RATIO": "0"}, False),
-        ("profile", {"MESHMART_ZIPKIN_URL": f"http://{address}:9411/api/v2/spans",
-                     "MESHMART_TRACE_SAMPLE_RATIO": "0"}, True),
-    ):
-        with tempfile.TemporaryDirectory(prefix="meshmart-py-bench-") as tmp:
-            env = {"PATH": os.environ.get("PATH", ""), "MESHMART_HOST": address,
-                   "MESHMART_PORT": "7110", "MESHMART_DATA_DIR": tmp, "MESHMART_RUN_DIR": tmp,
-                   "MESHMART_LOG_LEVEL": "INFO", "MESHMART_METRICS_PORT": "0",
-                   "BENCH_PROFILE_OUT": f"{tmp}/profile", **extra}
-            command = ([sys.executable, "-c", PROFILE_WRAPPER] if profiled
-                       else [sys.executable, "-m", "services.catalog"])
-            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            try:
-                deadline = time.monotonic() + 30
-                while True:  # until it answers (a few seconds of imports)
-                    try:
-                        mesh_overhead.ghz(target, rps=0, concurrency=1, seconds=1)
-                        break
-                    except subprocess.CalledProcessError:
-                        if time.monotonic() > deadline or proc.poll() is not None:
-                            raise
-                        time.sleep(0.2)
-                mesh_overhead.ghz(target, rps=0, concurrency=32, seconds=1)  # warm up
-                if profiled:
-                    proc.send_signal(signal.SIGUSR2)
-                before = cpu_seconds(proc.pid)
-                result = mesh_overhead.ghz(target, rps=0, concurrency=32, seconds=duration)
-                used = cpu_seconds(proc.pid) - before
-                if proc.poll() is not None:
-                    raise RuntimeError(f"catalog on {target} exited during the run")
-                codes: dict[str, int] = result.get("statusCodeDistribution") or {}  # type: ignore[assignment]
-                # Calls still in flight when the timed run ends come back Canceled.
-                calls = int(result["count"]) - codes.get("Canceled", 0)  # type: ignore[call-overload]
-                if profiled:
-                    proc.send_signal(signal.SIGUSR1)
-                    proc.wait(timeout=30)
-                    shares, total_cpu = _profile_shares(Path(tmp) / "profile")
-                else:
-                    results[label] = (float(result["rps"]), used / calls * 1000)  # type: ignore[arg-type]
-            finally:
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+    work_tree = catalog_cpu.Variant("work tree")
+    results: dict[str, catalog_cpu.Sample] = {}
+    for label, tracing in (("tracing off", False), ("tracing on (nothing sampled)", True)):
+        results[label] = catalog_cpu.measure(work_tree, duration, tracing=tracing)
+    with tempfile.TemporaryDirectory(prefix="meshmart-profile-") as tmp:
+        catalog_cpu.profile(work_tree, duration, Path(tmp) / "profile", tracing=True)
+        shares, total_cpu = _profile_shares(Path(tmp) / "profile")
     report.add()
-    report.add("## 3. One Python service process (catalog alone, GetProduct, ghz c=32)")
+    report.add("## 2. One Python service process (catalog alone, GetProduct, ghz c=32)")
     report.add()
-    rows = [[label, f"{rps:,.0f}", f"{ms:.3f} ms", f"{1000 / ms:,.0f}"]
-            for label, (rps, ms) in results.items()]
+    rows = [[label, f"{r.rps:,.0f}", f"{r.cpu_ms:.3f} ms", f"{1000 / r.cpu_ms:,.0f}"]
+            for label, r in results.items()]
     report.table(["kit tracing", "RPC/s (ghz on the same 2 cores)", "CPU per call",
                   "RPC/s per core (1 / CPU per call)"], rows)
-    best = max(1000 / ms for _, ms in results.values())
+    best = max(1000 / r.cpu_ms for r in results.values())
+    report.figures["python"] = {label: 1000 / r.cpu_ms for label, r in results.items()}
     report.add()
     report.add(f"goal >= {GOAL_PYTHON_RPS:,} RPC/s on one core: {mark(best >= GOAL_PYTHON_RPS)} "
                f"(best {best:,.0f}; CPU time on a busy box is inflated too)")
@@ -283,19 +199,6 @@ def python_process(report: Report, duration: int) -> None:
                f"{total_cpu:.1f}s profiled; profiling slows everything, read the shares):")
     report.add()
     report.table(["part", "share"], [[name, f"{share:.0%}"] for name, share in shares])
-
-
-def _free_address_for(port: int) -> str:
-    """A loopback address where ``port`` is free (no other mesh's catalog answers there)."""
-    for last in range(200, 250):
-        address = f"127.0.0.{last}"
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-            return address
-    raise RuntimeError(f"no loopback address with port {port} free")
 
 
 def _profile_shares(path: Path) -> tuple[list[tuple[str, float]], float]:
@@ -313,33 +216,202 @@ def _profile_shares(path: Path) -> tuple[list[tuple[str, float]], float]:
     return [(name, t / total) for name, t in ordered], total
 
 
+def run_bench(script: str, args: list[str], timeout: int) -> tuple[str, str, int]:
+    """Run a benchmark of bench/ as a module: (stdout, stderr, exit code)."""
+    sys.stderr.write(f"[bench] {script} {' '.join(args)}\n")
+    try:
+        result = subprocess.run([sys.executable, "-m", f"bench.{Path(script).stem}", *args],
+                                cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        return "", f"did not finish within {timeout}s", -1
+    sys.stderr.write(result.stderr[-2000:])
+    return result.stdout, result.stderr, result.returncode
+
+
 def external(report: Report, title: str, script: str, args: list[str], keep: tuple[str, ...],
              timeout: int) -> None:
-    """Run another engineer's benchmark and keep its summary lines."""
+    """Run another benchmark and keep its summary lines."""
     report.add()
     report.add(f"## {title}")
     report.add()
-    path = ROOT / "bench" / script
-    if not path.exists():
-        report.add(f"(bench/{script} is not there yet: skipped)")
-        return
-    sys.stderr.write(f"[bench] {script} {' '.join(args)}\n")
-    module = f"bench.{path.stem}"
-    try:
-        result = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT,
-                                capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        report.add(f"(bench/{script} did not finish within {timeout}s)")
-        return
-    sys.stderr.write(result.stderr[-2000:])
-    lines = [line for line in result.stdout.splitlines() if line.strip().startswith(keep)]
+    stdout, stderr, code = run_bench(script, args, timeout)
+    lines = [line for line in stdout.splitlines() if line.strip().startswith(keep)]
     report.add("```")
-    for line in lines or result.stdout.splitlines()[-15:]:
+    for line in lines or stdout.splitlines()[-15:]:
         report.add(line)
     report.add("```")
-    if result.returncode != 0:
-        report.add(f"(exit code {result.returncode}; stderr tail: "
-                   f"{result.stderr.strip().splitlines()[-1:] or ['-']})")
+    if code != 0:
+        report.add(f"(exit code {code}; stderr tail: {stderr.strip().splitlines()[-1:] or ['-']})")
+
+
+def shop(report: Report, duration: int) -> None:
+    """Parts 3-5 from one start of the whole shop (bench/edge_rest_vs_grpc.py --json)."""
+    with tempfile.TemporaryDirectory(prefix="meshmart-report-edge-") as tmp:
+        out = Path(tmp) / "edge.json"
+        stdout, stderr, code = run_bench(
+            "edge_rest_vs_grpc.py",
+            ["--duration", str(duration), "--rounds", "1", "--json", str(out)], timeout=1200)
+        data = json.loads(out.read_text()) if out.exists() else None
+    if data is None:
+        report.add()
+        report.add("## 3-5. The edge, PlaceOrder, memory of the whole shop")
+        report.add()
+        report.add(f"(bench/edge_rest_vs_grpc.py failed, exit code {code}; stderr tail:)")
+        report.add("```")
+        for line in (stderr.strip().splitlines() or stdout.strip().splitlines())[-12:]:
+            report.add(line)
+        report.add("```")
+        return
+    edge(report, data)
+    orders(report, data)
+    memory(report, data)
+    if code != 0:
+        report.add()
+        report.add(f"(bench/edge_rest_vs_grpc.py exit code {code})")
+
+
+def edge(report: Report, data: dict[str, Any]) -> None:
+    med: dict[str, dict[str, float]] = data["medians"]
+    report.add()
+    report.add(f"## 3. The edge: GET product as REST through the edge vs gRPC through the "
+               f"same Envoy vs gRPC direct ({data['connections']} connections, saturation, "
+               f"{data['duration']}s per path, the whole shop up)")
+    report.add()
+    paths = (
+        ("grpc-direct", "GetProduct", "gRPC straight to catalog-1 (no mesh)"),
+        ("grpc-edge", "GetProduct", "gRPC through the edge (edge -> its sidecar -> mTLS -> "
+                                    "catalog's sidecar)"),
+        ("rest-edge", "GetProduct", "REST through the edge, cache bypassed (transcoded)"),
+        ("rest-cached", "GetProduct", "REST through the edge, answered by its cache"),
+        ("grpc-stock-direct", "GetStock", "gRPC straight to inventory-1"),
+        ("grpc-stock", "GetStock", "gRPC through the edge"),
+        ("rest-stock", "GetStock", "REST through the edge (never cached)"),
+    )
+    rows = [[rpc, f"`{name}`", what, f"{med[name]['rps']:,.0f}", f"{med[name]['p50_ms']:.2f}",
+             f"{med[name]['p99_ms']:.2f}"] for name, rpc, what in paths if name in med]
+    report.table(["RPC", "path", "how", "req/s", "p50 ms", "p99 ms"], rows)
+    errors = [f"{r['path']}: {r['errors']}" for r in data["runs"] if r["errors"]]
+    report.add()
+    report.add(f"failed requests: {'; '.join(errors) or 'none'}")
+
+    def ratio(a: str, b: str) -> float:
+        return med[a]["rps"] / med[b]["rps"]
+
+    rest_grpc = ratio("rest-edge", "grpc-edge")
+    stock = ratio("rest-stock", "grpc-stock")
+    report.add()
+    report.table(["ratio of req/s", "value", "goal"], [
+        ["REST / gRPC through the same edge, GetProduct (cache bypassed)", f"{rest_grpc:.2f}x",
+         f">= {GOAL_REST_GRPC}x: {mark(rest_grpc >= GOAL_REST_GRPC)}"],
+        ["REST / gRPC through the same edge, GetStock", f"{stock:.2f}x",
+         f">= {GOAL_REST_GRPC}x: {mark(stock >= GOAL_REST_GRPC)}"],
+        ["gRPC through the edge / gRPC direct, GetProduct",
+         f"{ratio('grpc-edge', 'grpc-direct'):.2f}x", "none in DESIGN.md"],
+        ["REST through the edge / gRPC direct, GetProduct",
+         f"{ratio('rest-edge', 'grpc-direct'):.2f}x "
+         f"(cached: {ratio('rest-cached', 'grpc-direct'):.2f}x)", "none in DESIGN.md"],
+    ])
+    report.figures["edge"] = {name: med[name]["rps"] for name, _, _ in paths if name in med}
+
+
+def orders(report: Report, data: dict[str, Any]) -> None:
+    result = data.get("place_order")
+    report.add()
+    report.add("## 4. PlaceOrder, the whole saga, as REST through the edge")
+    report.add()
+    if result is None:
+        report.add(f"(failed: {data['place_order_error']})" if data.get("place_order_error")
+                   else "(skipped)")
+        return
+    report.add(f"`POST /api/v1/users/{{id}}/orders` with a bearer token, one order per user "
+               f"(its own cart with one item, its own idempotency key): edge -> order "
+               f"(reserve stock, charge the card, confirm, outbox) over mTLS. "
+               f"{result['prepared']} users prepared before the timing "
+               f"({result['prepare_seconds']:.0f}s).")
+    report.add()
+    rows = []
+    for phase in (result["saturation"], result["at_rate"]):
+        if phase is None:
+            continue
+        how = (f"saturation: {phase['workers']} clients, closed loop" if phase["workers"]
+               else f"open loop at {phase['rate']:g} orders/s (half of saturation)")
+        failed = ", ".join(f"{c} {n}" for c, n in phase["failed"].items()) or "none"
+        rows.append([how, f"{phase['orders']} in {phase['seconds']:.1f}s",
+                     f"{phase['orders_per_s']:.1f}", f"{phase['p50_ms']:.0f}",
+                     f"{phase['p90_ms']:.0f}", f"{phase['p99_ms']:.0f}",
+                     f"{phase['confirmed']} / {phase['cancelled']}", failed])
+    report.table(["load", "orders", "orders/s", "p50 ms", "p90 ms", "p99 ms",
+                  "confirmed / cancelled", "failed"], rows)
+    report.add()
+    report.add("goal: none in DESIGN.md for orders/s or an order's latency (the edge itself "
+               "allows 50 orders/s for all clients: tools/mesh/edge/api.py PLACE_ORDER)")
+    report.figures["orders"] = result
+
+
+def _kind(name: str) -> str:
+    if name.endswith("-sidecar"):
+        return "Envoy (sidecar)"
+    if name.startswith("edge-"):
+        return "Envoy (edge)"
+    if name == "consul":
+        return "Consul"
+    if name.startswith("nats-"):
+        return "NATS"
+    if name in ("prometheus", "zipkin"):
+        return "observability"
+    return "service"
+
+
+def memory(report: Report, data: dict[str, Any]) -> None:
+    idle: dict[str, float] = data["rss_idle"]
+    anon: dict[str, float] = data.get("rss_idle_anon", {})
+    peak: dict[str, float] = data["rss_peak"]
+    order = ("Envoy (edge)", "Envoy (sidecar)", "Consul", "NATS", "service", "observability")
+    names = sorted(idle, key=lambda n: (order.index(_kind(n)), n))
+    report.add()
+    report.add(f"## 5. Memory (RSS, MB) of the whole shop: idle (its processes under "
+               f"{data['idle_cores']:.2f} cores) and the peak under the load of parts 3 and 4 "
+               "(sampled every 0.5 s)")
+    report.add()
+    rows = []
+    for name in names:
+        envoy = _kind(name).startswith("Envoy")
+        goal = (f"< {GOAL_ENVOY_IDLE_MB} MB idle: {mark(idle[name] < GOAL_ENVOY_IDLE_MB)}"
+                if envoy else "none in DESIGN.md")
+        rows.append([name, _kind(name), f"{idle[name]:.1f}",
+                     f"{anon[name]:.1f}" if name in anon else "-",
+                     f"{peak.get(name, 0.0):.1f}", goal])
+    report.table(["process", "what", "idle RSS", "of it anonymous", "peak RSS under load",
+                  "goal"], rows)
+    envoys = {n: v for n, v in idle.items() if _kind(n).startswith("Envoy")}
+    largest = max(envoys, key=envoys.__getitem__)
+    report.add()
+    report.add(f"largest idle Envoy: {largest} {envoys[largest]:.1f} MB RSS (goal < "
+               f"{GOAL_ENVOY_IDLE_MB} MB: {mark(envoys[largest] < GOAL_ENVOY_IDLE_MB)}), "
+               f"{anon.get(largest, 0.0):.1f} MB of it anonymous. An Envoy's RSS counts the "
+               "pages of its binary mapped from the page cache (the rest of RSS), which every "
+               f"Envoy on the machine shares: the {len(envoys)} Envoys hold "
+               f"{sum(anon.get(n, 0.0) for n in envoys):.0f} MB of their own "
+               f"(anonymous) memory, not {sum(envoys.values()):.0f} MB.")
+    report.figures["memory"] = {"idle": idle, "anon": anon, "peak": peak,
+                                "kinds": {n: _kind(n) for n in names},
+                                "goal_envoy": GOAL_ENVOY_IDLE_MB}
+
+
+def tuning(report: Report) -> None:
+    """bench/TUNING.md as it is, under this report's heading instead of its own title."""
+    report.add()
+    report.add("## 7. Tuning, before/after (bench/TUNING.md, verbatim)")
+    report.add()
+    if not TUNING.exists():
+        report.add("(bench/TUNING.md is missing)")
+        return
+    lines = TUNING.read_text().rstrip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    for line in lines:
+        report.add(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,35 +419,57 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8, help="seconds per ghz run")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--skip-edge", action="store_true")
+    parser.add_argument("--skip-edge", action="store_true",
+                        help="skip parts 3-5 (the whole shop)")
     parser.add_argument("--skip-events", action="store_true")
+    parser.add_argument("--output", type=Path, default=REPORT,
+                        help="the report (default bench/REPORT.md, its chart bench/report.png; "
+                             "elsewhere the chart goes beside it, as NAME.png)")
     args = parser.parse_args(argv)
+    png = CHART if args.output == REPORT else args.output.with_suffix(".png")
     report = Report()
     started = time.monotonic()
     load = os.getloadavg()
     report.add(f"# meshmart benchmark report ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)")
     report.add()
-    report.add(f"{os.cpu_count()} cores; load average at the start {load[0]:.1f} "
-               f"(other work on the machine shows up in every absolute figure; the ratios "
-               f"are measured side by side, round by round)")
+    report.add(f"Written by `make bench` (bench/report.py). {os.cpu_count()} cores; load "
+               f"average at the start {load[0]:.1f} (other work on the machine shows up in "
+               f"every absolute figure; the ratios are measured side by side, round by round)."
+               f" Chart of the side-by-side figures and their goals: "
+               f"[{png.name}]({png.name}).")
     overhead(report, args.duration, args.rounds)
     python_process(report, max(3, args.duration // 2))
-    if not args.skip_edge:
-        external(report, "4. The edge: REST vs gRPC through the same Envoy",
-                 "edge_rest_vs_grpc.py", ["--duration", str(args.duration), "--rounds", "1"],
-                 ("path", "grpc", "rest", "REST", "gRPC", "edge"), timeout=900)
-        report.add("(goal: REST through the edge >= 0.85x gRPC through the same Envoy)")
+    if args.skip_edge:
+        report.add()
+        report.add("## 3-5. The edge, PlaceOrder, memory of the whole shop")
+        report.add()
+        report.add("(skipped: --skip-edge)")
+    else:
+        shop(report, args.duration)
     if not args.skip_events:
-        external(report, "5. Events: outbox commit -> JetStream -> consumer", "events.py",
+        external(report, "6. Events: outbox commit -> JetStream -> consumer ack", "events.py",
                  ["--events", "1000", "--rate", "200"], ("1.", "2.", "3.", "CPU", "relay"),
                  timeout=300)
+        report.add("(goal: none in DESIGN.md for events/s or lag)")
+    tuning(report)
+    end_load = os.getloadavg()[0]
     report.add()
-    report.add(f"took {time.monotonic() - started:.0f}s; load average at the end "
-               f"{os.getloadavg()[0]:.1f}")
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(report.lines) + "\n")
-    sys.stdout.write(f"\nwritten to {REPORT.relative_to(ROOT)}\n")
+    report.add(f"took {time.monotonic() - started:.0f}s; load average at the start "
+               f"{load[0]:.1f}, at the end {end_load:.1f}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text("\n".join(report.lines) + "\n")
+    chart.draw(report.figures, png, title=f"meshmart make bench, "
+               f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load "
+               f"{load[0]:.1f} -> {end_load:.1f}")
+    sys.stdout.write(f"\nwritten to {_shown(args.output)} and {_shown(png)}\n")
     return 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 if __name__ == "__main__":
