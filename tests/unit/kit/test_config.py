@@ -65,6 +65,7 @@ def test_service_specific_helpers() -> None:
         ({}, "MESHMART_PORT"),
         ({"MESHMART_PORT": "abc"}, "MESHMART_PORT"),
         ({"MESHMART_PORT": "7999", "KITTEST_GRACE_SECONDS": "soon"}, "KITTEST_GRACE_SECONDS"),
+        ({"MESHMART_PORT": "7999", "MESHMART_EVENT_LOOP": "trio"}, "MESHMART_EVENT_LOOP"),
     ],
 )
 async def test_entry_point_exits_2_naming_the_setting(env: dict[str, str], named: str) -> None:

@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.unit.kit.echo_service import SERVICE, DoubleValue, EchoClient
@@ -16,7 +17,11 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_sigterm_drains_health_then_finishes_in_flight_rpc(tmp_path: Path) -> None:
+# The same shutdown on each event loop the kit offers (MESHMART_EVENT_LOOP).
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+async def test_sigterm_drains_health_then_finishes_in_flight_rpc(
+    tmp_path: Path, event_loop: str
+) -> None:
     port = free_port()
     server = await start_module(
         "tests.unit.kit.echo_server",
@@ -26,10 +31,12 @@ async def test_sigterm_drains_health_then_finishes_in_flight_rpc(tmp_path: Path)
             # Long enough to observe health during the drain; the slow call outlives
             # the drain so it is still running when server.stop(grace) begins.
             "MESHMART_DRAIN_SECONDS": "1.5",
+            "MESHMART_EVENT_LOOP": event_loop,
         },
     )
     try:
-        await server.wait_for("server.started")
+        started = await server.wait_for("server.started")
+        assert started["event_loop"] == event_loop
         await server.wait_for("hook.on_start")
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
