@@ -425,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=REPORT,
                         help="the report (default bench/REPORT.md, its chart bench/report.png; "
                              "elsewhere the chart goes beside it, as NAME.png)")
+    parser.add_argument("--note", default="",
+                        help="a line for the header, e.g. what else ran on the machine")
     args = parser.parse_args(argv)
     png = CHART if args.output == REPORT else args.output.with_suffix(".png")
     report = Report()
@@ -435,8 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     report.add(f"Written by `make bench` (bench/report.py). {os.cpu_count()} cores; load "
                f"average at the start {load[0]:.1f} (other work on the machine shows up in "
                f"every absolute figure; the ratios are measured side by side, round by round)."
-               f" Chart of the side-by-side figures and their goals: "
-               f"[{png.name}]({png.name}).")
+               f" The chart below draws the side-by-side figures with their goals "
+               f"({png.name}, from the same run).")
+    if args.note:
+        report.add()
+        report.add(f"Note: {args.note}")
+    report.add()
+    report.add(f"![the side-by-side figures of this report, each with its goal]({png.name})")
     overhead(report, args.duration, args.rounds)
     python_process(report, max(3, args.duration // 2))
     if args.skip_edge:
