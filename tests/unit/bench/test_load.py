@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench.load import (
     NOT_SENT,
     OK,
+    CallFailed,
     loopback_channel,
     open_loop,
     percentile,
@@ -110,3 +111,18 @@ async def test_the_timeline_places_answers_and_failures_in_time() -> None:
     # Answers first, failures last (calls 0-9 are due in the first half second).
     assert timeline[0][0] == 0.0 and timeline[0][2] == 0
     assert timeline[-1][1] == 0
+
+
+async def test_a_call_failing_without_a_grpc_status_is_counted_under_its_own_code() -> None:
+    async def call(i: int) -> str | None:
+        if i % 4 == 0:  # e.g. the edge's REST face answering 429
+            raise CallFailed("HTTP 429", "rate limited")
+        return None
+
+    report = await open_loop(call, rate=200, duration=0.2)
+
+    assert report.sent == 40
+    assert report.ok == 30
+    assert report.failed_by_code == {"HTTP 429": 10}
+    assert report.details["HTTP 429"] == "rate limited"
+    assert len(report.latencies["HTTP 429"]) == 10
