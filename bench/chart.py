@@ -132,7 +132,7 @@ def _memory(ax: Axes, memory: dict[str, Any]) -> None:
     ax.axvline(memory["goal_envoy"], color=GOAL, linewidth=1.5,
                label=f"goal: each Envoy < {memory['goal_envoy']} MB idle")
     ax.set_xlabel("RSS, MB")
-    ax.set_title("Memory of the whole shop (Zipkin, Prometheus: see the report)", fontsize=10)
+    ax.set_title("RSS of the whole shop (Zipkin, Prometheus: in the report)", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
 
 
