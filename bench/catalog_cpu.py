@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import mesh_overhead
+from bench.host import cpu_seconds, free_loopback
 from tools.mesh.topology import ROOT
 
 PORT = 7110
@@ -88,22 +88,8 @@ class Sample:
     calls: int
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_address(port: int = PORT) -> str:
-    """A loopback address where ``port`` is free (no other mesh's catalog answers there)."""
-    for last in range(200, 250):
-        address = f"127.0.0.{last}"
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-            return address
-    raise RuntimeError(f"no loopback address with port {port} free")
 
 
 def tracing_env(address: str) -> dict[str, str]:
@@ -117,7 +103,7 @@ def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None 
             profile_out: Path | None = None) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A catalog process from ``variant``'s tree on a free loopback address, answering
     and warmed up; stopped (by pid) on exit. Yields (process, ghz target)."""
-    address = free_address()
+    address = free_loopback(PORT, first=200)
     target = f"{address}:{PORT}"
     pythonpath = [str(variant.tree), str(variant.tree / "gen" / "python")]
     if variant.uvloop and uvloop_path is not None:

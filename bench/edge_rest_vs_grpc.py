@@ -39,7 +39,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import place_order
+from bench.host import free_loopback
 from tools.chaos.probe import settled
 from tools.mesh import control
 from tools.mesh.edge.mesh import Edge
@@ -72,17 +72,6 @@ class Run:
     errors: int
 
 
-def free_address() -> str:
-    port = load_topology().rules.consul_http_port
-    for last in range(20, 250):
-        address = f"127.0.0.{last}"
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, port))
-            except OSError:
-                continue
-            return address
-    raise RuntimeError("no free loopback address")
 
 
 def ghz(target: str, call: str, payload: str, seconds: int, connections: int) -> Run:
@@ -258,8 +247,10 @@ def main() -> int:
         sys.stderr.write("wrk is missing: apt-get install wrk\n")
         return 2
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="meshmart-edge-bench-"))
-    plan = MeshPlan(topology=load_topology(), address=args.address or free_address(),
-                    run_dir=run_dir, extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
+    topology = load_topology()
+    address = args.address or free_loopback(topology.rules.consul_http_port, first=20)
+    plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
+                    extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
     edge = Edge(plan)
     load_start = os.getloadavg()[0]
     # SIGTERM (e.g. `timeout`) must still run the teardown below.

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.host import free_loopback
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor, render
@@ -63,16 +63,6 @@ def bench_topology() -> Topology:
     return Topology(services=services, rules=full.rules, source=full.source)
 
 
-def free_address() -> str:
-    port = load_topology().rules.consul_http_port
-    for last in range(3, 250):
-        with socket.socket() as probe:
-            try:
-                probe.bind((f"127.0.0.{last}", port))
-            except OSError:
-                continue
-            return f"127.0.0.{last}"
-    raise RuntimeError("no free loopback address")
 
 
 def ghz(target: str, *, rps: int, concurrency: int, seconds: int) -> dict[str, object]:
@@ -158,7 +148,9 @@ def main() -> int:
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-bench-"))
-    plan = MeshPlan(topology=bench_topology(), address=free_address(), run_dir=run_dir,
+    topology = bench_topology()
+    address = free_loopback(topology.rules.consul_http_port, first=3)
+    plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     envoy_concurrency=1,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
     print(f"mesh for the benchmark on {plan.address}, run dir {run_dir}; cores: {os.cpu_count()}; "

@@ -36,6 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.host import cpu_seconds
 from tests.contract.implementations import (
     IMPLEMENTATIONS,
     Implementation,
@@ -49,7 +50,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CALL = "meshmart.recommendation.v1.RecommendationService/Recommend"
 PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
 IMPL_CORE, LOAD_CORE = "1", "0"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,6 @@ class Result:
     core_busy: float
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 async def ghz(target: str, user: str, *, rate: int, concurrency: int, seconds: int,

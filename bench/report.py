@@ -49,6 +49,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import catalog_cpu, chart, mesh_overhead
+from bench.host import free_loopback
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import ROOT
@@ -92,7 +93,8 @@ def mark(ok: bool) -> str:
 def overhead(report: Report, duration: int, rounds: int) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-report-"))
     topology = mesh_overhead.bench_topology()
-    plan = MeshPlan(topology=topology, address=mesh_overhead.free_address(), run_dir=run_dir,
+    address = free_loopback(topology.rules.consul_http_port, first=3)
+    plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     envoy_concurrency=topology.rules.envoy_concurrency,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
     sys.stderr.write(f"[bench] overhead mesh on {plan.address} ({run_dir})\n")

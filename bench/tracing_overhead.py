@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.host import free_loopback
 from tools.mesh.observability import ZIPKIN_PORT, zipkin_jar, zipkin_listen_args
 from tools.mesh.topology import ROOT
 
@@ -37,21 +37,6 @@ PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
 PORT = 7110
 
 
-def free_address() -> str:
-    for last in range(60, 250):
-        address = f"127.0.0.{last}"
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, PORT))
-            except OSError:
-                continue
-        with socket.socket() as probe:
-            try:
-                probe.bind((address, ZIPKIN_PORT))
-            except OSError:
-                continue
-        return address
-    raise RuntimeError("no free loopback address")
 
 
 def wait_http(url: str, within: float) -> None:
@@ -131,7 +116,7 @@ def main() -> int:
     if not zipkin_jar().exists():
         sys.stderr.write(f"{zipkin_jar()} missing: run `make setup` (needs java and mvn)\n")
         return 1
-    address = free_address()
+    address = free_loopback(PORT, ZIPKIN_PORT, first=60)
     zipkin_url = f"http://{address}:{ZIPKIN_PORT}"
     with tempfile.TemporaryDirectory(prefix="tracing-bench-") as tmp:
         zipkin = subprocess.Popen(
