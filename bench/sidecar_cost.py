@@ -1,0 +1,410 @@
+"""What our sidecar configuration costs beyond a bare pair of sidecars (issue 11).
+
+    .venv/bin/python bench/sidecar_cost.py [--duration 5] [--rounds 2] [--rps N]
+                                            [--variant ours --variant tcp ...]
+
+The mesh of bench/mesh_overhead.py (Consul, catalog, cart as the caller, their two
+sidecars on one Envoy worker each, the real config entries, Prometheus and Zipkin as in
+`make up`), then catalog.GetProduct with ghz, direct and through both sidecars, once per
+variant of what we configure on the path:
+
+  tracing      the Zipkin tracer in each sidecar's bootstrap (envoy_tracing_json)
+  prometheus   each sidecar's Prometheus listener (envoy_prometheus_bind_addr), scraped
+  intention    catalog's intentions per gRPC method (l7) or as a plain allow (l4)
+  protocol     catalog's protocol: grpc (ours), http2 (no grpc_stats/grpc_http1_bridge
+               filters), tcp (no HTTP at all in the sidecars: the bare pair)
+
+A variant is applied to this benchmark's own Consul only: the two registrations are
+written again (the kit's own ``registration()`` with the sidecar settings changed), the
+catalog entries are written through the HTTP API (the committed files are not touched),
+then both sidecars are restarted, so every variant starts from a fresh Envoy. What the
+sidecars then got is read back from their /config_dump and printed (the filters on the
+request path), and checked against the variant.
+
+Rounds interleave the variants; within a variant, direct and mesh run back to back at
+the same fixed rate (default 40% of the mesh path's saturation, measured first), then the
+mesh path at saturation; direct at saturation once per round. Every process it starts is
+stopped by pid at the end, also on failure (control.down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.host import free_loopback
+from bench.mesh_overhead import Run, bench_topology, ghz, summarize
+from services.kit.config import load_config
+from services.kit.registration import load_mesh_settings, registration
+from tools.mesh import control, envoy
+from tools.mesh.http import HTTPFailure, get_json, request
+from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import Supervisor
+from tools.mesh.topology import Instance
+
+CALLEE, CALLER = "catalog", "cart"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    tracing: bool = True
+    prometheus: bool = True
+    intention: str = "l7"  # l7: per gRPC method (committed); l4: allow the source
+    protocol: str = "grpc"  # grpc (committed), http2, tcp
+
+    def describe(self) -> str:
+        return (f"tracing {'on' if self.tracing else 'off'}, prometheus "
+                f"{'on' if self.prometheus else 'off'}, {self.intention} intention, "
+                f"{self.protocol}")
+
+
+VARIANTS = {
+    v.name: v
+    for v in (
+        Variant("ours"),
+        Variant("no-tracing", tracing=False),
+        Variant("no-prometheus", prometheus=False),
+        Variant("l4-intention", intention="l4"),
+        Variant("http2", protocol="http2"),
+        Variant("l7-minimal", tracing=False, prometheus=False, intention="l4", protocol="http2"),
+        Variant("tcp", tracing=False, prometheus=False, intention="l4", protocol="tcp"),
+    )
+}
+
+
+# --------------------------------------------------------------------------- variants
+
+
+class Switcher:
+    """Applies a variant to the benchmark's mesh (its own Consul, its two sidecars)."""
+
+    def __init__(self, plan: MeshPlan) -> None:
+        self.plan = plan
+        self.callee = plan.instance(f"{CALLEE}-1")
+        self.caller = plan.instance(f"{CALLER}-1")
+        # The committed entries as the bench's Consul has them (to derive and restore).
+        self.original = {kind: self._entry(kind) for kind in
+                         ("service-defaults", "service-router", "service-intentions")}
+
+    def _entry(self, kind: str) -> dict[str, Any]:
+        body = get_json(f"{self.plan.consul_url}/v1/config/{kind}/{CALLEE}")
+        return {k: v for k, v in body.items()
+                if k not in ("CreateIndex", "ModifyIndex", "Hash", "Partition", "Namespace")}
+
+    def _put(self, entry: dict[str, Any]) -> None:
+        request(f"{self.plan.consul_url}/v1/config", method="PUT",
+                data=json.dumps(entry).encode(), timeout=10)
+
+    def _delete(self, kind: str) -> None:
+        request(f"{self.plan.consul_url}/v1/config/{kind}/{CALLEE}", method="DELETE",
+                timeout=10)
+
+    def intentions(self, level: str) -> dict[str, Any]:
+        entry: dict[str, Any] = json.loads(json.dumps(self.original["service-intentions"]))
+        if level == "l4":
+            for source in entry["Sources"]:
+                source.pop("Permissions", None)
+                source["Action"] = "allow"
+        return entry
+
+    def apply(self, variant: Variant) -> None:
+        # Order matters: a router needs an L7 protocol, an L4 service no L7 intentions.
+        defaults = {**self.original["service-defaults"], "Protocol": variant.protocol}
+        if variant.protocol == "tcp":
+            self._put(self.intentions("l4"))
+            self._delete("service-router")
+            self._put(defaults)
+        else:
+            self._put(defaults)
+            self._put(self.original["service-router"])
+            self._put(self.intentions(variant.intention))
+        for inst in (self.callee, self.caller):
+            self._register(inst, variant)
+        sup = Supervisor(self.plan)
+        for inst in (self.callee, self.caller):
+            sup.stop(f"sidecars:{inst.instance_id}-sidecar")
+        for inst in (self.callee, self.caller):
+            sup.start(f"sidecars:{inst.instance_id}-sidecar")
+        deadline = time.monotonic() + 90
+        control.wait_ready(self.plan, deadline)
+        self._wait_for_xds(variant, deadline)
+
+    def _register(self, inst: Instance, variant: Variant) -> None:
+        body = registration_body(self.plan, inst, variant)
+        request(f"{self.plan.consul_url}/v1/agent/service/register?replace-existing-checks=true",
+                method="PUT", data=json.dumps(body).encode(), timeout=10)
+
+    def _wait_for_xds(self, variant: Variant, deadline: float) -> None:
+        """Until both sidecars' listeners say what the variant asked for."""
+        while True:
+            path = self.path_filters()
+            problems = expectation_problems(variant, path)
+            if not problems:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sidecars never matched {variant.name}: {problems}")
+            time.sleep(0.5)
+
+    def path_filters(self) -> dict[str, dict[str, Any]]:
+        """What is on the request path: cart's outbound listener for catalog and
+        catalog's public listener, plus each sidecar's bootstrap tracing and stats."""
+        out = {}
+        for inst, prefix in ((self.caller, f"{CALLEE}:"), (self.callee, "public_listener:")):
+            dump = get_json(f"{inst.admin_url}/config_dump", timeout=10)
+            out[inst.instance_id] = summarize_dump(dump, prefix)
+        return out
+
+    def restore(self) -> None:
+        """The committed entries back (the mesh is torn down next anyway)."""
+        self._put(self.original["service-defaults"])
+        self._put(self.original["service-router"])
+        self._put(self.original["service-intentions"])
+
+
+def registration_body(plan: MeshPlan, inst: Instance, variant: Variant) -> dict[str, Any]:
+    """The instance's registration as the kit writes it (services/kit/registration.py),
+    with the sidecar settings of the variant; the process itself is not restarted."""
+    env = plan.service_env(inst, plan.version())
+    mesh = load_mesh_settings(env)
+    if mesh is None:
+        raise RuntimeError(f"{inst.instance_id} has no mesh settings")
+    mesh = replace(mesh,
+                   zipkin_url=mesh.zipkin_url if variant.tracing else None,
+                   metrics_addr=mesh.metrics_addr if variant.prometheus else None)
+    kwargs = registration(load_config(inst.service, env), mesh,
+                          int(env["MESHMART_METRICS_PORT"]))
+    return {
+        "Name": kwargs["name"], "ID": kwargs["service_id"], "Address": kwargs["address"],
+        "Port": kwargs["port"], "Tags": kwargs["tags"], "Meta": kwargs["meta"],
+        "Check": kwargs["check"], "Connect": kwargs["connect"],
+    }
+
+
+def summarize_dump(dump: dict[str, Any], listener_prefix: str) -> dict[str, Any]:
+    """One sidecar's /config_dump reduced to what a request meets: the listener's network
+    filters, its HTTP filters and connection manager options, the bootstrap tracer and
+    stats settings."""
+    summary: dict[str, Any] = {"listener": None, "static_listeners": []}
+    for config in dump.get("configs", []):
+        kind = config.get("@type", "")
+        if kind.endswith("BootstrapConfigDump"):
+            boot = config["bootstrap"]
+            summary["bootstrap_tracer"] = (boot.get("tracing") or {}).get("http", {}).get("name")
+            summary["stats_tags"] = len((boot.get("stats_config") or {}).get("stats_tags", []))
+            summary["stats_sinks"] = [s.get("name") for s in boot.get("stats_sinks", [])]
+        elif kind.endswith("ListenersConfigDump"):
+            summary["static_listeners"] = [
+                s["listener"]["name"] for s in config.get("static_listeners", [])
+            ]
+            for item in config.get("dynamic_listeners", []):
+                listener = (item.get("active_state") or {}).get("listener") or {}
+                if listener.get("name", "").startswith(listener_prefix):
+                    summary["listener"] = listener["name"]
+                    summary.update(_chain(listener))
+    return summary
+
+
+def _chain(listener: dict[str, Any]) -> dict[str, Any]:
+    chains = listener.get("filter_chains", [])
+    out: dict[str, Any] = {
+        "listener_filters": [f["name"] for f in listener.get("listener_filters", [])],
+        "tls": any("transport_socket" in c for c in chains),
+        "network_filters": [], "http_filters": [], "hcm": {},
+    }
+    for chain in chains:
+        for f in chain.get("filters", []):
+            out["network_filters"].append(f["name"])
+            if f["name"] == "envoy.filters.network.http_connection_manager":
+                hcm = f["typed_config"]
+                out["http_filters"] = [h["name"] for h in hcm.get("http_filters", [])]
+                out["hcm"] = {k: v for k, v in hcm.items()
+                              if k not in ("http_filters", "@type", "route_config", "rds")}
+                rbac = [h for h in hcm.get("http_filters", [])
+                        if h["name"] == "envoy.filters.http.rbac"]
+                out["rbac_matches_paths"] = any(
+                    key in json.dumps(rbac) for key in ('"url_path"', '":path"'))
+            if f["name"] == "envoy.filters.network.rbac":
+                out["rbac_matches_paths"] = False
+    return out
+
+
+def expectation_problems(variant: Variant, path: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    for inst_id, s in path.items():
+        if s["listener"] is None:
+            problems.append(f"{inst_id}: no listener yet")
+            continue
+        has_tracer = s.get("bootstrap_tracer") is not None
+        if has_tracer != variant.tracing:
+            problems.append(f"{inst_id}: bootstrap tracer {s.get('bootstrap_tracer')}")
+        http = s["http_filters"]
+        if variant.protocol == "tcp" and http:
+            problems.append(f"{inst_id}: HTTP filters on a tcp path")
+        if variant.protocol == "grpc" and "envoy.filters.http.grpc_stats" not in http:
+            problems.append(f"{inst_id}: no grpc_stats on a grpc path")
+        if variant.protocol == "http2" and ("envoy.filters.http.grpc_stats" in http or not http):
+            problems.append(f"{inst_id}: not an http2 path: {http}")
+    callee = path[f"{CALLEE}-1"]
+    if callee["listener"] is not None:
+        wants_paths = variant.intention == "l7" and variant.protocol != "tcp"
+        if bool(callee.get("rbac_matches_paths")) != wants_paths:
+            problems.append(f"{CALLEE}-1: RBAC matches paths: {callee.get('rbac_matches_paths')}")
+        prometheus = any("prometheus" in name for name in callee["static_listeners"])
+        if variant.prometheus != prometheus:
+            problems.append(f"{CALLEE}-1: static listeners {callee['static_listeners']}")
+    return problems
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass(frozen=True)
+class VariantRound:
+    variant: str
+    direct: Run  # at the fixed rate, just before the mesh run
+    mesh: Run  # at the fixed rate
+    mesh_sat: Run  # at saturation
+    direct_sat: Run  # this round's direct saturation
+    tracing_stats: dict[str, int]
+
+
+def tracing_counters(admin_url: str) -> dict[str, int]:
+    return {k: v for k, v in envoy.stats(admin_url, r"tracing").items() if v}
+
+
+def measure(switcher: Switcher, variants: list[Variant], *, rounds: int, duration: int,
+            rps: int) -> list[VariantRound]:
+    direct = switcher.callee.grpc_target
+    mesh = switcher.caller.upstream_target(CALLEE)
+    results = []
+    seen: set[str] = set()
+    for number in range(rounds):
+        order = variants if number % 2 == 0 else list(reversed(variants))
+        direct_sat = summarize("direct", "saturation", ghz(direct, rps=0, concurrency=32,
+                                                          seconds=duration))
+        print(f"round {number + 1}: direct at saturation {direct_sat.rps:.0f} RPC/s "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
+        for variant in order:
+            switcher.apply(variant)
+            if variant.name not in seen:
+                seen.add(variant.name)
+                print(f"\n-- {variant.name} ({variant.describe()}): the request path")
+                for inst_id, summary in switcher.path_filters().items():
+                    print(f"   {inst_id}: {json.dumps(summary, sort_keys=True)}")
+            ghz(mesh, rps=rps, concurrency=8, seconds=2)  # warm up the fresh Envoys
+            d = summarize("direct", f"{rps} rps", ghz(direct, rps=rps, concurrency=16,
+                                                       seconds=duration))
+            m = summarize("mesh", f"{rps} rps", ghz(mesh, rps=rps, concurrency=16,
+                                                     seconds=duration))
+            s = summarize("mesh", "saturation", ghz(mesh, rps=0, concurrency=32,
+                                                    seconds=duration))
+            counters = tracing_counters(switcher.callee.admin_url)
+            results.append(VariantRound(variant.name, d, m, s, direct_sat, counters))
+            print(f"   {variant.name:<14} r{number + 1}: direct p50/p90/p99 {d.p50_ms:.2f}/"
+                  f"{d.p90_ms:.2f}/{d.p99_ms:.2f}  mesh {m.p50_ms:.2f}/{m.p90_ms:.2f}/"
+                  f"{m.p99_ms:.2f} ms ({m.rps:.0f} RPC/s)  saturation {s.rps:.0f} RPC/s  "
+                  f"err {d.errors}/{m.errors}/{s.errors}  load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+            if counters:
+                print(f"      catalog sidecar tracing counters: {counters}")
+    return results
+
+
+def report(results: list[VariantRound], variants: list[Variant], rps: int) -> str:
+    def med(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    lines = [
+        f"| medians of {len(results) // max(1, len(variants))} rounds, {rps} RPC/s | "
+        "mesh p50 / p90 / p99 ms | direct p50 / p90 / p99 ms | mesh - direct p50 / p90 / p99 "
+        "| saturation mesh / direct |",
+        "|---|---|---|---|---|",
+    ]
+    for variant in variants:
+        rs = [r for r in results if r.variant == variant.name]
+        if not rs:
+            continue
+        mesh = [med([getattr(r.mesh, f) for r in rs]) for f in ("p50_ms", "p90_ms", "p99_ms")]
+        direct = [med([getattr(r.direct, f) for r in rs]) for f in ("p50_ms", "p90_ms", "p99_ms")]
+        # The overhead per round (each mesh run against the direct run just before it).
+        delta = [med([getattr(r.mesh, f) - getattr(r.direct, f) for r in rs])
+                 for f in ("p50_ms", "p90_ms", "p99_ms")]
+        sat = med([r.mesh_sat.rps for r in rs])
+        ratio = med([r.mesh_sat.rps / r.direct_sat.rps for r in rs])
+        lines.append(
+            f"| {variant.name} ({variant.describe()}) | "
+            + " / ".join(f"{v:.2f}" for v in mesh) + " | "
+            + " / ".join(f"{v:.2f}" for v in direct) + " | "
+            + " / ".join(f"+{v:.2f}" for v in delta) + " | "
+            + f"{sat:,.0f} RPC/s, {ratio:.2f}x |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per ghz run")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rps", type=int, default=0,
+                        help="fixed rate (default: 40%% of the mesh path's saturation)")
+    parser.add_argument("--variant", action="append", choices=sorted(VARIANTS),
+                        help="variants to run (default: all)")
+    parser.add_argument("--keep-logs", action="store_true")
+    args = parser.parse_args()
+    variants = [VARIANTS[name] for name in (args.variant or list(VARIANTS))]
+    run_dir = Path(tempfile.mkdtemp(prefix="meshmart-sidecar-cost-"))
+    topology = bench_topology()
+    address = free_loopback(topology.rules.consul_http_port, first=5)
+    plan = MeshPlan(topology=topology, address=address, run_dir=run_dir, envoy_concurrency=1,
+                    extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
+    started = time.monotonic()
+    load_start = os.getloadavg()[0]
+    print(f"mesh for the benchmark on {plan.address}, run dir {run_dir}; cores: "
+          f"{os.cpu_count()}; load average {load_start:.1f}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    switcher: Switcher | None = None
+    try:
+        control.up(plan, out=sys.stderr, check_entries=False)
+        switcher = Switcher(plan)
+        rps = args.rps
+        if not rps:
+            mesh = switcher.caller.upstream_target(CALLEE)
+            ghz(mesh, rps=300, concurrency=8, seconds=2)
+            sat = summarize("mesh", "saturation", ghz(mesh, rps=0, concurrency=32,
+                                                      seconds=args.duration)).rps
+            rps = int(round(0.4 * sat, -1))
+            print(f"mesh path at saturation {sat:.0f} RPC/s: fixed rate {rps} RPC/s (40%)")
+        results = measure(switcher, variants, rounds=args.rounds, duration=args.duration,
+                          rps=rps)
+        print(f"\n{report(results, variants, rps)}\n")
+        print(f"took {time.monotonic() - started:.0f}s; load average at the start "
+              f"{load_start:.1f}, at the end {os.getloadavg()[0]:.1f}")
+    finally:
+        if switcher is not None:
+            try:
+                switcher.restore()
+            except HTTPFailure as failure:
+                print(f"could not restore the entries ({failure}); tearing down anyway",
+                      file=sys.stderr)
+        control.down(plan, out=sys.stderr)
+        if not args.keep_logs:
+            subprocess.run(["rm", "-rf", str(run_dir)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
