@@ -281,6 +281,29 @@ class VariantRound:
     tracing_stats: dict[str, int]
 
 
+class AnotherMesh(Exception):
+    """Another Consul agent runs on the machine (a test mesh, CI): stop measuring."""
+
+
+def other_consul_agents(run_dir: Path | None) -> list[int]:
+    """Pids of Consul agents that are not this benchmark's (its data dir is in run_dir;
+    None: every agent)."""
+    ours = str(run_dir).encode() if run_dir is not None else None
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(args) > 1 and args[0].endswith(b"consul") and args[1] == b"agent" and not (
+            ours is not None and any(a.startswith(ours) for a in args)
+        ):
+            pids.append(int(proc.name))
+    return pids
+
+
 def tracing_counters(admin_url: str) -> dict[str, int]:
     return {k: v for k, v in envoy.stats(admin_url, r"tracing").items() if v}
 
@@ -298,6 +321,11 @@ def measure(switcher: Switcher, variants: list[Variant], *, rounds: int, duratio
         print(f"round {number + 1}: direct at saturation {direct_sat.rps:.0f} RPC/s "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
         for variant in order:
+            # Two meshes on two cores measure each other, and this one would disturb the
+            # other's tests: give way.
+            if others := other_consul_agents(switcher.plan.run_dir):
+                raise AnotherMesh(f"another mesh started (consul agent pids {others}): "
+                                  "stopping; rerun when the machine is quiet")
             switcher.apply(variant)
             if variant.name not in seen:
                 seen.add(variant.name)
@@ -366,6 +394,9 @@ def main() -> int:
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
     variants = [VARIANTS[name] for name in (args.variant or list(VARIANTS))]
+    if others := other_consul_agents(None):
+        print(f"another mesh runs (consul agent pids {others}): not starting", file=sys.stderr)
+        return 1
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-sidecar-cost-"))
     topology = bench_topology()
     address = free_loopback(topology.rules.consul_http_port, first=5)
@@ -396,6 +427,9 @@ def main() -> int:
         print(f"\n{report(results, variants, rps)}\n")
         print(f"took {time.monotonic() - started:.0f}s; load average at the start "
               f"{load_start:.1f}, at the end {os.getloadavg()[0]:.1f}")
+    except AnotherMesh as stop:
+        print(stop, file=sys.stderr)
+        return 1
     finally:
         if switcher is not None:
             try:
