@@ -65,9 +65,10 @@ def bench_topology() -> Topology:
 
 
 
-def ghz(target: str, *, rps: int, concurrency: int, seconds: int) -> dict[str, object]:
+def ghz(target: str, *, rps: int, concurrency: int, seconds: int,
+        metadata: dict[str, str] | None = None) -> dict[str, object]:
     """One ghz run of ``seconds`` (calls still in flight at the end come back Canceled;
-    summarize() does not count those as errors)."""
+    summarize() does not count those as errors); ``metadata`` is sent with every call."""
     cmd = [
         str(ROOT / ".venv" / "bin" / "ghz"), "--insecure",
         "--protoset", str(PROTOSET), "--call", CALL, "-d", PAYLOAD,
@@ -76,6 +77,8 @@ def ghz(target: str, *, rps: int, concurrency: int, seconds: int) -> dict[str, o
     ]
     if rps:
         cmd[1:1] = ["--rps", str(rps)]
+    if metadata:
+        cmd[1:1] = ["-m", json.dumps(metadata)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60)
     result: dict[str, object] = json.loads(out.stdout)
     return result

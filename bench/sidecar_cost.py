@@ -30,14 +30,17 @@ stopped by pid at the end, also on failure (control.down).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -304,6 +307,45 @@ def other_consul_agents(run_dir: Path | None) -> list[int]:
     return pids
 
 
+def xfcc_like(plan: MeshPlan) -> str:
+    """A header the size and shape of the x-forwarded-client-cert that catalog's sidecar
+    adds to every request from cart (Consul sets forward_client_cert_details APPEND_FORWARD
+    with cert, chain, subject, URI and DNS): built from cart's real leaf certificate."""
+    leaf = get_json(f"{plan.consul_url}/v1/agent/connect/ca/leaf/{CALLER}", timeout=10)
+    pem = leaf["CertPEM"]
+    der = ssl.PEM_cert_to_DER_cert(pem.split("-----END CERTIFICATE-----")[0]
+                                   + "-----END CERTIFICATE-----\n")
+    encoded = urllib.parse.quote(pem, safe="")
+    callee_uri = leaf["ServiceURI"].rsplit("/", 1)[0] + f"/{CALLEE}"
+    return (f"By={callee_uri};Hash={hashlib.sha256(der).hexdigest()};Cert=\"{encoded}\";"
+            f"Chain=\"{encoded}\";Subject=\"\";URI={leaf['ServiceURI']}")
+
+
+def measure_xfcc(switcher: Switcher, *, rounds: int, duration: int, rps: int) -> str:
+    """Direct to catalog with and without an XFCC-sized header, interleaved: what the
+    header the public listener adds costs the Python process (no sidecar involved)."""
+    header = {"x-forwarded-client-cert": xfcc_like(switcher.plan)}
+    direct = switcher.callee.grpc_target
+    runs: dict[str, list[Run]] = {"direct": [], "direct + XFCC": []}
+    for number in range(rounds):
+        pairs = [("direct", None), ("direct + XFCC", header)]
+        for name, metadata in pairs if number % 2 == 0 else pairs[::-1]:
+            run = summarize(name, f"{rps} rps", ghz(direct, rps=rps, concurrency=16,
+                                                     seconds=duration, metadata=metadata))
+            runs[name].append(run)
+            print(f"   {name:<14} r{number + 1}: p50/p90/p99 {run.p50_ms:.2f}/{run.p90_ms:.2f}/"
+                  f"{run.p99_ms:.2f} ms  err {run.errors}  load {os.getloadavg()[0]:.1f}",
+                  flush=True)
+    lines = [f"| direct to catalog, {rps} RPC/s, medians of {rounds} rounds "
+             f"(header {len(header['x-forwarded-client-cert'])} bytes) | p50 / p90 / p99 ms |",
+             "|---|---|"]
+    for name, rs in runs.items():
+        lines.append(f"| {name} | " + " / ".join(
+            f"{statistics.median(getattr(r, f) for r in rs):.2f}"
+            for f in ("p50_ms", "p90_ms", "p99_ms")) + " |")
+    return "\n".join(lines)
+
+
 def tracing_counters(admin_url: str) -> dict[str, int]:
     return {k: v for k, v in envoy.stats(admin_url, r"tracing").items() if v}
 
@@ -391,6 +433,8 @@ def main() -> int:
                         help="fixed rate (default: 40%% of the mesh path's saturation)")
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS),
                         help="variants to run (default: all)")
+    parser.add_argument("--xfcc", action="store_true",
+                        help="also: direct with and without an XFCC-sized header")
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args()
     variants = [VARIANTS[name] for name in (args.variant or list(VARIANTS))]
@@ -425,6 +469,9 @@ def main() -> int:
         results = measure(switcher, variants, rounds=args.rounds, duration=args.duration,
                           rps=rps)
         print(f"\n{report(results, variants, rps)}\n")
+        if args.xfcc:
+            table = measure_xfcc(switcher, rounds=args.rounds, duration=args.duration, rps=rps)
+            print(f"\n{table}\n")
         print(f"took {time.monotonic() - started:.0f}s; load average at the start "
               f"{load_start:.1f}, at the end {os.getloadavg()[0]:.1f}")
     except AnotherMesh as stop:
