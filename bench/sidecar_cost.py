@@ -1,7 +1,7 @@
 """What our sidecar configuration costs beyond a bare pair of sidecars (issue 11).
 
     .venv/bin/python bench/sidecar_cost.py [--duration 5] [--rounds 2] [--rps N]
-                                            [--variant ours --variant tcp ...]
+                                            [--variant ours --variant tcp ...] [--xfcc]
 
 The mesh of bench/mesh_overhead.py (Consul, catalog, cart as the caller, their two
 sidecars on one Envoy worker each, the real config entries, Prometheus and Zipkin as in
@@ -23,8 +23,11 @@ request path), and checked against the variant.
 
 Rounds interleave the variants; within a variant, direct and mesh run back to back at
 the same fixed rate (default 40% of the mesh path's saturation, measured first), then the
-mesh path at saturation; direct at saturation once per round. Every process it starts is
-stopped by pid at the end, also on failure (control.down).
+mesh path at saturation; direct at saturation once per round. ``--xfcc`` then measures
+catalog direct with and without a header like the x-forwarded-client-cert its sidecar
+adds. It gives way to another mesh (a Consul agent not its own): it does not start, and
+stops between variants. Every process it starts is stopped by pid at the end, also on
+failure (control.down). Results: bench/TUNING.md d.
 """
 
 from __future__ import annotations
