@@ -319,7 +319,10 @@ class OrderProcess:
         if stack is not None:
             await stack.aclose()
         if client is not None:
-            await client.close()
+            # With a grace, so a call in flight gets the stopped server's answer (an
+            # error) first; closing at once cancelled it locally (CancelledError) when
+            # that answer had not arrived yet.
+            await client.close(grace=5)
 
 
 @contextlib.asynccontextmanager
