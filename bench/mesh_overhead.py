@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -63,6 +64,14 @@ def bench_topology() -> Topology:
     return Topology(services=services, rules=full.rules, source=full.source)
 
 
+
+
+def tear_down(plan: MeshPlan, run_dir: Path, *, keep_logs: bool = False) -> None:
+    """Stop a benchmark's mesh (every process by pid) and remove its run dir unless
+    ``keep_logs``."""
+    control.down(plan, out=sys.stderr)
+    if not keep_logs:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def ghz(target: str, *, rps: int, concurrency: int, seconds: int,
@@ -166,9 +175,7 @@ def main() -> int:
         plan = switch_concurrency(plan, 0)
         measure(plan, "Envoy default workers (one per core)", args.duration, args.rounds)
     finally:
-        control.down(plan, out=sys.stderr)
-        if not args.keep_logs:
-            subprocess.run(["rm", "-rf", str(run_dir)], check=False)
+        tear_down(plan, run_dir, keep_logs=args.keep_logs)
     return 0
 
 

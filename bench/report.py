@@ -115,8 +115,7 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
                 runs.append(mesh_overhead.summarize(path, f"{light} rps", mesh_overhead.ghz(
                     target, rps=light, concurrency=16, seconds=duration)))
     finally:
-        control.down(plan, out=sys.stderr)
-        subprocess.run(["rm", "-rf", str(run_dir)], check=False)
+        mesh_overhead.tear_down(plan, run_dir)
 
     def med(path: str, mode: str, attr: str) -> float:
         return float(statistics.median(

@@ -39,7 +39,6 @@ import os
 import signal
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.host import free_loopback
-from bench.mesh_overhead import Run, bench_topology, ghz, summarize
+from bench.mesh_overhead import Run, bench_topology, ghz, summarize, tear_down
 from services.kit.config import load_config
 from services.kit.registration import load_mesh_settings, registration
 from tools.mesh import control, envoy
@@ -487,9 +486,7 @@ def main() -> int:
             except HTTPFailure as failure:
                 print(f"could not restore the entries ({failure}); tearing down anyway",
                       file=sys.stderr)
-        control.down(plan, out=sys.stderr)
-        if not args.keep_logs:
-            subprocess.run(["rm", "-rf", str(run_dir)], check=False)
+        tear_down(plan, run_dir, keep_logs=args.keep_logs)
     return 0
 
 
