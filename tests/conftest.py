@@ -17,12 +17,12 @@ exactly what the intention tests need to call "as cart".
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 
 import pytest
 
+from bench.host import free_loopback
 from tools.mesh import control
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
@@ -38,21 +38,9 @@ def _free_loopback_address() -> str:
     wanted = os.environ.get("MESHMART_TEST_MESH_ADDRESS")
     if wanted:
         return wanted
-    ports = (load_topology().rules.consul_http_port, PROMETHEUS_PORT, ZIPKIN_PORT)
-    for last in range(2, 250):
-        address = f"127.0.0.{last}"
-        if all(_free(address, port) for port in ports):
-            return address
-    raise RuntimeError("no free loopback address for the test mesh")
-
-
-def _free(address: str, port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind((address, port))
-        except OSError:
-            return False
-        return True
+    return free_loopback(
+        load_topology().rules.consul_http_port, PROMETHEUS_PORT, ZIPKIN_PORT, first=2
+    )
 
 
 @pytest.fixture(scope="session")
