@@ -293,6 +293,7 @@ class EventBus:
         self._task: asyncio.Task[None] | None = None
         self._ensure_task: asyncio.Task[None] | None = None
         self._error_logged = False
+        self.errors_seen = 0  # errors the NATS client reported, e.g. each failed connect
 
     async def start(self) -> None:
         if self._task is None:
@@ -348,6 +349,7 @@ class EventBus:
 
     async def _on_error(self, error: Exception) -> None:
         # While NATS is down the client reports every failed attempt: say it once.
+        self.errors_seen += 1
         if not self._error_logged:
             self._error_logged = True
             log.warning("events.nats_error", url=self.url, error=repr(error))

@@ -29,9 +29,10 @@ async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
     numbers(
         f"{RATE} ListProducts/s as cart, kill -9 {r.victim} at {r.killed_at:.1f}s\n"
         f"{r.load.summary()}\n"
-        f"Consul critical after {r.critical_after:.1f}s, cart's Envoy stopped routing to it "
-        f"after {r.dropped_after:.1f}s, supervisord restarted it after "
-        f"{r.restarted_after:.1f}s, back in every caller's rotation after {r.back_after:.1f}s "
+        f"Consul: {scenarios.seen(r.critical_after, 'critical')}, cart's Envoy: "
+        f"{scenarios.seen(r.dropped_after, 'stopped routing to it')}, supervisord restarted "
+        f"it after {r.restarted_after:.1f}s, back in every caller's rotation after "
+        f"{r.back_after:.1f}s "
         f"(answered {r.served_after_return} calls in the next 3s); cart's Envoy retried "
         f"{r.retries} calls; its circuit breakers refused {r.overflows or 'nothing'}"
     )
@@ -45,10 +46,11 @@ async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
     )
     # It really was under the asked load (a starved driver would prove less).
     assert r.load.sent >= 0.8 * RATE * 6, r.load.summary()
-    # Consul marked it critical, the caller's Envoy stopped routing to it (each within a
-    # few of Consul's 1 s check intervals), supervisord restarted it, and it is serving
-    # again: back in every caller's rotation and answering calls.
-    assert r.critical_after < 10 and r.dropped_after < 10, r
+    # supervisord replaced it, and it is serving again: back in every caller's rotation
+    # and answering calls. (Whether Consul showed it critical first is a race with the
+    # restart, reported above and not asserted; when the caller's Envoy did drop it, that
+    # took at most a few of Consul's 1 s check intervals.)
+    assert r.dropped_after is None or r.dropped_after < 10, r
     assert r.served_after_return > 0, r
     assert r.retries > 0  # the calls that met the dead instance were retried elsewhere
 

@@ -169,7 +169,9 @@ async def test_an_event_committed_while_nats_is_down_arrives_exactly_once(
     for worker in (producer_bus, consumer_bus, relay, consumer):
         await worker.start()
     try:
-        await asyncio.sleep(1.0)  # the outage: both are retrying their connection now
+        # The outage: both have tried the broker and are retrying their connection now.
+        await eventually(lambda: producer_bus.errors_seen > 0 and consumer_bus.errors_seen > 0,
+                         what="both buses to fail a connect")
         assert relay.pending_count() == 1 and effects(consumer_db) == []
         nats_server.start()
         await eventually(lambda: effects(consumer_db) == ["ord-1"], within=30, what="delivery")

@@ -39,15 +39,17 @@ pytestmark = pytest.mark.mesh
 SERVICE = "recommendation"
 CALLER = "storefront-1"
 COMMITTED_SPLIT = 10  # consul/config-entries/recommendation/service-splitter.hcl
-# The config dump shows a new route on Envoy's main thread; its worker thread gets it a
-# moment later (a posted update, slow on a starved box). Calls are held to the new split
-# from this long after it shows.
-SETTLE = 1.0
 TIMEOUT = 10.0
 
 
-async def set_split(mesh: MeshPlan, percent: int) -> None:
-    """`make canary PCT=<percent>`, done once storefront's Envoy routes with it."""
+async def set_split(mesh: MeshPlan, percent: int, storefront: Storefront | None = None) -> float:
+    """`make canary PCT=<percent>`, done once storefront's Envoy routes with it; returns the
+    moment from which every call it starts is routed by the new split.
+
+    The config dump shows a new route on Envoy's main thread, which then posts it to the
+    worker (one: the sidecars run --concurrency 1). A call started after that, once
+    answered, has made the worker's event loop turn past the post, so every call started
+    after its answer is routed by the new split: that call is the barrier."""
     releases = canary.releases(mesh, SERVICE)
     canary.set_split(mesh, releases, Decimal(percent))
     caller = mesh.instance(CALLER)
@@ -56,6 +58,9 @@ async def set_split(mesh: MeshPlan, percent: int) -> None:
         lambda: canary.applied_split(caller.admin_url, SERVICE) == wanted,
         30, f"storefront's Envoy to apply the {percent}% split",
     )
+    if storefront is not None:
+        await release_of(storefront)
+    return time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -228,14 +233,12 @@ async def test_shifting_all_traffic_to_v2_and_back_under_load_loses_no_call(
     await set_split(mesh, 10)
     async with Load(storefront) as load:
         await load.answers_since(time.monotonic(), 50, "answers at 10%")
-        await set_split(mesh, 100)
-        all_v2 = time.monotonic() + SETTLE
+        all_v2 = await set_split(mesh, 100, storefront)
         ejected_before = ejections(mesh, "v2")
         await load.answers_since(all_v2, 100, "answers at 100% v2")
         ejected = ejections(mesh, "v2") - ejected_before
         leaving_v2 = time.monotonic()
-        await set_split(mesh, 0)
-        all_v1 = time.monotonic() + SETTLE
+        all_v1 = await set_split(mesh, 0, storefront)
         await load.answers_since(all_v1, 100, "answers at 0% v2")
         await set_split(mesh, 10)
 

@@ -348,13 +348,31 @@ async def test_a_killed_catalog_instance_goes_critical_and_traffic_moves_to_the_
                     outcome = f"{error.code().name}: {error.details()}"
                 outcomes.append((started, time.monotonic(), outcome))
 
+        def served_since(moment: float) -> int:
+            return sum(1 for s, _, o in outcomes if s > moment and o == "OK")
+
         workers = [asyncio.create_task(load()) for _ in range(CALLERS)]
-        await asyncio.sleep(0.5)
-        killed_at = time.monotonic()
-        os.kill(pid_of(mesh, "catalog-1"), signal.SIGKILL)
-        await asyncio.sleep(3)
-        stop.set()
-        await asyncio.gather(*workers)
+        try:
+            await until(lambda: served_since(0) >= 20, 30, "calls served before the kill")
+            killed_at = time.monotonic()
+            killed = pid_of(mesh, "catalog-1")
+            os.kill(killed, signal.SIGKILL)
+            # The load runs on until supervisord has replaced catalog-1, it is back in
+            # cart's sidecar, and calls started since then are served.
+            await until(
+                lambda: pid_of(mesh, "catalog-1") not in (0, killed)
+                and health_of(mesh, "catalog-1") == "passing",
+                60, "catalog-1 restarted and passing after the kill",
+            )
+            await until(
+                lambda: sum(h.healthy for h in envoy.hosts(cart.admin_url, "catalog")) == 2,
+                30, "catalog-1 routable from cart's sidecar again",
+            )
+            back = time.monotonic()
+            await until(lambda: served_since(back) >= 20, 30, "calls served once it is back")
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
         # A call belongs to the switch-over when it started within it (one that started
         # before and ended after it has had its retries in the middle of the switch).
         switch_over = 1.0  # seconds after the kill
@@ -366,9 +384,6 @@ async def test_a_killed_catalog_instance_goes_critical_and_traffic_moves_to_the_
         assert late == [], f"calls still failing {switch_over}s after the kill: {late[:3]}"
         assert served_late > 0, "no call served after the switch-over"
         assert len(early) < len(outcomes) * 0.05, (len(early), len(outcomes), early[:2])
-        await until(
-            lambda: health_of(mesh, "catalog-1") == "passing", 60, "catalog-1 back after the kill"
-        )
 
 
 @pytest.mark.stops_mesh

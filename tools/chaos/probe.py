@@ -54,6 +54,23 @@ async def until(
         await asyncio.sleep(step)
 
 
+async def first_seen(
+    condition: Callable[[], bool], done: asyncio.Event, step: float = 0.05
+) -> float | None:
+    """Seconds until ``condition`` first held, or None when ``done`` was set before it did:
+    for a transient state (a killed instance that supervisord replaces may never show as
+    critical) that a scenario reports when it happens but must not wait for."""
+    started = time.monotonic()
+    while not done.is_set():
+        try:
+            if await asyncio.to_thread(condition):
+                return time.monotonic() - started
+        except (HTTPFailure, grpc.aio.AioRpcError):
+            pass  # not answering (yet) is "not seen"
+        await asyncio.sleep(step)
+    return None
+
+
 # --------------------------------------------------------------------------- processes
 
 

@@ -124,8 +124,8 @@ class KillResult:
     load: LoadReport
     killed_at: float  # seconds into the load when the SIGKILL was sent
     # Seconds after the SIGKILL:
-    critical_after: float  # Consul shows the instance not passing
-    dropped_after: float  # the caller's Envoy no longer routes to it
+    critical_after: float | None  # Consul shows it not passing (None: replaced first)
+    dropped_after: float | None  # the caller's Envoy no longer routes to it (None: ditto)
     restarted_after: float  # supervisord runs it again (new pid)
     back_after: float  # passing again and routed to by every caller
     retries: int  # the caller's sidecar retries during the run
@@ -170,18 +170,25 @@ async def kill_one_catalog_instance(
             def since() -> float:
                 return time.monotonic() - t_kill
 
-            critical, dropped, restarted = await asyncio.gather(
-                until(lambda: probe.health(plan, victim_id) != "passing", 20,
-                      f"Consul to mark {victim_id} critical", step=0.05),
-                until(lambda: not probe.routable(caller, "catalog", victim), 20,
-                      f"cart's sidecar to stop routing to {victim_id}", step=0.05),
-                probe.restarted(plan, probe.program(plan, victim_id), killed),
-            )
-            say(f"  Consul: {victim_id} critical after {critical:.1f}s; cart's Envoy stopped "
-                f"routing to it after {dropped:.1f}s; supervisord restarted it after "
-                f"{restarted:.1f}s")
-            await until(lambda: probe.serving(plan, callers, victim), 60,
-                        f"{victim_id} passing and routed to by every catalog caller")
+            # Whether Consul shows it critical, and whether the caller's Envoy drops it,
+            # depends on a race with supervisord: a fast restart registers it again before
+            # its check ever fails. Both are watched and reported, not waited for. What the
+            # scenario promises is that it is replaced and back in every caller's rotation.
+            watching = asyncio.Event()
+            critical = asyncio.create_task(probe.first_seen(
+                lambda: probe.health(plan, victim_id) != "passing", watching))
+            dropped = asyncio.create_task(probe.first_seen(
+                lambda: not probe.routable(caller, "catalog", victim), watching))
+            try:
+                restarted = await probe.restarted(plan, probe.program(plan, victim_id), killed)
+                say(f"  supervisord restarted {victim_id} after {restarted:.1f}s")
+                await until(lambda: probe.serving(plan, callers, victim), 60,
+                            f"{victim_id} passing and routed to by every catalog caller")
+            finally:
+                watching.set()
+            critical_after, dropped_after = await critical, await dropped
+            say(f"  Consul: {seen(critical_after, 'critical')}; cart's Envoy: "
+                f"{seen(dropped_after, 'stopped routing to it')}")
             back = since()
             served_before = _host_success(caller, victim)
             await asyncio.sleep(3)  # the restarted instance takes its share again
@@ -193,8 +200,12 @@ async def kill_one_catalog_instance(
         retries = probe.counter(caller, "catalog", "upstream_rq_retry") - retries_before
         overflows = {k: n - overflows_before[k] for k, n in _overflows(caller, "catalog").items()
                      if n > overflows_before[k]}
-    return KillResult(victim_id, report, killed_at, critical, dropped, restarted, back, retries,
-                      served, overflows)
+    return KillResult(victim_id, report, killed_at, critical_after, dropped_after, restarted,
+                      back, retries, served, overflows)
+
+
+def seen(after: float | None, what: str) -> str:
+    return f"{what} after {after:.1f}s" if after is not None else f"never {what} (replaced first)"
 
 
 # Envoy's circuit-breaker counters on a caller's upstream cluster (an HTTP/2 pool counts
