@@ -26,6 +26,8 @@ from typing import IO, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.kit.config import ServiceConfig
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
@@ -110,21 +112,19 @@ def instances_of(entry: ServiceEntry, topology: Mapping[str, ServiceEntry]) -> l
 def child_env(instance: Instance, run_dir: Path, base: Mapping[str, str]) -> dict[str, str]:
     # Inherited MESHMART_* settings would silently point a child at the wrong place.
     env = {k: v for k, v in base.items() if not k.startswith("MESHMART_")}
-    if "MESHMART_LOG_LEVEL" in base:
-        env["MESHMART_LOG_LEVEL"] = base["MESHMART_LOG_LEVEL"]
-    env.update(
-        PYTHONUNBUFFERED="1",
-        MESHMART_HOST=HOST,
-        MESHMART_PORT=str(instance.port),
-        MESHMART_INSTANCE_ID=instance.instance_id,
-        MESHMART_RUN_DIR=str(run_dir),
+    config = ServiceConfig(
+        name=instance.service,
+        host=HOST,
+        port=instance.port,
+        instance_id=instance.instance_id,
+        run_dir=run_dir,
         # One data dir for all instances: instances of a service share its SQLite file,
         # as they share a database behind the mesh.
-        MESHMART_DATA_DIR=str(run_dir / "data"),
+        data_dir=run_dir / "data",
+        log_level=base.get("MESHMART_LOG_LEVEL", ServiceConfig.log_level),
+        upstreams=instance.upstreams,
     )
-    for name, target in instance.upstreams.items():
-        env[f"MESHMART_UPSTREAM_{name.upper()}"] = target
-    return env
+    return {**env, "PYTHONUNBUFFERED": "1", **config.to_env()}
 
 
 def port_is_free(port: int) -> bool:

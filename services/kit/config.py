@@ -49,6 +49,27 @@ class ServiceConfig:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def to_env(self) -> dict[str, str]:
+        """The ``MESHMART_*`` variables ``load_config`` reads this config back from
+        (``load_config(c.name, c.to_env()) == c``): what every launcher hands a service
+        process. Settings at their default are left out, so a launcher's environment
+        (and docker-compose.yml) names only what it chooses; upstreams come last, by name.
+        """
+        env = {
+            "MESHMART_HOST": self.host,
+            "MESHMART_PORT": str(self.port),
+            "MESHMART_INSTANCE_ID": self.instance_id,
+            "MESHMART_DATA_DIR": str(self.data_dir),
+            "MESHMART_RUN_DIR": str(self.run_dir),
+        }
+        if self.log_level != _DEFAULTS.log_level:
+            env["MESHMART_LOG_LEVEL"] = self.log_level
+        if self.drain_seconds != _DEFAULTS.drain_seconds:
+            env["MESHMART_DRAIN_SECONDS"] = repr(self.drain_seconds)
+        for name in sorted(self.upstreams):
+            env[upstream_variable(name)] = self.upstreams[name]
+        return env
+
     def upstream(self, name: str) -> str:
         """The gRPC target for upstream ``name`` (e.g. "127.0.0.1:7110")."""
         try:
@@ -59,7 +80,16 @@ class ServiceConfig:
             ) from None
 
 
+_DEFAULTS = ServiceConfig(name="defaults", port=1)
+_UPSTREAM_NAME = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
 def upstream_variable(name: str) -> str:
+    """ "recommendation-go" -> "MESHMART_UPSTREAM_RECOMMENDATION_GO" (``load_config``
+    reads it back as "recommendation-go": lower case, "_" -> "-")."""
+    if _UPSTREAM_NAME.match(name) is None:
+        # Upper case or "_" would not survive the way back through load_config.
+        raise ConfigError(f"upstream name must be lower-case words joined by '-', got {name!r}")
     return UPSTREAM_PREFIX + name.upper().replace("-", "_")
 
 

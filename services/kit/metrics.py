@@ -148,7 +148,7 @@ def start_metrics_endpoint(
     return MetricsEndpoint(host=host, port=int(server.server_port))
 
 
-# --- events (services/kit/outbox.py, services/kit/events.py) ---------------------------
+# --- events (services/kit/outbox.py, services/kit/events/) ---------------------------
 # Module-level like any prometheus_client metric: one per process, whatever the number of
 # relays and consumers (in-process tests run several), told apart by labels.
 

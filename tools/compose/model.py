@@ -40,6 +40,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from services.kit.config import UPSTREAM_PREFIX, ServiceConfig, upstream_variable
 from tools.compose.plan import ContainerPlan
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.entries import ENTRIES_DIR, entry_files
@@ -301,12 +302,19 @@ class ComposeModel:
         """The kit's settings for one instance (the keys MeshPlan.service_env sets for
         `make up`, with the container's values)."""
         address = self.addresses.instance(self.topology, inst)
+        kit = ServiceConfig(
+            name=inst.service,
+            host=address,
+            port=inst.port,
+            instance_id=inst.instance_id,
+            data_dir=Path(DATA_DIR),
+            run_dir=Path(RUN_DIR),
+            # Inside the pod: only this instance can reach its sidecar's upstream listeners.
+            upstreams={u: f"127.0.0.1:{port}" for u, port in inst.upstream_ports.items()},
+        ).to_env()
+        upstreams = {k: kit.pop(k) for k in list(kit) if k.startswith(UPSTREAM_PREFIX)}
         env = {
-            "MESHMART_HOST": address,
-            "MESHMART_PORT": str(inst.port),
-            "MESHMART_INSTANCE_ID": inst.instance_id,
-            "MESHMART_DATA_DIR": DATA_DIR,
-            "MESHMART_RUN_DIR": RUN_DIR,
+            **kit,
             "MESHMART_CONSUL_HTTP_ADDR": self.consul_http,
             "MESHMART_SIDECAR_PORT": str(inst.sidecar_port),
             "MESHMART_SIDECAR_METRICS_ADDR": f"{address}:{inst.metrics_port}",
@@ -319,13 +327,11 @@ class ComposeModel:
             "MESHMART_ZIPKIN_URL": f"http://{self.addresses.zipkin}:{ZIPKIN_PORT}/api/v2/spans",
             "MESHMART_TRACE_SAMPLE_RATIO": str(DEFAULT_TRACE_SAMPLE_RATIO),
         }
-        for upstream, port in sorted(inst.upstream_ports.items()):
-            # Inside the pod: only this instance can reach its sidecar's upstream listeners.
-            env[f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"] = f"127.0.0.1:{port}"
+        env.update(upstreams)  # after the mesh's settings, as the file has always listed them
         if self.nats_client(inst):
             # Events cross the mesh too: the pod's own sidecar listener for "nats".
             target = f"127.0.0.1:{self.nats.client_port(inst)}"
-            env["MESHMART_UPSTREAM_NATS"] = target
+            env[upstream_variable("nats")] = target
             env["MESHMART_NATS_URL"] = f"nats://{target}"
         return env
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from services.kit.config import ServiceConfig
 from tools.mesh.topology import ROOT, Instance, Topology
 
 if TYPE_CHECKING:
@@ -160,25 +161,26 @@ class MeshPlan:
         }
 
     def service_env(self, inst: Instance, version: str) -> dict[str, str]:
-        env = {
-            **self.base_env(),
-            "MESHMART_HOST": inst.address,
-            "MESHMART_PORT": str(inst.port),
-            "MESHMART_INSTANCE_ID": inst.instance_id,
+        kit = ServiceConfig(
+            name=inst.service,
+            host=inst.address,
+            port=inst.port,
+            instance_id=inst.instance_id,
             # One data directory per mesh: instances of a service share their SQLite
             # file (payment's idempotency keys must be unique across its instances).
-            "MESHMART_DATA_DIR": str(self.data_dir),
-            "MESHMART_RUN_DIR": str(self.run_dir),
+            data_dir=self.data_dir,
+            run_dir=self.run_dir,
+            upstreams={u: inst.upstream_target(u) for u in inst.upstream_ports},
+        )
+        env = {
+            **self.base_env(),
+            **kit.to_env(),
             "MESHMART_CONSUL_HTTP_ADDR": self.consul_http,
             "MESHMART_SIDECAR_PORT": str(inst.sidecar_port),
             "MESHMART_SIDECAR_METRICS_ADDR": f"{inst.address}:{inst.metrics_port}",
             # A service with releases (topology.toml version/canary) registers its release.
             "MESHMART_SERVICE_VERSION": inst.version or version,
         }
-        for upstream in inst.upstream_ports:
-            env[f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"] = (
-                inst.upstream_target(upstream)
-            )
         # Event clients reach NATS through a Connect upstream (tools/mesh/nats.py).
         from tools.mesh.nats import nats_client_env
 

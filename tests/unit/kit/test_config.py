@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from services.kit.config import ConfigError, env_float, env_int, env_str, load_config
+from services.kit.config import (
+    ConfigError,
+    ServiceConfig,
+    env_float,
+    env_int,
+    env_str,
+    load_config,
+)
 from tests.unit.kit.processes import start_module
 
 
@@ -21,6 +28,37 @@ def test_defaults_and_upstreams() -> None:
     assert config.data_dir == Path(".run/data")
     assert config.run_dir == Path(".run")
     assert config.upstream("catalog") == "127.0.0.1:7110"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ServiceConfig(
+            name="storefront",
+            port=7190,
+            host="10.89.0.9",
+            instance_id="storefront-2",
+            data_dir=Path("/var/lib/meshmart/data"),
+            run_dir=Path("/var/lib/meshmart/run"),
+            log_level="DEBUG",
+            drain_seconds=0.25,
+            upstreams={"recommendation-go": "127.0.0.1:30505", "order": "127.0.0.1:30501"},
+        ),
+        ServiceConfig(name="catalog", port=7110),  # every default
+    ],
+    ids=["every-setting-and-a-dashed-upstream", "defaults"],
+)
+def test_to_env_is_what_load_config_reads_back(config: ServiceConfig) -> None:
+    env = config.to_env()
+    assert load_config(config.name, env) == config
+    if config.upstreams:
+        assert env["MESHMART_UPSTREAM_RECOMMENDATION_GO"] == "127.0.0.1:30505"
+
+
+def test_to_env_refuses_an_upstream_name_load_config_would_read_back_differently() -> None:
+    config = ServiceConfig(name="cart", port=7130, upstreams={"big_catalog": "127.0.0.1:1"})
+    with pytest.raises(ConfigError, match="big_catalog"):
+        config.to_env()
 
 
 def test_missing_upstream_names_its_variable() -> None:
