@@ -21,7 +21,7 @@ proto-check: setup ## fail when gen/ is not what `make proto` would write
 	@tools/gen-proto.sh --check
 
 lint: setup ## ruff, mypy on the kit, buf lint, go build of the Go stubs, go vet of Go services
-	ruff check services tests tools bench
+	ruff check services tests tools bench harness
 	mypy services/kit
 	cd proto && buf lint
 	cd gen/go && go build ./...

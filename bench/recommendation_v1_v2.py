@@ -4,7 +4,7 @@
 
 Both implementations run as their real processes (the entry points the mesh runs),
 each pinned to the same core (``taskset -c 1``), one after the other, against the same
-upstreams: the real catalog, order and user of the in-process shop (tests/unit/shop.py, in
+upstreams: the real catalog, order and user of the in-process shop (harness/shop.py, in
 this process, pinned with ghz to the other core), with a recorded purchase history so the
 call takes the personalised path (model cached as in production, GetProduct per product)
 and a registered newcomer taking the popular path (one ListProducts scan); every call also
@@ -37,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.host import cpu_seconds
+from harness.shop import Shop, running_shop
 from tests.contract.implementations import (
     IMPLEMENTATIONS,
     Implementation,
@@ -44,7 +45,6 @@ from tests.contract.implementations import (
     build_go_binary,
     free_port,
 )
-from tests.unit.shop import Shop, running_shop
 
 ROOT = Path(__file__).resolve().parents[1]
 CALL = "meshmart.recommendation.v1.RecommendationService/Recommend"

@@ -20,7 +20,7 @@ class CartSettings:
     catalog_timeout_seconds: float
 
 
-def load_cart_settings(env: Mapping[str, str] | None = None) -> CartSettings:
+def load_settings(env: Mapping[str, str] | None = None) -> CartSettings:
     currency = env_str(CURRENCY_VARIABLE, "EUR", env=env)
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise ConfigError(

@@ -1,24 +1,29 @@
 """serve(): the one way a meshmart service runs.
 
-Builds a grpc.aio server with the kit interceptor, the official health service ("" and
-each service) and reflection listing the services; then, on SIGTERM/SIGINT:
-health NOT_SERVING -> on_stop hooks (deregistration) -> drain delay -> stop(grace).
+A service's ``app.build(config)`` returns a ``Service``: its specs, hooks and resources.
+``serve`` builds a grpc.aio server with the kit interceptor, the official health service
+("" and each service) and reflection listing the services; then, on SIGTERM/SIGINT:
+health NOT_SERVING -> on_stop hooks (deregistration) -> drain delay -> stop(grace) ->
+the resources closed, the last first (one AsyncExitStack). ``main(name, build)`` is a
+service's whole ``__main__``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.kit.config import ConfigError, ServiceConfig, env_str
+from services.kit.config import ConfigError, ServiceConfig, env_str, load_config
 from services.kit.interceptors import ServiceInterceptor
 from services.kit.logging import configure_logging, get_logger
 from services.kit.metrics import metrics_port_setting, start_metrics_endpoint
@@ -39,7 +44,6 @@ log = get_logger("meshmart.server")
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 HOOK_TIMEOUT_SECONDS = 5.0
 Hook = Callable[[], Awaitable[None]]
-Hooks = Hook | Sequence[Hook] | None
 
 _SERVER_OPTIONS = [
     # Without this gRPC sets SO_REUSEPORT, and a second process on the same port would
@@ -54,6 +58,40 @@ class ServiceSpec:
 
     name: str  # e.g. "meshmart.catalog.v1.CatalogService"
     add: Callable[[grpc.aio.Server], None]
+
+
+class Resource(Protocol):
+    """Something a service closes after serving: a Database, a channel, ServiceEvents."""
+
+    def close(self) -> Any: ...  # None, or an awaitable (grpc.aio.Channel.close)
+
+
+@dataclass(frozen=True)
+class Service:
+    """What a service's ``build(config)`` returns, for serve() (and the tests) to run.
+
+    on_start hooks run once the server is SERVING (e.g. start consumers); on_stop hooks
+    right after health turns NOT_SERVING. ``resources`` are closed once the server has
+    stopped (in-flight RPCs drained), the last first: list a database before what uses it.
+    """
+
+    specs: Sequence[ServiceSpec]
+    on_start: Sequence[Hook] = ()
+    on_stop: Sequence[Hook] = ()
+    resources: Sequence[Resource] = field(default_factory=tuple)
+    grace_seconds: float = 10.0
+
+
+async def close_resource(resource: Resource) -> None:
+    result = resource.close()
+    if inspect.isawaitable(result):
+        await result
+
+
+def closing(stack: contextlib.AsyncExitStack, service: Service) -> None:
+    """Push ``service``'s resources onto ``stack`` (closed the last first)."""
+    for resource in service.resources:
+        stack.push_async_callback(close_resource, resource)
 
 
 class StartupError(RuntimeError):
@@ -73,13 +111,18 @@ class BuiltServer:
 
 
 def build_server(
-    specs: Sequence[ServiceSpec], address: str, tracing: Tracing | None = None
+    specs: Sequence[ServiceSpec],
+    address: str,
+    tracing: Tracing | None = None,
+    inner: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> BuiltServer:
     """A server with the specs, health, reflection and the interceptor, bound to address
     (with ``tracing``, OpenTelemetry's server interceptor first, so its span is current
-    in the kit's interceptor and the handler)."""
+    in the kit's interceptor and the handler). ``inner`` interceptors run inside the
+    kit's, right around the handlers (tests hold calls there)."""
     interceptors: list[Any] = [] if tracing is None else [tracing.server_interceptor()]
     interceptors.append(ServiceInterceptor())
+    interceptors.extend(inner)
     server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
     for spec in specs:
         spec.add(server)
@@ -94,25 +137,15 @@ def build_server(
     return BuiltServer(server=server, health=health, port=port, service_names=names)
 
 
-def _as_list(hooks: Hooks) -> list[Hook]:
-    if hooks is None:
-        return []
-    if callable(hooks):
-        return [hooks]
-    return list(hooks)
+async def serve(config: ServiceConfig, service: Service) -> None:
+    """Serve ``service`` on config.host:config.port until SIGTERM/SIGINT, then shut down
+    gracefully and close its resources (also when starting fails)."""
+    async with contextlib.AsyncExitStack() as stack:
+        closing(stack, service)
+        await _serve(config, service)
 
 
-async def serve(
-    config: ServiceConfig,
-    specs: Sequence[ServiceSpec],
-    *,
-    on_start: Hooks = None,
-    on_stop: Hooks = None,
-    grace: float = 10.0,
-) -> None:
-    """Serve ``specs`` on config.host:config.port until SIGTERM/SIGINT, then shut down
-    gracefully. on_start hooks run once the server is SERVING (e.g. register in Consul);
-    on_stop hooks run right after health turns NOT_SERVING (e.g. deregister)."""
+async def _serve(config: ServiceConfig, service: Service) -> None:
     configure_logging(config.name, config.instance_id, config.log_level)
     # Prometheus /metrics (services/kit/metrics.py) when MESHMART_METRICS_PORT is set; its
     # port goes into the Consul registration, where Prometheus discovers it.
@@ -126,7 +159,7 @@ async def serve(
     mesh_start, mesh_stop = mesh_hooks(config, metrics_port=metrics_port)
     # Spans to Zipkin when MESHMART_ZIPKIN_URL is set (services/kit/tracing.py).
     tracing = configure_tracing(config)
-    built = build_server(specs, config.address, tracing)
+    built = build_server(service.specs, config.address, tracing)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -137,13 +170,13 @@ async def serve(
     log.info("server.started", address=config.address, services=list(built.service_names),
              event_loop=type(loop).__module__.split(".")[0])
     try:
-        for hook in [*_as_list(on_start), *mesh_start]:
+        for hook in [*service.on_start, *mesh_start]:
             await hook()
         # Only a signal ends serving. (Not server.wait_for_termination(): cancelling that
         # waiter cancels grpc's own shutdown future and aborts in-flight RPCs.)
         await stop_requested.wait()
     finally:
-        await _shutdown(built, config, [*mesh_stop, *_as_list(on_stop)], grace)
+        await _shutdown(built, config, [*mesh_stop, *service.on_stop], service.grace_seconds)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         if tracing is not None:
@@ -225,3 +258,14 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
         log.exception("service.crashed")
         sys.exit(1)
     sys.exit(0)
+
+
+def main(name: str, build: Callable[[ServiceConfig], Service]) -> NoReturn:
+    """A service's whole ``__main__``: ``main("catalog", build)`` reads the config of
+    ``name``, builds the service and serves it (exit codes: see ``run``)."""
+
+    async def serve_built() -> None:
+        config = load_config(name)
+        await serve(config, build(config))
+
+    run(serve_built)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+
+import grpc
 
 from services.kit.config import ServiceConfig
 from services.kit.logging import configure_logging
-from services.kit.server import ServiceSpec, build_server
+from services.kit.server import Service, ServiceSpec, build_server, closing
 from services.kit.tracing import Tracing
 
 
@@ -36,6 +38,7 @@ async def running_server(
     specs: Sequence[ServiceSpec],
     config: ServiceConfig | None = None,
     tracing: Tracing | None = None,
+    inner: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> AsyncIterator[str]:
     """Serve ``specs`` on 127.0.0.1 on a free port; yields the target "127.0.0.1:<port>".
 
@@ -44,10 +47,28 @@ async def running_server(
     """
     if config is not None:
         configure_logging(config.name, config.instance_id, config.log_level)
-    built = build_server(specs, "127.0.0.1:0", tracing)
+    built = build_server(specs, "127.0.0.1:0", tracing, inner)
     await built.server.start()
     await built.set_serving()
     try:
         yield f"127.0.0.1:{built.port}"
     finally:
         await built.server.stop(None)
+
+
+@asynccontextmanager
+async def running_service(
+    service: Service, inner: Sequence[grpc.aio.ServerInterceptor] = ()
+) -> AsyncIterator[str]:
+    """``service`` (what a service's ``build`` returns) served as serve() serves it, on a
+    free port of 127.0.0.1: on_start hooks once SERVING; on leaving, on_stop hooks, the
+    server stopped at once (no drain: a test ends like a killed process) and the
+    resources closed, the last first. Yields the target."""
+    async with AsyncExitStack() as stack:
+        closing(stack, service)
+        target = await stack.enter_async_context(running_server(service.specs, inner=inner))
+        for hook in service.on_start:
+            await hook()
+        for hook in reversed(service.on_stop):
+            stack.push_async_callback(hook)
+        yield target

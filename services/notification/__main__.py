@@ -1,45 +1,8 @@
 """``python -m services.notification``: serve NotificationService and consume the
 order, payment and user events that become notifications."""
 
-from __future__ import annotations
-
-from services.kit.config import load_config
-from services.kit.db import Database
-from services.kit.events import ServiceEvents, consumers_for
-from services.kit.logging import get_logger
-from services.kit.server import run, serve
-from services.notification.events import CONSUMER_NAME, Notifier
-from services.notification.mailbox import Mailbox
-from services.notification.servicer import NotificationServicer, service_spec
-from services.notification.settings import load_settings
-from services.notification.store import DB_FILE, MIGRATIONS, NotificationStore
-
-log = get_logger("notification")
-
-
-async def main() -> None:
-    config = load_config("notification")
-    settings = load_settings(config)
-    db = Database(config.data_dir / DB_FILE, MIGRATIONS)
-    notifier = Notifier(Mailbox(settings.mail_dir))
-    # Off without MESHMART_NATS_URL: then nothing is consumed and nothing is written.
-    events = ServiceEvents.from_env(
-        config,
-        lambda bus, event_settings: consumers_for(
-            bus, db, name=CONSUMER_NAME, handlers=notifier.handlers(), settings=event_settings
-        ),
-    )
-    log.info("notification.mailbox", directory=str(settings.mail_dir))
-    try:
-        await serve(
-            config,
-            [service_spec(NotificationServicer(NotificationStore(db)))],
-            on_start=events.start,
-        )
-    finally:
-        await events.close()
-        db.close()
-
+from services.kit.server import main
+from services.notification.app import build
 
 if __name__ == "__main__":
-    run(main)
+    main("notification", build)

@@ -1,7 +1,9 @@
-"""Wiring of the order service: store, saga over gRPC upstreams, servicer.
+"""Wiring of the order service: store, saga over gRPC upstreams (MESHMART_UPSTREAM_USER,
+_CART, _INVENTORY, _PAYMENT), servicer, and the outbox relay and consumer of its events
+(off without MESHMART_NATS_URL: events then wait in the outbox).
 
-Shared by ``python -m services.order`` and the in-process tests, so both run exactly the
-same object graph; only where the channels point differs.
+``build`` is shared by ``python -m services.order`` and the in-process tests, so both run
+exactly the same object graph; only where the upstreams point differs.
 """
 
 from __future__ import annotations
@@ -16,33 +18,36 @@ from meshmart.inventory.v1 import inventory_pb2_grpc
 from meshmart.payment.v1 import payment_pb2_grpc
 from meshmart.user.v1 import user_pb2_grpc
 
+from services.kit.clients import connect
+from services.kit.config import ServiceConfig
 from services.kit.db import Database
-from services.kit.outbox import Outbox
-from services.kit.server import ServiceSpec
+from services.kit.events import ServiceEvents, consumers_for
+from services.kit.outbox import Outbox, OutboxRelay
+from services.kit.server import Service, ServiceSpec
 
-from .events import OrderEvents
+from .events import CONSUMER_NAME, OrderEvents, consumed_events
 from .saga import PlaceOrderSaga
 from .servicer import OrderServicer, service_spec
-from .settings import OrderSettings
-from .store import OrderStore
+from .settings import OrderSettings, load_settings
+from .store import MIGRATIONS, OrderStore
 from .upstreams import GrpcCarts, GrpcInventory, GrpcPayments, GrpcUsers
 
 UPSTREAMS = ("user", "cart", "inventory", "payment")
 
 
 @dataclass(frozen=True)
-class OrderService:
+class _OrderService:
     store: OrderStore
     saga: PlaceOrderSaga
     spec: ServiceSpec
-    # Where the store writes its events; the OutboxRelay of main() publishes them.
+    # Where the store writes its events; the OutboxRelay of build() publishes them.
     outbox: Outbox
 
 
-def build_order_service(
+def _order_service(
     db: Database, channels: Mapping[str, grpc.aio.Channel], settings: OrderSettings
-) -> OrderService:
-    """The order service on ``db``, calling its upstreams over ``channels`` (by name)."""
+) -> _OrderService:
+    """The order service's objects on ``db``, calling its upstreams over ``channels``."""
     outbox = Outbox("order")
     store = OrderStore(db, OrderEvents(outbox))
     saga = PlaceOrderSaga(
@@ -77,6 +82,32 @@ def build_order_service(
         ),
         settings=settings,
     )
-    return OrderService(
+    return _OrderService(
         store=store, saga=saga, spec=service_spec(OrderServicer(store, saga)), outbox=outbox
+    )
+
+
+def build(config: ServiceConfig, settings: OrderSettings | None = None) -> Service:
+    settings = settings or load_settings()
+    channels = {name: connect(config, name) for name in UPSTREAMS}
+    db = Database(config.data_dir / "order.sqlite3", MIGRATIONS)
+    service = _order_service(db, channels, settings)
+    events = ServiceEvents.from_env(
+        config,
+        lambda bus, event_settings: [
+            OutboxRelay(db, bus, holder=config.instance_id, outbox=service.outbox),
+            *consumers_for(
+                bus, db, name=CONSUMER_NAME, handlers=consumed_events(), settings=event_settings
+            ),
+        ],
+    )
+    return Service(
+        specs=[service.spec],
+        # Startup recovery runs once the server is up: orders a previous run left
+        # unfinished are confirmed or cancelled before anything else is resumed.
+        on_start=[events.start, service.saga.start],
+        # Closed after the drain, the last first: sagas still running are interrupted
+        # (the next start finishes them, exactly as after a crash); events the relay has
+        # not published yet stay in the outbox for the next start.
+        resources=[db, *channels.values(), events, service.saga],
     )

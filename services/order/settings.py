@@ -28,7 +28,7 @@ class OrderSettings:
     sweep_interval: float = 30.0
 
 
-def load_order_settings(env: Mapping[str, str] | None = None) -> OrderSettings:
+def load_settings(env: Mapping[str, str] | None = None) -> OrderSettings:
     return OrderSettings(
         call_timeout=env_float(CALL_TIMEOUT_VARIABLE, 2.0, minimum=0.05, maximum=60.0, env=env),
         payment_timeout=env_float(

@@ -19,7 +19,7 @@ class PaymentSettings:
     initial_fault: Fault
 
 
-def load_payment_settings(env: Mapping[str, str] | None = None) -> PaymentSettings:
+def load_settings(env: Mapping[str, str] | None = None) -> PaymentSettings:
     return PaymentSettings(
         initial_fault=Fault(
             unavailable_ratio=env_float(

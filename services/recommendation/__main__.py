@@ -1,7 +1,7 @@
 """`python -m services.recommendation`"""
 
-from services.kit.server import run
-from services.recommendation.app import main
+from services.kit.server import main
+from services.recommendation.app import build
 
 if __name__ == "__main__":
-    run(main)
+    main("recommendation", build)

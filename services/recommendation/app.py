@@ -1,4 +1,4 @@
-"""Wiring: channels to order, catalog and user -> Recommender -> servicer -> serve()."""
+"""Wiring: channels to order, catalog and user -> Recommender -> servicer."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from meshmart.recommendation.v1 import recommendation_pb2_grpc
 from meshmart.user.v1 import user_pb2_grpc
 
 from services.kit.clients import connect
-from services.kit.config import env_str, load_config
-from services.kit.server import ServiceSpec, serve
+from services.kit.config import ServiceConfig, env_str
+from services.kit.server import Service, ServiceSpec
 from services.recommendation.domain import Recommender
 from services.recommendation.servicer import RecommendationServicer
-from services.recommendation.settings import RecommendationSettings
+from services.recommendation.settings import RecommendationSettings, load_settings
 from services.recommendation.upstreams import (
     GrpcOrderHistory,
     GrpcProductCatalog,
@@ -66,22 +66,14 @@ def build_spec(
     )
 
 
-async def main() -> None:
-    config = load_config("recommendation")
-    settings = RecommendationSettings.from_env()
+def build(config: ServiceConfig, settings: RecommendationSettings | None = None) -> Service:
+    settings = settings or load_settings()
     # The release label the mesh registers (meta.version, the canary's subset), echoed in
     # every answer's x-meshmart-version header.
     version = env_str("MESHMART_SERVICE_VERSION", "dev")
-    order_channel = connect(config, "order")
-    catalog_channel = connect(config, "catalog")
-    user_channel = connect(config, "user")
-    try:
-        await serve(
-            config,
-            [build_spec(order_channel, catalog_channel, user_channel, settings, version=version)],
-        )
-    finally:
-        # Only after serve() returns: in-flight RPCs use the channels until drained.
-        await order_channel.close()
-        await catalog_channel.close()
-        await user_channel.close()
+    channels = {name: connect(config, name) for name in ("order", "catalog", "user")}
+    spec = build_spec(
+        channels["order"], channels["catalog"], channels["user"], settings, version=version
+    )
+    # Closed only after the drain: in-flight RPCs use the channels until then.
+    return Service(specs=[spec], resources=list(channels.values()))

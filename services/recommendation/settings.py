@@ -22,16 +22,14 @@ class RecommendationSettings:
     # Upper bound on products read when ranking the catalog by popularity.
     catalog_products: int = 1000
 
-    @classmethod
-    def from_env(cls) -> RecommendationSettings:
-        return cls(
-            order_timeout=env_int("MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS", 400, minimum=1)
-            / 1000,
-            catalog_timeout=env_int("MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS", 300, minimum=1)
-            / 1000,
-            user_timeout=env_int("MESHMART_RECOMMENDATION_USER_TIMEOUT_MS", 300, minimum=1)
-            / 1000,
-            model_ttl=env_float("MESHMART_RECOMMENDATION_MODEL_TTL_S", 30.0, minimum=0.0),
-            history_orders=env_int("MESHMART_RECOMMENDATION_HISTORY_ORDERS", 500, minimum=1),
-            catalog_products=env_int("MESHMART_RECOMMENDATION_CATALOG_PRODUCTS", 1000, minimum=1),
-        )
+
+def load_settings() -> RecommendationSettings:
+    return RecommendationSettings(
+        order_timeout=env_int("MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS", 400, minimum=1) / 1000,
+        catalog_timeout=env_int("MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS", 300, minimum=1)
+        / 1000,
+        user_timeout=env_int("MESHMART_RECOMMENDATION_USER_TIMEOUT_MS", 300, minimum=1) / 1000,
+        model_ttl=env_float("MESHMART_RECOMMENDATION_MODEL_TTL_S", 30.0, minimum=0.0),
+        history_orders=env_int("MESHMART_RECOMMENDATION_HISTORY_ORDERS", 500, minimum=1),
+        catalog_products=env_int("MESHMART_RECOMMENDATION_CATALOG_PRODUCTS", 1000, minimum=1),
+    )

@@ -1,7 +1,7 @@
 """`python -m services.storefront`"""
 
-from services.kit.server import run
-from services.storefront.app import main
+from services.kit.server import main
+from services.storefront.app import build
 
 if __name__ == "__main__":
-    run(main)
+    main("storefront", build)

@@ -1,4 +1,4 @@
-"""Wiring: one channel per upstream -> DashboardBuilder -> servicer -> serve()."""
+"""Wiring: one channel per upstream -> DashboardBuilder -> servicer."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from meshmart.storefront.v1 import storefront_pb2_grpc
 from meshmart.user.v1 import user_pb2_grpc
 
 from services.kit.clients import connect
-from services.kit.config import load_config
-from services.kit.server import ServiceSpec, serve
+from services.kit.config import ServiceConfig
+from services.kit.server import Service, ServiceSpec
 from services.storefront.dashboard import DashboardBuilder, Timeouts, Upstreams
 from services.storefront.servicer import StorefrontServicer
-from services.storefront.settings import timeouts_from_env
+from services.storefront.settings import load_settings
 
 SERVICE_NAME = "meshmart.storefront.v1.StorefrontService"
 UPSTREAMS = ("user", "order", "payment", "recommendation", "catalog")
@@ -57,13 +57,8 @@ def build_spec(channels: Mapping[str, grpc.aio.Channel], timeouts: Timeouts) -> 
     )
 
 
-async def main() -> None:
-    config = load_config("storefront")
-    timeouts = timeouts_from_env()
+def build(config: ServiceConfig, timeouts: Timeouts | None = None) -> Service:
+    timeouts = timeouts or load_settings()
     channels = {name: connect(config, name) for name in UPSTREAMS}
-    try:
-        await serve(config, [build_spec(channels, timeouts)])
-    finally:
-        # Only after serve() returns: in-flight RPCs use the channels until drained.
-        for channel in channels.values():
-            await channel.close()
+    # Closed only after the drain: in-flight RPCs use the channels until then.
+    return Service(specs=[build_spec(channels, timeouts)], resources=list(channels.values()))

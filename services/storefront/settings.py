@@ -10,7 +10,7 @@ def _ms(name: str, default: int) -> float:
     return env_int(name, default, minimum=1, maximum=60_000) / 1000
 
 
-def timeouts_from_env() -> Timeouts:
+def load_settings() -> Timeouts:
     # recommendation gets the most: it calls order and catalog itself (400 + 300 ms by
     # default; its user lookup, 300 ms, runs beside the order read). The catalog fallback
     # runs only after recommendation failed, so the dashboard's worst case is

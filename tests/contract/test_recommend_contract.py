@@ -22,11 +22,11 @@ from meshmart.catalog.v1 import catalog_pb2
 from meshmart.order.v1 import order_pb2
 from meshmart.recommendation.v1 import recommendation_pb2
 
+from harness.shop import CAPTURE_CARD, DECLINE_CARD, Shop, running_shop
 from services.catalog.seed import SEED_PRODUCTS
 from tests.contract.implementations import Implementation, free_port, running, start
 from tests.contract.upstreams import hanging_order
 from tests.unit.recommendation.net import black_hole, closed_port_target
-from tests.unit.shop import CAPTURE_CARD, DECLINE_CARD, Shop, running_shop
 
 PERSONALIZED = recommendation_pb2.RECOMMENDATION_SOURCE_PERSONALIZED
 POPULAR = recommendation_pb2.RECOMMENDATION_SOURCE_POPULAR

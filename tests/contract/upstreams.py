@@ -1,4 +1,4 @@
-"""Upstreams for the contract suite beyond the real shop (tests/unit/shop.py): the shop
+"""Upstreams for the contract suite beyond the real shop (harness/shop.py): the shop
 is where history, products and users come from; these play an order or user service that
 records what it is sent, or an order service that hangs."""
 

@@ -1,4 +1,4 @@
-"""The in-process shop (tests/unit/shop.py) with its asynchronous half switched on.
+"""The in-process shop (harness/shop.py) with its asynchronous half switched on.
 
 Next to ``running_shop``'s servers it runs, on a real nats-server, exactly the workers
 each service's main starts: the outbox relays of user, order and payment; the consumers
@@ -22,6 +22,7 @@ import grpc
 from meshmart.analytics.v1 import analytics_pb2_grpc
 from meshmart.notification.v1 import notification_pb2, notification_pb2_grpc
 
+from harness.shop import TIMEOUT, Shop
 from services.analytics import projection
 from services.analytics.servicer import AnalyticsServicer
 from services.analytics.servicer import service_spec as analytics_spec
@@ -49,7 +50,6 @@ from services.order.store import MIGRATIONS as ORDER_MIGRATIONS
 from services.payment.store import MIGRATIONS as PAYMENT_MIGRATIONS
 from services.user.store import DB_FILE as USER_DB_FILE
 from services.user.store import MIGRATIONS as USER_MIGRATIONS
-from tests.unit.shop import TIMEOUT, Shop
 
 SETTINGS = EventSettings(max_deliveries=5, retry_delay_seconds=0.05, ack_wait_seconds=5.0)
 

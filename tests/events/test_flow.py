@@ -19,13 +19,13 @@ from meshmart.payment.v1 import payment_pb2
 from meshmart.user.v1 import user_pb2
 from nats.aio.client import Client as NatsClient
 
+from harness.shop import DECLINE_CARD, TIMEOUT, Gate, Shop, running_shop
 from services.analytics.rebuild import differences, rebuild
 from services.analytics.store import MIGRATIONS as ANALYTICS_MIGRATIONS
 from services.kit.db import Database
 from services.kit.events import new_envelope, subject_for
 from tests.events.event_shop import EventShop, running_events
 from tests.events.helpers import consumer_state, eventually
-from tests.unit.shop import DECLINE_CARD, TIMEOUT, Gate, Shop, running_shop
 
 CONSUMERS = [
     ("USERS", "order"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import payment_pb2
 
-from tests.unit.shop import running_shop
+from harness.shop import running_shop
 
 
 async def test_a_purchase_confirms_the_order_takes_stock_and_money_and_empties_the_cart(

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from services.kit.config import env_float, load_config
+from services.kit.config import ServiceConfig, env_float
 from services.kit.logging import get_logger
-from services.kit.server import run, serve
+from services.kit.server import Service, main
 from tests.unit.kit.echo_service import SPEC
 
 log = get_logger("kittest.main")
@@ -24,18 +24,16 @@ async def failing_stop() -> None:
     raise ConnectionError("consul unreachable")
 
 
-async def main() -> None:
-    config = load_config("kittest")
+def build(config: ServiceConfig) -> Service:
     # A service-specific setting, read and validated the same way as the kit's own.
     grace = env_float("KITTEST_GRACE_SECONDS", 10.0, minimum=0.0)
-    await serve(
-        config,
-        [SPEC],
-        on_start=announce_start,
+    return Service(
+        specs=[SPEC],
+        on_start=[announce_start],
         on_stop=[failing_stop, announce_stop],
-        grace=grace,
+        grace_seconds=grace,
     )
 
 
 if __name__ == "__main__":
-    run(main)
+    main("kittest", build)

@@ -1,4 +1,4 @@
-"""The whole shop in-process (tests/unit/shop.py), fresh for each order test."""
+"""The whole shop in-process (harness/shop.py), fresh for each order test."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.shop import Shop, running_shop
+from harness.shop import Shop, running_shop
 
 
 @pytest.fixture

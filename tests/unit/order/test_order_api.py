@@ -9,8 +9,8 @@ from grpc_status import rpc_status
 from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import payment_pb2
 
+from harness.shop import ADDRESS, TIMEOUT, Shop, card
 from services.kit.context import USER_ID_KEY
-from tests.unit.shop import ADDRESS, TIMEOUT, Shop, card
 
 CONFIRMED = order_pb2.Order.STATE_CONFIRMED
 

@@ -15,8 +15,7 @@ from meshmart.inventory.v1 import inventory_pb2
 from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import payment_pb2
 
-from services.order.saga import INTERRUPTED_BEFORE_PAYMENT
-from tests.unit.shop import (
+from harness.shop import (
     ADDRESS,
     DECLINE_CARD,
     INSUFFICIENT_FUNDS_CARD,
@@ -25,6 +24,7 @@ from tests.unit.shop import (
     card,
     running_shop,
 )
+from services.order.saga import INTERRUPTED_BEFORE_PAYMENT
 
 CONFIRMED = order_pb2.Order.STATE_CONFIRMED
 CANCELLED = order_pb2.Order.STATE_CANCELLED

@@ -13,7 +13,7 @@ from services.kit.config import ConfigError
 from services.kit.errors import PermissionDenied
 from services.payment.faults import Fault, FaultInjector
 from services.payment.servicer import PaymentAdminServicer, is_loopback_peer
-from services.payment.settings import load_payment_settings
+from services.payment.settings import load_settings
 from tests.unit.payment.harness import PaymentHarness, charge_request
 
 
@@ -145,7 +145,7 @@ async def test_set_fault_from_a_remote_peer_is_permission_denied() -> None:
 
 
 def test_fault_settings_come_from_the_environment() -> None:
-    settings = load_payment_settings(
+    settings = load_settings(
         {
             "MESHMART_PAYMENT_FAULT_UNAVAILABLE_RATIO": "0.3",
             "MESHMART_PAYMENT_FAULT_DELAY_MS": "40",
@@ -153,9 +153,9 @@ def test_fault_settings_come_from_the_environment() -> None:
     )
 
     assert settings.initial_fault == Fault(unavailable_ratio=0.3, delay_ms=40)
-    assert load_payment_settings({}).initial_fault == Fault()
+    assert load_settings({}).initial_fault == Fault()
 
 
 def test_a_bad_fault_setting_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="MESHMART_PAYMENT_FAULT_UNAVAILABLE_RATIO"):
-        load_payment_settings({"MESHMART_PAYMENT_FAULT_UNAVAILABLE_RATIO": "2"})
+        load_settings({"MESHMART_PAYMENT_FAULT_UNAVAILABLE_RATIO": "2"})

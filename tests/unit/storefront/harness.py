@@ -1,4 +1,4 @@
-"""Storefront on top of the real in-process shop (tests/unit/shop.py), with a real
+"""Storefront on top of the real in-process shop (harness/shop.py), with a real
 recommendation server between them that a test can stop on its own.
 
 `overrides` replaces an upstream's target for storefront only (e.g. with a black hole),
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import grpc
 from meshmart.storefront.v1 import storefront_pb2, storefront_pb2_grpc
 
+from harness.shop import Shop
 from services.kit.clients import channel_to
 from services.kit.testing import running_server
 from services.recommendation import app as recommendation_app
 from services.recommendation.settings import RecommendationSettings
 from services.storefront import app as storefront_app
 from services.storefront.dashboard import Timeouts
-from tests.unit.shop import Shop
 
 CALL_TIMEOUT = 10.0
 # Generous next to in-process latency (CI boxes are loaded), small next to the hangs the

@@ -13,12 +13,12 @@ from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.recommendation.v1 import recommendation_pb2
 
+from harness.shop import Shop, running_shop
 from services.catalog.seed import SEED_PRODUCTS
 from services.kit.context import caller_user_id
 from services.kit.server import ServiceSpec
 from services.kit.testing import running_server
 from tests.unit.recommendation.net import black_hole
-from tests.unit.shop import Shop, running_shop
 from tests.unit.storefront.harness import TIMEOUTS, running_storefront
 
 PERSONALIZED = recommendation_pb2.RECOMMENDATION_SOURCE_PERSONALIZED

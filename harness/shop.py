@@ -1,5 +1,6 @@
 """The whole shop in-process: user, catalog, inventory, cart, payment and order, each a real
-gRPC server (built like serve() builds it) on its own SQLite file, wired by targets.
+gRPC server built by the service's own ``app.build`` (what ``python -m services.<name>``
+serves) on its own SQLite file, wired by targets.
 
 Use it from any test that needs real services talking to each other:
 
@@ -18,9 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,47 +34,22 @@ from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from services.cart.catalog_client import CatalogProducts
-from services.cart.domain import CartBook
-from services.cart.servicer import CartServicer
-from services.cart.servicer import service_spec as cart_spec
-from services.cart.store import MIGRATIONS as CART_MIGRATIONS
-from services.cart.store import CartStore
-from services.catalog.servicer import CatalogServicer
-from services.catalog.servicer import service_spec as catalog_spec
-from services.catalog.store import DB_FILE as CATALOG_DB_FILE
-from services.catalog.store import MIGRATIONS as CATALOG_MIGRATIONS
-from services.catalog.store import load_catalog
-from services.inventory.seed import OPENING_STOCK
-from services.inventory.servicer import InventoryServicer
-from services.inventory.servicer import service_spec as inventory_spec
-from services.inventory.store import DB_FILE as INVENTORY_DB_FILE
-from services.inventory.store import MIGRATIONS as INVENTORY_MIGRATIONS
-from services.inventory.store import StockLedger
-from services.kit.clients import channel_to
-from services.kit.db import Database
-from services.kit.server import ServiceSpec
-from services.kit.testing import running_server
-from services.order.app import UPSTREAMS as ORDER_UPSTREAMS
-from services.order.app import OrderService, build_order_service
+from services.cart import app as cart_app
+from services.cart.settings import CartSettings
+from services.catalog import app as catalog_app
+from services.inventory import app as inventory_app
+from services.inventory.settings import InventorySettings
+from services.kit.config import ServiceConfig
+from services.kit.server import Service
+from services.kit.testing import running_service
+from services.order import app as order_app
 from services.order.settings import OrderSettings
-from services.order.store import MIGRATIONS as ORDER_MIGRATIONS
-from services.payment.cards import authorize
-from services.payment.domain import PaymentProcessor
-from services.payment.faults import Fault, FaultInjector
-from services.payment.model import new_id
-from services.payment.servicer import PaymentAdminServicer, PaymentServicer
-from services.payment.store import MIGRATIONS as PAYMENT_MIGRATIONS
-from services.payment.store import PaymentStore
-from services.user.domain import UserAccounts
-from services.user.keys import ensure_signing_key, keys_dir
+from services.payment import app as payment_app
+from services.payment.faults import Fault
+from services.payment.settings import PaymentSettings
+from services.user import app as user_app
 from services.user.passwords import Passwords
-from services.user.servicer import UserServicer
-from services.user.servicer import service_spec as user_spec
-from services.user.store import DB_FILE as USER_DB_FILE
-from services.user.store import MIGRATIONS as USER_MIGRATIONS
-from services.user.store import UserStore
-from services.user.tokens import TokenIssuer
+from services.user.settings import UserSettings
 
 # Deadline of every call the helpers make; generous, the machine is shared.
 TIMEOUT = 10.0
@@ -97,10 +72,6 @@ TEST_ORDER_SETTINGS = OrderSettings(
 
 def card(number: str = CAPTURE_CARD) -> payment_pb2.Card:
     return payment_pb2.Card(number=number, exp_month=12, exp_year=2099, cvc="123")
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -131,30 +102,50 @@ class Gate:
         return result
 
 
-class _Gated:
-    """A servicer whose listed methods pass through gates (see Gate)."""
+class _Gates(grpc.aio.ServerInterceptor):
+    """Holds the RPCs named "<service>.<Method>" (e.g. "payment.Charge") at their Gate.
 
-    def __init__(self, servicer: Any, gates: Mapping[str, Gate]) -> None:
-        self._servicer = servicer
+    Runs inside the kit's interceptor, right around the handler, as a gated servicer
+    would: the kit's request scope and error mapping see the held call as any other.
+    """
+
+    def __init__(self, gates: Mapping[str, Gate]) -> None:
         self._gates = gates
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._servicer, name)
-        gate = self._gates.get(name)
-        if gate is None:
-            return method
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        # "/meshmart.payment.v1.PaymentService/Charge" -> "payment.Charge"
+        service, _, method = handler_call_details.method.lstrip("/").partition("/")
+        gate = self._gates.get(f"{service.split('.')[1]}.{method}") if "." in service else None
+        if gate is None or handler is None or handler.unary_unary is None:
+            return handler
+        behaviour = handler.unary_unary
 
         async def gated(request: Any, context: Any) -> Any:
-            return await gate.hold(lambda: method(request, context))
+            return await gate.hold(lambda: behaviour(request, context))
 
-        return gated
+        return grpc.unary_unary_rpc_method_handler(
+            gated,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
-def _gated(service: str, servicer: Any, gates: Mapping[str, Gate]) -> Any:
-    """``servicer`` with the gates named "<service>.<Method>" applied."""
-    prefix = f"{service}."
-    mine = {name[len(prefix) :]: g for name, g in gates.items() if name.startswith(prefix)}
-    return _Gated(servicer, mine) if mine else servicer
+def _config(name: str, data_dir: Path, upstreams: Mapping[str, str] | None = None) -> ServiceConfig:
+    """What ``build`` reads, as load_config would give it: files under ``data_dir``."""
+    return ServiceConfig(
+        name=name,
+        port=1,  # a placeholder: running_service binds a free port
+        data_dir=data_dir,
+        run_dir=data_dir,
+        log_level="DEBUG",
+        drain_seconds=0.0,
+        upstreams=dict(upstreams or {}),
+    )
 
 
 def _stub(factory: Callable[[grpc.aio.Channel], Any], channel: grpc.aio.Channel) -> Any:
@@ -266,19 +257,24 @@ _emails = itertools.count(1)
 
 
 class OrderProcess:
-    """The order service as one process runs it (own DB connection, channels, saga), so a
-    test can stop it mid-saga and start a new one on the same file."""
+    """The order service as one process runs it (``services.order.app.build``: own DB
+    connection, channels, saga), so a test can stop it mid-saga and start a new one on
+    the same file."""
 
     def __init__(
-        self, db_path: Path, upstreams: Mapping[str, str], settings: OrderSettings
+        self,
+        data_dir: Path,
+        upstreams: Mapping[str, str],
+        settings: OrderSettings,
+        gates: _Gates,
     ) -> None:
-        self._db_path = db_path
+        self._data_dir = data_dir
         self._upstreams = dict(upstreams)
         self._settings = settings
+        self._gates = gates
         self._stack: contextlib.AsyncExitStack | None = None
         self._stub: order_pb2_grpc.OrderServiceAsyncStub | None = None
         self._client: grpc.aio.Channel | None = None
-        self.service: OrderService | None = None
         self.target = ""
 
     @property
@@ -288,33 +284,23 @@ class OrderProcess:
         return self._stub
 
     async def start(self) -> None:
+        """Returns once the on_start hooks (startup recovery) ran, as serve() runs them."""
         if self._stack is not None:
             raise RuntimeError("the order server is already running")
-        stack = contextlib.AsyncExitStack()
-        try:
-            db = Database(self._db_path, ORDER_MIGRATIONS)
-            stack.callback(db.close)
-            channels = {name: channel_to(self._upstreams[name]) for name in ORDER_UPSTREAMS}
-            for channel in channels.values():
-                stack.push_async_callback(channel.close)
-            service = build_order_service(db, channels, self._settings)
-            # Like main(): sagas still running when the server has stopped are cut off.
-            stack.push_async_callback(service.saga.close)
-            self.target = await stack.enter_async_context(running_server([service.spec]))
-            # Like serve(): the on_start hook (startup recovery) runs once the server is up.
-            await service.saga.start()
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
-        self.service = service
+        async with contextlib.AsyncExitStack() as stack:
+            config = _config("order", self._data_dir, self._upstreams)
+            service = order_app.build(config, self._settings)
+            self.target = await stack.enter_async_context(
+                running_service(service, inner=[self._gates])
+            )
+            self._stack = stack.pop_all()
         # The tests' channel outlives the server, so a call in flight when the server
         # stops fails as it would against a killed process (UNAVAILABLE), not locally.
         self._client = grpc.aio.insecure_channel(self.target)
         self._stub = _stub(order_pb2_grpc.OrderServiceStub, self._client)
 
     async def stop(self) -> None:
-        stack, self._stack, self._stub, self.service = self._stack, None, None, None
+        stack, self._stack, self._stub = self._stack, None, None
         client, self._client = self._client, None
         if stack is not None:
             await stack.aclose()
@@ -332,82 +318,50 @@ async def running_shop(
     order_settings: OrderSettings = TEST_ORDER_SETTINGS,
     gates: Mapping[str, Gate] | None = None,
 ) -> AsyncIterator[Shop]:
-    """Every service of the shop on 127.0.0.1, each with its database under ``data_dir``.
+    """Every service of the shop on 127.0.0.1, each built by its own ``app.build`` with
+    its database under ``data_dir``.
 
     ``gates`` maps "<service>.<Method>" (e.g. "payment.Charge", "inventory.Commit") to a
     Gate holding that RPC.
     """
     gates = gates or {}
+    held = _Gates(gates)
     async with contextlib.AsyncExitStack() as stack:
 
-        def database(name: str, migrations: Sequence[str]) -> Database:
-            db = Database(data_dir / name, migrations)
-            stack.callback(db.close)
-            return db
-
-        async def serve(specs: list[ServiceSpec]) -> str:
-            return await stack.enter_async_context(running_server(specs))
+        async def serve(name: str, build: Callable[[ServiceConfig], Service]) -> str:
+            service = build(_config(name, data_dir, targets))
+            return await stack.enter_async_context(running_service(service, inner=[held]))
 
         async def channel(target: str) -> grpc.aio.Channel:
             return await stack.enter_async_context(grpc.aio.insecure_channel(target))
 
         targets: dict[str, str] = {}
-
-        key = ensure_signing_key(keys_dir(data_dir))
-        accounts = UserAccounts(
-            UserStore(database(USER_DB_FILE, USER_MIGRATIONS)),
-            # Real Argon2 with cheap parameters: the shop's tests are not about hashing.
-            Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
-            TokenIssuer(key, ttl_seconds=900),
+        targets["user"] = await serve(
+            "user",
+            lambda config: user_app.build(
+                config,
+                UserSettings(token_ttl_seconds=900),
+                # Real Argon2 with cheap parameters: the shop's tests are not about hashing.
+                passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
+            ),
         )
-        targets["user"] = await serve([user_spec(_gated("user", UserServicer(accounts), gates))])
-
-        catalog, _ = load_catalog(database(CATALOG_DB_FILE, CATALOG_MIGRATIONS))
-        targets["catalog"] = await serve(
-            [catalog_spec(_gated("catalog", CatalogServicer(catalog), gates))]
-        )
-
-        ledger = StockLedger(database(INVENTORY_DB_FILE, INVENTORY_MIGRATIONS))
-        ledger.seed(OPENING_STOCK)
+        targets["catalog"] = await serve("catalog", catalog_app.build)
+        # No sweep within a test: every ledger operation expires what is due anyway.
         targets["inventory"] = await serve(
-            [inventory_spec(_gated("inventory", InventoryServicer(ledger), gates))]
+            "inventory",
+            lambda config: inventory_app.build(config, InventorySettings(3600.0)),
         )
-
-        cart_catalog = channel_to(targets["catalog"])
-        stack.push_async_callback(cart_catalog.close)
-        book = CartBook(
-            CartStore(database("cart.sqlite3", CART_MIGRATIONS)),
-            CatalogProducts(_stub(catalog_pb2_grpc.CatalogServiceStub, cart_catalog), timeout=2.0),
-            "EUR",
+        targets["cart"] = await serve(
+            "cart",
+            lambda config: cart_app.build(
+                config, CartSettings(currency="EUR", catalog_timeout_seconds=2.0)
+            ),
         )
-        targets["cart"] = await serve([cart_spec(_gated("cart", CartServicer(book), gates))])
-
-        processor = PaymentProcessor(
-            PaymentStore(database("payment.sqlite3", PAYMENT_MIGRATIONS), new_id),
-            authorize,
-            utc_now,
-        )
-        faults = FaultInjector(Fault())
-        payments = _gated("payment", PaymentServicer(processor, faults), gates)
-        admin = PaymentAdminServicer(faults)
         targets["payment"] = await serve(
-            [
-                ServiceSpec(
-                    name="meshmart.payment.v1.PaymentService",
-                    add=lambda server: payment_pb2_grpc.add_PaymentServiceServicer_to_server(
-                        payments, server
-                    ),
-                ),
-                ServiceSpec(
-                    name="meshmart.payment.v1.PaymentAdminService",
-                    add=lambda server: payment_pb2_grpc.add_PaymentAdminServiceServicer_to_server(
-                        admin, server
-                    ),
-                ),
-            ]
+            "payment", lambda config: payment_app.build(config, PaymentSettings(Fault()))
         )
 
-        order = OrderProcess(data_dir / "order.sqlite3", targets, order_settings)
+        order = OrderProcess(data_dir, targets, order_settings, held)
         stack.push_async_callback(order.stop)
         await order.start()
         targets["order"] = order.target

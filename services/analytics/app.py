@@ -1,0 +1,27 @@
+"""Wiring of the analytics service: its read model, kept current from the ORDERS and
+PAYMENTS streams (off without MESHMART_NATS_URL: the read model then stays as it is)."""
+
+from __future__ import annotations
+
+from services.analytics.projection import CONSUMER_NAME, handlers
+from services.analytics.servicer import AnalyticsServicer, service_spec
+from services.analytics.store import DB_FILE, MIGRATIONS, SalesReadModel
+from services.kit.config import ServiceConfig
+from services.kit.db import Database
+from services.kit.events import ServiceEvents, consumers_for
+from services.kit.server import Service
+
+
+def build(config: ServiceConfig) -> Service:
+    db = Database(config.data_dir / DB_FILE, MIGRATIONS)
+    events = ServiceEvents.from_env(
+        config,
+        lambda bus, event_settings: consumers_for(
+            bus, db, name=CONSUMER_NAME, handlers=handlers(), settings=event_settings
+        ),
+    )
+    return Service(
+        specs=[service_spec(AnalyticsServicer(SalesReadModel(db)))],
+        on_start=[events.start],
+        resources=[db, events],
+    )

@@ -1,0 +1,34 @@
+"""Wiring of the cart service: a channel to catalog (MESHMART_UPSTREAM_CATALOG), its
+database -> CartBook -> servicer."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from meshmart.catalog.v1 import catalog_pb2_grpc
+
+from services.kit.clients import connect
+from services.kit.config import ServiceConfig
+from services.kit.db import Database
+from services.kit.server import Service
+
+from .catalog_client import CatalogProducts
+from .domain import CartBook
+from .servicer import CartServicer, service_spec
+from .settings import CartSettings, load_settings
+from .store import MIGRATIONS, CartStore
+
+
+def build(config: ServiceConfig, settings: CartSettings | None = None) -> Service:
+    settings = settings or load_settings()
+    catalog_channel = connect(config, "catalog")
+    db = Database(config.data_dir / "cart.sqlite3", MIGRATIONS)
+    # grpc is untyped, so mypy cannot pick the stub's aio overload by itself.
+    stub = cast(
+        "catalog_pb2_grpc.CatalogServiceAsyncStub",
+        catalog_pb2_grpc.CatalogServiceStub(catalog_channel),
+    )
+    products = CatalogProducts(stub, timeout=settings.catalog_timeout_seconds)
+    book = CartBook(CartStore(db), products, settings.currency)
+    # Closed after the drain: in-flight AddItems no longer need the channel.
+    return Service(specs=[service_spec(CartServicer(book))], resources=[db, catalog_channel])

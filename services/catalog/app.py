@@ -1,0 +1,19 @@
+"""Wiring of the catalog service: its database -> the loaded catalog -> servicer."""
+
+from __future__ import annotations
+
+from services.catalog.servicer import CatalogServicer, service_spec
+from services.catalog.store import DB_FILE, MIGRATIONS, load_catalog
+from services.kit.config import ServiceConfig
+from services.kit.db import Database
+from services.kit.logging import get_logger
+from services.kit.server import Service
+
+log = get_logger("catalog")
+
+
+def build(config: ServiceConfig) -> Service:
+    db = Database(config.data_dir / DB_FILE, MIGRATIONS)
+    catalog, added = load_catalog(db)
+    log.info("catalog.loaded", products=len(catalog), seeded=added)
+    return Service(specs=[service_spec(CatalogServicer(catalog))], resources=[db])

@@ -1,0 +1,41 @@
+"""Wiring of the payment service: its database -> PaymentProcessor -> both servicers
+(sharing one fault knob), and the relay of its outbox (off without MESHMART_NATS_URL:
+events then wait there).
+
+Every instance of payment must use the same MESHMART_DATA_DIR: idempotency keys are
+unique per database file, so two instances share one file to never charge twice.
+"""
+
+from __future__ import annotations
+
+from services.kit.clock import utc_now
+from services.kit.config import ServiceConfig
+from services.kit.db import Database
+from services.kit.events import ServiceEvents
+from services.kit.outbox import OutboxRelay
+from services.kit.server import Service
+
+from .cards import authorize
+from .domain import PaymentProcessor
+from .faults import FaultInjector
+from .model import new_id
+from .servicer import service_specs
+from .settings import PaymentSettings, load_settings
+from .store import MIGRATIONS, PaymentStore
+
+
+def build(config: ServiceConfig, settings: PaymentSettings | None = None) -> Service:
+    settings = settings or load_settings()
+    db = Database(config.data_dir / "payment.sqlite3", MIGRATIONS)
+    store = PaymentStore(db, new_id)
+    events = ServiceEvents.from_env(
+        config,
+        lambda bus, _: [OutboxRelay(db, bus, holder=config.instance_id, outbox=store.outbox)],
+    )
+    processor = PaymentProcessor(store, authorize, utc_now)
+    faults = FaultInjector(settings.initial_fault)
+    return Service(
+        specs=service_specs(processor, faults),
+        on_start=[events.start],
+        resources=[db, events],
+    )
