@@ -86,3 +86,8 @@ test-chaos: setup ## only the chaos tests (they start a test mesh of their own, 
 # --- containers (tools/compose; docker-compose.yml derives from topology.toml) ---------
 compose: setup ## regenerate docker-compose.yml and docker/requirements.txt (commit both)
 	$(PY) -m tools.compose
+
+# --- Kubernetes (tools/k8s; deploy/k8s/ derives from topology.toml and the config entries) ---
+.PHONY: k8s
+k8s: setup ## regenerate deploy/k8s/ (manifests for consul-k8s, kustomize; commit it)
+	$(PY) -m tools.k8s

@@ -14,7 +14,8 @@ from pathlib import Path
 from tools.compose.model import COMPOSE_FILE, RUNTIME_REQUIREMENTS, ComposeError, ComposeModel
 from tools.compose.requirements import RequirementsError, runtime_requirements
 from tools.compose.yamlout import dump
-from tools.mesh.topology import ROOT, TopologyError
+from tools.generated import sync
+from tools.mesh.topology import TopologyError
 
 HEADER = """\
 # meshmart in containers: `docker compose up --build` (README: "Running in containers").
@@ -61,10 +62,6 @@ def outputs() -> dict[Path, str]:
     }
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.compose", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,22 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ComposeError, RequirementsError, TopologyError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
-    stale = []
-    for path, text in files.items():
-        current = path.read_text() if path.exists() else None
-        if current == text:
-            continue
-        if args.command == "check":
-            stale.append(_shown(path))
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            sys.stdout.write(f"wrote {_shown(path)}\n")
-    if stale:
-        sys.stderr.write(f"{', '.join(stale)} stale: run make compose\n")
-        return 1
-    return 0
-
+    return sync(files, check=args.command == "check", remedy="make compose")
 
 if __name__ == "__main__":
     sys.exit(main())

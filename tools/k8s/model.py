@@ -301,6 +301,41 @@ class K8sModel:
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
         })
 
+    def deployment(self, name: str, app: str, replicas: int, selector: dict[str, str],
+                   template: dict[str, Any]) -> Manifest:
+        return Manifest(f"base/{name}.deployment.yaml", {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": self.metadata(name, app),
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": selector},
+                # A new pod is ready before an old one goes: no capacity dip.
+                "strategy": {"type": "RollingUpdate",
+                             "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                "template": template,
+            },
+        })
+
+    def statefulset(self, name: str, app: str, replicas: int, selector: dict[str, str],
+                    template: dict[str, Any], claims: dict[str, str]) -> Manifest:
+        """``claims``: volume name -> size, one PersistentVolumeClaim each per pod."""
+        return Manifest(f"base/{name}.statefulset.yaml", {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": self.metadata(name, app),
+            "spec": {
+                "serviceName": app,
+                "replicas": replicas,
+                "selector": {"matchLabels": selector},
+                "template": template,
+                "volumeClaimTemplates": [
+                    {"metadata": {"name": label}, "spec": self.claim(size)}
+                    for label, size in claims.items()
+                ],
+            },
+        })
+
     @staticmethod
     def claim(size: str = "1Gi") -> dict[str, Any]:
         return {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
@@ -407,20 +442,9 @@ class K8sModel:
         out: list[Manifest] = []
         if mode == "statefulset":
             template = self.pod_template(release, [], mounts)
-            out.append(Manifest(f"base/{release.workload}.statefulset.yaml", {
-                "apiVersion": "apps/v1",
-                "kind": "StatefulSet",
-                "metadata": self.metadata(release.workload, name),
-                "spec": {
-                    "serviceName": name,
-                    "replicas": release.replicas,
-                    "selector": {"matchLabels": release.selector},
-                    "template": template,
-                    "volumeClaimTemplates": [
-                        {"metadata": {"name": label}, "spec": self.claim()} for label in dirs
-                    ],
-                },
-            }))
+            out.append(self.statefulset(release.workload, name, release.replicas,
+                                        release.selector, template,
+                                        dict.fromkeys(dirs, "1Gi")))
         else:
             claims = [{"name": label, "persistentVolumeClaim": {"claimName": f"{name}-{label}"}}
                       for label in dirs]
@@ -441,19 +465,8 @@ class K8sModel:
                     }))
             elif release.replicas > 1:
                 template["spec"]["topologySpreadConstraints"] = self.spread(release.selector)
-            out.append(Manifest(f"base/{release.workload}.deployment.yaml", {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": self.metadata(release.workload, name),
-                "spec": {
-                    "replicas": release.replicas,
-                    "selector": {"matchLabels": release.selector},
-                    # A new pod is ready before an old one goes: no capacity dip.
-                    "strategy": {"type": "RollingUpdate",
-                                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                    "template": template,
-                },
-            }))
+            out.append(self.deployment(release.workload, name, release.replicas,
+                                       release.selector, template))
         if release.replicas > 1:
             out.append(self.pdb(release.workload, name, release.selector))
         return out
@@ -502,19 +515,7 @@ class K8sModel:
         return [
             self.service_account(NATS),
             self.service(NATS, "client", settings.port),
-            Manifest(f"base/{NATS}.statefulset.yaml", {
-                "apiVersion": "apps/v1",
-                "kind": "StatefulSet",
-                "metadata": self.metadata(NATS, NATS),
-                "spec": {
-                    "serviceName": NATS,
-                    "replicas": 1,
-                    "selector": {"matchLabels": selector},
-                    "template": template,
-                    "volumeClaimTemplates": [
-                        {"metadata": {"name": "jetstream"}, "spec": self.claim("5Gi")}],
-                },
-            }),
+            self.statefulset(NATS, NATS, 1, selector, template, {"jetstream": "5Gi"}),
         ]
 
     # --- the edge -----------------------------------------------------------------
@@ -589,18 +590,7 @@ class K8sModel:
                 "data": self.edge_config(),
                 "binaryData": {"edge.protoset": base64.b64encode(protoset).decode("ascii")},
             }),
-            Manifest(f"base/{EDGE}.deployment.yaml", {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": self.metadata(EDGE, EDGE),
-                "spec": {
-                    "replicas": 1,
-                    "selector": {"matchLabels": selector},
-                    "strategy": {"type": "RollingUpdate",
-                                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                    "template": template,
-                },
-            }),
+            self.deployment(EDGE, EDGE, 1, selector, template),
         ]
 
     # --- the whole ----------------------------------------------------------------
