@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from services.kit.config import load_config, upstream_variable
 from services.user.keys import JWKS_FILE, PRIVATE_KEY_FILE
 from tools.compose.model import owns_database
 from tools.k8s import __main__ as k8s_cli
@@ -152,7 +153,7 @@ def test_every_upstream_is_an_upstream_annotation_at_the_topologys_port(
         assert set(listed) - {NATS} == set(release.service.upstreams)
         env = {e["name"]: e.get("value") for e in pod(workload)["spec"]["containers"][0]["env"]}
         for upstream, port in want.items():
-            assert env[f"MESHMART_UPSTREAM_{upstream.upper()}"] == f"127.0.0.1:{port}"
+            assert env[upstream_variable(upstream)] == f"127.0.0.1:{port}"
     edge = of_kind(manifests, "Deployment")[EDGE]
     annotation = pod(edge)["metadata"]["annotations"][UPSTREAMS]
     assert {item.split(":")[0] for item in annotation.split(",")} == set(model.edge.callees)
@@ -186,6 +187,19 @@ def test_every_config_entry_is_a_resource_that_maps_back_to_it(model: K8sModel) 
     kinds = {r.kind for r in resources}
     assert kinds == {"ProxyDefaults", "ServiceDefaults", "ServiceResolver", "ServiceRouter",
                      "ServiceSplitter", "ServiceIntentions"}
+
+
+def test_every_pod_gets_a_kit_config_the_service_reads_back(
+    model: K8sModel, manifests: list[Manifest],
+) -> None:
+    for release in model.all_releases():
+        workload = next(w for w in workloads(manifests) if w.name == release.workload)
+        env = {e["name"]: e.get("value", "") for e in pod(workload)["spec"]["containers"][0]["env"]}
+        assert "MESHMART_CONSUL_HTTP_ADDR" not in env  # consul-k8s registers the pod
+        env["MESHMART_INSTANCE_ID"] = f"{release.workload}-0"  # the pod's name
+        config = load_config(release.service.name, env)
+        assert (config.host, config.port) == ("0.0.0.0", release.first.port)
+        assert set(config.upstreams) == set(model.upstream_ports(release))
 
 
 # --- what every pod must have ----------------------------------------------------------

@@ -52,6 +52,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from services.kit.config import ServiceConfig, upstream_variable
 from services.user.keys import JWKS_FILE, PRIVATE_KEY_FILE
 from tools.compose.model import (
     DATA_DIR,
@@ -361,22 +362,33 @@ class K8sModel:
         })
 
     def environment(self, release: Release) -> list[dict[str, Any]]:
+        """The kit's settings (ServiceConfig.to_env, as compose and `make up` hand them),
+        with the pod's values; the instance id is the pod's name."""
         inst = release.first
-        env: list[dict[str, Any]] = [
-            {"name": "MESHMART_HOST", "value": "0.0.0.0"},
-            {"name": "MESHMART_PORT", "value": str(inst.port)},
-            {"name": "MESHMART_INSTANCE_ID",
-             "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": "MESHMART_DATA_DIR", "value": DATA_DIR},
-            {"name": "MESHMART_RUN_DIR", "value": RUN_DIR},
-            {"name": "MESHMART_SERVICE_VERSION", "value": release.version},
-            {"name": "MESHMART_METRICS_PORT", "value": str(app_metrics_port(inst))},
-        ]
-        for upstream, port in sorted(self.upstream_ports(release).items()):
-            variable = f"MESHMART_UPSTREAM_{upstream.upper().replace('-', '_')}"
-            env.append({"name": variable, "value": f"127.0.0.1:{port}"})
-            if upstream == NATS:
-                env.append({"name": "MESHMART_NATS_URL", "value": f"nats://127.0.0.1:{port}"})
+        ports = self.upstream_ports(release)
+        kit = ServiceConfig(
+            name=release.service.name,
+            host="0.0.0.0",
+            port=inst.port,
+            instance_id=inst.instance_id,
+            data_dir=Path(DATA_DIR),
+            run_dir=Path(RUN_DIR),
+            # Inside the pod: the sidecar's upstream listeners, on loopback.
+            upstreams={u: f"127.0.0.1:{port}" for u, port in ports.items()},
+        ).to_env()
+        kit.update({
+            "MESHMART_SERVICE_VERSION": release.version,
+            "MESHMART_METRICS_PORT": str(app_metrics_port(inst)),
+        })
+        if NATS in ports:
+            kit["MESHMART_NATS_URL"] = f"nats://{kit[upstream_variable(NATS)]}"
+        env: list[dict[str, Any]] = []
+        for name, value in kit.items():
+            if name == "MESHMART_INSTANCE_ID":
+                env.append({"name": name,
+                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+            else:
+                env.append({"name": name, "value": value})
         return env
 
     def volumes(self, release: Release) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
