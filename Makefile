@@ -6,7 +6,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup proto proto-check lint test test-unit breaking release-contracts test-go up down status logs run-local canary compose
+.PHONY: help setup proto proto-check lint test test-servers test-unit breaking release-contracts test-go up down status logs run-local canary compose
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -27,7 +27,7 @@ lint: setup ## ruff, mypy on the kit, buf lint, go build of the Go stubs, go vet
 	cd gen/go && go build ./...
 	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go vet ./...) || exit 1; done
 
-test: setup lint proto-check breaking test-go ## the whole suite, mesh tests included (what CI runs)
+test: setup lint proto-check breaking test-go test-servers ## the whole suite, mesh tests included (what CI runs)
 	$(PY) -m pytest
 
 breaking: setup ## buf breaking: proto/ must stay wire/source compatible with the released contracts
@@ -35,6 +35,9 @@ breaking: setup ## buf breaking: proto/ must stay wire/source compatible with th
 
 release-contracts: setup ## record the committed proto/ (HEAD) as the released contracts (commit it)
 	buf build '.git#ref=HEAD,subdir=proto' --exclude-source-info -o proto/released.binpb
+
+test-servers: setup ## build the servers only tests use (etcd, kube-apiserver for tests/k8s; cached)
+	@nice -n 19 tools/bootstrap-go.sh $$(cd tools/go && ls */test-only | xargs -n1 dirname)
 
 test-go: setup ## the Go services' own tests (go test)
 	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go test ./...) || exit 1; done

@@ -2,7 +2,9 @@
 # Builds every Go tool meshmart uses from its wrapper module in tools/go/<name>/
 # (go.mod pins the version, go.sum makes the build reproducible) into a cache
 # outside the repository, keyed by version, and links it into .venv/bin.
-#   usage: tools/bootstrap-go.sh [name ...]   (default: every tool)
+#   usage: tools/bootstrap-go.sh [name ...]   (default: every tool but the test-only ones)
+# A tool whose folder has a file named test-only (etcd, kube-apiserver: tests/k8s) is built
+# only when named, as `make test` does (make test-servers), so `make up` never waits on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${MESHMART_CACHE:-$HOME/.cache/meshmart}/bin"
@@ -22,7 +24,11 @@ exec 9>"$cache/.lock"
 flock 9
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=($(ls tools/go))
+if [ ${#names[@]} -eq 0 ]; then
+  for dir in tools/go/*/; do
+    [ -f "$dir/test-only" ] || names+=("$(basename "$dir")")
+  done
+fi
 for name in "${names[@]}"; do
   dir="tools/go/$name"
   version=$(version_of "$dir")
@@ -30,6 +36,7 @@ for name in "${names[@]}"; do
   if [ ! -x "$bin" ]; then
     hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
     [ "$name" = prometheus ] && hint=" (first run takes a few minutes)"
+    [ "$name" = kube-apiserver ] && hint=" (first run takes about 15 minutes)"
     echo "==> building $name $version$hint..."
     start=$SECONDS
     # An optional `tags` file: build tags, e.g. prometheus without the cloud discoveries.
