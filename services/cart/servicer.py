@@ -9,7 +9,7 @@ from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
 from meshmart.common.v1 import common_pb2
 
 from services.kit import validate
-from services.kit.context import ensure_caller_may_act_for
+from services.kit.context import acting_user
 from services.kit.server import ServiceSpec
 
 from .domain import CartBook
@@ -28,13 +28,13 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
     async def GetCart(
         self, request: cart_pb2.GetCartRequest, context: Context
     ) -> cart_pb2.GetCartResponse:
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         return cart_pb2.GetCartResponse(cart=cart_to_proto(self._book.get(user_id)))
 
     async def AddItem(
         self, request: cart_pb2.AddItemRequest, context: Context
     ) -> cart_pb2.AddItemResponse:
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         product_id = _product_id(request.product_id)
         quantity = _quantity(request.quantity)
         cart = await self._book.add_item(user_id, product_id, quantity)
@@ -43,7 +43,7 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
     async def UpdateQuantity(
         self, request: cart_pb2.UpdateQuantityRequest, context: Context
     ) -> cart_pb2.UpdateQuantityResponse:
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         product_id = _product_id(request.product_id)
         quantity = _quantity(request.quantity)
         cart = await self._book.update_quantity(user_id, product_id, quantity)
@@ -52,7 +52,7 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
     async def RemoveItem(
         self, request: cart_pb2.RemoveItemRequest, context: Context
     ) -> cart_pb2.RemoveItemResponse:
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         product_id = _product_id(request.product_id)
         cart = self._book.remove_item(user_id, product_id)
         return cart_pb2.RemoveItemResponse(cart=cart_to_proto(cart))
@@ -60,14 +60,8 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
     async def Clear(
         self, request: cart_pb2.ClearRequest, context: Context
     ) -> cart_pb2.ClearResponse:
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         return cart_pb2.ClearResponse(cart=cart_to_proto(self._book.clear(user_id)))
-
-
-def _acting_user(context: Context, user_id: str) -> str:
-    user_id = validate.non_empty(user_id, "user_id")
-    ensure_caller_may_act_for(context, user_id)
-    return user_id
 
 
 def _product_id(value: str) -> str:

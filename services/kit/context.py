@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from services.kit import validate
 from services.kit.errors import PermissionDenied
 
 REQUEST_ID_KEY = "x-request-id"
@@ -129,3 +130,11 @@ def ensure_caller_may_act_for(context: Any, user_id: str) -> None:
     caller = caller_user_id(context)
     if caller is not None and caller != user_id:
         raise PermissionDenied(f"user {caller} may not act for user {user_id}")
+
+
+def acting_user(context: Any, user_id: str) -> str:
+    """``user_id`` of a user-scoped request, checked: not empty (INVALID_ARGUMENT naming
+    user_id) and the forwarded caller's own (PERMISSION_DENIED otherwise)."""
+    user_id = validate.non_empty(user_id, "user_id")
+    ensure_caller_may_act_for(context, user_id)
+    return user_id

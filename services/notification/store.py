@@ -14,6 +14,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from services.kit.clock import from_us, to_us
 from services.kit.db import Database
 from services.kit.errors import InvalidArgument
 from services.kit.events import CONSUMER_MIGRATION
@@ -45,17 +46,7 @@ CREATE TABLE recipients (
 
 MIGRATIONS = [SCHEMA_V1, CONSUMER_MIGRATION]
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
 TOKEN_FIELD = "page_token"
-
-
-def to_us(moment: dt.datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def from_us(micros: int) -> dt.datetime:
-    return _EPOCH + micros * _MICROSECOND
 
 
 @dataclass(frozen=True)

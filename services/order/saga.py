@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from services.kit import context as rpc_context
+from services.kit.clock import utc_now
 from services.kit.errors import FailedPrecondition, NotFound, Unavailable
 from services.kit.logging import get_logger
 
@@ -64,10 +65,6 @@ log = get_logger("meshmart.order.saga")
 INTERRUPTED_BEFORE_PAYMENT = "order interrupted before payment; nothing was charged"
 INTERRUPTED_DURING_PAYMENT = "order interrupted during payment; any charge will be refunded"
 MAX_REFUND_REASON = 500  # payment.Refund accepts at most 500 characters
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def new_order_id() -> str:

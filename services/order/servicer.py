@@ -8,18 +8,18 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 import grpc
-from google.protobuf import timestamp_pb2
 from meshmart.common.v1 import common_pb2
 from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2
 
 from services.kit import validate
-from services.kit.context import ensure_caller_may_act_for
+from services.kit.clock import timestamp, utc_now
+from services.kit.context import acting_user
 from services.kit.errors import InvalidArgument, NotFound
 from services.kit.server import ServiceSpec
 
 from .model import Address, Card, Contact, Order, OrderState, PlaceOrderCommand
-from .saga import PlaceOrderSaga, utc_now
+from .saga import PlaceOrderSaga
 from .store import OrderStore
 
 # grpc ships no type hints, so this is Any to mypy; it names what the argument is.
@@ -53,7 +53,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def PlaceOrder(
         self, request: order_pb2.PlaceOrderRequest, context: Context
     ) -> order_pb2.PlaceOrderResponse:
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         key = request.idempotency_key
         if not key.strip():
             raise InvalidArgument("idempotency_key", "must not be empty")
@@ -80,7 +80,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         self, request: order_pb2.GetOrderRequest, context: Context
     ) -> order_pb2.GetOrderResponse:
         order_id = validate.non_empty(request.order_id, "order_id")
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         order = self._store.get(order_id)
         # Another user's order is answered like a missing one: ids are not to be probed.
         if order is None or order.user_id != user_id:
@@ -93,7 +93,7 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: Context
     ) -> order_pb2.ListOrdersResponse:
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         page = self._store.list_for_user(user_id, _page_size(request.page_size), request.page_token)
         customer = self._store.contact(user_id)
         return order_pb2.ListOrdersResponse(
@@ -117,12 +117,6 @@ def service_spec(servicer: OrderServicer) -> ServiceSpec:
         name=SERVICE_NAME,
         add=lambda server: order_pb2_grpc.add_OrderServiceServicer_to_server(servicer, server),
     )
-
-
-def _acting_user(context: Context, user_id: str) -> str:
-    user_id = validate.non_empty(user_id, "user_id")
-    ensure_caller_may_act_for(context, user_id)
-    return user_id
 
 
 def _page_size(value: int) -> int:
@@ -168,12 +162,6 @@ def _address(address: order_pb2.Address, violations: list[tuple[str, str]]) -> A
     return result
 
 
-def _timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def order_to_proto(order: Order, customer: Contact | None = None) -> order_pb2.Order:
     currency = order.currency
     address = order.shipping_address
@@ -194,8 +182,8 @@ def order_to_proto(order: Order, customer: Contact | None = None) -> order_pb2.O
         total=common_pb2.Money(amount_minor=order.total.amount_minor, currency=currency),
         payment_id=order.payment_id,
         cancel_reason=order.cancel_reason,
-        created_at=_timestamp(order.created_at),
-        updated_at=_timestamp(order.updated_at),
+        created_at=timestamp(order.created_at),
+        updated_at=timestamp(order.updated_at),
         shipping_address=order_pb2.Address(
             name=address.name,
             line1=address.line1,

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Protocol
 
+from services.kit.clock import from_us, to_us
 from services.kit.db import Database
 from services.kit.errors import InvalidArgument
 from services.kit.events import CONSUMER_MIGRATION
@@ -93,23 +94,9 @@ MIGRATIONS = [SCHEMA_V1, SCHEMA_V2]
 TOKEN_VERSION = 1
 PAGE_TOKEN_FIELD = "page_token"
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
 
 class StaleOrder(Exception):
     """The order changed since it was read (someone else advanced the saga)."""
-
-
-def _to_us(moment: dt.datetime) -> int:
-    # Integer microseconds sort correctly and never lose precision to floats.
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamps must be timezone-aware, got {moment!r}")
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _from_us(micros: int) -> dt.datetime:
-    return _EPOCH + micros * _MICROSECOND
 
 
 def _address_json(address: Address) -> str:
@@ -216,8 +203,8 @@ class OrderStore:
                     order.payment_state.value,
                     order.cancel_reason,
                     _address_json(order.shipping_address),
-                    _to_us(order.created_at),
-                    _to_us(order.updated_at),
+                    to_us(order.created_at),
+                    to_us(order.updated_at),
                 ),
             )
             conn.executemany(
@@ -265,7 +252,7 @@ class OrderStore:
                     order.payment_id,
                     order.payment_state.value,
                     order.cancel_reason,
-                    _to_us(order.updated_at),
+                    to_us(order.updated_at),
                     order.order_id,
                     expected_step.value,
                 ),
@@ -358,8 +345,8 @@ class OrderStore:
                 lines=tuple(lines[row["order_id"]]),
                 currency=row["currency"],
                 shipping_address=_address_from_json(row["shipping_address"]),
-                created_at=_from_us(row["created_us"]),
-                updated_at=_from_us(row["updated_us"]),
+                created_at=from_us(row["created_us"]),
+                updated_at=from_us(row["updated_us"]),
                 payment_id=row["payment_id"],
                 payment_state=PaymentState(row["payment_state"]),
                 cancel_reason=row["cancel_reason"],
@@ -379,7 +366,7 @@ class OrderStore:
 
         Runs on the caller's transaction (the UserUpdated consumer's, or save_contact's).
         """
-        version = 0 if contact.updated_at is None else _to_us(contact.updated_at)
+        version = 0 if contact.updated_at is None else to_us(contact.updated_at)
         cursor = conn.execute(
             """
             INSERT INTO contacts (user_id, email, full_name, phone, refreshed_us, version_us)
@@ -395,7 +382,7 @@ class OrderStore:
                 contact.email,
                 contact.full_name,
                 contact.phone,
-                _to_us(now),
+                to_us(now),
                 version,
             ),
         )
@@ -423,5 +410,5 @@ class OrderStore:
             email=row["email"],
             full_name=row["full_name"],
             phone=row["phone"],
-            updated_at=_from_us(row["version_us"]) if row["version_us"] else None,
+            updated_at=from_us(row["version_us"]) if row["version_us"] else None,
         )

@@ -9,7 +9,7 @@ import grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
 from services.kit import validate
-from services.kit.context import ensure_caller_may_act_for
+from services.kit.context import acting_user
 from services.kit.errors import InvalidArgument, PermissionDenied
 from services.kit.server import ServiceSpec
 
@@ -41,7 +41,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         command = ChargeCommand(
             idempotency_key=_key(request.idempotency_key, "idempotency_key"),
             order_id=validate.non_empty(request.order_id, "order_id"),
-            user_id=_acting_user(context, request.user_id),
+            user_id=acting_user(context, request.user_id),
             amount_minor=validate.in_range(
                 request.amount.amount_minor, 1, MAX_AMOUNT_MINOR, "amount.amount_minor"
             ),
@@ -70,7 +70,7 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
         self, request: payment_pb2.ListPaymentsRequest, context: Context
     ) -> payment_pb2.ListPaymentsResponse:
         await self._faults.before_read()
-        user_id = _acting_user(context, request.user_id)
+        user_id = acting_user(context, request.user_id)
         validate.in_range(request.page_size, 0, MAX_PAGE_SIZE, "page_size")
         page = self._processor.list_for_user(
             user_id, validate.page_size(request.page_size), request.page_token
@@ -102,12 +102,6 @@ class PaymentAdminServicer(payment_pb2_grpc.PaymentAdminServiceServicer):
     ) -> payment_pb2.GetFaultResponse:
         _ensure_loopback(context)
         return payment_pb2.GetFaultResponse(fault=fault_to_proto(self._faults.fault))
-
-
-def _acting_user(context: Context, user_id: str) -> str:
-    user_id = validate.non_empty(user_id, "user_id")
-    ensure_caller_may_act_for(context, user_id)
-    return user_id
 
 
 def _key(value: str, field: str) -> str:

@@ -15,6 +15,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Callable
 
+from services.kit.clock import from_us, to_us
 from services.kit.db import Database
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.outbox import OUTBOX_MIGRATION, Outbox
@@ -61,21 +62,6 @@ _PAYMENT_COLUMNS = """
 _PAYMENT_FROM = "payments p LEFT JOIN refunds r ON r.payment_id = p.payment_id"
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
-
-
-def _to_us(moment: dt.datetime) -> int:
-    # Integer microseconds sort correctly and never lose precision to floats.
-    if moment.tzinfo is None:
-        raise ValueError(f"timestamps must be timezone-aware, got {moment!r}")
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _from_us(micros: int) -> dt.datetime:
-    return _EPOCH + micros * _MICROSECOND
-
-
 def _row_to_payment(row: sqlite3.Row) -> Payment:
     return Payment(
         payment_id=row["payment_id"],
@@ -87,8 +73,8 @@ def _row_to_payment(row: sqlite3.Row) -> Payment:
         status=PaymentStatus(row["status"]),
         decline_reason=row["decline_reason"],
         card_last4=row["card_last4"],
-        created_at=_from_us(row["created_us"]),
-        updated_at=_from_us(row["updated_us"]),
+        created_at=from_us(row["created_us"]),
+        updated_at=from_us(row["updated_us"]),
         refund_reason=row["refund_reason"],
     )
 
@@ -149,7 +135,7 @@ class PaymentStore:
                 return existing
             status, decline_reason = authorize()
             payment_id = self._new_id("pay")
-            stamp = _to_us(now)
+            stamp = to_us(now)
             conn.execute(
                 "INSERT INTO payments (payment_id, idempotency_key, order_id, user_id,"
                 " amount_minor, currency, status, decline_reason, card_last4,"
@@ -198,7 +184,7 @@ class PaymentStore:
                     f"payment {payment_id!r} is {payment.status.value};"
                     " only CAPTURED payments can be refunded"
                 )
-            stamp = _to_us(now)
+            stamp = to_us(now)
             conn.execute(
                 "INSERT INTO refunds (refund_id, payment_id, idempotency_key, reason, created_us)"
                 " VALUES (?, ?, ?, ?, ?)",

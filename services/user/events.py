@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-from google.protobuf import timestamp_pb2
 from meshmart.user.v1 import events_pb2, user_pb2
+
+from services.kit.clock import timestamp
 
 USER_UPDATED = "user.UserUpdated"
 
@@ -33,21 +34,18 @@ class Profile(Protocol):
     def updated_at(self) -> dt.datetime: ...
 
 
-def _timestamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+def user_message(profile: Profile) -> user_pb2.User:
+    """The public view of a user (never the password hash): what the API answers and
+    what UserUpdated carries to every consumer of the stream."""
+    return user_pb2.User(
+        user_id=profile.user_id,
+        email=profile.email,
+        full_name=profile.full_name,
+        phone=profile.phone,
+        created_at=timestamp(profile.created_at),
+        updated_at=timestamp(profile.updated_at),
+    )
 
 
 def user_updated(profile: Profile) -> events_pb2.UserUpdated:
-    # Never the password hash: events are read by every consumer of the stream.
-    return events_pb2.UserUpdated(
-        user=user_pb2.User(
-            user_id=profile.user_id,
-            email=profile.email,
-            full_name=profile.full_name,
-            phone=profile.phone,
-            created_at=_timestamp(profile.created_at),
-            updated_at=_timestamp(profile.updated_at),
-        )
-    )
+    return events_pb2.UserUpdated(user=user_message(profile))

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
 from services.kit import validate
 from services.kit.context import ensure_caller_may_act_for
 from services.kit.server import ServiceSpec
-from services.user.domain import User, UserAccounts
+from services.user.domain import UserAccounts
+from services.user.events import user_message
 
 SERVICE_NAME = "meshmart.user.v1.UserService"
 
@@ -20,23 +19,6 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
 MAX_FULL_NAME_LENGTH = 200
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
-def _timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
-def user_message(user: User) -> user_pb2.User:
-    return user_pb2.User(
-        user_id=user.user_id,
-        email=user.email,
-        full_name=user.full_name,
-        phone=user.phone,
-        created_at=_timestamp(user.created_at),
-        updated_at=_timestamp(user.updated_at),
-    )
 
 
 def _full_name(value: str) -> str:

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from grpc_status import rpc_status
 from meshmart.catalog.v1 import catalog_pb2
 from meshmart.order.v1 import order_pb2
 from meshmart.recommendation.v1 import recommendation_pb2
@@ -26,6 +24,7 @@ from harness.shop import CAPTURE_CARD, DECLINE_CARD, Shop, running_shop
 from services.catalog.seed import SEED_PRODUCTS
 from tests.contract.implementations import Implementation, free_port, running, start
 from tests.contract.upstreams import hanging_order
+from tests.unit.bad_request import violations
 from tests.unit.recommendation.net import black_hole, closed_port_target
 
 PERSONALIZED = recommendation_pb2.RECOMMENDATION_SOURCE_PERSONALIZED
@@ -60,17 +59,6 @@ async def buy(shop: Shop, *product_ids: str, card: str = CAPTURE_CARD) -> str:
     if card == CAPTURE_CARD:
         assert order.state == order_pb2.Order.STATE_CONFIRMED, order.cancel_reason
     return user.user_id
-
-
-def violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
-    """The google.rpc.BadRequest field violations sent with an error."""
-    status = rpc_status.from_call(error)
-    found: list[tuple[str, str]] = []
-    for detail in status.details if status is not None else ():
-        bad = error_details_pb2.BadRequest()
-        if detail.Unpack(bad):
-            found += [(v.field, v.description) for v in bad.field_violations]
-    return found
 
 
 # --- rules of the answer ------------------------------------------------------------

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import cast
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from meshmart.cart.v1 import cart_pb2_grpc
 from meshmart.catalog.v1 import catalog_pb2_grpc
 
@@ -54,15 +52,3 @@ async def running_cart(
                 "cart_pb2_grpc.CartServiceAsyncStub", cart_pb2_grpc.CartServiceStub(channel)
             )
             yield CartHarness(stub=stub, db=db)
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    """The fields named by the google.rpc.BadRequest detail of an INVALID_ARGUMENT."""
-    status = rpc_status.from_call(error)
-    assert status is not None, "INVALID_ARGUMENT without a google.rpc.Status"
-    fields: list[str] = []
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields.extend(v.field for v in bad_request.field_violations)
-    return fields

@@ -7,7 +7,8 @@ import pytest
 from meshmart.cart.v1 import cart_pb2
 
 from services.catalog.seed import CURRENCY, SEED_PRODUCTS
-from tests.unit.cart.harness import USER, CartHarness, violated_fields
+from tests.unit.bad_request import violated_fields
+from tests.unit.cart.harness import USER, CartHarness
 
 BEANS = SEED_PRODUCTS[0]
 OTHER = SEED_PRODUCTS[1]

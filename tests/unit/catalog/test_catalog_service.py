@@ -9,8 +9,6 @@ from typing import cast
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
 from services.catalog.seed import SEED_PRODUCTS
@@ -18,19 +16,9 @@ from services.catalog.servicer import CatalogServicer, service_spec
 from services.catalog.store import DB_FILE, MIGRATIONS, ProductStore, load_catalog
 from services.kit.db import Database
 from services.kit.testing import running_server
+from tests.unit.bad_request import violated_fields
 
 TIMEOUT = 5.0
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)
-    assert status is not None, "INVALID_ARGUMENT without a google.rpc.Status"
-    fields: list[str] = []
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields.extend(v.field for v in bad_request.field_violations)
-    return fields
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from services.inventory.store import DB_FILE, MIGRATIONS, StockLedger
 from services.inventory.sweeper import ExpirySweeper
 from services.kit.db import Database
 from services.kit.testing import running_server
+from tests.unit.bad_request import violated_fields
 
 TIMEOUT = 5.0
 START_MS = 1_800_000_000_000
@@ -80,17 +81,6 @@ class InventoryApi:
         )
         [level] = response.items
         return level.available, level.reserved
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    fields: list[str] = []
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields.extend(v.field for v in bad_request.field_violations)
-    return fields
 
 
 @pytest.fixture

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import payment_pb2
 
 from harness.shop import ADDRESS, TIMEOUT, Shop, card
 from services.kit.context import USER_ID_KEY
+from tests.unit.bad_request import violated_fields
 
 CONFIRMED = order_pb2.Order.STATE_CONFIRMED
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    fields: list[str] = []
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields.extend(v.field for v in bad_request.field_violations)
-    return fields
 
 
 async def rpc_error(call: object) -> grpc.aio.AioRpcError:

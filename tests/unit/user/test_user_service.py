@@ -12,8 +12,6 @@ import grpc
 import jwt
 import pytest
 from argon2 import PasswordHasher
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
 from services.kit.context import USER_ID_KEY
@@ -25,6 +23,7 @@ from services.user.passwords import Passwords
 from services.user.servicer import UserServicer, service_spec
 from services.user.store import DB_FILE, MIGRATIONS, UserStore
 from services.user.tokens import AUDIENCE, ISSUER, TokenIssuer
+from tests.unit.bad_request import violated_fields
 
 TIMEOUT = 5.0
 TTL = 900
@@ -52,17 +51,6 @@ class UserApi:
     stub: user_pb2_grpc.UserServiceAsyncStub
     passwords: CountingPasswords
     run_dir: Path
-
-
-def violated_fields(error: grpc.aio.AioRpcError) -> list[str]:
-    status = rpc_status.from_call(error)
-    assert status is not None
-    fields: list[str] = []
-    for detail in status.details:
-        bad_request = error_details_pb2.BadRequest()
-        if detail.Unpack(bad_request):
-            fields.extend(v.field for v in bad_request.field_violations)
-    return fields
 
 
 @pytest.fixture(scope="module")
