@@ -66,7 +66,10 @@ ADDRESS = order_pb2.Address(
 )
 # Short call deadlines, no background sweep: tests decide when recovery runs.
 TEST_ORDER_SETTINGS = OrderSettings(
-    call_timeout=2.0, payment_timeout=5.0, reservation_ttl_seconds=300, sweep_interval=0
+    call_timeout_seconds=2.0,
+    payment_timeout_seconds=5.0,
+    reservation_ttl_seconds=300,
+    sweep_interval_seconds=0,
 )
 
 

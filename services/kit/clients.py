@@ -49,8 +49,8 @@ class PropagatingClientInterceptor(
     grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
     grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
 ):
-    def __init__(self, default_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
-        self._default_timeout = default_timeout
+    def __init__(self, default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+        self._default_timeout = default_timeout_seconds
 
     def _details(self, details: Any) -> grpc.aio.ClientCallDetails:
         return grpc.aio.ClientCallDetails(
@@ -82,7 +82,7 @@ def connect(
     config: ServiceConfig,
     upstream: str,
     *,
-    default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> grpc.aio.Channel:
     """A channel to ``config.upstream(upstream)`` (raises ConfigError if unset).
 
@@ -90,13 +90,15 @@ def connect(
     """
     # Channels are made before serve(): tracing must exist by then to trace their calls.
     tracing = configure_tracing(config)
-    return channel_to(config.upstream(upstream), default_timeout=default_timeout, tracing=tracing)
+    return channel_to(
+        config.upstream(upstream), default_timeout_seconds=default_timeout_seconds, tracing=tracing
+    )
 
 
 def channel_to(
     target: str,
     *,
-    default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     tracing: Tracing | None = None,
 ) -> grpc.aio.Channel:
     """A propagating channel to an explicit target (tests, tools); traced with
@@ -105,5 +107,5 @@ def channel_to(
     # OpenTelemetry's interceptors first: the call's client span and its traceparent
     # exist before the kit's interceptor fills in what is missing.
     interceptors: list[Any] = [] if tracing is None else tracing.client_interceptors()
-    interceptors.append(PropagatingClientInterceptor(default_timeout))
+    interceptors.append(PropagatingClientInterceptor(default_timeout_seconds))
     return grpc.aio.insecure_channel(target, interceptors=interceptors)

@@ -145,7 +145,7 @@ class OutboxRelay:
         outbox: Outbox | None = None,
         batch_size: int = 256,
         window: int = 64,
-        poll_interval: float = 1.0,
+        poll_interval_seconds: float = 1.0,
         lease_seconds: float = 10.0,
         retention_seconds: float = 86400.0,
         record_timings: bool = False,
@@ -155,7 +155,7 @@ class OutboxRelay:
         self.holder = holder
         self._batch_size = batch_size
         self._window = window
-        self._poll_interval = poll_interval
+        self._poll_interval = poll_interval_seconds
         self._lease_us = int(lease_seconds * 1_000_000)
         self._retention_us = int(retention_seconds * 1_000_000)
         self._wake = asyncio.Event()

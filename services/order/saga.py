@@ -498,12 +498,12 @@ class PlaceOrderSaga:
     async def start(self) -> None:
         """Startup: recover what the last run left, then keep sweeping in the background."""
         await self.recover()
-        if self._settings.sweep_interval > 0 and self._sweeper is None:
+        if self._settings.sweep_interval_seconds > 0 and self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="order-saga-sweeper")
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.sweep_interval)
+            await asyncio.sleep(self._settings.sweep_interval_seconds)
             try:
                 await self.recover()
             except Exception:

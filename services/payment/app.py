@@ -15,8 +15,7 @@ from services.kit.events import ServiceEvents
 from services.kit.outbox import OutboxRelay
 from services.kit.server import Service
 
-from .cards import authorize
-from .domain import PaymentProcessor
+from .domain import PaymentProcessor, authorize
 from .faults import FaultInjector
 from .model import new_id
 from .servicer import service_specs

@@ -1,4 +1,5 @@
-"""The events payment publishes, written into its outbox by PaymentStore.
+"""The events payment publishes, written into its outbox by PaymentStore, and the
+Payment message they share with the RPC answers.
 
   payment.PaymentCaptured  a new charge was captured (never for a replayed key)
   payment.PaymentRefunded  a captured payment was refunded
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import sqlite3
 
-from meshmart.payment.v1 import events_pb2
+from meshmart.common.v1 import common_pb2
+from meshmart.payment.v1 import events_pb2, payment_pb2
 
+from services.kit.clock import timestamp
 from services.kit.outbox import Outbox
 
-from .messages import payment_to_proto
-from .model import Payment
+from .model import Payment, PaymentStatus
 
 PAYMENT_CAPTURED = "payment.PaymentCaptured"
 PAYMENT_REFUNDED = "payment.PaymentRefunded"
@@ -37,4 +39,25 @@ def payment_refunded(outbox: Outbox, conn: sqlite3.Connection, payment: Payment)
         PAYMENT_REFUNDED,
         events_pb2.PaymentRefunded(payment=payment_to_proto(payment)),
         occurred_at=payment.updated_at,
+    )
+
+
+_STATUS_TO_PROTO = {
+    PaymentStatus.CAPTURED: payment_pb2.Payment.STATUS_CAPTURED,
+    PaymentStatus.DECLINED: payment_pb2.Payment.STATUS_DECLINED,
+    PaymentStatus.REFUNDED: payment_pb2.Payment.STATUS_REFUNDED,
+}
+
+
+def payment_to_proto(payment: Payment) -> payment_pb2.Payment:
+    return payment_pb2.Payment(
+        payment_id=payment.payment_id,
+        order_id=payment.order_id,
+        user_id=payment.user_id,
+        amount=common_pb2.Money(amount_minor=payment.amount_minor, currency=payment.currency),
+        status=_STATUS_TO_PROTO[payment.status],
+        decline_reason=payment.decline_reason,
+        created_at=timestamp(payment.created_at),
+        card_last4=payment.card_last4,
+        refund_reason=payment.refund_reason,
     )

@@ -48,6 +48,24 @@ class PaymentPage:
     next_page_token: str
 
 
+@dataclass(frozen=True)
+class Card:
+    number: str
+    exp_month: int
+    exp_year: int
+    cvc: str
+
+    @property
+    def last4(self) -> str:
+        return self.number[-4:]
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    captured: bool
+    decline_reason: str = ""
+
+
 def new_id(prefix: str) -> str:
     """A fresh opaque id such as "pay-3f0c...": unguessable, so ids leak nothing."""
     return f"{prefix}-{uuid.uuid4().hex}"

@@ -13,11 +13,10 @@ from services.kit.context import acting_user
 from services.kit.errors import InvalidArgument, PermissionDenied
 from services.kit.server import ServiceSpec
 
-from .cards import Card
 from .domain import PaymentProcessor
+from .events import payment_to_proto
 from .faults import Fault, FaultInjector
-from .messages import payment_to_proto
-from .model import ChargeCommand
+from .model import Card, ChargeCommand
 
 # grpc ships no type hints, so this is Any to mypy; it names what the argument is.
 Context: TypeAlias = grpc.aio.ServicerContext

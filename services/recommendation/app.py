@@ -46,16 +46,16 @@ def build_spec(
     recommender = Recommender(
         GrpcOrderHistory(
             order,
-            timeout=settings.order_timeout,
+            timeout=settings.order_timeout_seconds,
             max_orders=settings.history_orders,
         ),
         GrpcProductCatalog(
             catalog,
-            timeout=settings.catalog_timeout,
+            timeout=settings.catalog_timeout_seconds,
             max_products=settings.catalog_products,
         ),
-        GrpcUserDirectory(users, timeout=settings.user_timeout),
-        model_ttl=settings.model_ttl,
+        GrpcUserDirectory(users, timeout=settings.user_timeout_seconds),
+        model_ttl_seconds=settings.model_ttl_seconds,
     )
     servicer = RecommendationServicer(recommender, version)
     return ServiceSpec(

@@ -63,12 +63,12 @@ class UserDirectory(Protocol):
 
 class Recommender:
     """Ranks with a co-occurrence model rebuilt from the order history at most every
-    `model_ttl` seconds.
+    `model_ttl_seconds` seconds.
 
     Why cache: building the model reads hundreds of orders (several ListRecentOrders pages)
     while it changes slowly; re-reading it per request would make order's load grow with
     dashboard traffic. The cost is that an order shows up in recommendations up to
-    `model_ttl` seconds late. Only successful builds are cached: when order fails we fall
+    `model_ttl_seconds` seconds late. Only successful builds are cached: when order fails we fall
     back to popular products rather than serve a model of unknown age.
 
     The user lookup only turns away users the user service says do not exist: when it
@@ -82,13 +82,13 @@ class Recommender:
         catalog: ProductCatalog,
         users: UserDirectory,
         *,
-        model_ttl: float,
+        model_ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._history = history
         self._catalog = catalog
         self._users = users
-        self._model_ttl = model_ttl
+        self._model_ttl = model_ttl_seconds
         self._clock = clock
         self._model: CoOccurrenceModel | None = None
         self._built_at = 0.0

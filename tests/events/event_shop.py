@@ -104,7 +104,7 @@ async def running_events(
                 database(file, migrations),
                 bus,
                 holder=f"{name}-test",
-                poll_interval=0.02,
+                poll_interval_seconds=0.02,
                 record_timings=record,
             )
             for name, file, migrations in (

@@ -130,7 +130,7 @@ async def test_the_relay_waits_out_a_broker_outage_and_loses_nothing(
 ) -> None:
     db = open_db(tmp_path / "svc.sqlite3")
     outbox = Outbox("svc")
-    relay = OutboxRelay(db, bus, holder="svc-1", outbox=outbox, poll_interval=0.1)
+    relay = OutboxRelay(db, bus, holder="svc-1", outbox=outbox, poll_interval_seconds=0.1)
     await relay.start()
     try:
         commit_orders(db, outbox, ["ord-1", "ord-2"])
@@ -242,7 +242,7 @@ async def test_two_relays_on_one_database_publish_one_at_a_time_in_order(
     buses = [EventBus(nats_url, name=f"payment-{n}") for n in (1, 2)]
     outboxes = [Outbox("payment"), Outbox("payment")]
     relays = [
-        OutboxRelay(db, b, holder=f"payment-{n}", outbox=o, poll_interval=0.05)
+        OutboxRelay(db, b, holder=f"payment-{n}", outbox=o, poll_interval_seconds=0.05)
         for n, (db, b, o) in enumerate(zip(dbs, buses, outboxes, strict=True), start=1)
     ]
     for worker in (*buses, *relays):

@@ -64,14 +64,14 @@ class EventBus:
         *,
         name: str,
         streams: Sequence[StreamSpec] = STREAMS,
-        reconnect_wait: float = 0.5,
-        publish_timeout: float = 2.0,
+        reconnect_wait_seconds: float = 0.5,
+        publish_timeout_seconds: float = 2.0,
     ) -> None:
         self.url = url
         self.name = name
         self._streams = tuple(streams)
-        self._reconnect_wait = reconnect_wait
-        self.publish_timeout = publish_timeout
+        self._reconnect_wait = reconnect_wait_seconds
+        self.publish_timeout_seconds = publish_timeout_seconds
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._ready = asyncio.Event()
@@ -110,7 +110,7 @@ class EventBus:
             reconnected_cb=self._on_reconnected,
         )
         self._nc = nc
-        self._js = nc.jetstream(timeout=self.publish_timeout)
+        self._js = nc.jetstream(timeout=self.publish_timeout_seconds)
         backoff = Backoff()
         while True:
             try:
@@ -163,10 +163,14 @@ class EventBus:
         js = await self.jetstream()
         headers = {MSG_ID_HEADER: msg_id, TYPE_HEADER: event_type}
         try:
-            ack = await js.publish(subject, data, timeout=self.publish_timeout, headers=headers)
+            ack = await js.publish(
+                subject, data, timeout=self.publish_timeout_seconds, headers=headers
+            )
         except nats.js.errors.NoStreamResponseError:
             await self.ensure_streams()
-            ack = await js.publish(subject, data, timeout=self.publish_timeout, headers=headers)
+            ack = await js.publish(
+                subject, data, timeout=self.publish_timeout_seconds, headers=headers
+            )
         return bool(ack.duplicate)
 
     async def publish_pipelined(
@@ -175,7 +179,7 @@ class EventBus:
         """Send a publish now and return a future of its ack (True: a duplicate), so a
         caller can keep several in flight on this one connection, which NATS delivers to
         the stream in the order they were sent. The future fails with the publish's error,
-        or TimeoutError after ``publish_timeout``.
+        or TimeoutError after ``publish_timeout_seconds``.
         """
         js = await self.jetstream()
         headers = {MSG_ID_HEADER: msg_id, TYPE_HEADER: event_type}
@@ -202,10 +206,10 @@ class EventBus:
             if not ack.done():
                 ack.cancel()
             if not result.done():
-                late = TimeoutError(f"no ack for {msg_id} within {self.publish_timeout}s")
+                late = TimeoutError(f"no ack for {msg_id} within {self.publish_timeout_seconds}s")
                 result.set_exception(late)
 
-        timer = loop.call_later(self.publish_timeout, expire)
+        timer = loop.call_later(self.publish_timeout_seconds, expire)
         ack.add_done_callback(settle)
         return result
 

@@ -96,7 +96,7 @@ class EventConsumer:
         handlers: Mapping[str, Handler],
         settings: EventSettings = DEFAULT_SETTINGS,
         batch: int = 64,
-        fetch_timeout: float = 5.0,
+        fetch_timeout_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
         record_lag: bool = False,
     ) -> None:
@@ -110,7 +110,7 @@ class EventConsumer:
         self._handlers = dict(handlers)
         self._settings = settings
         self._batch = batch
-        self._fetch_timeout = fetch_timeout
+        self._fetch_timeout = fetch_timeout_seconds
         self._clock = clock
         self._record_lag = record_lag
         self._task: asyncio.Task[None] | None = None
@@ -191,7 +191,7 @@ class EventConsumer:
 
         nats-py's batch fetch, once it has to wait, holds the first message until the
         whole batch is there or the poll expires, which at a trickle of events means up
-        to ``fetch_timeout`` of lag. So: caught up, wait for ONE message (returned the
+        to ``fetch_timeout_seconds`` of lag. So: caught up, wait for ONE message (returned the
         moment it arrives); behind, take a batch of what is available (a short poll).
         """
         if caught_up:
@@ -316,7 +316,9 @@ class EventConsumer:
         }
         # Raises if the broker does not ack: then the message is not terminated and
         # comes back, so nothing is dropped on the floor.
-        await js.publish(subject, msg.data, timeout=self._bus.publish_timeout, headers=headers)
+        await js.publish(
+            subject, msg.data, timeout=self._bus.publish_timeout_seconds, headers=headers
+        )
         await msg.term()
         self.stats.dead_lettered += 1
         EVENTS_DEAD_LETTERED.labels(self.name, event_type).inc()

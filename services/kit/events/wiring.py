@@ -41,7 +41,7 @@ class ServiceEvents:
         bus = EventBus(
             settings.nats_url,
             name=config.instance_id,
-            publish_timeout=settings.publish_timeout_seconds,
+            publish_timeout_seconds=settings.publish_timeout_seconds,
         )
         return cls(bus, build(bus, settings))
 

@@ -33,7 +33,7 @@ class CartHarness:
 
 @asynccontextmanager
 async def running_cart(
-    db: Database, catalog_target: str, *, catalog_timeout: float = 1.0
+    db: Database, catalog_target: str, *, catalog_timeout_seconds: float = 1.0
 ) -> AsyncIterator[CartHarness]:
     """The cart service wired as __main__ wires it, against the catalog at catalog_target."""
     async with channel_to(catalog_target) as catalog_channel:
@@ -42,7 +42,7 @@ async def running_cart(
             catalog_pb2_grpc.CatalogServiceStub(catalog_channel),
         )
         book = CartBook(
-            CartStore(db), CatalogProducts(catalog, timeout=catalog_timeout), currency="EUR"
+            CartStore(db), CatalogProducts(catalog, timeout=catalog_timeout_seconds), currency="EUR"
         )
         async with (
             running_server([service_spec(CartServicer(book))]) as target,

@@ -82,7 +82,7 @@ async def test_an_unreachable_catalog_makes_add_item_unavailable(
 async def test_a_hanging_catalog_is_cut_off_by_the_deadline(
     cart_db: Database, hanging_catalog: str
 ) -> None:
-    async with running_cart(cart_db, hanging_catalog, catalog_timeout=0.2) as cart:
+    async with running_cart(cart_db, hanging_catalog, catalog_timeout_seconds=0.2) as cart:
         started = time.perf_counter()
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await cart.stub.AddItem(ADD, timeout=5)

@@ -35,6 +35,6 @@ async def test_connect_propagates_request_and_user_and_caps_the_deadline() -> No
 
 async def test_call_without_timeout_gets_the_default_deadline() -> None:
     async with running_server([SPEC]) as target:
-        async with channel_to(target, default_timeout=3.0) as channel:
+        async with channel_to(target, default_timeout_seconds=3.0) as channel:
             reply = await EchoClient(channel).whoami(StringValue())
     assert reply.value.split("|")[2:] == ["None", "3"]

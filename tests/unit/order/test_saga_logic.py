@@ -84,7 +84,7 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
             carts=carts,
             inventory=inventory,
             payments=payments,
-            settings=OrderSettings(sweep_interval=0),
+            settings=OrderSettings(sweep_interval_seconds=0),
         )
         return saga, store
 

@@ -13,8 +13,7 @@ from meshmart.payment.v1 import payment_pb2_grpc
 
 from services.kit.db import Database
 from services.kit.testing import running_server
-from services.payment.cards import authorize
-from services.payment.domain import PaymentProcessor
+from services.payment.domain import PaymentProcessor, authorize
 from services.payment.faults import Fault, FaultInjector
 from services.payment.model import new_id
 from services.payment.servicer import service_specs

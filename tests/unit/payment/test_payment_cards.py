@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from services.kit.errors import InvalidArgument
-from services.payment.cards import Card, CardOutcome, authorize, luhn_valid, validate_card
+from services.payment.domain import authorize, luhn_valid, validate_card
+from services.payment.model import Card, CardOutcome
 
 TODAY = dt.date(2026, 6, 15)
 

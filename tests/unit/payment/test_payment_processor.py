@@ -8,9 +8,8 @@ import pytest
 
 from services.kit.db import Database
 from services.kit.errors import InvalidArgument
-from services.payment.cards import Card, authorize
-from services.payment.domain import PaymentProcessor
-from services.payment.model import ChargeCommand, PaymentStatus, new_id
+from services.payment.domain import PaymentProcessor, authorize
+from services.payment.model import Card, ChargeCommand, PaymentStatus, new_id
 from services.payment.store import PaymentStore
 from tests.unit.payment.harness import TODAY
 

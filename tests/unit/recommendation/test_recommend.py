@@ -30,7 +30,10 @@ TIMEOUT = 10.0
 # No model caching (ttl 0): each Recommend reads the history afresh, so a test sees the
 # orders it just placed. The Recommender's caching is tested in test_recommender.py.
 SETTINGS = RecommendationSettings(
-    order_timeout=1.0, catalog_timeout=3.0, user_timeout=0.5, model_ttl=0.0
+    order_timeout_seconds=1.0,
+    catalog_timeout_seconds=3.0,
+    user_timeout_seconds=0.5,
+    model_ttl_seconds=0.0,
 )
 BY_POPULARITY = [
     p.product_id for p in sorted(SEED_PRODUCTS, key=lambda p: (-p.popularity, p.product_id))
@@ -192,8 +195,8 @@ async def test_a_hanging_user_or_order_costs_one_timeout_then_popular(
     assert ids(response) == BY_POPULARITY[:3]
     # Cut off by that upstream's deadline (user 0.5 s, order 1 s here), not left waiting
     # on the hung process.
-    budget = {"user": SETTINGS.user_timeout, "order": SETTINGS.order_timeout}[hung]
-    assert elapsed < budget + SETTINGS.catalog_timeout
+    budget = {"user": SETTINGS.user_timeout_seconds, "order": SETTINGS.order_timeout_seconds}[hung]
+    assert elapsed < budget + SETTINGS.catalog_timeout_seconds
 
 
 async def test_catalog_down_is_unavailable(tmp_path: Path) -> None:

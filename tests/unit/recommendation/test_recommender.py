@@ -95,7 +95,7 @@ def ids(products: Sequence[catalog_pb2.Product]) -> list[str]:
 
 async def test_the_history_is_read_once_per_ttl() -> None:
     history, clock = History([bought("bob", "sku-5", "sku-6")]), Clock()
-    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl=30.0, clock=clock)
+    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl_seconds=30.0, clock=clock)
 
     await recommender.recommend("ann", 3)
     history.orders.append(bought("ann", "sku-5"))
@@ -113,7 +113,7 @@ async def test_the_history_is_read_once_per_ttl() -> None:
 async def test_concurrent_requests_share_one_history_read() -> None:
     history = History([bought("bob", "sku-5", "sku-6")])
     history.release.clear()
-    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl=30.0)
+    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl_seconds=30.0)
 
     pending = [asyncio.create_task(recommender.recommend("bob", 2)) for _ in range(5)]
     await asyncio.sleep(0)  # let every request reach the history read
@@ -127,7 +127,7 @@ async def test_concurrent_requests_share_one_history_read() -> None:
 async def test_an_unavailable_history_gives_catalog_popularity_and_is_retried() -> None:
     history = History([bought("bob", "sku-5", "sku-6")])
     history.failing = True
-    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl=30.0)
+    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl_seconds=30.0)
 
     fallback = await recommender.recommend("bob", 3)
     history.failing = False
@@ -143,7 +143,7 @@ async def test_an_unavailable_history_gives_catalog_popularity_and_is_retried() 
 async def test_a_cancelled_caller_does_not_cancel_the_shared_read() -> None:
     history = History([bought("bob", "sku-5", "sku-6")])
     history.release.clear()
-    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl=30.0)
+    recommender = Recommender(history, Catalog(), EVERYONE, model_ttl_seconds=30.0)
 
     impatient = asyncio.create_task(recommender.recommend("bob", 2))
     patient = asyncio.create_task(recommender.recommend("ann", 2))
@@ -158,7 +158,7 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_read() -> None:
 
 async def test_an_unknown_user_is_not_found_naming_the_user() -> None:
     history = History([bought("bob", "sku-5", "sku-6")])
-    recommender = Recommender(history, Catalog(), Directory({"bob"}), model_ttl=0.0)
+    recommender = Recommender(history, Catalog(), Directory({"bob"}), model_ttl_seconds=0.0)
 
     with pytest.raises(NotFound) as raised:
         await recommender.recommend("usr-nobody", 3)
@@ -170,7 +170,7 @@ async def test_an_unknown_user_is_not_found_naming_the_user() -> None:
 
 async def test_a_user_lookup_that_fails_does_not_fail_the_recommendation() -> None:
     history = History([bought("bob", "sku-5", "sku-6"), bought("ann", "sku-5")])
-    recommender = Recommender(history, Catalog(), Directory(failing=True), model_ttl=0.0)
+    recommender = Recommender(history, Catalog(), Directory(failing=True), model_ttl_seconds=0.0)
 
     result = await recommender.recommend("ann", 2)
 
@@ -184,7 +184,7 @@ async def test_the_user_lookup_runs_beside_the_history_read() -> None:
     # The lookup answers only once the history read has started: one after the other
     # (lookup first) would never finish.
     recommender = Recommender(
-        history, Catalog(), Directory(wait_for=history.entered), model_ttl=0.0
+        history, Catalog(), Directory(wait_for=history.entered), model_ttl_seconds=0.0
     )
 
     async with asyncio.timeout(5):

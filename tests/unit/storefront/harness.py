@@ -30,7 +30,10 @@ CALL_TIMEOUT = 10.0
 # the order read) fits inside its 1.5 s.
 TIMEOUTS = Timeouts(user=1.0, order=1.0, payment=1.0, recommendation=1.5, catalog=1.0)
 RECOMMENDATION_SETTINGS = RecommendationSettings(
-    order_timeout=0.5, catalog_timeout=0.8, user_timeout=0.4, model_ttl=0.0
+    order_timeout_seconds=0.5,
+    catalog_timeout_seconds=0.8,
+    user_timeout_seconds=0.4,
+    model_ttl_seconds=0.0,
 )
 
 
