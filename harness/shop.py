@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from services.catalog import app as catalog_app
 from services.inventory import app as inventory_app
 from services.inventory.settings import InventorySettings
 from services.kit.config import ServiceConfig
+from services.kit.db import Synchronous
 from services.kit.server import Service
 from services.kit.testing import running_service
 from services.order import app as order_app
@@ -320,14 +321,20 @@ async def running_shop(
     *,
     order_settings: OrderSettings = TEST_ORDER_SETTINGS,
     gates: Mapping[str, Gate] | None = None,
+    money_synchronous: Synchronous | None = None,
 ) -> AsyncIterator[Shop]:
     """Every service of the shop on 127.0.0.1, each built by its own ``app.build`` with
     its database under ``data_dir``.
 
     ``gates`` maps "<service>.<Method>" (e.g. "payment.Charge", "inventory.Commit") to a
-    Gate holding that RPC.
+    Gate holding that RPC. ``money_synchronous`` overrides what payment and order commit
+    with (FULL, their stores' SYNCHRONOUS), for bench/durable_commits.py to compare.
     """
     gates = gates or {}
+    payment_settings = PaymentSettings(Fault())
+    if money_synchronous is not None:
+        order_settings = replace(order_settings, synchronous=money_synchronous)
+        payment_settings = replace(payment_settings, synchronous=money_synchronous)
     held = _Gates(gates)
     async with contextlib.AsyncExitStack() as stack:
 
@@ -361,7 +368,7 @@ async def running_shop(
             ),
         )
         targets["payment"] = await serve(
-            "payment", lambda config: payment_app.build(config, PaymentSettings(Fault()))
+            "payment", lambda config: payment_app.build(config, payment_settings)
         )
 
         order = OrderProcess(data_dir, targets, order_settings, held)

@@ -90,7 +90,7 @@ def _order_service(
 def build(config: ServiceConfig, settings: OrderSettings | None = None) -> Service:
     settings = settings or load_settings()
     channels = {name: connect(config, name) for name in UPSTREAMS}
-    db = Database(config.data_dir / "order.sqlite3", MIGRATIONS)
+    db = Database(config.data_dir / "order.sqlite3", MIGRATIONS, synchronous=settings.synchronous)
     service = _order_service(db, channels, settings)
     events = ServiceEvents.from_env(
         config,

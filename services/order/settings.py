@@ -6,6 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.kit.config import env_float, env_int
+from services.kit.db import Synchronous
+
+from .store import SYNCHRONOUS
 
 CALL_TIMEOUT_VARIABLE = "MESHMART_ORDER_CALL_TIMEOUT_SECONDS"
 PAYMENT_TIMEOUT_VARIABLE = "MESHMART_ORDER_PAYMENT_TIMEOUT_SECONDS"
@@ -26,6 +29,9 @@ class OrderSettings:
     # How often orders whose compensation could not finish (an upstream was down) are
     # retried while the process runs; startup always retries them once. 0 turns it off.
     sweep_interval_seconds: float = 30.0
+    # Not read from the environment: a shop always commits orders FULL. A field only so
+    # bench/durable_commits.py can run NORMAL beside it.
+    synchronous: Synchronous = SYNCHRONOUS
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> OrderSettings:

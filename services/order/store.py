@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database
+from services.kit.db import Database, Synchronous
 from services.kit.errors import InvalidArgument
 from services.kit.events import CONSUMER_MIGRATION
 from services.kit.outbox import OUTBOX_MIGRATION
@@ -90,6 +90,10 @@ ALTER TABLE contacts ADD COLUMN version_us INTEGER NOT NULL DEFAULT 0;
 """
 
 MIGRATIONS = [SCHEMA_V1, SCHEMA_V2]
+
+# An acknowledged order (and its saga's progress: payment captured, stock committed) must
+# survive a power loss too (an fsync per commit): recovery resumes from what is on disk.
+SYNCHRONOUS: Synchronous = "FULL"
 
 TOKEN_VERSION = 1
 PAGE_TOKEN_FIELD = "page_token"

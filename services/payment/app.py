@@ -25,7 +25,7 @@ from .store import MIGRATIONS, PaymentStore
 
 def build(config: ServiceConfig, settings: PaymentSettings | None = None) -> Service:
     settings = settings or load_settings()
-    db = Database(config.data_dir / "payment.sqlite3", MIGRATIONS)
+    db = Database(config.data_dir / "payment.sqlite3", MIGRATIONS, synchronous=settings.synchronous)
     store = PaymentStore(db, new_id)
     events = ServiceEvents.from_env(
         config,

@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.kit.config import env_float, env_int
+from services.kit.db import Synchronous
 
 from .faults import MAX_DELAY_MS, Fault
+from .store import SYNCHRONOUS
 
 FAULT_RATIO_VARIABLE = "MESHMART_PAYMENT_FAULT_UNAVAILABLE_RATIO"
 FAULT_DELAY_VARIABLE = "MESHMART_PAYMENT_FAULT_DELAY_MS"
@@ -17,6 +19,9 @@ FAULT_DELAY_VARIABLE = "MESHMART_PAYMENT_FAULT_DELAY_MS"
 class PaymentSettings:
     # The fault the process starts with; PaymentAdminService.SetFault changes it at run time.
     initial_fault: Fault
+    # Not read from the environment: a shop always commits charges FULL. A field only so
+    # bench/durable_commits.py can run NORMAL beside it.
+    synchronous: Synchronous = SYNCHRONOUS
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> PaymentSettings:

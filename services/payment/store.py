@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database
+from services.kit.db import Database, Synchronous
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.outbox import OUTBOX_MIGRATION, Outbox
 
@@ -53,6 +53,10 @@ CREATE TABLE refunds (
 # PaymentCaptured/PaymentRefunded leave through the transactional outbox (both payment
 # instances share the file; the relays' lease keeps one publishing at a time).
 MIGRATIONS = [SCHEMA_V1, OUTBOX_MIGRATION]
+
+# A captured charge is money taken: once Charge has answered, the commit behind it must
+# survive a power loss too (an fsync per commit), or a retry would charge the card again.
+SYNCHRONOUS: Synchronous = "FULL"
 
 _PAYMENT_COLUMNS = """
     p.payment_id, p.idempotency_key, p.order_id, p.user_id, p.amount_minor, p.currency,

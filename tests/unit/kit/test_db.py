@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 from services.kit.db import Database, MigrationError
+from services.order.settings import load_settings as load_order_settings
+from services.payment.settings import load_settings as load_payment_settings
+
+# PRAGMA synchronous reads back as a number.
+SQLITE_SYNCHRONOUS = {"NORMAL": 1, "FULL": 2}
 
 V1 = """
 CREATE TABLE product (id TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT 'a;b');
@@ -82,6 +87,21 @@ def test_pragmas_wal_and_foreign_keys(tmp_path: Path) -> None:
     assert db.read().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(sqlite3.IntegrityError), db.transaction() as conn:
         conn.execute("INSERT INTO stock (product_id, available) VALUES ('nope', 1)")
+
+
+def test_commits_wait_for_the_disk_as_the_service_chose(tmp_path: Path) -> None:
+    default = Database(tmp_path / "svc.sqlite3", migrations=[V1])
+    full = Database(tmp_path / "money.sqlite3", migrations=[V1], synchronous="FULL")
+    for db, mode in ((default, "NORMAL"), (full, "FULL")):
+        assert db.read().execute("PRAGMA synchronous").fetchone()[0] == SQLITE_SYNCHRONOUS[mode]
+    with pytest.raises(ValueError, match="synchronous"):
+        Database(tmp_path / "bad.sqlite3", migrations=[V1], synchronous="OFF")  # type: ignore[arg-type]
+
+
+def test_money_paths_are_durable_on_acknowledge() -> None:
+    # A charge or an order acknowledged to the client survives a power loss.
+    assert load_payment_settings({}).synchronous == "FULL"
+    assert load_order_settings({}).synchronous == "FULL"
 
 
 def test_transactions_do_not_nest(tmp_path: Path) -> None:
