@@ -60,8 +60,8 @@ class Database:
         # FULL where an acknowledged commit is money (payment, order: their store's
         # SYNCHRONOUS). The others stay NORMAL, the fsync per commit not worth it there:
         # catalog is seeded, a lost cart line or sign-up is redone by the user, a lost
-        # reservation makes order's Commit fail (the order is cancelled and refunded), and
-        # analytics and notification rebuild from the streams.
+        # reservation makes order's Commit fail (the order is cancelled and refunded),
+        # analytics rebuilds from the streams, a lost notification is a message, not money.
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self._conn.execute(f"PRAGMA synchronous = {synchronous}")
