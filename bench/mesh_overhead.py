@@ -142,10 +142,11 @@ def switch_concurrency(plan: MeshPlan, concurrency: int) -> MeshPlan:
     """Restart the sidecars with another Envoy worker count (supervisord update restarts
     the programs whose command changed), then start anything not running and wait."""
     new = replace(plan, envoy_concurrency=concurrency)
-    new.supervisor_conf.write_text(render(new, new.programs()))
+    programs = control.programs(new)
+    new.supervisor_conf.write_text(render(new, programs))
     sup = Supervisor(new)
     sup.update()
-    for program in new.programs():
+    for program in programs:
         if program.group in ("services", "sidecars"):
             sup.start(f"{program.group}:{program.name}")
     control.wait_ready(new, deadline=time.monotonic() + 120)

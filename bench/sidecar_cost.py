@@ -58,6 +58,7 @@ from tools.mesh.http import HTTPFailure, get_json, request
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Instance
+from tools.mesh.version import source_version
 
 CALLEE, CALLER = "catalog", "cart"
 
@@ -182,20 +183,14 @@ class Switcher:
 def registration_body(plan: MeshPlan, inst: Instance, variant: Variant) -> dict[str, Any]:
     """The instance's registration as the kit writes it (services/kit/registration.py),
     with the sidecar settings of the variant; the process itself is not restarted."""
-    env = plan.service_env(inst, plan.version())
+    env = control.service_env(plan, inst, source_version(plan.root))
     mesh = load_mesh_settings(env)
     if mesh is None:
         raise RuntimeError(f"{inst.instance_id} has no mesh settings")
     mesh = replace(mesh,
                    zipkin_url=mesh.zipkin_url if variant.tracing else None,
                    metrics_addr=mesh.metrics_addr if variant.prometheus else None)
-    kwargs = registration(load_config(inst.service, env), mesh,
-                          int(env["MESHMART_METRICS_PORT"]))
-    return {
-        "Name": kwargs["name"], "ID": kwargs["service_id"], "Address": kwargs["address"],
-        "Port": kwargs["port"], "Tags": kwargs["tags"], "Meta": kwargs["meta"],
-        "Check": kwargs["check"], "Connect": kwargs["connect"],
-    }
+    return registration(load_config(inst.service, env), mesh, int(env["MESHMART_METRICS_PORT"]))
 
 
 def summarize_dump(dump: dict[str, Any], listener_prefix: str) -> dict[str, Any]:

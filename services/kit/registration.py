@@ -17,6 +17,9 @@ run-local`) nothing here runs and no Consul is needed. The settings, all written
   MESHMART_SERVICE_VERSION       meta.version of the registration (default "dev")
   MESHMART_UPSTREAM_<NAME>       host:port of the sidecar's local listener for <name>
 
+``service_registration`` is the one builder of a registration body in the repository:
+the edge gateway and NATS (tools/mesh) register through it too.
+
 Prometheus finds its targets through these registrations (prometheus/, Consul SD): the
 instance's meta.metrics_port is the kit's /metrics endpoint (services/kit/metrics.py),
 the sidecar's meta.metrics_port its Envoy Prometheus listener.
@@ -29,7 +32,7 @@ import importlib
 import json
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,13 +47,13 @@ consul: Any = importlib.import_module("consul")
 
 Hook = Callable[[], Awaitable[None]]
 
-# Consul runs the gRPC health check this often: a dead instance turns critical (and
-# leaves every caller's load balancing) within about a second.
-CHECK_INTERVAL = "1s"
-CHECK_TIMEOUT = "1s"
+# Consul runs every check of a registration this often: a dead instance turns critical
+# (and leaves every caller's load balancing) within about a second.
+CHECK_INTERVAL_SECONDS = 1
+CHECK_TIMEOUT_SECONDS = 1
 # A critical instance is removed from the catalog after this long (Consul's reaper runs
 # every 30s and enforces one minute as the minimum), so crashed instances don't linger.
-DEREGISTER_CRITICAL_AFTER = "1m"
+DEREGISTER_CRITICAL_AFTER_MINUTES = 1
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,6 @@ def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | N
         zipkin_url=env_str("MESHMART_ZIPKIN_URL", "", env=env) or None,
         register_timeout=env_float("MESHMART_CONSUL_REGISTER_TIMEOUT", 30.0, minimum=0.0, env=env),
     )
-
-
-def _split(target: str) -> tuple[str, int]:
-    host, _, port = target.rpartition(":")
-    return host, int(port)
 
 
 def envoy_tracing(zipkin_url: str) -> dict[str, str]:
@@ -132,53 +130,71 @@ def envoy_tracing(zipkin_url: str) -> dict[str, str]:
     }
 
 
-def registration(
-    config: ServiceConfig, mesh: MeshSettings, metrics_port: int | None = None
+def service_registration(
+    *,
+    name: str,
+    instance_id: str,
+    address: str,
+    port: int,
+    version: str,
+    tags: Sequence[str],
+    check: Mapping[str, str],
+    sidecar_port: int,
+    meta: Mapping[str, str] | None = None,
+    sidecar_metrics_addr: str | None = None,
+    upstreams: Mapping[str, str] | None = None,
+    proxy_config: Mapping[str, str] | None = None,
+    deregister_critical: bool = True,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``consul.Consul().agent.service.register`` for this instance
-    (``metrics_port``: where the process serves /metrics, if it does)."""
-    upstreams = []
-    for name, target in sorted(config.upstreams.items()):
-        host, port = _split(target)
-        upstreams.append({"DestinationName": name, "LocalBindAddress": host, "LocalBindPort": port})
+    """The body of Consul's ``PUT /v1/agent/service/register`` for one instance and its
+    Connect sidecar: what every part of the mesh registers (a service through the kit, the
+    edge gateway and NATS through tools/mesh).
+
+    ``check`` is the instance's own check: its name and probe (``GRPC``, ``HTTP``, ...).
+    ``meta`` is added to ``version`` and ``instance``; ``upstreams`` maps a destination to
+    the host:port of the sidecar's local listener for it; ``sidecar_metrics_addr`` is where
+    the sidecar's Envoy serves Prometheus metrics. ``deregister_critical=False`` keeps a
+    registration that nothing would write again (one registered once, from outside)."""
+    service_check: dict[str, str] = {
+        **check,
+        "Interval": f"{CHECK_INTERVAL_SECONDS}s",
+        "Timeout": f"{CHECK_TIMEOUT_SECONDS}s",
+    }
+    if deregister_critical:
+        service_check["DeregisterCriticalServiceAfter"] = f"{DEREGISTER_CRITICAL_AFTER_MINUTES}m"
+    listeners = []
+    for upstream, target in sorted((upstreams or {}).items()):
+        host, _, bind_port = target.rpartition(":")
+        listeners.append(
+            {"DestinationName": upstream, "LocalBindAddress": host, "LocalBindPort": int(bind_port)}
+        )
     proxy: dict[str, Any] = {
         # The sidecar reaches the process on its own address (not Consul's 127.0.0.1
         # default: a test mesh runs on another loopback address).
-        "LocalServiceAddress": config.host,
-        "LocalServicePort": config.port,
-        "Upstreams": upstreams,
+        "LocalServiceAddress": address,
+        "LocalServicePort": port,
+        "Upstreams": listeners,
     }
-    sidecar_meta = {"version": mesh.version}
-    proxy_config: dict[str, str] = {}
-    if mesh.metrics_addr:
+    sidecar_meta = {"version": version}
+    config: dict[str, str] = {}
+    if sidecar_metrics_addr:
         # Per instance, since every sidecar on the machine needs its own port.
-        proxy_config["envoy_prometheus_bind_addr"] = mesh.metrics_addr
-        sidecar_meta["metrics_port"] = mesh.metrics_addr.rpartition(":")[2]
-    if mesh.zipkin_url:
-        proxy_config.update(envoy_tracing(mesh.zipkin_url))
-    if proxy_config:
-        proxy["Config"] = proxy_config
-    meta = {"version": mesh.version, "instance": config.instance_id}
-    if metrics_port is not None:
-        meta["metrics_port"] = str(metrics_port)
-    sidecar_target = f"{config.host}:{mesh.sidecar_port}"
+        config["envoy_prometheus_bind_addr"] = sidecar_metrics_addr
+        sidecar_meta["metrics_port"] = sidecar_metrics_addr.rpartition(":")[2]
+    config.update(proxy_config or {})
+    if config:
+        proxy["Config"] = config
     return {
-        "name": config.name,
-        "service_id": config.instance_id,
-        "address": config.host,
-        "port": config.port,
-        "tags": ["grpc"],
-        "meta": meta,
-        "check": {
-            "Name": f"{config.instance_id} gRPC health",
-            "GRPC": config.address,  # overall health ("" service) of the standard servicer
-            "Interval": CHECK_INTERVAL,
-            "Timeout": CHECK_TIMEOUT,
-            "DeregisterCriticalServiceAfter": DEREGISTER_CRITICAL_AFTER,
-        },
-        "connect": {
+        "Name": name,
+        "ID": instance_id,
+        "Address": address,
+        "Port": port,
+        "Tags": list(tags),
+        "Meta": {"version": version, "instance": instance_id, **(meta or {})},
+        "Check": service_check,
+        "Connect": {
             "SidecarService": {
-                "Port": mesh.sidecar_port,
+                "Port": sidecar_port,
                 "Meta": sidecar_meta,
                 # Replaces Consul's default sidecar checks, whose 10s TCP interval keeps a
                 # new sidecar out of its callers' endpoints for up to 10s.
@@ -186,15 +202,52 @@ def registration(
                     # No deregister-after here: a sidecar down for a minute must not lose
                     # its registration, or Envoy could not start again for a live process.
                     {
-                        "Name": f"{config.instance_id} sidecar listening",
-                        "TCP": sidecar_target,
-                        "Interval": CHECK_INTERVAL,
+                        "Name": f"{instance_id} sidecar listening",
+                        "TCP": f"{address}:{sidecar_port}",
+                        "Interval": f"{CHECK_INTERVAL_SECONDS}s",
                     },
-                    {"Name": f"{config.instance_id} alive", "AliasService": config.instance_id},
+                    {"Name": f"{instance_id} alive", "AliasService": instance_id},
                 ],
                 "Proxy": proxy,
             }
         },
+    }
+
+
+def registration(
+    config: ServiceConfig, mesh: MeshSettings, metrics_port: int | None = None
+) -> dict[str, Any]:
+    """This instance's registration body (``metrics_port``: where the process serves
+    /metrics, if it does)."""
+    return service_registration(
+        name=config.name,
+        instance_id=config.instance_id,
+        address=config.host,
+        port=config.port,
+        version=mesh.version,
+        tags=["grpc"],
+        # Overall health ("" service) of the standard servicer.
+        check={"Name": f"{config.instance_id} gRPC health", "GRPC": config.address},
+        sidecar_port=mesh.sidecar_port,
+        meta={} if metrics_port is None else {"metrics_port": str(metrics_port)},
+        sidecar_metrics_addr=mesh.metrics_addr,
+        upstreams=config.upstreams,
+        proxy_config=envoy_tracing(mesh.zipkin_url) if mesh.zipkin_url else None,
+    )
+
+
+def register_arguments(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A registration body as the keyword arguments of py-consul's
+    ``agent.service.register`` (which writes the same body)."""
+    return {
+        "name": body["Name"],
+        "service_id": body["ID"],
+        "address": body["Address"],
+        "port": body["Port"],
+        "tags": body["Tags"],
+        "meta": body["Meta"],
+        "check": body["Check"],
+        "connect": body["Connect"],
         # A restarted instance re-registers with the same id: replace, don't accumulate.
         "replace_existing_checks": True,
     }
@@ -218,7 +271,9 @@ class ConsulRegistration:
         self._client = client or consul.Consul(host=mesh.consul_host, port=mesh.consul_port)
 
     async def register(self) -> None:
-        payload = registration(self._config, self._mesh, self._metrics_port)
+        payload = register_arguments(
+            registration(self._config, self._mesh, self._metrics_port)
+        )
         deadline = time.monotonic() + self._mesh.register_timeout
         delay = 0.1
         while True:

@@ -28,6 +28,7 @@ from tools.compose.model import (
     envoy_ready_check,
     owns_database,
 )
+from tools.mesh import control
 from tools.mesh.entries import entry_files
 from tools.mesh.plan import MESH_MARKER, MeshPlan
 from tools.mesh.topology import ROOT, Instance, load_topology
@@ -142,7 +143,7 @@ def test_services_get_the_settings_of_the_local_mesh_with_their_container_addres
     plan = MeshPlan(topology=topology, run_dir=tmp_path)
     local_only = {MESH_MARKER, "PATH", "PYTHONUNBUFFERED"}  # supervisord's run, the image's ENV
     for inst in all_instances():
-        local = plan.service_env(inst, "v")
+        local = control.service_env(plan, inst, "v")
         service = compose["services"][inst.instance_id]
         env = service["environment"]
         assert set(env) == (set(local) - local_only) | ZIPKIN_SETTINGS, inst.instance_id

@@ -64,7 +64,7 @@ def test_every_instance_is_registered_passing_and_has_a_live_sidecar(mesh: MeshP
 
 
 def test_consul_holds_exactly_the_call_graph_of_the_topology(mesh: MeshPlan) -> None:
-    assert entries.check(mesh) == []
+    assert entries.check(mesh, control.edges(mesh)) == []
 
 
 async def test_order_reaches_payment_only_over_mtls(mesh: MeshPlan) -> None:

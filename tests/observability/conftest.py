@@ -32,7 +32,7 @@ class Purchase:
 
 @pytest.fixture(scope="session")
 def observability(mesh: MeshPlan) -> Observability:
-    obs = mesh.observability()
+    obs = Observability(mesh)
     assert obs.has_prometheus, "run `make setup` (it builds prometheus)"
     assert obs.has_zipkin, "run `make setup` with java and mvn installed (it fetches Zipkin)"
     return obs

@@ -12,10 +12,10 @@ service's JWKS is mounted (<run>/keys, read-only).
 
 from __future__ import annotations
 
-import os
 import sys
 
 from tools.compose.plan import plan_from_environment
+from tools.mesh.cli import exec_binary
 from tools.mesh.edge.mesh import Edge, EdgeError
 from tools.mesh.topology import TopologyError
 
@@ -30,10 +30,7 @@ def main() -> int:
     except (EdgeError, TopologyError, OSError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
-    sys.stderr.write(f"edge: registered in Consul at {plan.consul_http}; exec {command[0]}\n")
-    sys.stderr.flush()
-    os.execv(command[0], command)
-    return 0  # not reached
+    exec_binary(f"edge: registered in Consul at {plan.consul_http}", command)
 
 
 if __name__ == "__main__":

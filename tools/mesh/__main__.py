@@ -13,36 +13,32 @@ Options --address and --run-dir select another mesh (the tests run one on 127.0.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
+from dataclasses import replace
 
 from tools.mesh import control
+from tools.mesh.cli import mesh_parser, plan_of
 from tools.mesh.entries import EntriesError
 from tools.mesh.observability import ObservabilityError, trace_log_lines
-from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import render
-from tools.mesh.topology import ROOT, TopologyError, load_topology
+from tools.mesh.topology import TopologyError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.mesh", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status", "logs", "ports", "config"])
+    parser = mesh_parser("python -m tools.mesh", __doc__,
+                         ["up", "down", "status", "logs", "ports", "config"])
     parser.add_argument("service", nargs="?", help="for logs: the service name")
     parser.add_argument("--trace", help="for logs: only the lines of this trace id")
-    parser.add_argument("--address", default="127.0.0.1", help="loopback address of the mesh")
-    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--envoy-concurrency", type=int, default=None,
                         help="Envoy workers per sidecar (default: topology.toml [mesh])")
     args = parser.parse_args(argv)
     try:
-        topology = load_topology()
-        concurrency = (args.envoy_concurrency if args.envoy_concurrency is not None
-                       else topology.rules.envoy_concurrency)
-        plan = MeshPlan(topology=topology, address=args.address,
-                        run_dir=args.run_dir.resolve(), envoy_concurrency=concurrency)
+        plan = plan_of(args)
+        topology = plan.topology
+        plan = replace(plan, envoy_concurrency=(
+            args.envoy_concurrency if args.envoy_concurrency is not None
+            else topology.rules.envoy_concurrency))
         if args.command == "up":
             control.up(plan, timeout=args.timeout)
         elif args.command == "down":
@@ -69,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
         elif args.command == "config":
             plan.run_dir.mkdir(parents=True, exist_ok=True)
-            plan.supervisor_conf.write_text(render(plan, plan.programs()))
+            plan.supervisor_conf.write_text(render(plan, control.programs(plan)))
             sys.stdout.write(f"{plan.supervisor_conf}\n")
     except (control.MeshError, EntriesError, TopologyError, ObservabilityError) as error:
         sys.stderr.write(f"error: {error}\n")

@@ -19,19 +19,18 @@ a grpc-status trailer, so only the gRPC-aware counters see it).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 
 from tools.mesh import envoy
+from tools.mesh.cli import mesh_parser, plan_of
 from tools.mesh.http import HTTPFailure, get_json, request
 from tools.mesh.plan import MeshPlan
-from tools.mesh.topology import ROOT, Instance, Service, TopologyError, load_topology
+from tools.mesh.topology import Instance, Service, TopologyError
 
 # Consul accepts split weights in hundredths of a percent.
 _STEP = Decimal("0.01")
@@ -241,17 +240,12 @@ def render(plan: MeshPlan) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.mesh.canary", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["set", "show"])
+    parser = mesh_parser("python -m tools.mesh.canary", __doc__, ["set", "show"])
     parser.add_argument("percent", nargs="?", help="for set: the canary's share, 0-100")
     parser.add_argument("--service", help="the service (default: the one with a canary)")
-    parser.add_argument("--address", default="127.0.0.1", help="loopback address of the mesh")
-    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
     args = parser.parse_args(argv)
     try:
-        plan = MeshPlan(topology=load_topology(), address=args.address,
-                        run_dir=args.run_dir.resolve())
+        plan = plan_of(args)
         rel = releases(plan, args.service)
         if args.command == "set":
             if args.percent is None:

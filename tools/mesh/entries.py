@@ -13,10 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.mesh.edge.mesh import edges_of
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.nats import SERVICE_NAME as NATS
-from tools.mesh.nats import nats_edges
 from tools.mesh.plan import MeshPlan
 
 ENTRIES_DIR = "consul/config-entries"
@@ -71,8 +69,9 @@ def apply(plan: MeshPlan) -> list[str]:
     return written
 
 
-def check(plan: MeshPlan) -> list[str]:
-    """Problems where Consul's entries and topology.toml disagree (empty: consistent)."""
+def check(plan: MeshPlan, component_edges: set[tuple[str, str]]) -> list[str]:
+    """Problems where Consul's entries and topology.toml, with the (caller, callee) pairs
+    the run's components add, disagree (empty: consistent)."""
     topo = plan.topology
     problems: list[str] = []
     try:
@@ -101,8 +100,9 @@ def check(plan: MeshPlan) -> list[str]:
                 )
     if not wildcard_deny:
         problems.append("no default-deny intention (* -> * deny)")
-    # The call graph, plus the edge gateway -> every service with public RPCs.
-    edges = topo.edges() | edges_of(plan) | nats_edges(plan)  # + event clients -> NATS
+    # The call graph, plus the components' calls (the edge gateway -> every service with
+    # public RPCs, event clients -> NATS).
+    edges = topo.edges() | component_edges
     for caller, callee in sorted(edges - allowed):
         problems.append(
             f"{caller} -> {callee} is in topology.toml but no intention allows it "

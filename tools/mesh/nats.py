@@ -17,20 +17,23 @@ who may reach the broker at all.
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
-import os
 import sys
-import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from services.kit.registration import service_registration
 from tools.mesh import envoy
+from tools.mesh.cli import exec_binary, mesh_parser, plan_of, run_args
+from tools.mesh.component import Component
+from tools.mesh.health import service_health, wait_for_state
 from tools.mesh.http import HTTPFailure, get_json, register_service
 from tools.mesh.plan import MeshPlan, Program
-from tools.mesh.topology import ROOT, Instance, TopologyError, load_topology
+from tools.mesh.table import render_table
+from tools.mesh.topology import Instance, TopologyError
+from tools.mesh.version import source_version
 
 SERVICE_NAME = "nats"
 INSTANCE_ID = "nats-1"
@@ -64,7 +67,7 @@ def load_nats_settings(path: Path) -> NatsSettings:
 
 
 @dataclass(frozen=True)
-class Nats:
+class Nats(Component):
     plan: MeshPlan
 
     @property
@@ -118,7 +121,7 @@ class Nats:
         rules = self.plan.topology.rules
         return self.settings.client_port_base + (inst.port - rules.port_block)
 
-    def client_env(self, inst: Instance) -> dict[str, str]:
+    def service_env(self, inst: Instance) -> dict[str, str]:
         """What a client instance needs: its sidecar's listener for "nats" (which the kit
         registers as a Connect upstream) and the URL the service connects to."""
         if not self.runs or inst.service not in self.settings.clients:
@@ -148,15 +151,10 @@ class Nats:
         if not self.runs:
             return []
         return [
-            Program(
-                name=INSTANCE_ID,
-                group="infra",
-                command=[
-                    self.plan.python, "-m", "tools.mesh.nats", "run",
-                    "--address", self.address, "--run-dir", str(self.plan.run_dir),
-                ],
-                env=self.plan.base_env(),
-                log=self.plan.logs_dir / f"{INSTANCE_ID}.log",
+            self.plan.program(
+                INSTANCE_ID,
+                "infra",
+                [self.plan.python, "-m", "tools.mesh.nats", "run", *run_args(self.plan)],
                 # Right after Consul: services connect whenever it is up (they retry).
                 priority=20,
                 autostart=True,
@@ -164,57 +162,31 @@ class Nats:
                 stop_signal="TERM",
                 stop_wait=15,
             ),
-            Program(
-                name=f"{INSTANCE_ID}-sidecar",
-                group="sidecars",
-                command=self.plan.sidecar_command(self.instance),
-                env=self.plan.base_env(),
-                log=self.plan.logs_dir / f"{INSTANCE_ID}-sidecar.log",
-                priority=200,
-                autostart=False,
-                stop_signal="TERM",
-                stop_wait=10,
-            ),
+            self.plan.sidecar_program(self.instance),
         ]
 
     # --- Consul -------------------------------------------------------------------
     def registration(self) -> dict[str, Any]:
-        inst, s = self.instance, self.settings
-        a = self.address
-        return {
-            "Name": SERVICE_NAME,
-            "ID": INSTANCE_ID,
-            "Address": a,
-            "Port": s.port,
-            "Tags": ["nats", "jetstream"],
-            "Meta": {
-                "version": self.plan.version(),
-                "instance": INSTANCE_ID,
-                "monitor": self.monitor_url,
-            },
-            "Check": {
-                # Passing only once JetStream is enabled and its store is recovered.
-                "Name": "nats JetStream healthz",
-                "HTTP": f"{self.monitor_url}/healthz?js-enabled-only=true",
-                "Interval": "1s",
-                "Timeout": "1s",
-            },
-            "Connect": {"SidecarService": {
-                "Port": inst.sidecar_port,
-                # Prometheus finds the sidecar's listener through this (observability.py).
-                "Meta": {"metrics_port": str(inst.metrics_port)},
-                "Checks": [
-                    {"Name": "nats sidecar listening", "TCP": f"{a}:{inst.sidecar_port}",
-                     "Interval": "1s"},
-                    {"Name": "nats alive", "AliasService": INSTANCE_ID},
-                ],
-                "Proxy": {
-                    "LocalServiceAddress": a,
-                    "LocalServicePort": s.port,
-                    "Config": {"envoy_prometheus_bind_addr": f"{a}:{inst.metrics_port}"},
-                },
-            }},
-        }
+        """The agent API body registering nats-1 with its sidecar (the kit's builder)."""
+        inst = self.instance
+        return service_registration(
+            name=SERVICE_NAME,
+            instance_id=INSTANCE_ID,
+            address=self.address,
+            port=self.settings.port,
+            version=source_version(self.plan.root),
+            tags=["nats", "jetstream"],
+            # Passing only once JetStream is enabled and its store is recovered.
+            check={"Name": "nats JetStream healthz",
+                   "HTTP": f"{self.monitor_url}/healthz?js-enabled-only=true"},
+            sidecar_port=inst.sidecar_port,
+            meta={"monitor": self.monitor_url},
+            # Prometheus finds the sidecar's listener through its meta (observability.py).
+            sidecar_metrics_addr=f"{self.address}:{inst.metrics_port}",
+            # Under docker compose a one-shot container registers NATS once
+            # (tools/compose/nats.py): nothing would write it again.
+            deregister_critical=False,
+        )
 
     def register(self, timeout: float = 30.0) -> None:
         """Register with the local agent (retried while it is not up yet)."""
@@ -225,37 +197,25 @@ class Nats:
 
     # --- readiness ----------------------------------------------------------------
     def state(self) -> dict[str, str]:
-        def status(service: str) -> str:
-            checks = get_json(f"{self.plan.consul_url}/v1/health/checks/{service}", timeout=5)
-            if not checks:
-                return "missing"
-            rank = {"passing": 0, "warning": 1, "critical": 2}
-            return str(max((c["Status"] for c in checks), key=lambda x: rank.get(x, 2)))
-
+        consul = self.plan.consul_url
         return {
-            "health": status(SERVICE_NAME),
+            "health": service_health(consul, SERVICE_NAME),
             "sidecar": envoy.ready(self.instance.admin_url),
-            "sidecar_health": status(f"{SERVICE_NAME}-sidecar-proxy"),
+            "sidecar_health": service_health(consul, f"{SERVICE_NAME}-sidecar-proxy"),
         }
 
-    def wait_ready(self, deadline: float) -> None:
+    def wait_ready(self, deadline: float) -> list[str]:
         """Until Consul passes nats-1 (JetStream up) and its sidecar, and Envoy is LIVE."""
         if not self.runs:
-            return
+            return []
         want = {"health": "passing", "sidecar": "LIVE", "sidecar_health": "passing"}
-        state: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            try:
-                state = self.state()
-            except HTTPFailure as failure:
-                state = {"consul": str(failure)}
-            if state == want:
-                return
-            time.sleep(0.2)
-        raise NatsError(
-            f"NATS not ready before the deadline: {state}; see {self.plan.logs_dir}/"
-            f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
-        )
+        state = wait_for_state(self.state, want, deadline)
+        if state != want:
+            raise NatsError(
+                f"NATS not ready before the deadline: {state}; see {self.plan.logs_dir}/"
+                f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
+            )
+        return []
 
     # --- status -------------------------------------------------------------------
     def jsz(self) -> dict[str, Any]:
@@ -294,10 +254,10 @@ class Nats:
                     ])
         parts = [head]
         if streams:
-            parts.append(_table(["stream", "messages", "bytes", "last seq", "consumers"],
+            parts.append(render_table(["stream", "messages", "bytes", "last seq", "consumers"],
                                 sorted(streams)))
         if consumers:
-            parts.append(_table(
+            parts.append(render_table(
                 ["stream", "consumer", "pending", "ack pending", "redelivered", "acked up to"],
                 sorted(consumers),
             ))
@@ -306,50 +266,19 @@ class Nats:
         return "\n\n".join(parts)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(c) for c in col) for col in zip(header, *rows, strict=False)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    lines += [fmt.format(*row) for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def nats_programs(plan: MeshPlan) -> list[Program]:
-    return Nats(plan).programs()
-
-
-def nats_client_env(plan: MeshPlan, inst: Instance) -> dict[str, str]:
-    return Nats(plan).client_env(inst)
-
-
-def nats_edges(plan: MeshPlan) -> set[tuple[str, str]]:
-    return Nats(plan).edges()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.mesh.nats", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["run", "status"])
-    parser.add_argument("--address", default="127.0.0.1", help="loopback address of the mesh")
-    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
-    args = parser.parse_args(argv)
+    args = mesh_parser("python -m tools.mesh.nats", __doc__, ["run", "status"]).parse_args(argv)
     try:
-        plan = MeshPlan(topology=load_topology(), address=args.address,
-                        run_dir=args.run_dir.resolve())
-        bus = Nats(plan)
+        bus = Nats(plan_of(args))
         if args.command == "status":
             sys.stdout.write(bus.render_status() + "\n")
             return 0
         bus.store_dir.mkdir(parents=True, exist_ok=True)
         bus.register()
-        command = bus.server_command()
-        sys.stderr.write(f"nats: {bus.url} registered as {INSTANCE_ID}; exec {command[0]}\n")
-        sys.stderr.flush()
-        os.execv(command[0], command)
+        exec_binary(f"nats: {bus.url} registered as {INSTANCE_ID}", bus.server_command())
     except (NatsError, TopologyError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
-    return 0
 
 
 if __name__ == "__main__":

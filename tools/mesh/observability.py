@@ -1,13 +1,13 @@
 """Observability of a mesh run: Prometheus and Zipkin beside Consul, and what they need.
 
-Hooked into the mesh at four points, each one line in plan.py or control.py:
+``Observability`` is a mesh component (tools/mesh/component.py):
   - ``service_env``: every Python instance serves /metrics on its gRPC port + 15000
     (announced in its Consul meta by the kit) and exports spans to this mesh's Zipkin;
   - ``consul_args``: the Consul UI's metrics provider (this mesh's Prometheus), its link
     from a service to its traces in Zipkin, and Consul's own /v1/agent/metrics;
   - ``programs``: Prometheus (pinned, built by setup) and Zipkin (server jar fetched by
     setup, when Java is there) as supervisord programs of the "observability" group;
-  - ``Observability(plan).wait_ready / hints / render_status`` for `make up` / `status`.
+  - ``wait_ready``, ``hints`` and ``render_status`` for `make up` and `make status`.
 
 Prometheus finds every target through Consul (no static list): see
 ``prometheus_config``, whose output for the developer's mesh is committed as
@@ -24,9 +24,12 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.mesh.component import Component
+from tools.mesh.files import write_if_changed
 from tools.mesh.http import HTTPFailure, get_json, get_text
 from tools.mesh.plan import MeshPlan, Program
-from tools.mesh.topology import Instance
+from tools.mesh.table import render_table
+from tools.mesh.topology import Instance, load_topology
 
 # The kit's /metrics of instance P listens on P + this (22100-22199 for the shop's
 # 7100-7199): clear of the sidecar ports (P + 12000/13000/14000) and below the
@@ -66,7 +69,7 @@ def app_metrics_port(inst: Instance) -> int:
 
 
 @dataclass(frozen=True)
-class Observability:
+class Observability(Component):
     plan: MeshPlan
 
     # --- what is there ----------------------------------------------------------------
@@ -142,61 +145,42 @@ class Observability:
     def consul_args(self) -> list[str]:
         path = self.dir / "consul-observability.hcl"
         self.dir.mkdir(parents=True, exist_ok=True)
-        _write(path, self.consul_config())
+        write_if_changed(path, self.consul_config())
         return ["-config-file", str(path)]
 
     def programs(self) -> list[Program]:
         programs = []
         if self.has_prometheus:
             self.dir.mkdir(parents=True, exist_ok=True)
-            _write(
+            write_if_changed(
                 self.prometheus_config_path,
                 prometheus_config(self.plan, rules_dir=self.plan.root / PROMETHEUS_DIR / "rules"),
             )
-            programs.append(
-                Program(
-                    name="prometheus",
-                    group="observability",
-                    command=[
-                        str(self.prometheus_binary),
-                        f"--config.file={self.prometheus_config_path}",
-                        f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
-                        "--storage.tsdb.retention.time=6h",
-                        f"--web.listen-address={self.plan.address}:{PROMETHEUS_PORT}",
-                        "--log.level=warn",
-                    ],
-                    env=self.plan.base_env(),
-                    log=self.plan.logs_dir / "prometheus.log",
-                    priority=20,
-                    autostart=True,
-                    stop_signal="TERM",
-                    stop_wait=15,
-                )
-            )
+            programs.append(self._program("prometheus", [
+                str(self.prometheus_binary),
+                f"--config.file={self.prometheus_config_path}",
+                f"--storage.tsdb.path={self.dir / 'prometheus-data'}",
+                "--storage.tsdb.retention.time=6h",
+                f"--web.listen-address={self.plan.address}:{PROMETHEUS_PORT}",
+                "--log.level=warn",
+            ]))
         java = _java()
         if self.has_zipkin and java is not None:
-            programs.append(
-                Program(
-                    name="zipkin",
-                    group="observability",
-                    command=[
-                        java,
-                        # A small heap and the quick JIT tier: the in-memory store of a
-                        # local run needs little, and start-up CPU is shared with the mesh.
-                        "-Xms64m", "-Xmx384m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
-                        "-jar", str(zipkin_jar()),
-                        *zipkin_listen_args(self.plan.address),
-                    ],
-                    env={**self.plan.base_env(), "STORAGE_TYPE": "mem",
-                         "MEM_MAX_SPANS": "200000", "JAVA_OPTS": ""},
-                    log=self.plan.logs_dir / "zipkin.log",
-                    priority=20,
-                    autostart=True,
-                    stop_signal="TERM",
-                    stop_wait=15,
-                )
-            )
+            programs.append(self._program("zipkin", [
+                java,
+                # A small heap and the quick JIT tier: the in-memory store of a local run
+                # needs little, and start-up CPU is shared with the mesh.
+                "-Xms64m", "-Xmx384m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+                "-jar", str(zipkin_jar()),
+                *zipkin_listen_args(self.plan.address),
+            ], STORAGE_TYPE="mem", MEM_MAX_SPANS="200000", JAVA_OPTS=""))
         return programs
+
+    def _program(self, name: str, command: list[str], **env: str) -> Program:
+        return self.plan.program(
+            name, "observability", command, env={**self.plan.base_env(), **env},
+            priority=20, autostart=True, stop_signal="TERM", stop_wait=15,
+        )
 
     # --- readiness --------------------------------------------------------------------
     def wait_ready(self, deadline: float) -> list[str]:
@@ -289,13 +273,8 @@ class Observability:
                 "-" if e is None else f"{e * 100:.1f}%",
                 "-" if q is None else f"{q * 1000:.1f} ms",
             ])
-        header = ["service", "rps (1m)", "errors", "p99"]
-        widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        lines = [f"from Prometheus ({self.prometheus_url}), application side:",
-                 fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-        lines += [fmt.format(*row) for row in rows]
-        return "\n".join(line.rstrip() for line in lines)
+        return (f"from Prometheus ({self.prometheus_url}), application side:\n"
+                + render_table(["service", "rps (1m)", "errors", "p99"], rows))
 
 
 class ObservabilityError(Exception):
@@ -308,14 +287,6 @@ def _java() -> str | None:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     return None
-
-
-def _write(path: Path, text: str) -> None:
-    if path.exists() and path.read_text() == text:
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- Prometheus
@@ -425,13 +396,11 @@ def prometheus_config(plan: MeshPlan, rules_dir: Path | str) -> str:
 def committed_prometheus_config() -> str:
     """prometheus/prometheus.yml: the config of `make up`'s mesh (127.0.0.1), rules next to
     it. A reference to read and what promtool checks; each run writes its own copy."""
-    from tools.mesh.topology import load_topology
-
     return prometheus_config(MeshPlan(topology=load_topology()), rules_dir="rules")
 
 
 if __name__ == "__main__":  # python -m tools.mesh.observability: rewrite the reference
-    _write(Path(PROMETHEUS_DIR) / "prometheus.yml", committed_prometheus_config())
+    write_if_changed(Path(PROMETHEUS_DIR) / "prometheus.yml", committed_prometheus_config())
 
 
 # --------------------------------------------------------------------------- logs

@@ -1,24 +1,20 @@
-"""One mesh run: topology + loopback address + run directory -> every process to start.
+"""One mesh run as data: topology + loopback address + run directory -> instances, paths,
+addresses, and the command line and environment of each instance and its sidecar.
 
-A ``MeshPlan`` says, for each program supervisord runs (Consul, every service instance,
-every sidecar), its command line and environment. It is pure data derived from
-topology.toml; supervisor.py renders it and control.py runs it.
+A ``MeshPlan`` runs nothing and reads nothing but topology.toml and which service
+packages exist. The components of a run (tools/mesh/component.py) are built from it,
+tools/mesh/control assembles every ``Program`` and supervisor.py renders them.
 """
 
 from __future__ import annotations
 
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from services.kit.config import ServiceConfig
 from tools.mesh.topology import ROOT, Instance, Topology
-
-if TYPE_CHECKING:
-    from tools.mesh.observability import Observability
 
 # Every process of a mesh carries this variable (supervisord passes it on, Consul
 # and Envoy inherit it through exec), so `down` and the tests can find any process
@@ -142,17 +138,6 @@ class MeshPlan:
                 return inst
         raise KeyError(f"no running instance {instance_id!r} in this mesh")
 
-    def version(self) -> str:
-        """meta.version of every registration: the commit the mesh runs from."""
-        try:
-            sha = subprocess.run(
-                ["git", "-C", str(self.root), "rev-parse", "--short", "HEAD"],
-                capture_output=True, text=True, check=True, timeout=5,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return "dev"
-        return sha or "dev"
-
     def base_env(self) -> dict[str, str]:
         return {
             MESH_MARKER: str(self.run_dir),
@@ -181,19 +166,8 @@ class MeshPlan:
             # A service with releases (topology.toml version/canary) registers its release.
             "MESHMART_SERVICE_VERSION": inst.version or version,
         }
-        # Event clients reach NATS through a Connect upstream (tools/mesh/nats.py).
-        from tools.mesh.nats import nats_client_env
-
-        env.update(nats_client_env(self, inst))
-        env.update(self.observability().service_env(inst))  # /metrics port, Zipkin
         env.update(self.extra_env)
         return env
-
-    def observability(self) -> Observability:
-        """Prometheus, Zipkin and the hooks they need (tools/mesh/observability.py)."""
-        from tools.mesh.observability import Observability  # it imports this module
-
-        return Observability(self)
 
     def sidecar_command(self, inst: Instance) -> list[str]:
         """`consul connect envoy` for one instance, behind the wait-for-registration shim."""
@@ -218,70 +192,32 @@ class MeshPlan:
             "--", *consul_cmd,
         ]
 
-    def programs(self) -> list[Program]:
-        version = self.version()
-        programs = [
-            Program(
-                name="consul",
-                group="infra",
-                command=[
-                    str(self.bin / "consul"), "agent",
-                    "-config-file", str(self.root / "consul" / "agent.hcl"),
-                    "-data-dir", str(self.consul_data_dir),
-                    "-bind", self.address,
-                    "-client", self.address,
-                    "-advertise", self.address,
-                    # The UI's metrics provider and Consul's own metrics (observability.py).
-                    *self.observability().consul_args(),
-                ],
-                env=self.base_env(),
-                log=self.logs_dir / "consul.log",
-                priority=10,
-                autostart=True,
-                # SIGINT: Consul's graceful shutdown (flushes raft, closes listeners).
-                stop_signal="INT",
-                stop_wait=15,
-            )
-        ]
-        for inst in self.instances():
-            programs.append(
-                Program(
-                    name=inst.instance_id,
-                    group="services",
-                    command=self.instance_command(inst),
-                    env=self.service_env(inst, version),
-                    log=self.logs_dir / f"{inst.instance_id}.log",
-                    priority=300,
-                    # Started by `up` once Consul has its config entries (intentions!).
-                    autostart=False,
-                    # serve(): NOT_SERVING -> deregister -> drain -> stop(grace 10s).
-                    stop_signal="TERM",
-                    stop_wait=20,
-                )
-            )
-            programs.append(
-                Program(
-                    name=f"{inst.instance_id}-sidecar",
-                    group="sidecars",
-                    command=self.sidecar_command(inst),
-                    env=self.base_env(),
-                    log=self.logs_dir / f"{inst.instance_id}-sidecar.log",
-                    priority=200,
-                    autostart=False,
-                    stop_signal="TERM",
-                    stop_wait=10,
-                )
-            )
-        # The edge gateway and its sidecar (tools/mesh/edge; imported here, it imports us).
-        from tools.mesh.edge.mesh import edge_programs
+    def program(
+        self,
+        name: str,
+        group: str,
+        command: list[str],
+        *,
+        priority: int,
+        autostart: bool,
+        stop_signal: str,
+        stop_wait: int,
+        env: dict[str, str] | None = None,
+    ) -> Program:
+        """A program of this run, logging to <logs>/<name>.log (``env``: the base one)."""
+        return Program(
+            name=name, group=group, command=command,
+            env=self.base_env() if env is None else env,
+            log=self.logs_dir / f"{name}.log",
+            priority=priority, autostart=autostart, stop_signal=stop_signal, stop_wait=stop_wait,
+        )
 
-        programs += edge_programs(self)
-        # NATS JetStream and its sidecar (tools/mesh/nats.py; it imports us too).
-        from tools.mesh.nats import nats_programs
-
-        programs += nats_programs(self)
-        programs += self.observability().programs()  # Prometheus, Zipkin
-        return programs
+    def sidecar_program(self, inst: Instance) -> Program:
+        """The sidecar of ``inst`` (started by `up` after the services, which register it)."""
+        return self.program(
+            f"{inst.instance_id}-sidecar", "sidecars", self.sidecar_command(inst),
+            priority=200, autostart=False, stop_signal="TERM", stop_wait=10,
+        )
 
 
 def shell_line(command: list[str]) -> str:

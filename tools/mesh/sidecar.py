@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import urllib.parse
 
+from tools.mesh.cli import exec_binary
 from tools.mesh.http import HTTPFailure, get_json, request
 
 # Retries in flight per upstream cluster. Envoy's default (its max_retries circuit
@@ -104,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         command += retry_runtime_args(args.consul, args.sidecar_id)
     except (HTTPFailure, KeyError) as error:  # Envoy's default retry budget then
         sys.stderr.write(f"sidecar: no retry runtime layer ({error})\n")
-    sys.stderr.write(f"sidecar: {args.sidecar_id} registered; exec {command[0]}\n")
-    sys.stderr.flush()
-    os.execv(command[0], command)
-    return 0  # not reached
+    exec_binary(f"sidecar: {args.sidecar_id} registered", command)
 
 
 if __name__ == "__main__":

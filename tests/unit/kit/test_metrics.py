@@ -79,8 +79,8 @@ def test_the_registration_announces_the_metrics_ports(metrics_port: int | None) 
     )
     reg = registration(config_for_tests("catalog", port=7110), mesh, metrics_port)
     if metrics_port is None:
-        assert "metrics_port" not in reg["meta"]
+        assert "metrics_port" not in reg["Meta"]
     else:
-        assert reg["meta"]["metrics_port"] == "22110"
+        assert reg["Meta"]["metrics_port"] == "22110"
     # The sidecar's Envoy Prometheus listener, found by Prometheus the same way.
-    assert reg["connect"]["SidecarService"]["Meta"]["metrics_port"] == "20110"
+    assert reg["Connect"]["SidecarService"]["Meta"]["metrics_port"] == "20110"

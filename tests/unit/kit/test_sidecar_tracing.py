@@ -25,7 +25,7 @@ def mesh(zipkin_url: str | None) -> MeshSettings:
 
 def test_with_zipkin_the_sidecar_gets_a_tracer_and_its_collector_cluster() -> None:
     reg = registration(config_for_tests("catalog", port=7110), mesh(ZIPKIN))
-    config = reg["connect"]["SidecarService"]["Proxy"]["Config"]
+    config = reg["Connect"]["SidecarService"]["Proxy"]["Config"]
     tracer = json.loads(config["envoy_tracing_json"])["http"]["typed_config"]
     assert tracer["trace_context_option"] == "USE_B3_WITH_W3C_PROPAGATION"
     assert tracer["collector_endpoint"] == "/api/v2/spans"
@@ -37,7 +37,7 @@ def test_with_zipkin_the_sidecar_gets_a_tracer_and_its_collector_cluster() -> No
 
 def test_without_zipkin_the_sidecar_has_no_tracer() -> None:
     reg = registration(config_for_tests("catalog", port=7110), mesh(None))
-    assert set(reg["connect"]["SidecarService"]["Proxy"]["Config"]) == {
+    assert set(reg["Connect"]["SidecarService"]["Proxy"]["Config"]) == {
         "envoy_prometheus_bind_addr"
     }
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from tools.mesh import control
 from tools.mesh.canary import CanaryError, parse_percent, releases, splitter_entry
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import TopologyError, load_topology
+from tools.mesh.version import source_version
 
 BASE = """
 [services.order]
@@ -55,7 +57,7 @@ def test_canary_instances_follow_the_services_own_with_their_release_and_languag
 
 def test_the_plan_starts_the_go_binary_and_registers_each_release(tmp_path: Path) -> None:
     plan = MeshPlan(topology=load_topology(), run_dir=tmp_path)
-    by_name = {p.name: p for p in plan.programs()}
+    by_name = {p.name: p for p in control.programs(plan)}
 
     go = by_name["recommendation-3"]
     assert go.command == [str(plan.bin / "recommendation-go")]
@@ -66,7 +68,7 @@ def test_the_plan_starts_the_go_binary_and_registers_each_release(tmp_path: Path
     assert python.command[-2:] == ["-m", "services.recommendation"]
     assert python.env["MESHMART_SERVICE_VERSION"] == "v1"
     # Services without a release label register the commit, as before.
-    assert by_name["catalog-1"].env["MESHMART_SERVICE_VERSION"] == plan.version()
+    assert by_name["catalog-1"].env["MESHMART_SERVICE_VERSION"] == source_version(plan.root)
 
 
 @pytest.mark.parametrize(

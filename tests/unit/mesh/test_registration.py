@@ -29,12 +29,12 @@ def test_the_registration_has_a_grpc_check_and_a_sidecar_with_the_upstreams() ->
     mesh = load_mesh_settings(ENV)
     assert mesh is not None
     reg = registration(config, mesh)
-    assert reg["service_id"] == "order-1"
-    assert (reg["address"], reg["port"]) == ("127.0.0.2", 7150)
-    assert reg["meta"]["version"] == "abc123"
-    assert reg["check"]["GRPC"] == "127.0.0.2:7150"
-    assert reg["check"]["DeregisterCriticalServiceAfter"] == "1m"
-    sidecar = reg["connect"]["SidecarService"]
+    assert reg["ID"] == "order-1"
+    assert (reg["Address"], reg["Port"]) == ("127.0.0.2", 7150)
+    assert reg["Meta"]["version"] == "abc123"
+    assert reg["Check"]["GRPC"] == "127.0.0.2:7150"
+    assert reg["Check"]["DeregisterCriticalServiceAfter"] == "1m"
+    sidecar = reg["Connect"]["SidecarService"]
     assert sidecar["Port"] == 21150
     proxy = sidecar["Proxy"]
     assert proxy["LocalServiceAddress"] == "127.0.0.2"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import render
 from tools.mesh.topology import TopologyError, load_topology
@@ -87,7 +88,7 @@ def test_test_only_upstreams_add_a_listener_without_touching_the_call_graph(
 
 def test_the_supervisor_config_has_every_program_in_its_group(tmp_path: Path) -> None:
     plan = MeshPlan(topology=load_topology(), run_dir=tmp_path)
-    conf = render(plan, plan.programs())
+    conf = render(plan, control.programs(plan))
     for inst in plan.instances():
         assert f"[program:{inst.instance_id}]" in conf
         assert f"[program:{inst.instance_id}-sidecar]" in conf

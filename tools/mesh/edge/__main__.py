@@ -9,28 +9,20 @@
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from pathlib import Path
 
+from tools.mesh.cli import exec_binary, mesh_parser, plan_of
 from tools.mesh.edge.mesh import COMMITTED_CONFIG, Edge, EdgeError
-from tools.mesh.plan import MeshPlan
-from tools.mesh.topology import ROOT, TopologyError, load_topology
+from tools.mesh.topology import ROOT, TopologyError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.mesh.edge", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["render", "check", "run"])
-    parser.add_argument("--address", default="127.0.0.1", help="loopback address of the mesh")
-    parser.add_argument("--run-dir", type=Path, default=ROOT / ".run")
+    parser = mesh_parser("python -m tools.mesh.edge", __doc__, ["render", "check", "run"])
     parser.add_argument("--direct", action="store_true",
                         help="render: upstreams are the services themselves (no mesh)")
     args = parser.parse_args(argv)
     try:
-        plan = MeshPlan(topology=load_topology(), address=args.address,
-                        run_dir=args.run_dir.resolve())
+        plan = plan_of(args)
         edge = Edge(plan)
         committed = ROOT / COMMITTED_CONFIG
         if args.command == "check":
@@ -49,14 +41,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(f"{edge.config_path}\n")
             return 0
         edge.register()
-        command = edge.envoy_command()
-        sys.stderr.write(f"edge: {edge.url} registered as edge-1; exec {command[0]}\n")
-        sys.stderr.flush()
-        os.execv(command[0], command)
+        exec_binary(f"edge: {edge.url} registered as edge-1", edge.envoy_command())
     except (EdgeError, TopologyError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
-    return 0
 
 
 class DirectEdge(Edge):

@@ -10,13 +10,15 @@ like every other one (tools.mesh.sidecar + `consul connect envoy -sidecar-for ed
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from services.kit.registration import service_registration
 from tools.mesh import envoy
+from tools.mesh.cli import run_args
+from tools.mesh.component import Component
 from tools.mesh.edge import api, config, descriptors, openapi, yamlish
 from tools.mesh.edge.settings import (
     INSTANCE_ID,
@@ -25,9 +27,12 @@ from tools.mesh.edge.settings import (
     edge_instance,
     load_edge_settings,
 )
-from tools.mesh.http import HTTPFailure, get_json, register_service
+from tools.mesh.files import write_if_changed
+from tools.mesh.health import service_health, wait_for_state
+from tools.mesh.http import HTTPFailure, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.topology import Instance, load_topology
+from tools.mesh.version import source_version
 
 COMMITTED_CONFIG = Path("envoy") / "edge.yaml"
 
@@ -37,7 +42,7 @@ class EdgeError(Exception):
 
 
 @dataclass(frozen=True)
-class Edge:
+class Edge(Component):
     plan: MeshPlan
 
     @cached_property
@@ -99,12 +104,12 @@ class Edge:
     def write_files(self) -> None:
         """Everything Envoy reads, under <run>/edge (the JWKS comes from the user service)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        _write(self.dir / "edge.protoset",
+        write_if_changed(self.dir / "edge.protoset",
                descriptors.edge_descriptor_set(api.load_descriptor_set()))
         host = f"{self.plan.address}:{self.settings.port}"
         doc = openapi.edge_openapi(self.rpcs, host)
-        _write(self.dir / "openapi.json", (json.dumps(doc, indent=2) + "\n").encode())
-        _write(self.config_path, self.envoy_config().encode())
+        write_if_changed(self.dir / "openapi.json", json.dumps(doc, indent=2) + "\n")
+        write_if_changed(self.config_path, self.envoy_config())
 
     def committed_config(self) -> str:
         """envoy/edge.yaml: the config of `make up`'s mesh, with paths relative to the repo
@@ -122,78 +127,45 @@ class Edge:
     def programs(self) -> list[Program]:
         if not self.runs:
             return []
-        inst = self.instance
         return [
-            Program(
-                name=INSTANCE_ID,
-                group="services",
-                command=[
-                    self.plan.python, "-m", "tools.mesh.edge", "run",
-                    "--address", self.plan.address, "--run-dir", str(self.plan.run_dir),
-                ],
-                env=self.plan.base_env(),
-                log=self.plan.logs_dir / f"{INSTANCE_ID}.log",
+            self.plan.program(
+                INSTANCE_ID,
+                "services",
+                [self.plan.python, "-m", "tools.mesh.edge", "run", *run_args(self.plan)],
                 priority=300,
                 autostart=False,
                 # Envoy drains its listeners on TERM and exits.
                 stop_signal="TERM",
                 stop_wait=10,
             ),
-            Program(
-                name=f"{INSTANCE_ID}-sidecar",
-                group="sidecars",
-                command=self.plan.sidecar_command(inst),
-                env=self.plan.base_env(),
-                log=self.plan.logs_dir / f"{INSTANCE_ID}-sidecar.log",
-                priority=200,
-                autostart=False,
-                stop_signal="TERM",
-                stop_wait=10,
-            ),
+            self.plan.sidecar_program(self.instance),
         ]
+
+    def edges(self) -> set[tuple[str, str]]:
+        """(edge, service) pairs the intentions must allow when the edge runs."""
+        return {(SERVICE_NAME, callee) for callee in self.callees} if self.runs else set()
 
     # --- Consul -------------------------------------------------------------------
     def registration(self) -> dict[str, Any]:
-        """The agent API body registering edge-1 with its sidecar (cf. kit/registration.py)."""
+        """The agent API body registering edge-1 with its sidecar (the kit's builder)."""
         inst = self.instance
-        a = inst.address
-        return {
-            "Name": SERVICE_NAME,
-            "ID": INSTANCE_ID,
-            "Address": a,
-            "Port": inst.port,
-            "Tags": ["http", "grpc"],
+        return service_registration(
+            name=SERVICE_NAME,
+            instance_id=INSTANCE_ID,
+            address=inst.address,
+            port=inst.port,
+            version=source_version(self.plan.root),
+            tags=["http", "grpc"],
+            check={"Name": "edge Envoy ready",
+                   "HTTP": f"http://{inst.address}:{self.settings.admin_port}/ready"},
+            sidecar_port=inst.sidecar_port,
             # metrics_*: Prometheus scrapes the edge Envoy's admin through Consul SD
-            # (tools/mesh/observability.py), like every sidecar's metrics_port below.
-            "Meta": {"version": self.plan.version(), "instance": INSTANCE_ID,
-                     "metrics_port": str(self.settings.admin_port),
-                     "metrics_path": "/stats/prometheus"},
-            "Check": {
-                "Name": "edge Envoy ready",
-                "HTTP": f"http://{a}:{self.settings.admin_port}/ready",
-                "Interval": "1s",
-                "Timeout": "1s",
-                "DeregisterCriticalServiceAfter": "1m",
-            },
-            "Connect": {"SidecarService": {
-                "Port": inst.sidecar_port,
-                "Meta": {"metrics_port": str(inst.metrics_port)},
-                "Checks": [
-                    {"Name": "edge sidecar listening", "TCP": f"{a}:{inst.sidecar_port}",
-                     "Interval": "1s", "DeregisterCriticalServiceAfter": "1m"},
-                    {"Name": "edge alive", "AliasService": INSTANCE_ID},
-                ],
-                "Proxy": {
-                    "LocalServiceAddress": a,
-                    "LocalServicePort": inst.port,
-                    "Upstreams": [
-                        {"DestinationName": name, "LocalBindAddress": a, "LocalBindPort": port}
-                        for name, port in sorted(inst.upstream_ports.items())
-                    ],
-                    "Config": {"envoy_prometheus_bind_addr": f"{a}:{inst.metrics_port}"},
-                },
-            }},
-        }
+            # (tools/mesh/observability.py), like every sidecar's metrics_port.
+            meta={"metrics_port": str(self.settings.admin_port),
+                  "metrics_path": "/stats/prometheus"},
+            sidecar_metrics_addr=f"{inst.address}:{inst.metrics_port}",
+            upstreams={name: inst.upstream_target(name) for name in inst.upstream_ports},
+        )
 
     def register(self, timeout: float = 30.0) -> None:
         """Register with the local agent (retried while it is not up yet)."""
@@ -212,42 +184,27 @@ class Edge:
         return f"http://{self.plan.address}:{self.settings.port}"
 
     def state(self) -> dict[str, str]:
-        checks = get_json(f"{self.plan.consul_url}/v1/health/checks/{SERVICE_NAME}", timeout=5)
-        sidecar = get_json(
-            f"{self.plan.consul_url}/v1/health/checks/{SERVICE_NAME}-sidecar-proxy", timeout=5)
-        worst = {"passing": 0, "warning": 1, "critical": 2}
-
-        def status(entries: list[dict[str, Any]]) -> str:
-            if not entries:
-                return "missing"
-            return str(max((e["Status"] for e in entries), key=lambda s: worst.get(s, 2)))
-
+        consul = self.plan.consul_url
         return {
             "edge": envoy.ready(self.admin_url),
             "sidecar": envoy.ready(self.instance.admin_url),
-            "health": status(checks),
-            "sidecar_health": status(sidecar),
+            "health": service_health(consul, SERVICE_NAME),
+            "sidecar_health": service_health(consul, f"{SERVICE_NAME}-sidecar-proxy"),
         }
 
-    def wait_ready(self, deadline: float) -> None:
+    def wait_ready(self, deadline: float) -> list[str]:
         """Until both Envoys are LIVE and Consul passes edge-1 and its sidecar."""
         if not self.runs:
-            return
+            return []
         want = {"edge": "LIVE", "sidecar": "LIVE", "health": "passing",
                 "sidecar_health": "passing"}
-        state: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            try:
-                state = self.state()
-            except HTTPFailure as failure:
-                state = {"consul": str(failure)}
-            if state == want:
-                return
-            time.sleep(0.2)
-        raise EdgeError(
-            f"edge not ready before the deadline: {state}; see {self.plan.logs_dir}/"
-            f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
-        )
+        state = wait_for_state(self.state, want, deadline)
+        if state != want:
+            raise EdgeError(
+                f"edge not ready before the deadline: {state}; see {self.plan.logs_dir}/"
+                f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
+            )
+        return []
 
     def hints(self) -> str:
         if not self.runs:
@@ -261,21 +218,3 @@ class Edge:
             "ListProducts",
             f"edge admin         curl -s {self.admin_url}/stats?filter=edge",
         ])
-
-
-def edges_of(plan: MeshPlan) -> set[tuple[str, str]]:
-    """(edge, service) pairs the intentions must allow when the edge runs."""
-    edge = Edge(plan)
-    return {(SERVICE_NAME, callee) for callee in edge.callees} if edge.runs else set()
-
-
-def edge_programs(plan: MeshPlan) -> list[Program]:
-    return Edge(plan).programs()
-
-
-def _write(path: Path, data: bytes) -> None:
-    if path.exists() and path.read_bytes() == data:
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

@@ -1,0 +1,87 @@
+"""The components of a mesh run, and the run they make with Consul and the instances:
+every program supervisord runs, the environment of every instance, the calls the
+intentions must allow.
+
+A new part of the mesh (pods, hosts, a web service) is a class implementing
+tools/mesh/component.py and one more entry in ``components``.
+"""
+
+from __future__ import annotations
+
+from tools.mesh.component import Component
+from tools.mesh.edge.mesh import Edge
+from tools.mesh.nats import Nats
+from tools.mesh.observability import Observability
+from tools.mesh.plan import MeshPlan, Program
+from tools.mesh.topology import Instance
+from tools.mesh.version import source_version
+
+
+def components(plan: MeshPlan) -> list[Component]:
+    """Every component of ``plan``'s run, in the order their programs, their blocks of
+    `make status` and their hints come."""
+    return [
+        Edge(plan),  # the edge gateway (tools/mesh/edge)
+        Nats(plan),  # the event bus (tools/mesh/nats.py)
+        Observability(plan),  # Prometheus, Zipkin (tools/mesh/observability.py)
+    ]
+
+
+def service_env(
+    plan: MeshPlan, inst: Instance, version: str, parts: list[Component] | None = None
+) -> dict[str, str]:
+    """The whole environment of instance ``inst``: what each component adds (event bus
+    upstream, /metrics port, Zipkin) under the plan's own settings."""
+    env: dict[str, str] = {}
+    for part in components(plan) if parts is None else parts:
+        env.update(part.service_env(inst))
+    env.update(plan.service_env(inst, version))
+    return env
+
+
+def edges(plan: MeshPlan) -> set[tuple[str, str]]:
+    """The (caller, callee) pairs the components add to topology.toml's call graph."""
+    return set().union(*(part.edges() for part in components(plan)))
+
+
+def programs(plan: MeshPlan) -> list[Program]:
+    """Every program of the run: Consul, each instance and its sidecar, then each
+    component's."""
+    parts = components(plan)
+    version = source_version(plan.root)
+    consul = plan.program(
+        "consul",
+        "infra",
+        [
+            str(plan.bin / "consul"), "agent",
+            "-config-file", str(plan.root / "consul" / "agent.hcl"),
+            "-data-dir", str(plan.consul_data_dir),
+            "-bind", plan.address,
+            "-client", plan.address,
+            "-advertise", plan.address,
+            *(arg for part in parts for arg in part.consul_args()),
+        ],
+        priority=10,
+        autostart=True,
+        # SIGINT: Consul's graceful shutdown (flushes raft, closes listeners).
+        stop_signal="INT",
+        stop_wait=15,
+    )
+    result = [consul]
+    for inst in plan.instances():
+        result.append(plan.program(
+            inst.instance_id,
+            "services",
+            plan.instance_command(inst),
+            env=service_env(plan, inst, version, parts),
+            priority=300,
+            # Started by `up` once Consul has its config entries (intentions!).
+            autostart=False,
+            # serve(): NOT_SERVING -> deregister -> drain -> stop(grace 10s).
+            stop_signal="TERM",
+            stop_wait=20,
+        ))
+        result.append(plan.sidecar_program(inst))
+    for part in parts:
+        result += part.programs()
+    return result

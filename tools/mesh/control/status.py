@@ -1,0 +1,124 @@
+"""`status`: the live table of a mesh (instances, health, sidecars), each component's
+block, every caller's circuits and canary splits, and the hints `up` prints."""
+
+from __future__ import annotations
+
+from tools.mesh import canary, envoy
+from tools.mesh.control.components import components
+from tools.mesh.control.state import instance_states
+from tools.mesh.http import HTTPFailure
+from tools.mesh.plan import MeshPlan
+from tools.mesh.table import render_table
+
+
+def render_status(plan: MeshPlan) -> str:
+    try:
+        states = {s.instance_id: s for s in instance_states(plan)}
+    except HTTPFailure as failure:
+        return f"Consul at {plan.consul_url} does not answer ({failure}): is the mesh up?"
+    rows = []
+    for inst in plan.instances():
+        s = states[inst.instance_id]
+        rows.append([
+            inst.service,
+            inst.instance_id,
+            inst.grpc_target,
+            s.health,
+            f"{s.sidecar_ready} {inst.address}:{inst.sidecar_port} ({s.sidecar_health})",
+            str(inst.admin_port),
+            f"{s.process} {s.pid or ''}".strip(),
+        ])
+    table = render_table(
+        ["service", "instance", "address", "health", "sidecar (mTLS listener)", "admin", "process"],
+        rows,
+    )
+    # Each component's block (the event bus's streams and consumers, rate / errors / p99
+    # from Prometheus), the callers' circuits, and the services with two releases.
+    blocks = [table, *(part.render_status() for part in components(plan)),
+              render_circuits(plan), canary.render(plan)]
+    return "\n\n".join(block for block in blocks if block)
+
+
+def render_circuits(plan: MeshPlan) -> str:
+    """Per caller instance and upstream, what its sidecar sees right now."""
+    rows = []
+    for inst in plan.instances():
+        if not inst.upstream_ports or envoy.ready(inst.admin_url) != "LIVE":
+            continue
+        try:
+            # Every upstream cluster, subset and failover ones included (a canary split).
+            counters = envoy.stats(inst.admin_url, envoy.UPSTREAM_CLUSTERS)
+        except HTTPFailure:
+            continue
+        for upstream in sorted(inst.upstream_ports):
+            try:
+                hosts = envoy.hosts(inst.admin_url, upstream)
+            except HTTPFailure:
+                hosts = []
+            healthy = sum(1 for h in hosts if h.health_flags == "healthy")
+            ejected = sum(1 for h in hosts if h.ejected)
+
+            def stat(
+                suffix: str, upstream: str = upstream, counters: dict[str, int] = counters
+            ) -> int:
+                return envoy.cluster_stat(counters, upstream, suffix)
+
+            # Calls refused at a limit: concurrent requests (Envoy 1.40 counts HTTP/2's as
+            # active_overflow), pending requests, connections.
+            overflow = sum(
+                stat(s) for s in ("upstream_rq_active_overflow", "upstream_rq_pending_overflow",
+                                  "upstream_cx_overflow")
+            )
+            rows.append([
+                inst.instance_id,
+                upstream,
+                inst.upstream_target(upstream),
+                f"{healthy}/{len(hosts)}",
+                str(ejected),
+                str(stat("upstream_rq_active")),
+                str(stat("upstream_rq_total")),
+                str(stat("upstream_rq_retry")),
+                str(overflow),
+                "OPEN" if stat("circuit_breakers.default.rq_open") else "closed",
+            ])
+    if not rows:
+        return "(no caller sidecar is live yet)"
+    return render_table(
+        ["caller", "upstream", "local listener", "healthy", "ejected", "active", "requests",
+         "retries", "overflow", "circuit"],
+        rows,
+    )
+
+
+def hints(plan: MeshPlan) -> str:
+    a = plan.address
+    lines = [
+        f"Consul UI          http://{plan.consul_http}/ui/",
+        f"health in Consul   curl -s 'http://{plan.consul_http}/v1/health/service/catalog?passing'",
+    ]
+    by_id = {i.instance_id: i for i in plan.instances()}
+    if "catalog-1" in by_id:
+        cat = by_id["catalog-1"]
+        lines += [
+            f"grpcurl (direct)   grpcurl -plaintext {cat.grpc_target} list",
+            f"                   grpcurl -plaintext {cat.grpc_target} describe "
+            "meshmart.catalog.v1.CatalogService",
+            f"                   grpcurl -plaintext -d '{{\"page_size\": 2}}' {cat.grpc_target} "
+            "meshmart.catalog.v1.CatalogService/ListProducts",
+        ]
+    if "cart-1" in by_id and "catalog" in by_id["cart-1"].upstream_ports:
+        cart = by_id["cart-1"]
+        lines += [
+            "through the mesh   (as cart: cart-1's sidecar -> mTLS -> a catalog sidecar; the "
+            "intention allows only CatalogService, so use the protoset, not reflection)",
+            f"                   grpcurl -plaintext -protoset gen/descriptors/meshmart.protoset "
+            f"-d '{{\"page_size\": 2}}' {cart.upstream_target('catalog')} "
+            "meshmart.catalog.v1.CatalogService/ListProducts",
+            f"sidecar stats      curl -s 'http://{a}:{cart.admin_port}/stats?filter=^cluster.catalog"
+            ".*upstream_rq_(total|retry)'",
+        ]
+    lines += [
+        "logs               make logs S=<service>     (service and sidecar logs, followed)",
+        "status             make status               stop: make down",
+    ]
+    return "\n".join(lines)
