@@ -118,30 +118,19 @@ class Shop:
 
     async def orders_of(self, user_id: str) -> list[order_pb2.Order]:
         return await _all_pages(
-            lambda token: self.stubs.order.ListOrders(
-                order_pb2.ListOrdersRequest(user_id=user_id, page_size=100, page_token=token),
-                timeout=TIMEOUT,
-            ),
-            "orders",
+            self.stubs.order.ListOrders, order_pb2.ListOrdersRequest, user_id, "orders"
         )
 
     async def payments_of(self, user_id: str) -> list[payment_pb2.Payment]:
         return await _all_pages(
-            lambda token: self.stubs.payment.ListPayments(
-                payment_pb2.ListPaymentsRequest(user_id=user_id, page_size=100, page_token=token),
-                timeout=TIMEOUT,
-            ),
-            "payments",
+            self.stubs.payment.ListPayments, payment_pb2.ListPaymentsRequest, user_id, "payments"
         )
 
     async def notifications_of(self, user_id: str) -> list[notification_pb2.Notification]:
         return await _all_pages(
-            lambda token: self.stubs.notification.ListNotifications(
-                notification_pb2.ListNotificationsRequest(
-                    user_id=user_id, page_size=100, page_token=token
-                ),
-                timeout=TIMEOUT,
-            ),
+            self.stubs.notification.ListNotifications,
+            notification_pb2.ListNotificationsRequest,
+            user_id,
             "notifications",
         )
 
@@ -166,11 +155,16 @@ class Shop:
         )
 
 
-async def _all_pages(fetch: Callable[[str], Any], field_name: str) -> list[Any]:
+async def _all_pages(
+    rpc: Callable[..., Any], request_type: Callable[..., Any], user_id: str, field_name: str
+) -> list[Any]:
+    """Every item of ``user_id`` that the List RPC ``rpc`` returns, page after page."""
     items: list[Any] = []
     token = ""
     while True:
-        page = await fetch(token)
+        page = await rpc(
+            request_type(user_id=user_id, page_size=100, page_token=token), timeout=TIMEOUT
+        )
         items.extend(getattr(page, field_name))
         token = page.next_page_token
         if not token:

@@ -25,17 +25,20 @@ def service_health(consul_url: str, service: str) -> str:
 
 
 def wait_for_state(
-    read: Callable[[], dict[str, str]], want: dict[str, str], deadline: float
-) -> dict[str, str]:
-    """Poll ``read`` until it returns ``want`` or the deadline passes; returns the last
-    state read (``want`` on success). A failed HTTP call reads as {"consul": why}."""
+    read: Callable[[], dict[str, str]],
+    want: dict[str, str],
+    deadline: float,
+    failure: Callable[[dict[str, str]], Exception],
+) -> None:
+    """Poll ``read`` until it returns ``want``; past the deadline raise ``failure`` of the
+    last state read. A failed HTTP call reads as {"consul": why}."""
     state: dict[str, str] = {}
     while time.monotonic() < deadline:
         try:
             state = read()
-        except HTTPFailure as failure:
-            state = {"consul": str(failure)}
+        except HTTPFailure as error:
+            state = {"consul": str(error)}
         if state == want:
-            break
+            return
         time.sleep(POLL_INTERVAL_SECONDS)
-    return state
+    raise failure(state)

@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from services.kit.registration import service_registration
-from tools.mesh import envoy
-from tools.mesh.cli import exec_binary, mesh_parser, plan_of, run_args
-from tools.mesh.component import Component
-from tools.mesh.health import service_health, wait_for_state
+from tools.mesh.cli import exec_binary, mesh_parser, plan_of
+from tools.mesh.component import Component, connect_health, wrapper_programs
+from tools.mesh.health import wait_for_state
 from tools.mesh.http import HTTPFailure, get_json, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.table import render_table
@@ -150,20 +149,10 @@ class Nats(Component):
     def programs(self) -> list[Program]:
         if not self.runs:
             return []
-        return [
-            self.plan.program(
-                INSTANCE_ID,
-                "infra",
-                [self.plan.python, "-m", "tools.mesh.nats", "run", *run_args(self.plan)],
-                # Right after Consul: services connect whenever it is up (they retry).
-                priority=20,
-                autostart=True,
-                # nats-server: SIGTERM = graceful stop (JetStream flushes its store).
-                stop_signal="TERM",
-                stop_wait=15,
-            ),
-            self.plan.sidecar_program(self.instance),
-        ]
+        # Right after Consul: services connect whenever it is up (they retry). On SIGTERM
+        # nats-server stops gracefully (JetStream flushes its store).
+        return wrapper_programs(self.plan, self.instance, "tools.mesh.nats", "infra",
+                                priority=20, autostart=True, stop_wait=15)
 
     # --- Consul -------------------------------------------------------------------
     def registration(self) -> dict[str, Any]:
@@ -197,24 +186,17 @@ class Nats(Component):
 
     # --- readiness ----------------------------------------------------------------
     def state(self) -> dict[str, str]:
-        consul = self.plan.consul_url
-        return {
-            "health": service_health(consul, SERVICE_NAME),
-            "sidecar": envoy.ready(self.instance.admin_url),
-            "sidecar_health": service_health(consul, f"{SERVICE_NAME}-sidecar-proxy"),
-        }
+        return connect_health(self.plan, self.instance)
 
     def wait_ready(self, deadline: float) -> list[str]:
         """Until Consul passes nats-1 (JetStream up) and its sidecar, and Envoy is LIVE."""
         if not self.runs:
             return []
         want = {"health": "passing", "sidecar": "LIVE", "sidecar_health": "passing"}
-        state = wait_for_state(self.state, want, deadline)
-        if state != want:
-            raise NatsError(
-                f"NATS not ready before the deadline: {state}; see {self.plan.logs_dir}/"
-                f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
-            )
+        wait_for_state(self.state, want, deadline, lambda state: NatsError(
+            f"NATS not ready before the deadline: {state}; see {self.plan.logs_dir}/"
+            f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
+        ))
         return []
 
     # --- status -------------------------------------------------------------------

@@ -319,6 +319,21 @@ def prometheus_config(plan: MeshPlan, rules_dir: Path | str) -> str:
         "        replacement: '$1:$2'\n"
         "        target_label: __address__\n"
     )
+
+    def scraped(envoys: str) -> str:
+        """Registrations with a meta.metrics_port; the Envoys among them (sidecars, and
+        the edge: its metrics_path) kept or dropped."""
+        return (
+            "    relabel_configs:\n"
+            "      - source_labels: [__meta_consul_service_metadata_metrics_port]\n"
+            "        regex: '[0-9]+'\n"
+            "        action: keep\n"
+            "      - source_labels:\n"
+            "          [__meta_consul_service, __meta_consul_service_metadata_metrics_path]\n"
+            "        regex: '.+-sidecar-proxy;.*|.*;.+'\n"
+            f"        action: {envoys}\n"
+        )
+
     labels = (
         "      - source_labels: [__meta_consul_service]\n"
         "        regex: '(.+?)(-sidecar-proxy)?'\n"
@@ -343,27 +358,13 @@ def prometheus_config(plan: MeshPlan, rules_dir: Path | str) -> str:
         "scrape_configs:\n"
         "  - job_name: services\n"
         + sd
-        + "    relabel_configs:\n"
-        "      - source_labels: [__meta_consul_service_metadata_metrics_port]\n"
-        "        regex: '[0-9]+'\n"
-        "        action: keep\n"
-        "      - source_labels:\n"
-        "          [__meta_consul_service, __meta_consul_service_metadata_metrics_path]\n"
-        "        regex: '.+-sidecar-proxy;.*|.*;.+'\n"
-        "        action: drop\n"
+        + scraped("drop")
         + address
         + labels
         + "  - job_name: envoy\n"
         + sd
-        + "    relabel_configs:\n"
-        "      - source_labels: [__meta_consul_service_metadata_metrics_port]\n"
-        "        regex: '[0-9]+'\n"
-        "        action: keep\n"
-        "      - source_labels:\n"
-        "          [__meta_consul_service, __meta_consul_service_metadata_metrics_path]\n"
-        "        regex: '.+-sidecar-proxy;.*|.*;.+'\n"
-        "        action: keep\n"
-        "      - source_labels: [__meta_consul_service_metadata_metrics_path]\n"
+        + scraped("keep")
+        + "      - source_labels: [__meta_consul_service_metadata_metrics_path]\n"
         "        regex: '(.+)'\n"
         "        target_label: __metrics_path__\n"
         + address

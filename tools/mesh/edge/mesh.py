@@ -17,8 +17,7 @@ from typing import Any
 
 from services.kit.registration import service_registration
 from tools.mesh import envoy
-from tools.mesh.cli import run_args
-from tools.mesh.component import Component
+from tools.mesh.component import Component, connect_health, wrapper_programs
 from tools.mesh.edge import api, config, descriptors, openapi, yamlish
 from tools.mesh.edge.settings import (
     INSTANCE_ID,
@@ -28,7 +27,7 @@ from tools.mesh.edge.settings import (
     load_edge_settings,
 )
 from tools.mesh.files import write_if_changed
-from tools.mesh.health import service_health, wait_for_state
+from tools.mesh.health import wait_for_state
 from tools.mesh.http import HTTPFailure, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.topology import Instance, load_topology
@@ -127,19 +126,9 @@ class Edge(Component):
     def programs(self) -> list[Program]:
         if not self.runs:
             return []
-        return [
-            self.plan.program(
-                INSTANCE_ID,
-                "services",
-                [self.plan.python, "-m", "tools.mesh.edge", "run", *run_args(self.plan)],
-                priority=300,
-                autostart=False,
-                # Envoy drains its listeners on TERM and exits.
-                stop_signal="TERM",
-                stop_wait=10,
-            ),
-            self.plan.sidecar_program(self.instance),
-        ]
+        # Started by `up` with the services; Envoy drains its listeners on TERM and exits.
+        return wrapper_programs(self.plan, self.instance, "tools.mesh.edge", "services",
+                                priority=300, autostart=False, stop_wait=10)
 
     def edges(self) -> set[tuple[str, str]]:
         """(edge, service) pairs the intentions must allow when the edge runs."""
@@ -184,13 +173,7 @@ class Edge(Component):
         return f"http://{self.plan.address}:{self.settings.port}"
 
     def state(self) -> dict[str, str]:
-        consul = self.plan.consul_url
-        return {
-            "edge": envoy.ready(self.admin_url),
-            "sidecar": envoy.ready(self.instance.admin_url),
-            "health": service_health(consul, SERVICE_NAME),
-            "sidecar_health": service_health(consul, f"{SERVICE_NAME}-sidecar-proxy"),
-        }
+        return {"edge": envoy.ready(self.admin_url), **connect_health(self.plan, self.instance)}
 
     def wait_ready(self, deadline: float) -> list[str]:
         """Until both Envoys are LIVE and Consul passes edge-1 and its sidecar."""
@@ -198,12 +181,10 @@ class Edge(Component):
             return []
         want = {"edge": "LIVE", "sidecar": "LIVE", "health": "passing",
                 "sidecar_health": "passing"}
-        state = wait_for_state(self.state, want, deadline)
-        if state != want:
-            raise EdgeError(
-                f"edge not ready before the deadline: {state}; see {self.plan.logs_dir}/"
-                f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
-            )
+        wait_for_state(self.state, want, deadline, lambda state: EdgeError(
+            f"edge not ready before the deadline: {state}; see {self.plan.logs_dir}/"
+            f"{INSTANCE_ID}.log and {INSTANCE_ID}-sidecar.log"
+        ))
         return []
 
     def hints(self) -> str:
