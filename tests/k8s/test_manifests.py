@@ -31,10 +31,9 @@ from tools.k8s.model import (
     persistent_dirs,
     storage_mode,
 )
-from tools.mesh.edge.mesh import edges_of
+from tools.mesh import control
 from tools.mesh.edge.settings import SERVICE_NAME as EDGE
 from tools.mesh.nats import SERVICE_NAME as NATS
-from tools.mesh.nats import nats_edges
 from tools.mesh.topology import ROOT
 
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -173,7 +172,7 @@ def test_every_intention_of_the_call_graph_is_a_service_intentions_resource(
                 default_deny = source["action"] == "deny"
                 continue
             allowed.add((source["name"], destination))
-    edges = model.topology.edges() | edges_of(model.plan) | nats_edges(model.plan)
+    edges = model.topology.edges() | control.edges(model.plan)  # + the edge's, NATS's
     assert default_deny
     assert allowed == edges
 
