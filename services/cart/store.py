@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from services.kit.db import Database
+from services.kit.db import Database, from_row
 from services.kit.errors import InvalidArgument, NotFound
 
 from .model import MAX_LINES, MAX_QUANTITY, CartLine, Product
@@ -30,13 +30,7 @@ _LINE_COLUMNS = "product_id, name, quantity, unit_price_minor, currency"
 
 
 def _row_to_line(row: sqlite3.Row) -> CartLine:
-    return CartLine(
-        product_id=row["product_id"],
-        name=row["name"],
-        quantity=row["quantity"],
-        unit_price_minor=row["unit_price_minor"],
-        currency=row["currency"],
-    )
+    return from_row(CartLine, row)
 
 
 def _too_many(total: int) -> InvalidArgument:

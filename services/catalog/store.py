@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from services.catalog.domain import Catalog, Product
 from services.catalog.seed import CURRENCY, SEED_PRODUCTS, SeedProduct
-from services.kit.db import Database
+from services.kit.db import Database, from_row
 
 DB_FILE = "catalog.sqlite3"
 
@@ -65,16 +65,7 @@ class ProductStore:
             " image_url, popularity FROM products ORDER BY product_id"
         )
         return [
-            Product(
-                product_id=row["product_id"],
-                name=row["name"],
-                description=row["description"],
-                category=row["category"],
-                price_minor=row["price_minor"],
-                currency=row["currency"],
-                image_url=row["image_url"],
-                popularity=row["popularity"],
-            )
+            from_row(Product, row)
             for row in rows
         ]
 

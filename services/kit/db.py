@@ -12,18 +12,20 @@ Threads that write concurrently should each open their own Database on the same 
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 # How hard a COMMIT waits for the disk (SQLite's PRAGMA synchronous, in WAL mode):
 #   NORMAL  fsync at checkpoints only: a power loss (not a crash of the process) can lose
 #           the last acknowledged commits; the file never corrupts.
 #   FULL    fsync of the WAL on every COMMIT: what a client was told is on disk.
 Synchronous = Literal["NORMAL", "FULL"]
+T = TypeVar("T")
 
 
 class MigrationError(RuntimeError):
@@ -128,3 +130,20 @@ def split_statements(script: str) -> Iterator[str]:
     if pending.strip(";").strip():
         # complete_statement() never accepted it: let SQLite report the syntax error.
         yield pending.rstrip(";")
+
+
+def from_row(record: type[T], row: sqlite3.Row | Mapping[str, Any], **converted: Any) -> T:
+    """The dataclass ``record`` built from ``row`` (a sqlite3.Row or a mapping), whose
+    columns are named like its fields; ``converted`` gives the fields whose column needs
+    converting first (``created_at=from_us(row["created_us"])``). A field without a default
+    that is neither in the row nor converted raises KeyError naming it."""
+    present = set(row.keys())
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(record):  # type: ignore[arg-type]
+        if not spec.init or spec.name in converted:
+            continue
+        if spec.name in present:
+            values[spec.name] = row[spec.name]
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise KeyError(f"{record.__name__}.{spec.name}: no such column")
+    return record(**values, **converted)

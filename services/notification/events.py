@@ -22,10 +22,11 @@ from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import events_pb2 as payment_events_pb2
 from meshmart.user.v1 import events_pb2 as user_events_pb2
 
+from services.kit.clock import to_us, utc_now
 from services.kit.events import Handler, unpack
 from services.kit.logging import get_logger
 from services.notification.mailbox import Mailbox
-from services.notification.store import Notification, NotificationStore, Recipient, to_us
+from services.notification.store import Notification, NotificationStore, Recipient
 
 log = get_logger("notification.events")
 
@@ -51,7 +52,7 @@ class Notifier:
     def __init__(
         self,
         mailbox: Mailbox,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        clock: Callable[[], dt.datetime] = utc_now,
     ) -> None:
         self._mailbox = mailbox
         self._clock = clock

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TypeAlias
 
 import grpc
-from google.protobuf import timestamp_pb2
 from meshmart.notification.v1 import notification_pb2, notification_pb2_grpc
 
 from services.kit import validate
+from services.kit.clock import timestamp
 from services.kit.context import ensure_caller_may_act_for
 from services.kit.server import ServiceSpec
 from services.notification.store import Notification, NotificationStore
@@ -18,8 +18,6 @@ SERVICE_NAME = "meshmart.notification.v1.NotificationService"
 
 
 def notification_to_proto(notification: Notification) -> notification_pb2.Notification:
-    created_at = timestamp_pb2.Timestamp()
-    created_at.FromDatetime(notification.created_at)
     return notification_pb2.Notification(
         notification_id=notification.notification_id,
         user_id=notification.user_id,
@@ -27,7 +25,7 @@ def notification_to_proto(notification: Notification) -> notification_pb2.Notifi
         subject=notification.subject,
         body=notification.body,
         event_id=notification.event_id,
-        created_at=created_at,
+        created_at=timestamp(notification.created_at),
     )
 
 

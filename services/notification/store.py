@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database
+from services.kit.db import Database, from_row
 from services.kit.errors import InvalidArgument
 from services.kit.events import CONSUMER_MIGRATION
 
@@ -153,17 +153,7 @@ class NotificationStore:
         rows = rows[:page_size]
         return NotificationPage(
             notifications=[
-                Notification(
-                    notification_id=row["notification_id"],
-                    user_id=row["user_id"],
-                    channel=row["channel"],
-                    recipient=row["recipient"],
-                    subject=row["subject"],
-                    body=row["body"],
-                    event_id=row["event_id"],
-                    file=row["file"],
-                    created_at=from_us(row["created_us"]),
-                )
+                from_row(Notification, row, created_at=from_us(row["created_us"]))
                 for row in rows
             ],
             next_page_token=_token(user_id, rows[-1]["seq"]) if more and rows else "",

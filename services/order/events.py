@@ -20,6 +20,7 @@ from meshmart.common.v1 import common_pb2
 from meshmart.order.v1 import events_pb2
 from meshmart.user.v1 import events_pb2 as user_events_pb2
 
+from services.kit.clock import utc_now
 from services.kit.events import Handler, unpack
 from services.kit.outbox import Outbox
 
@@ -72,7 +73,7 @@ class OrderEvents:
 
 
 def consumed_events(
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    clock: Callable[[], dt.datetime] = utc_now,
 ) -> Mapping[str, Handler]:
     """Handlers of the events order consumes (for services.kit.events.consumers_for)."""
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database, Synchronous
+from services.kit.db import Database, Synchronous, from_row
 from services.kit.errors import InvalidArgument
 from services.kit.events import CONSUMER_MIGRATION
 from services.kit.outbox import OUTBOX_MIGRATION
@@ -118,15 +118,7 @@ def _address_json(address: Address) -> str:
 
 
 def _address_from_json(raw: str) -> Address:
-    body = json.loads(raw)
-    return Address(
-        name=body["name"],
-        line1=body["line1"],
-        line2=body["line2"],
-        city=body["city"],
-        postal_code=body["postal_code"],
-        country=body["country"],
-    )
+    return from_row(Address, json.loads(raw))
 
 
 def _encode_token(scope: str, before_seq: int) -> str:

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database, Synchronous
+from services.kit.db import Database, Synchronous, from_row
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.outbox import OUTBOX_MIGRATION, Outbox
 
@@ -67,19 +67,12 @@ _PAYMENT_FROM = "payments p LEFT JOIN refunds r ON r.payment_id = p.payment_id"
 
 
 def _row_to_payment(row: sqlite3.Row) -> Payment:
-    return Payment(
-        payment_id=row["payment_id"],
-        idempotency_key=row["idempotency_key"],
-        order_id=row["order_id"],
-        user_id=row["user_id"],
-        amount_minor=row["amount_minor"],
-        currency=row["currency"],
+    return from_row(
+        Payment,
+        row,
         status=PaymentStatus(row["status"]),
-        decline_reason=row["decline_reason"],
-        card_last4=row["card_last4"],
         created_at=from_us(row["created_us"]),
         updated_at=from_us(row["updated_us"]),
-        refund_reason=row["refund_reason"],
     )
 
 

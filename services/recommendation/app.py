@@ -25,7 +25,7 @@ from services.recommendation.upstreams import (
 SERVICE_NAME = "meshmart.recommendation.v1.RecommendationService"
 
 
-def build_spec(
+def _spec(
     order_channel: grpc.aio.Channel,
     catalog_channel: grpc.aio.Channel,
     user_channel: grpc.aio.Channel,
@@ -72,7 +72,7 @@ def build(config: ServiceConfig, settings: RecommendationSettings | None = None)
     # every answer's x-meshmart-version header.
     version = env_str("MESHMART_SERVICE_VERSION", "dev")
     channels = {name: connect(config, name) for name in ("order", "catalog", "user")}
-    spec = build_spec(
+    spec = _spec(
         channels["order"], channels["catalog"], channels["user"], settings, version=version
     )
     # Closed only after the drain: in-flight RPCs use the channels until then.

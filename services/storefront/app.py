@@ -24,7 +24,7 @@ SERVICE_NAME = "meshmart.storefront.v1.StorefrontService"
 UPSTREAMS = ("user", "order", "payment", "recommendation", "catalog")
 
 
-def build_spec(channels: Mapping[str, grpc.aio.Channel], timeouts: Timeouts) -> ServiceSpec:
+def _spec(channels: Mapping[str, grpc.aio.Channel], timeouts: Timeouts) -> ServiceSpec:
     # grpc ships no type hints, so mypy cannot pick the stubs' aio overload by itself;
     # the AsyncStub classes exist only in the .pyi, hence the quoted names.
     upstreams = Upstreams(
@@ -61,4 +61,4 @@ def build(config: ServiceConfig, timeouts: Timeouts | None = None) -> Service:
     timeouts = timeouts or load_settings()
     channels = {name: connect(config, name) for name in UPSTREAMS}
     # Closed only after the drain: in-flight RPCs use the channels until then.
-    return Service(specs=[build_spec(channels, timeouts)], resources=list(channels.values()))
+    return Service(specs=[_spec(channels, timeouts)], resources=list(channels.values()))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from services.kit.clock import utc_now
 from services.kit.errors import AlreadyExists, NotFound, Unauthenticated
 from services.user.passwords import Passwords
 from services.user.store import EmailTaken, UserRecord, UserStore
@@ -59,7 +60,7 @@ class UserAccounts:
         passwords: Passwords,
         tokens: TokenIssuer,
         *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_user_id,
     ) -> None:
         self._store = store

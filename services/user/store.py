@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.kit.db import Database
+from services.kit.db import Database, from_row
 from services.kit.outbox import OUTBOX_MIGRATION, Outbox
 from services.user.events import USER_UPDATED, user_updated
 
@@ -47,12 +47,9 @@ class UserRecord:
 
 
 def _record(row: sqlite3.Row) -> UserRecord:
-    return UserRecord(
-        user_id=row["user_id"],
-        email=row["email"],
-        full_name=row["full_name"],
-        phone=row["phone"],
-        password_hash=row["password_hash"],
+    return from_row(
+        UserRecord,
+        row,
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
     )

@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 from meshmart.common.v1 import common_pb2
 
 from services.kit import context as rpc_context
+from services.kit.clock import utc_now
 from services.kit.events.streams import subject_for
 
 EventEnvelope = common_pb2.EventEnvelope
@@ -32,7 +33,7 @@ def new_envelope(
         source=source,
         traceparent=rpc_context.current_traceparent() or "",
     )
-    envelope.occurred_at.FromDatetime(occurred_at or dt.datetime.now(dt.UTC))
+    envelope.occurred_at.FromDatetime(occurred_at or utc_now())
     envelope.payload.Pack(payload)
     return envelope
 

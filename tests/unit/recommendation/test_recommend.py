@@ -18,9 +18,8 @@ from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_gr
 
 from harness.shop import CAPTURE_CARD, DECLINE_CARD, Shop, running_shop
 from services.catalog.seed import SEED_PRODUCTS
-from services.kit.clients import channel_to
-from services.kit.testing import running_server
-from services.recommendation.app import build_spec
+from services.kit.testing import config_for_tests, running_service
+from services.recommendation.app import build
 from services.recommendation.settings import RecommendationSettings
 from tests.unit.recommendation.net import black_hole, closed_port_target
 
@@ -48,13 +47,10 @@ async def recommendation(
     user_target: str,
     settings: RecommendationSettings = SETTINGS,
 ) -> AsyncIterator[recommendation_pb2_grpc.RecommendationServiceAsyncStub]:
+    targets = {"order": order_target, "catalog": catalog_target, "user": user_target}
     async with (
-        channel_to(order_target) as order_channel,
-        channel_to(catalog_target) as catalog_channel,
-        channel_to(user_target) as user_channel,
-        running_server(
-            [build_spec(order_channel, catalog_channel, user_channel, settings)]
-        ) as target,
+        running_service(build(config_for_tests("recommendation", upstreams=targets), settings))
+        as target,
         grpc.aio.insecure_channel(target) as channel,
     ):
         yield recommendation_pb2_grpc.RecommendationServiceStub(channel)  # type: ignore[misc]

@@ -17,8 +17,7 @@ import grpc
 from meshmart.storefront.v1 import storefront_pb2, storefront_pb2_grpc
 
 from harness.shop import Shop
-from services.kit.clients import channel_to
-from services.kit.testing import running_server
+from services.kit.testing import config_for_tests, running_service
 from services.recommendation import app as recommendation_app
 from services.recommendation.settings import RecommendationSettings
 from services.storefront import app as storefront_app
@@ -63,28 +62,22 @@ async def running_storefront(
 ) -> AsyncIterator[Storefront]:
     async with AsyncExitStack() as stack:
 
-        async def channel(target: str) -> grpc.aio.Channel:
-            return await stack.enter_async_context(channel_to(target))
-
         upstreams = {**shop.targets, **(recommendation_overrides or {})}
         recommendation = AsyncExitStack()
         stack.push_async_callback(recommendation.aclose)
         recommendation_target = await recommendation.enter_async_context(
-            running_server(
-                [
-                    recommendation_app.build_spec(
-                        await channel(upstreams["order"]),
-                        await channel(upstreams["catalog"]),
-                        await channel(upstreams["user"]),
-                        RECOMMENDATION_SETTINGS,
-                    )
-                ]
+            running_service(
+                recommendation_app.build(
+                    config_for_tests("recommendation", upstreams=upstreams),
+                    RECOMMENDATION_SETTINGS,
+                )
             )
         )
         targets = {**shop.targets, "recommendation": recommendation_target, **(overrides or {})}
-        channels = {name: await channel(targets[name]) for name in storefront_app.UPSTREAMS}
         storefront_target = await stack.enter_async_context(
-            running_server([storefront_app.build_spec(channels, timeouts)])
+            running_service(
+                storefront_app.build(config_for_tests("storefront", upstreams=targets), timeouts)
+            )
         )
         client = await stack.enter_async_context(grpc.aio.insecure_channel(storefront_target))
         yield Storefront(
