@@ -1,6 +1,6 @@
 """Real servers for the Kubernetes tests: etcd + kube-apiserver (envtest's way), Consul.
 
-kube-apiserver and etcd are the binaries `make setup` builds from tools/go/ (the test
+kube-apiserver and etcd are what `make test-servers` builds from tools/go/ (test-only
 profile), run on a free 127.0.0.x, as controller-runtime's envtest runs them: a
 self-signed serving certificate the API server makes itself (--cert-dir), one static
 token for a system:masters user, a service-account key pair made here. Consul is a
@@ -152,7 +152,7 @@ def kube_apiserver(directory: Path) -> Iterator[KubeApi]:
     """etcd and kube-apiserver on a free loopback address, stopped on exit."""
     for binary in ("etcd", "kube-apiserver"):
         if not (BIN / binary).exists():
-            raise ServerError(f"{BIN / binary} is missing: run `make setup` (test profile)")
+            raise ServerError(f"{BIN / binary} is missing: run `make test-servers`")
     address = free_loopback(*ETCD_PORTS, APISERVER_PORT, first=160)
     processes = Processes(directory)
     try:
@@ -187,13 +187,19 @@ def kube_apiserver(directory: Path) -> Iterator[KubeApi]:
             "--service-account-signing-key-file", str(private),
             # Addresses the API server only allocates (no traffic goes there).
             "--service-cluster-ip-range", "10.96.0.0/16",
-            "--allow-privileged", "true",
+            "--allow-privileged=true",
+            # The "kubernetes" Service's endpoint would be this loopback address, which the
+            # reconciler refuses; nothing here calls the API through that Service.
+            "--endpoint-reconciler-type=none",
         ])
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {TOKEN}"
         # The certificate chain the API server made for itself is what the client trusts.
         chain = directory / "certs" / "apiserver.crt"
         session.verify = str(chain)
+        # Else REQUESTS_CA_BUNDLE (or a proxy) from the caller's environment wins over
+        # session.verify.
+        session.trust_env = False
         wait_until(lambda: chain.exists()
                    and session.get(f"{url}/readyz", timeout=5).status_code == 200,
                    apiserver, processes, "kube-apiserver")

@@ -368,3 +368,19 @@ def test_the_jwt_keys_are_a_secret_generated_from_the_user_services_own_files(
     assert set(mounted) == {"user", EDGE}
     assert "items" not in mounted["user"]
     assert mounted[EDGE]["items"] == [{"key": JWKS_FILE, "path": JWKS_FILE}]
+
+
+def test_the_kustomizations_list_every_file_and_transform_nothing(model: K8sModel) -> None:
+    """`kubectl apply -k deploy/k8s` sends exactly the committed files (and the Secret):
+    no kustomize transformer rewrites them, so what tests/k8s/test_apiserver.py applies
+    file by file is what a user applies."""
+    top = model.kustomization()
+    assert set(top) == {"apiVersion", "kind", "resources", "secretGenerator"}
+    assert top["resources"] == list(k8s_cli.GENERATED_DIRS)
+    files = k8s_cli.outputs()
+    for group in k8s_cli.GENERATED_DIRS:
+        listed = files[DEPLOY_DIR / group / "kustomization.yaml"]
+        names = sorted(p.name for p in files if p.parent == DEPLOY_DIR / group
+                       and p.name != "kustomization.yaml")
+        assert names and all(f'  - "{name}"' in listed for name in names), group
+        assert listed.count("\n  - ") == len(names)
