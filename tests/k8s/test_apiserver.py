@@ -23,6 +23,7 @@ import pytest
 
 from services.user.keys import ensure_signing_key
 from tests.k8s.servers import KubeApi
+from tools.compose.model import _go_module_version
 from tools.k8s.crds import API_VERSION, KINDS, mesh_resources
 from tools.k8s.model import DEPLOY_DIR, NAMESPACE, K8sModel, Manifest
 from tools.mesh.topology import ROOT
@@ -173,3 +174,14 @@ def test_a_field_the_schema_lacks_is_refused(
     # ("field not declared in schema"; code 500 in 1.37, before any admission).
     assert not refused.ok
     assert ".spec.replicaz: field not declared in schema" in refused.json()["message"]
+
+
+def test_the_server_is_the_kubernetes_release_tools_go_pins(kube: KubeApi) -> None:
+    """The objects are judged by the release tools/go/kube-apiserver builds (its
+    gitVersion is not stamped by a plain `go build`; major, minor and the emulated
+    version are the release's own)."""
+    pinned = _go_module_version("kube-apiserver", "k8s.io/kubernetes")
+    major, minor = pinned.split(".")[:2]
+    version = kube.get("/version").json()
+    assert (version["major"], version["minor"]) == (major, minor)
+    assert (version["emulationMajor"], version["emulationMinor"]) == (major, minor)
