@@ -1,5 +1,5 @@
 """The chart of `make bench`: the side-by-side figures of bench/report.py, each with its
-goal from ../shared/DESIGN.md drawn beside it (a red line or tick), as one PNG.
+goal from bench/goals.toml drawn beside it (a red line or tick), as one PNG.
 
 Only draws what report.py measured in the same run (its Report.figures); a part that was
 skipped or failed shows as "not measured".
@@ -16,6 +16,8 @@ matplotlib.use("Agg")  # no display: a file only
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+
+from bench.goals import GOALS
 
 DIRECT, MESH, GOAL, OTHER = "#9aa5b1", "#2f6db5", "#d0342c", "#e0a030"
 
@@ -41,7 +43,7 @@ def _latency(ax: Axes, mode: str, figures: dict[str, tuple[float, float, float]]
         ax.bar(i + width / 2, mesh, width, color=MESH,
                label="two sidecars" if i == 0 else None)
         _goal_tick(ax, i + width / 2, width, direct + goal,
-                   "goal: direct + DESIGN's ms" if i == 0 else None)
+                   "goal: direct + the added ms of bench/goals.toml" if i == 0 else None)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("ms")
     ax.set_title(f"Mesh overhead: GetProduct latency @ {mode}", fontsize=10)
@@ -60,8 +62,9 @@ def _saturation(ax: Axes, overhead: dict[str, Any], python: dict[str, float] | N
             ax.bar(i, per_core, 0.6, color=OTHER,
                    label="one catalog, RPC/s per core\n(1 / CPU per call)" if i == 2 else None)
             labels.append(label.split(" (")[0])
-        _goal_tick(ax, 2.5, 1.6, 5000, None)
-        ax.text(2.5, 5000, " goal 5,000/core", color=GOAL, fontsize=7, va="bottom",
+        rps = GOALS.python_rpc_per_core
+        _goal_tick(ax, 2.5, 1.6, rps, None)
+        ax.text(2.5, rps, f" goal {rps:,.0f}/core", color=GOAL, fontsize=7, va="bottom",
                 ha="center")
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_ylabel("RPC/s")
@@ -87,8 +90,9 @@ def _edge(ax: Axes, edge: dict[str, float]) -> None:
     first = True
     for rest, grpc in (("rest-edge", "grpc-edge"), ("rest-stock", "grpc-stock")):
         if rest in index and grpc in index:
-            _goal_tick(ax, index[rest], 0.7, 0.85 * edge[grpc],
-                       "goal: REST >= 0.85x gRPC, same edge" if first else None)
+            _goal_tick(ax, index[rest], 0.7, GOALS.rest_over_grpc * edge[grpc],
+                       f"goal: REST >= {GOALS.rest_over_grpc}x gRPC, same edge"
+                       if first else None)
             first = False
     ax.set_xticks(range(len(shown)), [label for _, label, _ in shown], fontsize=7)
     ax.set_ylabel("requests/s")
@@ -111,7 +115,7 @@ def _orders(ax: Axes, orders: dict[str, Any]) -> None:
         ax.bar(xs, values, width, color=(MESH, OTHER)[i % 2], label=label)
     ax.set_xticks(range(3), ["p50", "p90", "p99"])
     ax.set_ylabel("ms per order")
-    ax.set_title("PlaceOrder (whole saga), REST through the edge\n(no goal in DESIGN.md)",
+    ax.set_title("PlaceOrder (whole saga), REST through the edge\n(no goal in docs/design.md)",
                  fontsize=10)
     ax.legend(fontsize=7)
 

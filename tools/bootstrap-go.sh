@@ -12,7 +12,7 @@ mkdir -p "$cache" .venv/bin
 
 if ! command -v go >/dev/null; then
   echo "error: Go is not installed; meshmart builds consul, nats-server, grpcurl, ghz and buf with it." >&2
-  echo "       Install Go 1.22 or newer and run 'make setup' again." >&2
+  echo "       Install Go 1.26.7 or newer and run 'make setup' again." >&2
   exit 1
 fi
 

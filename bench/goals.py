@@ -1,0 +1,37 @@
+"""The goals of `make bench`, read from bench/goals.toml (what each is for: docs/design.md)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+GOALS_FILE = Path(__file__).resolve().with_name("goals.toml")
+
+
+@dataclass(frozen=True)
+class Goals:
+    p50_added_ms: float
+    p90_added_ms: float
+    p99_added_ms: float
+    saturation_ratio: float
+    python_rpc_per_core: float
+    rest_over_grpc: float
+    envoy_idle_mb: float
+
+
+def load_goals(path: Path = GOALS_FILE) -> Goals:
+    data = tomllib.loads(path.read_text())
+    mesh = data["mesh_overhead"]
+    return Goals(
+        p50_added_ms=mesh["p50_added_ms"],
+        p90_added_ms=mesh["p90_added_ms"],
+        p99_added_ms=mesh["p99_added_ms"],
+        saturation_ratio=mesh["saturation_ratio"],
+        python_rpc_per_core=data["python_process"]["rpc_per_core"],
+        rest_over_grpc=data["edge"]["rest_over_grpc"],
+        envoy_idle_mb=data["memory"]["envoy_idle_mb"],
+    )
+
+
+GOALS = load_goals()
