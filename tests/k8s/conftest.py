@@ -5,12 +5,27 @@ the last test that uses them."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from tests.k8s.servers import Consul, KubeApi, consul_dev, kube_apiserver
 from tools.k8s.model import K8sModel
+
+Server = TypeVar("Server")
+
+
+def _served(factory: pytest.TempPathFactory, name: str,
+            start: Callable[[Path], AbstractContextManager[Server]]) -> Iterator[Server]:
+    directory = factory.mktemp(name)
+    try:
+        with start(directory) as server:
+            yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -20,19 +35,9 @@ def model() -> K8sModel:
 
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeApi]:
-    directory = tmp_path_factory.mktemp("kube-apiserver")
-    try:
-        with kube_apiserver(directory) as api:
-            yield api
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    yield from _served(tmp_path_factory, "kube-apiserver", kube_apiserver)
 
 
 @pytest.fixture(scope="session")
 def consul(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Consul]:
-    directory = tmp_path_factory.mktemp("consul-dev")
-    try:
-        with consul_dev(directory) as agent:
-            yield agent
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    yield from _served(tmp_path_factory, "consul-dev", consul_dev)
