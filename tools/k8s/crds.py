@@ -40,6 +40,11 @@ KINDS = {
     "service-splitter": "ServiceSplitter",
     "service-router": "ServiceRouter",
     "service-intentions": "ServiceIntentions",
+    # Kinds consul/config-entries/ does not use yet, with their consul-k8s resources.
+    "mesh": "Mesh",
+    "exported-services": "ExportedServices",
+    "ingress-gateway": "IngressGateway",
+    "terminating-gateway": "TerminatingGateway",
 }
 CONFIG_KINDS = {kind: entry for entry, kind in KINDS.items()}
 # Maps keyed by the user's names (a resolver's subsets): the keys are kept as written.
