@@ -33,8 +33,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import mesh_overhead
-from bench.host import cpu_seconds, free_loopback
+from bench.mesh_overhead import CALL, PAYLOAD
+from harness.ghz import ghz, status_codes
+from harness.host import cpu_seconds, free_loopback
 from tools.mesh.topology import ROOT
 
 PORT = 7110
@@ -122,14 +123,14 @@ def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None 
             deadline = time.monotonic() + 30
             while True:  # until it answers (a few seconds of imports)
                 try:
-                    mesh_overhead.ghz(target, rps=0, concurrency=1, seconds=1)
+                    ghz(target, CALL, PAYLOAD, concurrency=1, seconds=1)
                     break
                 except subprocess.CalledProcessError:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise RuntimeError(f"catalog ({variant.name}) did not answer on "
                                            f"{target}") from None
                     time.sleep(0.2)
-            mesh_overhead.ghz(target, rps=0, concurrency=32, seconds=1)  # warm up
+            ghz(target, CALL, PAYLOAD, concurrency=32, seconds=1)  # warm up
             yield proc, target
         finally:
             if proc.poll() is None:
@@ -144,14 +145,13 @@ def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None 
 def saturate(proc: subprocess.Popen[bytes], target: str, seconds: int) -> Sample:
     """ghz at saturation (c=32, one connection) for ``seconds``; the process's CPU per call."""
     before = cpu_seconds(proc.pid)
-    result = mesh_overhead.ghz(target, rps=0, concurrency=32, seconds=seconds)
+    result = ghz(target, CALL, PAYLOAD, concurrency=32, seconds=seconds)
     used = cpu_seconds(proc.pid) - before
     if proc.poll() is not None:
         raise RuntimeError(f"catalog on {target} exited during the run")
-    codes: dict[str, int] = result.get("statusCodeDistribution") or {}  # type: ignore[assignment]
     # Calls still in flight when the timed run ends come back Canceled.
-    calls = int(result["count"]) - codes.get("Canceled", 0)  # type: ignore[call-overload]
-    return Sample(float(result["rps"]), used / calls * 1000, calls)  # type: ignore[arg-type]
+    calls = int(result["count"]) - status_codes(result).get("Canceled", 0)
+    return Sample(float(result["rps"]), used / calls * 1000, calls)
 
 
 def measure(variant: Variant, seconds: int, *, tracing: bool = True,
@@ -164,7 +164,7 @@ def profile(variant: Variant, seconds: int, out: Path, *, tracing: bool = True) 
     """cProfile of ``seconds`` of saturation (after start-up and warm-up) into ``out``."""
     with catalog(variant, tracing=tracing, profile_out=out) as (proc, target):
         proc.send_signal(signal.SIGUSR2)
-        mesh_overhead.ghz(target, rps=0, concurrency=32, seconds=seconds)
+        ghz(target, CALL, PAYLOAD, concurrency=32, seconds=seconds)
         proc.send_signal(signal.SIGUSR1)
         proc.wait(timeout=30)
 

@@ -51,15 +51,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import place_order
-from bench.host import free_loopback
-from tools.chaos.probe import settled
+from harness.ghz import ghz, latency_ms
+from harness.host import free_loopback, settled
 from tools.mesh import control
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
-from tools.mesh.topology import ROOT, load_topology
+from tools.mesh.topology import load_topology
 
-PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
 PRODUCT = "sku-1001"
 
 
@@ -74,20 +73,14 @@ class Run:
 
 
 
-def ghz(target: str, call: str, payload: str, seconds: int, connections: int) -> Run:
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "ghz"), "--insecure", "--protoset", str(PROTOSET),
-        "--call", call, "-d", payload, "-c", str(connections), "--connections", "1",
-        "-z", f"{seconds}s", "--format", "json", target,
-    ]
-    report = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                       timeout=seconds * 5 + 60).stdout)
-    pct = {p["percentage"]: p["latency"] / 1e6 for p in report["latencyDistribution"]}
+def grpc_run(target: str, call: str, payload: str, seconds: int, connections: int) -> Run:
+    report = ghz(target, call, payload, concurrency=connections, seconds=seconds,
+                 timeout=seconds * 5 + 60)
     # -z ends the run by closing the connection under the calls in flight, which ghz
     # counts as errors ("use of closed network connection"): those are not the server's.
     errors = sum(n for message, n in (report.get("errorDistribution") or {}).items()
                  if "use of closed network connection" not in message)
-    return Run("", report["rps"], pct[50], pct[99], errors)
+    return Run("", report["rps"], latency_ms(report, 50), latency_ms(report, 99), errors)
 
 
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -171,17 +164,18 @@ def measure(plan: MeshPlan, edge: Edge, seconds: int, rounds: int, conns: int) -
     product_url = f"http://{a}:{port}/api/v1/products/{PRODUCT}"
     stock_url = f"http://{a}:{port}/api/v1/stock?productIds={PRODUCT}"
     paths: dict[str, Callable[[int], Run]] = {
-        "grpc-direct": lambda s: ghz(catalog, get_product, json.dumps({"product_id": PRODUCT}),
-                                     s, conns),
-        "grpc-edge": lambda s: ghz(f"{a}:{port}", get_product,
-                                   json.dumps({"product_id": PRODUCT}), s, conns),
+        "grpc-direct": lambda s: grpc_run(catalog, get_product,
+                                          json.dumps({"product_id": PRODUCT}), s, conns),
+        "grpc-edge": lambda s: grpc_run(f"{a}:{port}", get_product,
+                                        json.dumps({"product_id": PRODUCT}), s, conns),
         "rest-edge": lambda s: wrk(product_url, s, conns, ["cache-control: no-cache"]),
         "rest-cached": lambda s: wrk(product_url, s, conns, []),
-        "grpc-stock": lambda s: ghz(f"{a}:{port}", get_stock,
-                                    json.dumps({"product_ids": [PRODUCT]}), s, conns),
+        "grpc-stock": lambda s: grpc_run(f"{a}:{port}", get_stock,
+                                         json.dumps({"product_ids": [PRODUCT]}), s, conns),
         "rest-stock": lambda s: wrk(stock_url, s, conns, []),
-        "grpc-stock-direct": lambda s: ghz(inventory, get_stock,
-                                           json.dumps({"product_ids": [PRODUCT]}), s, conns),
+        "grpc-stock-direct": lambda s: grpc_run(inventory, get_stock,
+                                                json.dumps({"product_ids": [PRODUCT]}), s,
+                                                conns),
     }
     for run in paths.values():  # warm up every path (connections, caches, JIT-less Python)
         run(2)

@@ -35,6 +35,7 @@ import nats
 from meshmart.common.v1 import common_pb2
 from meshmart.order.v1 import events_pb2, order_pb2
 
+from harness.nats_server import NatsServer
 from services.kit.db import Database
 from services.kit.events import (
     CONSUMER_MIGRATION,
@@ -45,7 +46,6 @@ from services.kit.events import (
     unpack,
 )
 from services.kit.outbox import OUTBOX_MIGRATION, Outbox, OutboxRelay
-from tests.events.nats_server import NatsServer
 
 PLACED = "order.OrderPlaced"
 PRODUCER = ["CREATE TABLE orders (order_id TEXT PRIMARY KEY)", OUTBOX_MIGRATION]

@@ -18,29 +18,29 @@ workers (one per core). Prints each run and the ratios; tears the mesh down at t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.host import free_loopback
+from harness.ghz import ghz, latency_ms, status_codes
+from harness.host import free_loopback
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor, render
-from tools.mesh.topology import ROOT, Service, Topology, load_topology
+from tools.mesh.topology import Service, Topology, load_topology
 
+# The call every catalog benchmark measures (GetProduct of one product).
 CALL = "meshmart.catalog.v1.CatalogService/GetProduct"
 PAYLOAD = '{"product_id": "sku-1001"}'
-PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
 
 
 @dataclass(frozen=True)
@@ -74,34 +74,14 @@ def tear_down(plan: MeshPlan, run_dir: Path, *, keep_logs: bool = False) -> None
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def ghz(target: str, *, rps: int, concurrency: int, seconds: int,
-        metadata: dict[str, str] | None = None) -> dict[str, object]:
-    """One ghz run of ``seconds`` (calls still in flight at the end come back Canceled;
-    summarize() does not count those as errors); ``metadata`` is sent with every call."""
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "ghz"), "--insecure",
-        "--protoset", str(PROTOSET), "--call", CALL, "-d", PAYLOAD,
-        "-c", str(concurrency), "-z", f"{seconds}s", "--connections", "1",
-        "-O", "json", target,
-    ]
-    if rps:
-        cmd[1:1] = ["--rps", str(rps)]
-    if metadata:
-        cmd[1:1] = ["-m", json.dumps(metadata)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60)
-    result: dict[str, object] = json.loads(out.stdout)
-    return result
-
-
-def summarize(path: str, mode: str, report: dict[str, object]) -> Run:
-    dist = {int(d["percentage"]): d["latency"] / 1e6 for d in report["latencyDistribution"]}  # type: ignore[index, union-attr, attr-defined]
-    codes = report.get("statusCodeDistribution") or {}
+def summarize(path: str, mode: str, report: dict[str, Any]) -> Run:
     # Calls still in flight when a -z run ends come back Canceled: not errors.
     errors = ",".join(
-        f"{code}:{n}" for code, n in sorted(codes.items())  # type: ignore[union-attr]
+        f"{code}:{n}" for code, n in sorted(status_codes(report).items())
         if code not in ("OK", "Canceled")
     ) or "0"
-    return Run(path, mode, float(report["rps"]), dist[50], dist[90], dist[99], errors)  # type: ignore[arg-type]
+    return Run(path, mode, float(report["rps"]), latency_ms(report, 50),
+               latency_ms(report, 90), latency_ms(report, 99), errors)
 
 
 def measure(plan: MeshPlan, label: str, duration: int, rounds: int) -> list[Run]:
@@ -109,15 +89,15 @@ def measure(plan: MeshPlan, label: str, duration: int, rounds: int) -> list[Run]
     cart = plan.instance("cart-1")
     targets = {"direct": catalog.grpc_target, "mesh": cart.upstream_target("catalog")}
     for target in targets.values():  # warm up connections, caches, Envoy's TLS session
-        ghz(target, rps=500, concurrency=8, seconds=2)
+        ghz(target, CALL, PAYLOAD, rps=500, concurrency=8, seconds=2)
     runs = []
     for _ in range(rounds):
         for path, target in targets.items():
-            runs.append(summarize(path, "1000 rps", ghz(target, rps=1000, concurrency=16,
-                                                        seconds=duration)))
+            report = ghz(target, CALL, PAYLOAD, rps=1000, concurrency=16, seconds=duration)
+            runs.append(summarize(path, "1000 rps", report))
         for path, target in targets.items():
-            runs.append(summarize(path, "saturation", ghz(target, rps=0, concurrency=32,
-                                                          seconds=duration)))
+            report = ghz(target, CALL, PAYLOAD, concurrency=32, seconds=duration)
+            runs.append(summarize(path, "saturation", report))
     print(f"\n== sidecars: {label}")
     print(f"{'path':<7} {'mode':<11} {'RPC/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} err")
     for r in runs:

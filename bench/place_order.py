@@ -18,7 +18,7 @@ the edge. Timed, on loopback only, bounded in orders and in time:
   saturation  --workers clients in a closed loop, each POSTing the next user's order as
               soon as its last one answered: orders/s from the first send to the last
               answer, and the latency percentiles (queueing included)
-  at a rate   open loop (bench/load.py) at half the saturation rate with the users left:
+  at a rate   open loop (harness/load.py) at half the saturation rate with the users left:
               the latency of an order when the shop is not queueing
 
 The edge's own limit on the route (tools/mesh/edge/api.py PLACE_ORDER: a bucket of 50,
@@ -39,7 +39,7 @@ import grpc
 import requests
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from bench.load import OK, CallFailed, LoadReport, open_loop, require_loopback
+from harness.load import OK, CallFailed, LoadReport, open_loop, require_loopback
 
 PASSWORD = "correct horse battery"
 CARD = {"number": "4242424242424242", "expMonth": 12, "expYear": 2030, "cvc": "123"}

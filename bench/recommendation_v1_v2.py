@@ -36,19 +36,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.host import cpu_seconds
+from harness.ghz import ghz, latency_ms, status_codes
+from harness.host import cpu_seconds, free_port
+from harness.recommendation import IMPLEMENTATIONS, Implementation, build_go_binary, start
 from harness.shop import Shop, running_shop
-from tests.contract.implementations import (
-    IMPLEMENTATIONS,
-    Implementation,
-    ServerProcess,
-    build_go_binary,
-    free_port,
-)
 
-ROOT = Path(__file__).resolve().parents[1]
 CALL = "meshmart.recommendation.v1.RecommendationService/Recommend"
-PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
 IMPL_CORE, LOAD_CORE = "1", "0"
 
 
@@ -66,38 +59,19 @@ class Result:
 
 
 
-async def ghz(target: str, user: str, *, rate: int, concurrency: int, seconds: int,
-              total: int = 0) -> dict[str, Any]:
-    """One ghz run of ``total`` calls (default: rate x seconds). A count, not a duration:
-    calls cut off at the end of a duration would be counted as errors."""
-    total = total or rate * seconds
-    cmd = [
-        "taskset", "-c", LOAD_CORE, str(ROOT / ".venv" / "bin" / "ghz"), "--insecure",
-        "--protoset", str(PROTOSET), "--call", CALL,
-        "-d", json.dumps({"user_id": user, "limit": 5}),
-        "-c", str(concurrency), "-n", str(total), "--connections", "1", "-O", "json", target,
-    ]
-    if rate:
-        cmd[4:4] = ["--rps", str(rate)]
-    process = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+async def recommend(target: str, user: str, *, rate: int, concurrency: int, seconds: int,
+                    total: int = 0) -> dict[str, Any]:
+    """One ghz run (pinned to the load core) of ``total`` calls (default: rate x seconds).
+    A count, not a duration: calls cut off at the end of a duration would be counted as
+    errors. In a worker thread: the in-process shop answering it runs on this loop."""
+    return await asyncio.to_thread(
+        ghz, target, CALL, json.dumps({"user_id": user, "limit": 5}), cpus=LOAD_CORE,
+        concurrency=concurrency, total=total or rate * seconds, rps=rate,
     )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"ghz failed: {err.decode()}")
-    return dict(json.loads(out))
-
-
-def latency(report: dict[str, Any], percent: int) -> float:
-    for item in report.get("latencyDistribution") or []:
-        if int(item["percentage"]) == percent:
-            return float(item["latency"]) / 1e6
-    return float("nan")
 
 
 def errors_of(report: dict[str, Any]) -> int:
-    codes = report.get("statusCodeDistribution") or {}
-    return sum(n for code, n in codes.items() if code != "OK")
+    return sum(n for code, n in status_codes(report).items() if code != "OK")
 
 
 async def history(shop: Shop) -> str:
@@ -116,23 +90,20 @@ async def history(shop: Shop) -> str:
 async def bench(implementation: Implementation, shop: Shop, users: dict[str, str],
                 duration: int, rate: int) -> list[Result]:
     port = free_port()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MESHMART_")}
-    process = await asyncio.create_subprocess_exec(
-        "taskset", "-c", IMPL_CORE, *implementation.command,
-        cwd=ROOT,
-        env={**base, "MESHMART_PORT": str(port), "MESHMART_LOG_LEVEL": "WARNING",
-             "MESHMART_UPSTREAM_ORDER": shop.targets["order"],
-             "MESHMART_UPSTREAM_CATALOG": shop.targets["catalog"],
-             "MESHMART_UPSTREAM_USER": shop.targets["user"],
-             "MESHMART_SERVICE_VERSION": implementation.version,
-             # Generous upstream budgets: the shared box must not turn load into timeouts.
-             "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "2000",
-             "MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS": "2000",
-             "MESHMART_RECOMMENDATION_USER_TIMEOUT_MS": "2000"},
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    server = await start(
+        implementation,
+        {"MESHMART_PORT": str(port), "MESHMART_LOG_LEVEL": "WARNING",
+         "MESHMART_UPSTREAM_ORDER": shop.targets["order"],
+         "MESHMART_UPSTREAM_CATALOG": shop.targets["catalog"],
+         "MESHMART_UPSTREAM_USER": shop.targets["user"],
+         "MESHMART_SERVICE_VERSION": implementation.version,
+         # Generous upstream budgets: the shared box must not turn load into timeouts.
+         "MESHMART_RECOMMENDATION_ORDER_TIMEOUT_MS": "2000",
+         "MESHMART_RECOMMENDATION_CATALOG_TIMEOUT_MS": "2000",
+         "MESHMART_RECOMMENDATION_USER_TIMEOUT_MS": "2000"},
+        cpus=IMPL_CORE,
     )
-    server = ServerProcess(implementation, process)
+    process = server.process
     reader = asyncio.create_task(server.read_stderr())
     target = f"127.0.0.1:{port}"
     results = []
@@ -146,20 +117,21 @@ async def bench(implementation: Implementation, shop: Shop, users: dict[str, str
             except OSError:
                 await asyncio.sleep(0.05)
         for kind, user in users.items():
-            await ghz(target, user, rate=100, concurrency=4, seconds=2)  # warm up, build model
-            fixed = await ghz(target, user, rate=rate, concurrency=8, seconds=duration)
+            # Warm up, build the model.
+            await recommend(target, user, rate=100, concurrency=4, seconds=2)
+            fixed = await recommend(target, user, rate=rate, concurrency=8, seconds=duration)
             # Saturation: as many calls as the fixed-rate run suggests fit in the duration,
             # from a one-second probe at full speed.
-            probe = await ghz(target, user, rate=0, concurrency=16, seconds=1,
-                              total=max(200, int(4 * float(fixed["rps"]))))
+            probe = await recommend(target, user, rate=0, concurrency=16, seconds=1,
+                                    total=max(200, int(4 * float(fixed["rps"]))))
             total = max(200, int(float(probe["rps"]) * duration))
             before = cpu_seconds(process.pid)
-            saturated = await ghz(target, user, rate=0, concurrency=16, seconds=duration,
-                                  total=total)
+            saturated = await recommend(target, user, rate=0, concurrency=16,
+                                        seconds=duration, total=total)
             used = cpu_seconds(process.pid) - before
             calls = int(saturated.get("count") or 0)
             results.append(Result(
-                implementation.name, kind, latency(fixed, 50), latency(fixed, 99),
+                implementation.name, kind, latency_ms(fixed, 50), latency_ms(fixed, 99),
                 float(saturated["rps"]), errors_of(fixed) + errors_of(saturated),
                 1000 * used / max(calls, 1), used / (float(saturated["total"]) / 1e9),
             ))

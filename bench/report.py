@@ -50,7 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import catalog_cpu, chart, mesh_overhead
 from bench.goals import GOALS
-from bench.host import free_loopback
+from harness.ghz import ghz
+from harness.host import free_loopback
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import ROOT
@@ -112,8 +113,9 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
                    "mesh": plan.instance("cart-1").upstream_target("catalog")}
         for _ in range(rounds):
             for path, target in targets.items():
-                runs.append(mesh_overhead.summarize(path, f"{light} rps", mesh_overhead.ghz(
-                    target, rps=light, concurrency=16, seconds=duration)))
+                result = ghz(target, mesh_overhead.CALL, mesh_overhead.PAYLOAD, rps=light,
+                             concurrency=16, seconds=duration)
+                runs.append(mesh_overhead.summarize(path, f"{light} rps", result))
     finally:
         mesh_overhead.tear_down(plan, run_dir)
 

@@ -49,8 +49,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.host import free_loopback
-from bench.mesh_overhead import Run, bench_topology, ghz, summarize, tear_down
+from bench.mesh_overhead import CALL, PAYLOAD, Run, bench_topology, summarize, tear_down
+from harness.ghz import ghz
+from harness.host import free_loopback
 from services.kit.config import load_config
 from services.kit.registration import load_mesh_settings, registration
 from tools.mesh import control, envoy
@@ -327,8 +328,9 @@ def measure_xfcc(switcher: Switcher, *, rounds: int, duration: int, rps: int) ->
     for number in range(rounds):
         pairs = [("direct", None), ("direct + XFCC", header)]
         for name, metadata in pairs if number % 2 == 0 else pairs[::-1]:
-            run = summarize(name, f"{rps} rps", ghz(direct, rps=rps, concurrency=16,
-                                                     seconds=duration, metadata=metadata))
+            run = summarize(name, f"{rps} rps", ghz(direct, CALL, PAYLOAD, rps=rps,
+                                                     concurrency=16, seconds=duration,
+                                                     metadata=metadata))
             runs[name].append(run)
             print(f"   {name:<14} r{number + 1}: p50/p90/p99 {run.p50_ms:.2f}/{run.p90_ms:.2f}/"
                   f"{run.p99_ms:.2f} ms  err {run.errors}  load {os.getloadavg()[0]:.1f}",
@@ -355,7 +357,7 @@ def measure(switcher: Switcher, variants: list[Variant], *, rounds: int, duratio
     seen: set[str] = set()
     for number in range(rounds):
         order = variants if number % 2 == 0 else list(reversed(variants))
-        direct_sat = summarize("direct", "saturation", ghz(direct, rps=0, concurrency=32,
+        direct_sat = summarize("direct", "saturation", ghz(direct, CALL, PAYLOAD, concurrency=32,
                                                           seconds=duration))
         print(f"round {number + 1}: direct at saturation {direct_sat.rps:.0f} RPC/s "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
@@ -371,12 +373,12 @@ def measure(switcher: Switcher, variants: list[Variant], *, rounds: int, duratio
                 print(f"\n-- {variant.name} ({variant.describe()}): the request path")
                 for inst_id, summary in switcher.path_filters().items():
                     print(f"   {inst_id}: {json.dumps(summary, sort_keys=True)}")
-            ghz(mesh, rps=rps, concurrency=8, seconds=2)  # warm up the fresh Envoys
-            d = summarize("direct", f"{rps} rps", ghz(direct, rps=rps, concurrency=16,
-                                                       seconds=duration))
-            m = summarize("mesh", f"{rps} rps", ghz(mesh, rps=rps, concurrency=16,
-                                                     seconds=duration))
-            s = summarize("mesh", "saturation", ghz(mesh, rps=0, concurrency=32,
+            ghz(mesh, CALL, PAYLOAD, rps=rps, concurrency=8, seconds=2)  # warm up the fresh Envoys
+            d = summarize("direct", f"{rps} rps", ghz(direct, CALL, PAYLOAD, rps=rps,
+                                                       concurrency=16, seconds=duration))
+            m = summarize("mesh", f"{rps} rps", ghz(mesh, CALL, PAYLOAD, rps=rps,
+                                                     concurrency=16, seconds=duration))
+            s = summarize("mesh", "saturation", ghz(mesh, CALL, PAYLOAD, concurrency=32,
                                                     seconds=duration))
             counters = tracing_counters(switcher.callee.admin_url)
             results.append(VariantRound(variant.name, d, m, s, direct_sat, counters))
@@ -456,10 +458,10 @@ def main() -> int:
         # Zipkin's JVM and Prometheus are still starting: let their start-up pass under
         # load on both paths before anything counts.
         for target in (switcher.callee.grpc_target, mesh):
-            ghz(target, rps=300, concurrency=8, seconds=2 * args.duration)
+            ghz(target, CALL, PAYLOAD, rps=300, concurrency=8, seconds=2 * args.duration)
         rps = args.rps
         if not rps:
-            sat = summarize("mesh", "saturation", ghz(mesh, rps=0, concurrency=32,
+            sat = summarize("mesh", "saturation", ghz(mesh, CALL, PAYLOAD, concurrency=32,
                                                       seconds=args.duration)).rps
             rps = int(round(0.4 * sat, -1))
             print(f"mesh path at saturation {sat:.0f} RPC/s: fixed rate {rps} RPC/s (40%)")

@@ -27,13 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.host import free_loopback
+from bench.mesh_overhead import CALL, PAYLOAD
+from harness.ghz import ghz, status_codes
+from harness.host import free_loopback
 from tools.mesh.observability import ZIPKIN_PORT, zipkin_jar, zipkin_listen_args
 from tools.mesh.topology import ROOT
 
-CALL = "meshmart.catalog.v1.CatalogService/GetProduct"
-PAYLOAD = '{"product_id": "sku-1001"}'
-PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
 PORT = 7110
 
 
@@ -79,15 +78,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def saturate(address: str, seconds: int) -> float:
-    total = 2500 * seconds
-    out = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "ghz"), "--insecure", "--protoset", str(PROTOSET),
-         "--call", CALL, "-d", PAYLOAD, "-c", "32", "-n", str(total), "--connections", "1",
-         "-O", "json", f"{address}:{PORT}"],
-        capture_output=True, text=True, check=True, timeout=seconds * 20 + 60,
-    )
-    report = json.loads(out.stdout)
-    codes = report.get("statusCodeDistribution") or {}
+    report = ghz(f"{address}:{PORT}", CALL, PAYLOAD, concurrency=32, total=2500 * seconds,
+                 timeout=seconds * 20 + 60)
+    codes = status_codes(report)
     errors = sum(n for code, n in codes.items() if code != "OK")
     if errors:
         raise RuntimeError(f"{errors} failed calls: {codes}")

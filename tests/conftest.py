@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.host import free_loopback
+from harness.host import free_loopback
 from tools.mesh import control
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan

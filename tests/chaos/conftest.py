@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness.host import settled
 from tools.chaos import probe
 from tools.mesh.plan import MeshPlan
 
@@ -19,7 +20,7 @@ from tools.mesh.plan import MeshPlan
 @pytest.fixture(autouse=True)
 async def healthy_mesh(mesh: MeshPlan) -> AsyncIterator[MeshPlan]:
     await probe.restore(mesh)
-    await probe.settled(mesh)
+    await settled(mesh)
     yield mesh
     health = await probe.mesh_health(mesh)
     assert health.healthy, f"the scenario left the mesh unhealthy: {health}"

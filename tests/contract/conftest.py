@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contract.implementations import IMPLEMENTATIONS, Implementation, build_go_binary
+from harness.recommendation import IMPLEMENTATIONS, Implementation, build_go_binary
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.contract.implementations import ROOT
+from harness import ROOT
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -13,10 +13,11 @@ import pytest
 from meshmart.recommendation.v1 import recommendation_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.recommendation import Implementation
 from harness.shop import running_shop
 from services.kit.metrics import LATENCY_BUCKETS
 from tests.contract.collectors import recorder
-from tests.contract.implementations import Implementation, running
+from tests.contract.implementations import running
 from tests.contract.upstreams import recording_order, recording_user
 
 SERVICE = "meshmart.recommendation.v1.RecommendationService"

@@ -20,9 +20,11 @@ from meshmart.catalog.v1 import catalog_pb2
 from meshmart.order.v1 import order_pb2
 from meshmart.recommendation.v1 import recommendation_pb2
 
+from harness.host import free_port
+from harness.recommendation import Implementation, start
 from harness.shop import CAPTURE_CARD, DECLINE_CARD, Shop, running_shop
 from services.catalog.seed import SEED_PRODUCTS
-from tests.contract.implementations import Implementation, free_port, running, start
+from tests.contract.implementations import running
 from tests.contract.upstreams import hanging_order
 from tests.unit.bad_request import violations
 from tests.unit.recommendation.net import black_hole, closed_port_target

@@ -10,8 +10,9 @@ import json
 import signal
 from typing import Any
 
+from harness.host import free_port
+from harness.recommendation import IMPLEMENTATIONS, Implementation, start
 from tests.contract.collectors import Received, recorder
-from tests.contract.implementations import IMPLEMENTATIONS, Implementation, free_port, start
 
 
 def normalised(value: Any) -> Any:

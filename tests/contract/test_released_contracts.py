@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.contract.implementations import ROOT
+from harness import ROOT
 
 BUF = ROOT / ".venv" / "bin" / "buf"
 RELEASED = ROOT / "proto" / "released.binpb"

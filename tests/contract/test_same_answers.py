@@ -10,8 +10,9 @@ from typing import Any
 import grpc
 from meshmart.recommendation.v1 import recommendation_pb2
 
+from harness.recommendation import V1, V2
 from harness.shop import DECLINE_CARD, running_shop
-from tests.contract.implementations import V1, V2, running
+from tests.contract.implementations import running
 from tests.contract.test_recommend_contract import buy, violations
 
 TIMEOUT = 10.0

@@ -9,7 +9,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from tests.events.nats_server import NatsServer
+from harness.nats_server import NatsServer
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,8 @@
-"""What the event tests share: a tiny service schema, event builders, waiting, reading."""
+"""What the event tests share: a tiny service schema, event builders, reading streams."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from meshmart.common.v1 import common_pb2
@@ -45,22 +42,6 @@ def record_effect(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) 
 def effects(db: Database) -> list[str]:
     rows = db.read().execute("SELECT order_id FROM effects ORDER BY rowid").fetchall()
     return [row[0] for row in rows]
-
-
-async def eventually(
-    condition: Callable[[], bool | Awaitable[bool]], within: float = 20.0, what: str = ""
-) -> None:
-    """Until ``condition`` holds; the flow under test is asynchronous by nature."""
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if not isinstance(value, bool):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what or condition}")
-        await asyncio.sleep(0.05)
 
 
 async def stream_messages(nc: NatsClient, stream: str) -> list[RawStreamMsg]:

@@ -14,6 +14,8 @@ from meshmart.common.v1 import common_pb2
 from meshmart.order.v1 import events_pb2
 from nats.aio.client import Client as NatsClient
 
+from harness import ROOT
+from harness.wait import until
 from services.kit.events import (
     DEAD_LETTERS,
     MSG_ID_HEADER,
@@ -32,13 +34,11 @@ from tests.events.helpers import (
     PLACED,
     consumer_state,
     effects,
-    eventually,
     open_db,
     placed,
     record_effect,
     stream_messages,
 )
-from tests.events.nats_server import ROOT
 
 FAST_RETRIES = EventSettings(max_deliveries=3, retry_delay_seconds=0.05, ack_wait_seconds=5.0)
 
@@ -94,9 +94,9 @@ async def test_each_event_is_applied_once_with_its_id_recorded_then_acked(
     ids = await publish_placed(bus, "ord-1", "ord-2", "ord-3")
     await consumer.start()
     try:
-        await eventually(lambda: len(effects(db)) == 3, what="three effects")
-        await eventually(
-            lambda: _settled(nc, "ORDERS", "ledger"), what="every message acknowledged"
+        await until(lambda: len(effects(db)) == 3, 20, "three effects")
+        await until(
+            lambda: _settled(nc, "ORDERS", "ledger"), 20, "every message acknowledged"
         )
     finally:
         await consumer.stop()
@@ -142,8 +142,8 @@ async def test_a_consumer_killed_after_its_commit_and_before_its_ack_applies_not
     )
     await consumer.start()
     try:
-        await eventually(lambda: consumer.stats.duplicates == 1, what="the redelivery")
-        await eventually(lambda: _settled(nc, "ORDERS", "ledger"), what="the ack")
+        await until(lambda: consumer.stats.duplicates == 1, 20, "the redelivery")
+        await until(lambda: _settled(nc, "ORDERS", "ledger"), 20, "the ack")
     finally:
         await consumer.stop()
 
@@ -167,8 +167,8 @@ async def test_a_poison_message_is_dead_lettered_after_the_limit_while_later_eve
     [_, poison_id, _, _] = await publish_placed(bus, "ord-1", "ord-poison", "ord-2", "ord-3")
     await consumer.start()
     try:
-        await eventually(lambda: consumer.stats.dead_lettered == 1, what="the dead letter")
-        await eventually(lambda: _settled(nc, "ORDERS", "ledger"), what="nothing left pending")
+        await until(lambda: consumer.stats.dead_lettered == 1, 20, "the dead letter")
+        await until(lambda: _settled(nc, "ORDERS", "ledger"), 20, "nothing left pending")
     finally:
         await consumer.stop()
 
@@ -209,8 +209,8 @@ async def test_an_undecodable_message_is_dead_lettered_at_its_first_delivery(
     await publish_placed(bus, "ord-1")
     await consumer.start()
     try:
-        await eventually(lambda: effects(db) == ["ord-1"], what="the good event")
-        await eventually(lambda: consumer.stats.dead_lettered == 1, what="the dead letter")
+        await until(lambda: effects(db) == ["ord-1"], 20, "the good event")
+        await until(lambda: consumer.stats.dead_lettered == 1, 20, "the dead letter")
     finally:
         await consumer.stop()
 

@@ -11,10 +11,11 @@ from meshmart.common.v1 import common_pb2
 from meshmart.order.v1 import events_pb2
 from prometheus_client import REGISTRY
 
+from harness.wait import until
 from services.kit.db import Database
 from services.kit.events import ORDERS, EventBus, EventConsumer, EventSettings, unpack
 from services.kit.outbox import Outbox, OutboxRelay
-from tests.events.helpers import PLACED, eventually, open_db, placed, record_effect
+from tests.events.helpers import PLACED, open_db, placed, record_effect
 
 FAST_RETRIES = EventSettings(max_deliveries=2, retry_delay_seconds=0.05, ack_wait_seconds=5.0)
 
@@ -52,9 +53,9 @@ async def test_the_outbox_backlog_is_what_is_not_yet_published(
     published = sample("meshmart_outbox_published_total", db="backlog.sqlite3")
     await relay.start()
     try:
-        await eventually(
+        await until(
             lambda: sample("meshmart_outbox_pending_events", db="backlog.sqlite3") == 0,
-            what="the backlog drained",
+            20, "the backlog drained",
         )
     finally:
         await relay.stop()
@@ -89,15 +90,15 @@ async def test_consumed_events_dead_letters_and_lag_are_counted(
     await relay.start()
     await consumer.start()
     try:
-        await eventually(
+        await until(
             lambda: (
                 sample("meshmart_events_dead_lettered_total", consumer=name, type=PLACED)
                 - before["dead"]
                 == 1
             ),
-            what="the dead letter counted",
+            20, "the dead letter counted",
         )
-        await eventually(
+        await until(
             lambda: (
                 sample(
                     "meshmart_events_consumed_total", consumer=name, type=PLACED, result="applied"
@@ -105,7 +106,7 @@ async def test_consumed_events_dead_letters_and_lag_are_counted(
                 - before["applied"]
                 >= 2
             ),
-            what="two events applied",
+            20, "two events applied",
         )
     finally:
         await consumer.stop()

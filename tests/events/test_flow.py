@@ -20,12 +20,13 @@ from meshmart.user.v1 import user_pb2
 from nats.aio.client import Client as NatsClient
 
 from harness.shop import DECLINE_CARD, TIMEOUT, Gate, Shop, running_shop
+from harness.wait import until
 from services.analytics.rebuild import differences, rebuild
 from services.analytics.store import MIGRATIONS as ANALYTICS_MIGRATIONS
 from services.kit.db import Database
 from services.kit.events import new_envelope, subject_for
 from tests.events.event_shop import EventShop, running_events
-from tests.events.helpers import consumer_state, eventually
+from tests.events.helpers import consumer_state
 
 CONSUMERS = [
     ("USERS", "order"),
@@ -62,10 +63,10 @@ async def world(tmp_path: Path, nats_url: str, nc: NatsClient) -> AsyncIterator[
 
 async def quiet(world: World) -> None:
     """Until every outbox is published and every consumer has acked everything."""
-    await eventually(world.events.outbox_empty, what="the outboxes to drain")
+    await until(world.events.outbox_empty, 20, "the outboxes to drain")
     for stream, name in CONSUMERS:
-        await eventually(
-            lambda s=stream, n=name: _settled(world.nc, s, n), what=f"{name} on {stream}"
+        await until(
+            lambda s=stream, n=name: _settled(world.nc, s, n), 20, f"{name} on {stream}"
         )
 
 
@@ -159,7 +160,7 @@ async def test_the_customer_copy_follows_update_profile_and_serves_get_order_wit
             "Ada King",
         )
 
-    await eventually(copy_follows, what="order's copy of the new email")
+    await until(copy_follows, 20, "order's copy of the new email")
 
     # user "down": every GetUser now hangs. GetOrder answers from order's own copy.
     world.user_gate.opened.clear()

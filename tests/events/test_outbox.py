@@ -11,6 +11,9 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
+from harness import ROOT
+from harness.nats_server import NatsServer
+from harness.wait import until
 from services.kit.db import Database
 from services.kit.events import (
     MSG_ID_HEADER,
@@ -23,14 +26,12 @@ from services.kit.outbox import Outbox, OutboxRelay, add_event
 from tests.events.helpers import (
     PLACED,
     effects,
-    eventually,
     open_db,
     order_ids_in,
     placed,
     record_effect,
     stream_messages,
 )
-from tests.events.nats_server import ROOT, NatsServer
 
 
 def commit_orders(db: Database, outbox: Outbox, order_ids: list[str]) -> None:
@@ -95,7 +96,7 @@ async def test_the_relay_publishes_in_commit_order_with_the_event_id_as_msg_id(
     relay = OutboxRelay(db, bus, holder="svc-1", outbox=outbox, batch_size=7)
     await relay.start()
     try:
-        await eventually(lambda: relay.pending_count() == 0, what="the outbox to drain")
+        await until(lambda: relay.pending_count() == 0, 20, "the outbox to drain")
     finally:
         await relay.stop()
 
@@ -134,16 +135,16 @@ async def test_the_relay_waits_out_a_broker_outage_and_loses_nothing(
     await relay.start()
     try:
         commit_orders(db, outbox, ["ord-1", "ord-2"])
-        await eventually(lambda: relay.pending_count() == 0, what="the first events")
+        await until(lambda: relay.pending_count() == 0, 20, "the first events")
 
         nats_server.kill()
         commit_orders(db, outbox, ["ord-3", "ord-4", "ord-5"])
-        await eventually(lambda: relay.stats.failures > 0, what="a failed publish")
+        await until(lambda: relay.stats.failures > 0, 20, "a failed publish")
         # Committed while the broker is down: kept, in order, not skipped.
         assert relay.pending_count() == 3
 
         nats_server.start()
-        await eventually(lambda: relay.pending_count() == 0, within=30, what="the backlog")
+        await until(lambda: relay.pending_count() == 0, 30, "the backlog")
     finally:
         await relay.stop()
 
@@ -170,12 +171,12 @@ async def test_an_event_committed_while_nats_is_down_arrives_exactly_once(
         await worker.start()
     try:
         # The outage: both have tried the broker and are retrying their connection now.
-        await eventually(lambda: producer_bus.errors_seen > 0 and consumer_bus.errors_seen > 0,
-                         what="both buses to fail a connect")
+        await until(lambda: producer_bus.errors_seen > 0 and consumer_bus.errors_seen > 0,
+                    20, "both buses to fail a connect")
         assert relay.pending_count() == 1 and effects(consumer_db) == []
         nats_server.start()
-        await eventually(lambda: effects(consumer_db) == ["ord-1"], within=30, what="delivery")
-        await eventually(lambda: relay.pending_count() == 0, what="the row marked sent")
+        await until(lambda: effects(consumer_db) == ["ord-1"], 30, "delivery")
+        await until(lambda: relay.pending_count() == 0, 20, "the row marked sent")
     finally:
         for worker in (consumer, relay, consumer_bus, producer_bus):
             await worker.stop()
@@ -217,7 +218,7 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     await consumer.start()
     await relay.start()
     try:
-        await eventually(lambda: len(effects(consumer_db)) == 20, what="every event applied")
+        await until(lambda: len(effects(consumer_db)) == 20, 20, "every event applied")
     finally:
         await relay.stop()
         await consumer.stop()
@@ -252,7 +253,7 @@ async def test_two_relays_on_one_database_publish_one_at_a_time_in_order(
         for i, order_id in enumerate(order_ids):
             commit_orders(dbs[i % 2], outboxes[i % 2], [order_id])
             await asyncio.sleep(0)
-        await eventually(lambda: relays[0].pending_count() == 0, what="the shared outbox")
+        await until(lambda: relays[0].pending_count() == 0, 20, "the shared outbox")
     finally:
         for relay in relays:
             await relay.stop()

@@ -25,7 +25,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bench.host import free_loopback
+from harness.host import free_loopback
 from tools.mesh.topology import ROOT
 
 BIN = ROOT / ".venv" / "bin"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -55,22 +52,6 @@ async def set_fault(inst: Instance, unavailable_ratio: float = 0.0, delay_ms: in
             payment_pb2.SetFaultRequest(unavailable_ratio=unavailable_ratio, delay_ms=delay_ms),
             timeout=5,
         )
-
-
-async def until(
-    condition: Callable[[], bool | Awaitable[bool]], within: float, what: str, step: float = 0.2
-) -> None:
-    """Wait for a condition with a deadline (checked every ``step`` seconds)."""
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if not isinstance(value, bool):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(step)
 
 
 def health_of(plan: MeshPlan, service_id: str) -> str:

@@ -29,7 +29,8 @@ import pytest
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from tests.mesh.helpers import health_of, pid_of, until
+from harness.wait import until
+from tests.mesh.helpers import health_of, pid_of
 from tools.mesh import canary, envoy
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor

@@ -25,7 +25,8 @@ from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from tests.mesh.helpers import health_of, listener_counter, until
+from harness.wait import until
+from tests.mesh.helpers import health_of, listener_counter
 from tools.mesh import control
 from tools.mesh.http import get_json
 from tools.mesh.nats import INSTANCE_ID as NATS_INSTANCE

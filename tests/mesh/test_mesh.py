@@ -22,6 +22,7 @@ import pytest
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
+from harness.wait import until
 from tests.mesh.helpers import (
     catalog_stub,
     charge_request,
@@ -32,7 +33,6 @@ from tests.mesh.helpers import (
     pid_of,
     public_http_counter,
     set_fault,
-    until,
     upstream_counter,
 )
 from tools.mesh import control, entries, envoy

@@ -5,7 +5,7 @@
                 fault knob, and ``restore`` (the mesh back to healthy)
   shop.py       customers and purchases for the saga and event scenarios, and the audit
                 that compares orders, payments, notifications and analytics
-  scenarios.py  one function per fault: inject it under load (bench/load.py), restore the
+  scenarios.py  one function per fault: inject it under load (harness/load.py), restore the
                 mesh, return the numbers; shared by tests/chaos (which assert them) and
                 the demo (which narrates them)
   demo.py       `make demo`: every scenario against `make up`'s mesh, in plain words

@@ -19,7 +19,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench.load import LoadReport
+from harness.host import settled
+from harness.load import LoadReport
+from harness.wait import TimedOut
 from tools.chaos import probe, scenarios
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
@@ -148,7 +150,7 @@ async def run(plan: MeshPlan, only: list[str]) -> None:
         say(f"the mesh is not healthy yet ({health}); waiting for it...")
         await probe.restore(plan)
     for name in only:
-        await probe.settled(plan)
+        await settled(plan)
         await CHAPTERS[name](plan)
     say()
     say(f"demo done in {time.monotonic() - started:.0f}s; the mesh is healthy. "
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         asyncio.run(run(plan, only))
-    except probe.ChaosError as error:
+    except (probe.ChaosError, TimedOut) as error:
         sys.stderr.write(f"demo stopped: {error}\n")
         return 1
     return 0

@@ -8,18 +8,16 @@ the event loop keeps its schedule while a scenario waits for the mesh.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
-from bench.load import loopback_channel
+from harness.load import loopback_channel
+from harness.wait import TimedOut, until
 from tools.mesh import control, envoy
 from tools.mesh.http import HTTPFailure
 from tools.mesh.plan import MeshPlan
@@ -31,44 +29,10 @@ class ChaosError(AssertionError):
     """The mesh did not reach a state a scenario waits for (the message says which)."""
 
 
-async def until(
-    condition: Callable[[], bool | Awaitable[bool]], within: float, what: str, step: float = 0.1
-) -> float:
-    """Wait for ``condition`` (sync conditions run in a thread); returns the seconds it
-    took. Raises ChaosError naming ``what`` after ``within`` seconds."""
-    started = time.monotonic()
-    while True:
-        try:
-            if inspect.iscoroutinefunction(condition):
-                value = await condition()
-            else:
-                value = await asyncio.to_thread(condition)
-                if not isinstance(value, bool):
-                    value = await value
-        except (HTTPFailure, grpc.aio.AioRpcError):
-            value = False  # Consul, an Envoy or a process not answering (yet) is "not yet"
-        if value:
-            return time.monotonic() - started
-        if time.monotonic() - started > within:
-            raise ChaosError(f"timed out after {within:.0f}s waiting for {what}")
-        await asyncio.sleep(step)
-
-
-async def first_seen(
-    condition: Callable[[], bool], done: asyncio.Event, step: float = 0.05
-) -> float | None:
-    """Seconds until ``condition`` first held, or None when ``done`` was set before it did:
-    for a transient state (a killed instance that supervisord replaces may never show as
-    critical) that a scenario reports when it happens but must not wait for."""
-    started = time.monotonic()
-    while not done.is_set():
-        try:
-            if await asyncio.to_thread(condition):
-                return time.monotonic() - started
-        except (HTTPFailure, grpc.aio.AioRpcError):
-            pass  # not answering (yet) is "not seen"
-        await asyncio.sleep(step)
-    return None
+# How a scenario waits (harness.wait): sync probes run in a worker thread, so the load on
+# the event loop keeps its schedule, and Consul, an Envoy or a process not answering (yet)
+# is "not yet".
+NOT_ANSWERING = (HTTPFailure, grpc.aio.AioRpcError)
 
 
 # --------------------------------------------------------------------------- processes
@@ -100,7 +64,8 @@ async def kill_9(plan: MeshPlan, name: str) -> int:
 async def restarted(plan: MeshPlan, name: str, old_pid: int, within: float = 60) -> float:
     """Seconds until supervisord runs ``name`` again under a new pid."""
     return await until(
-        lambda: pid_of(plan, name) not in (0, old_pid), within, f"{name} restarted by supervisord"
+        lambda: pid_of(plan, name) not in (0, old_pid), within, f"{name} restarted by supervisord",
+        in_thread=True, not_yet=NOT_ANSWERING,
     )
 
 
@@ -239,36 +204,6 @@ async def mesh_health(plan: MeshPlan) -> MeshHealth:
     return MeshHealth(not_passing, not_live, ejected, faults)
 
 
-def mesh_cpu_seconds(plan: MeshPlan) -> float:
-    """CPU time used so far by every live process of the mesh (found by its marker)."""
-    total = 0.0
-    for pid in control.mesh_pids(plan.run_dir):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited in the meantime
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-async def settled(
-    plan: MeshPlan, *, max_cores: float = 0.35, window: float = 2.0, within: float = 60
-) -> float:
-    """Wait until the mesh's own processes use less than ``max_cores`` of CPU over
-    ``window`` seconds: after a start, a restart or a scenario the mesh keeps working for
-    a while (Python start-ups, Envoy config pushes, consumers catching up, the JVM of
-    Zipkin warming), and a scenario measured on top of that measures that too. Returns
-    the CPU share last seen; after ``within`` seconds it returns anyway (the caller's
-    numbers then carry the noise)."""
-    deadline = time.monotonic() + within
-    while True:
-        before = await asyncio.to_thread(mesh_cpu_seconds, plan)
-        await asyncio.sleep(window)
-        used = (await asyncio.to_thread(mesh_cpu_seconds, plan) - before) / window
-        if used < max_cores or time.monotonic() > deadline:
-            return used
-
-
 async def restore(plan: MeshPlan, within: float = 90) -> float:
     """Bring the mesh back to healthy after a scenario: payment's faults off, then wait
     until every instance and sidecar passes, every Envoy is LIVE and no caller has an
@@ -287,7 +222,7 @@ async def restore(plan: MeshPlan, within: float = 90) -> float:
         return last.healthy
 
     try:
-        await until(ok, within, "the mesh to be healthy", step=0.5)
-    except ChaosError:
+        await until(ok, within, "the mesh to be healthy", step=0.5, not_yet=NOT_ANSWERING)
+    except TimedOut:
         raise ChaosError(f"mesh not healthy after {within:.0f}s: {last}") from None
     return time.monotonic() - started

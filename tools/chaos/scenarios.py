@@ -6,7 +6,7 @@ Each scenario takes the MeshPlan of a running mesh and a ``say`` callback for pr
 lines, and ends (also when it fails) with ``restore``: faults off, every instance and
 sidecar passing, no caller with an ejected instance, so the next one starts clean.
 
-Load comes from bench/load.py (open loop, bounded) and goes to loopback only: to a
+Load comes from harness/load.py (open loop, bounded) and goes to loopback only: to a
 caller's sidecar listener (calling "as" that service, so the caller's Envoy applies
 retries, circuit breaking and outlier detection) or to a service's own port.
 """
@@ -28,9 +28,9 @@ from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
 
-from bench.load import Call, LoadReport, loopback_channel, open_loop
+from harness.load import Call, LoadReport, loopback_channel, open_loop
+from harness.wait import first_seen, until
 from tools.chaos import probe
-from tools.chaos.probe import until
 from tools.chaos.shop import (
     CARD,
     Buyers,
@@ -150,7 +150,8 @@ async def kill_one_catalog_instance(
     callers = probe.callers_of(plan, "catalog")
     await until(lambda: all(probe.serving(plan, callers, i) for i in plan.instances()
                             if i.service == "catalog"),
-                60, "both catalog instances routable from every caller")
+                60, "both catalog instances routable from every caller",
+                in_thread=True, not_yet=probe.NOT_ANSWERING)
     say(f"  {rate:.0f} ListProducts/s as cart (cart-1's sidecar -> catalog-1 | catalog-2)")
     async with restoring(plan, say), loopback_channel(
         caller.upstream_target("catalog")
@@ -175,15 +176,18 @@ async def kill_one_catalog_instance(
             # its check ever fails. Both are watched and reported, not waited for. What the
             # scenario promises is that it is replaced and back in every caller's rotation.
             watching = asyncio.Event()
-            critical = asyncio.create_task(probe.first_seen(
-                lambda: probe.health(plan, victim_id) != "passing", watching))
-            dropped = asyncio.create_task(probe.first_seen(
-                lambda: not probe.routable(caller, "catalog", victim), watching))
+            critical = asyncio.create_task(first_seen(
+                lambda: probe.health(plan, victim_id) != "passing", watching,
+                in_thread=True, not_yet=probe.NOT_ANSWERING))
+            dropped = asyncio.create_task(first_seen(
+                lambda: not probe.routable(caller, "catalog", victim), watching,
+                in_thread=True, not_yet=probe.NOT_ANSWERING))
             try:
                 restarted = await probe.restarted(plan, probe.program(plan, victim_id), killed)
                 say(f"  supervisord restarted {victim_id} after {restarted:.1f}s")
                 await until(lambda: probe.serving(plan, callers, victim), 60,
-                            f"{victim_id} passing and routed to by every catalog caller")
+                            f"{victim_id} passing and routed to by every catalog caller",
+                            in_thread=True, not_yet=probe.NOT_ANSWERING)
             finally:
                 watching.set()
             critical_after, dropped_after = await critical, await dropped
@@ -269,7 +273,8 @@ async def rolling_restart(
     cart, storefront = plan.instance("cart-1"), plan.instance("storefront-1")
     victims = replicated_instances(plan)
     await until(lambda: all(probe.serving(plan, probe.callers_of(plan, v.service), v)
-                            for v in victims), 60, "every replicated instance routable")
+                            for v in victims), 60, "every replicated instance routable",
+                in_thread=True, not_yet=probe.NOT_ANSWERING)
     # A registered customer: recommendation answers NOT_FOUND for users it does not know.
     async with shop(plan) as s:
         [user_id] = await s.customers(1, "rolling")
@@ -319,7 +324,8 @@ async def rolling_restart(
             cycled = time.monotonic() - t0
             callers_of_victim = probe.callers_of(plan, victim.service)
             await until(partial(probe.serving, plan, callers_of_victim, victim),
-                        60, f"{victim.instance_id} back in every caller's Envoy")
+                        60, f"{victim.instance_id} back in every caller's Envoy",
+                        in_thread=True, not_yet=probe.NOT_ANSWERING)
             steps.append(RestartStep(victim.instance_id, t0 - load_started, cycled,
                                      time.monotonic() - t0))
             say(f"  {victim.instance_id}: SIGTERM -> drained -> exited -> started in "
@@ -506,7 +512,8 @@ async def nats_killed(
     its analytics effect, none lost or doubled."""
     async with shop(plan) as s, restoring(plan, say):
         users = await s.customers(customers, "bus")
-        await until(lambda: events_settled(plan), 60, "earlier events to settle")
+        await until(lambda: events_settled(plan), 60, "earlier events to settle",
+                    in_thread=True, not_yet=probe.NOT_ANSWERING)
         sales_before = await s.sales()
         buyers = Buyers(s, users)
         name = f"infra:{NATS_INSTANCE}"
@@ -535,7 +542,8 @@ async def nats_killed(
                     f"held down {down_for:.0f}s")
                 await asyncio.sleep(down_for)
                 await asyncio.to_thread(sup.start, name)
-                await until(lambda: jetstream_up(plan), 60, "JetStream answering again")
+                await until(lambda: jetstream_up(plan), 60, "JetStream answering again",
+                            in_thread=True, not_yet=probe.NOT_ANSWERING)
                 down = time.monotonic() - t_kill
                 say(f"  NATS started again; JetStream answering {down:.1f}s after the kill")
                 report = await load
@@ -544,7 +552,8 @@ async def nats_killed(
                 await watcher
         t_end = time.monotonic()
         settled = await until(lambda: events_settled(plan), 90,
-                              "every outbox published and every consumer caught up", step=0.25)
+                              "every outbox published and every consumer caught up", step=0.25,
+                              in_thread=True, not_yet=probe.NOT_ANSWERING)
         say(f"  outbox backlog peaked at {peak} events; all delivered and acked "
             f"{time.monotonic() - t_end:.1f}s after the last purchase")
         orders = await audit_orders(s, users)

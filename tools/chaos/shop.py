@@ -26,8 +26,9 @@ from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.storefront.v1 import storefront_pb2, storefront_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from bench.load import loopback_channel
-from tools.chaos.probe import ChaosError, until
+from harness.load import loopback_channel
+from harness.wait import TimedOut, until
+from tools.chaos.probe import NOT_ANSWERING
 from tools.mesh.plan import MeshPlan
 
 CARD = payment_pb2.Card(number="4242424242424242", exp_month=12, exp_year=2099, cvc="123")
@@ -202,7 +203,7 @@ class Buyers:
         self.outcomes: Counter[str] = Counter()  # order state names PlaceOrder returned
 
     async def purchase(self, _: int) -> str | None:
-        """A bench.load Call: one purchase; its tag is the order's final state."""
+        """A harness.load Call: one purchase; its tag is the order's final state."""
         user_id = await self._free.get()
         try:
             order = await self.shop.buy(user_id)
@@ -271,8 +272,9 @@ async def audit_orders(shop: Shop, user_ids: list[str], settle_within: float = 3
         return True
 
     try:
-        await until(settled, settle_within, "every order to be CONFIRMED or CANCELLED", step=0.5)
-    except ChaosError:
+        await until(settled, settle_within, "every order to be CONFIRMED or CANCELLED", step=0.5,
+                    not_yet=NOT_ANSWERING)
+    except TimedOut:
         pass  # the audit below lists the stuck ones
     audit = OrderAudit()
     for user_id in user_ids:

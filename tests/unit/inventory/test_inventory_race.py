@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -23,6 +22,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshmart.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
+from harness.host import free_port
 from services.inventory.servicer import InventoryServicer, service_spec
 from services.inventory.store import DB_FILE, MIGRATIONS, StockLedger
 from services.kit.db import Database
@@ -121,12 +121,6 @@ async def test_concurrent_reserves_in_one_process_never_oversell(tmp_path: Path)
         grpc.StatusCode.FAILED_PRECONDITION: CONCURRENT_ORDERS - LAST_UNITS,
     }
     assert held_units(db_path, "sku-race") == (LAST_UNITS, LAST_UNITS, LAST_UNITS)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.host import free_port
 from tests.unit.kit.echo_service import SERVICE, DoubleValue, EchoClient
-from tests.unit.kit.processes import free_port, start_module
+from tests.unit.kit.processes import start_module
 
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVING = health_pb2.HealthCheckResponse.SERVING

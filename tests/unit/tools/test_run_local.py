@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.host import free_port
 from tools.run_local import (
     ROOT,
     ServiceEntry,
@@ -28,13 +28,6 @@ TOPOLOGY = {
     "order": ServiceEntry("order", 7150, 1, ("catalog",)),
     "storefront": ServiceEntry("storefront", 7190, 1, ("order", "catalog")),
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_upstreams_start_before_their_callers() -> None:

@@ -1,4 +1,4 @@
-"""bench/load.py against a real in-process gRPC server (the kit's health service)."""
+"""harness/load.py against a real in-process gRPC server (the kit's health service)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.load import (
+from harness.load import (
     NOT_SENT,
     OK,
     CallFailed,
@@ -62,13 +62,14 @@ async def test_an_open_loop_run_counts_every_call_by_code_at_the_asked_rate() ->
 
 async def test_calls_over_the_in_flight_bound_are_not_sent_and_stop_ends_the_run() -> None:
     release = asyncio.Event()
+    stop = asyncio.Event()
 
-    async def hangs(_: int) -> str | None:
+    async def hangs(i: int) -> str | None:
+        if i == 0:  # the stop comes 0.3 s into the run (open_loop collects garbage first)
+            asyncio.get_running_loop().call_later(0.3, stop.set)
         await release.wait()
         return None
 
-    stop = asyncio.Event()
-    asyncio.get_running_loop().call_later(0.3, stop.set)
     report = await open_loop(hangs, rate=100, duration=10, max_in_flight=5, stop=stop,
                              drain_timeout=0.2)
     # Calls were due until the stop (about 0.3 s); only 5 got in, and those were

@@ -1,6 +1,6 @@
 """Steady open-loop load for the chaos tests, `make demo` and operators.
 
-    .venv/bin/python -m bench.load --target 127.0.0.1:30301 \
+    .venv/bin/python -m harness.load --target 127.0.0.1:30301 \
         --method meshmart.catalog.v1.CatalogService/ListProducts --data '{"page_size": 1}' \
         --rate 200 --duration 10
 
@@ -18,7 +18,7 @@ per code (the chaos tests need, e.g., the p99 of the calls a circuit breaker rej
 plus how far the driver itself fell behind its schedule: on a loaded machine that is
 the first number to read before trusting the others.
 
-ghz remains the tool for benchmarks (bench/mesh_overhead.py); this driver exists because
+ghz remains the tool for benchmarks (harness/ghz.py); this driver exists because
 the chaos scenarios need per-call outcomes, changing requests (a new idempotency key per
 Charge) and faults injected in the middle of a run, from the same event loop.
 """
@@ -38,9 +38,10 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
+
+from harness import ROOT
 
 OK = "OK"
 NOT_SENT = "NOT_SENT"  # due while max_in_flight calls were unanswered
@@ -289,7 +290,7 @@ def loopback_channel(target: str) -> grpc.aio.Channel:
 
 def _import_generated() -> None:
     """Import every generated meshmart module, filling protobuf's default pool."""
-    gen = Path(__file__).resolve().parents[1] / "gen" / "python"
+    gen = ROOT / "gen" / "python"
     for path in sorted((gen / "meshmart").glob("*/v1/*_pb2.py")):
         importlib.import_module(".".join(path.relative_to(gen).with_suffix("").parts))
 
@@ -329,7 +330,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m harness.load", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--target", required=True, help="loopback host:port")
     parser.add_argument("--method", required=True,

@@ -9,12 +9,13 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import threading
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness import ROOT
+from harness.host import free_port
+
 NATS_SERVER = ROOT / ".venv" / "bin" / "nats-server"
 
 
@@ -22,12 +23,6 @@ def _die_with_parent() -> None:
     """In the child before exec: SIGKILL it when the process that started it dies, so a
     test run killed by a timeout leaves no broker behind (Linux prctl PR_SET_PDEATHSIG)."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 class NatsServer:
