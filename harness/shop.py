@@ -106,7 +106,7 @@ class Gate:
         return result
 
 
-class _Gates(grpc.aio.ServerInterceptor):
+class _Gates(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Holds the RPCs named "<service>.<Method>" (e.g. "payment.Charge") at their Gate.
 
     Runs inside the kit's interceptor, right around the handler, as a gated servicer
