@@ -18,13 +18,14 @@ from services.kit.tracing import Tracing, configure_tracing, current_tracing
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
 
-def outbound_metadata(existing: Any) -> grpc.aio.Metadata:
-    """``existing`` call metadata plus the current request's propagated keys."""
+def outbound_metadata(existing: Any, *, propagate_user: bool = True) -> grpc.aio.Metadata:
+    """``existing`` call metadata plus the current request's propagated keys (the end
+    user only with ``propagate_user``: a service that may not assert one keeps it)."""
     metadata = grpc.aio.Metadata(*(tuple(existing) if existing else ()))
     request_id = rpc_context.current_request_id() or rpc_context.new_request_id()
     propagated = {
         rpc_context.REQUEST_ID_KEY: request_id,
-        rpc_context.USER_ID_KEY: rpc_context.current_user_id(),
+        rpc_context.USER_ID_KEY: rpc_context.current_user_id() if propagate_user else None,
         rpc_context.TRACEPARENT_KEY: rpc_context.current_traceparent(),
     }
     for key, value in propagated.items():
@@ -49,14 +50,17 @@ class PropagatingClientInterceptor(
     grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
     grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
 ):
-    def __init__(self, default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS, propagate_user: bool = True
+    ) -> None:
         self._default_timeout = default_timeout_seconds
+        self._propagate_user = propagate_user
 
     def _details(self, details: Any) -> grpc.aio.ClientCallDetails:
         return grpc.aio.ClientCallDetails(
             method=details.method,
             timeout=effective_timeout(details.timeout, self._default_timeout),
-            metadata=outbound_metadata(details.metadata),
+            metadata=outbound_metadata(details.metadata, propagate_user=self._propagate_user),
             credentials=details.credentials,
             wait_for_ready=details.wait_for_ready,
         )
@@ -91,7 +95,11 @@ def connect(
     # Channels are made before serve(): tracing must exist by then to trace their calls.
     tracing = configure_tracing(config)
     return channel_to(
-        config.upstream(upstream), default_timeout_seconds=default_timeout_seconds, tracing=tracing
+        config.upstream(upstream),
+        default_timeout_seconds=default_timeout_seconds,
+        tracing=tracing,
+        # Upstreams refuse an end user from a service that may not assert one.
+        propagate_user=config.asserts_users,
     )
 
 
@@ -100,6 +108,7 @@ def channel_to(
     *,
     default_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     tracing: Tracing | None = None,
+    propagate_user: bool = True,
 ) -> grpc.aio.Channel:
     """A propagating channel to an explicit target (tests, tools); traced with
     ``tracing`` or the process's (services/kit/tracing.py)."""
@@ -107,5 +116,5 @@ def channel_to(
     # OpenTelemetry's interceptors first: the call's client span and its traceparent
     # exist before the kit's interceptor fills in what is missing.
     interceptors: list[Any] = [] if tracing is None else tracing.client_interceptors()
-    interceptors.append(PropagatingClientInterceptor(default_timeout_seconds))
+    interceptors.append(PropagatingClientInterceptor(default_timeout_seconds, propagate_user))
     return grpc.aio.insecure_channel(target, interceptors=interceptors)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 PREFIX = "MESHMART_"
 UPSTREAM_PREFIX = "MESHMART_UPSTREAM_"
+USER_ASSERTERS_VARIABLE = "MESHMART_USER_ASSERTERS"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
 
@@ -38,12 +39,24 @@ class ServiceConfig:
     # (Consul, Envoy) to notice before the listener goes away.
     drain_seconds: float = 1.0
     upstreams: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # The mesh identities (Consul service names) whose x-meshmart-user-id this service
+    # believes, told apart by the mTLS peer its sidecar forwards (context.asserted_user):
+    # the edge and topology.toml's asserts_users. None without a mesh in front (run-local,
+    # in-process tests): the header is then taken as sent.
+    user_asserters: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if not self.instance_id:
             object.__setattr__(self, "instance_id", f"{self.name}-{self.port}")
         # Freeze the mapping so a shared config cannot be mutated by one servicer.
         object.__setattr__(self, "upstreams", MappingProxyType(dict(self.upstreams)))
+        if self.user_asserters is not None:
+            object.__setattr__(self, "user_asserters", frozenset(self.user_asserters))
+
+    @property
+    def asserts_users(self) -> bool:
+        """Whether this service passes the end user on to what it calls."""
+        return self.user_asserters is None or self.name in self.user_asserters
 
     @property
     def address(self) -> str:
@@ -66,6 +79,8 @@ class ServiceConfig:
             env["MESHMART_LOG_LEVEL"] = self.log_level
         if self.drain_seconds != _DEFAULTS.drain_seconds:
             env["MESHMART_DRAIN_SECONDS"] = repr(self.drain_seconds)
+        if self.user_asserters is not None:
+            env[USER_ASSERTERS_VARIABLE] = ",".join(sorted(self.user_asserters))
         for name in sorted(self.upstreams):
             env[upstream_variable(name)] = self.upstreams[name]
         return env
@@ -112,7 +127,21 @@ def load_config(name: str, env: Mapping[str, str] | None = None) -> ServiceConfi
         log_level=log_level,
         drain_seconds=env_float("MESHMART_DRAIN_SECONDS", 1.0, minimum=0.0, env=source),
         upstreams=_read_upstreams(source),
+        user_asserters=_read_asserters(source),
     )
+
+
+def _read_asserters(env: Mapping[str, str]) -> frozenset[str] | None:
+    raw = _lookup(USER_ASSERTERS_VARIABLE, env)
+    if raw is None:
+        return None
+    names = frozenset(name.strip() for name in raw.split(",") if name.strip())
+    bad = sorted(n for n in names if _UPSTREAM_NAME.match(n) is None)
+    if not names or bad:
+        raise ConfigError(
+            f"{USER_ASSERTERS_VARIABLE} must be Consul service names joined by ',', got {raw!r}"
+        )
+    return names
 
 
 def _read_upstreams(env: Mapping[str, str]) -> dict[str, str]:

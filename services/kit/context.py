@@ -21,6 +21,9 @@ from services.kit.errors import PermissionDenied
 REQUEST_ID_KEY = "x-request-id"
 USER_ID_KEY = "x-meshmart-user-id"
 TRACEPARENT_KEY = "traceparent"
+# What the callee's sidecar says about the mTLS peer (Envoy's x-forwarded-client-cert;
+# Consul's public listener sets APPEND_FORWARD with the peer's URI, its SPIFFE id).
+CLIENT_CERT_KEY = "x-forwarded-client-cert"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,74 @@ def metadata_value(metadata: Any, key: str) -> str | None:
         if item_key == key:
             return value.decode() if isinstance(value, bytes) else str(value)
     return None
+
+
+def mesh_caller(client_cert: str | None) -> str | None:
+    """The Consul service name of the mTLS peer of this request, from the
+    x-forwarded-client-cert header, or None when the request did not come through a
+    sidecar's public listener.
+
+    The header may hold several elements (comma-separated); the LAST is the one this
+    instance's own sidecar appended for the connection it terminated, the immediate
+    peer. Earlier ones are whatever the caller sent and prove nothing. The peer's URI is
+    spiffe://<trust domain>/ns/<namespace>/dc/<dc>/svc/<service>.
+    """
+    if not client_cert:
+        return None
+    last = _split_unquoted(client_cert, ",")[-1]
+    for pair in _split_unquoted(last, ";"):
+        key, _, value = pair.partition("=")
+        if key.strip().lower() == "uri":
+            path = value.strip().strip('"').split("/")
+            if len(path) >= 2 and path[-2] == "svc" and path[-1]:
+                return path[-1]
+    return None
+
+
+def _split_unquoted(text: str, separator: str) -> list[str]:
+    """``text`` split at ``separator`` outside double quotes (XFCC quotes Subject, Cert
+    and Chain, whose values may hold commas and semicolons)."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def asserted_user(
+    user_id: str | None, client_cert: str | None, asserters: frozenset[str] | None
+) -> str | None:
+    """The end user a request acts for: the x-meshmart-user-id it carries, accepted only
+    from a caller that may assert one (PERMISSION_DENIED naming the caller otherwise).
+
+    ``asserters`` are the mesh identities allowed to: the edge, which verified the JWT,
+    and the services that pass on a request that came from it (topology.toml
+    ``asserts_users``). None means no mesh stands in front of this process (run-local,
+    the in-process tests): the header is then taken as sent.
+    """
+    if not user_id or asserters is None:
+        return user_id or None
+    caller = mesh_caller(client_cert)
+    if caller is None:
+        raise PermissionDenied(
+            "a caller outside the mesh (no client certificate through the sidecar) may not "
+            "assert an end user"
+        )
+    if caller not in asserters:
+        raise PermissionDenied(f"caller {caller} may not assert an end user")
+    return user_id
 
 
 def caller_user_id(context: Any) -> str | None:

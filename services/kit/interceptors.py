@@ -33,6 +33,7 @@ log = get_logger("meshmart.rpc")
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 Behaviour = Callable[[Any, Any], Any]
+Asserters = frozenset[str] | None
 
 
 def status_for(error: DomainError) -> grpc.Status:
@@ -59,10 +60,16 @@ def status_for(error: DomainError) -> grpc.Status:
 class _Call:
     """Bookkeeping for one RPC: its context scope, outcome and access-log line."""
 
-    __slots__ = ("code", "error", "kind", "method", "started")
+    __slots__ = ("asserters", "code", "error", "kind", "method", "refusal", "started")
 
-    def __init__(self, method: str, kind: str = "unary") -> None:
+    def __init__(
+        self, method: str, kind: str = "unary", asserters: frozenset[str] | None = None
+    ) -> None:
         self.method = method
+        self.asserters = asserters
+        # Why the request may not run (an end user asserted by a caller that may not):
+        # raised by admit(), inside the handler's error mapping.
+        self.refusal: DomainError | None = None
         self.kind = kind  # grpc_type label: "unary" or "stream" (a streamed response)
         self.code: grpc.StatusCode = grpc.StatusCode.OK
         self.error: str | None = None
@@ -74,19 +81,32 @@ class _Call:
             rpc_context.REQUEST_ID_KEY: None,
             rpc_context.USER_ID_KEY: None,
             rpc_context.TRACEPARENT_KEY: None,
+            rpc_context.CLIENT_CERT_KEY: None,
         }
         for key, value in servicer_context.invocation_metadata() or ():
             if key in wanted and wanted[key] is None and isinstance(value, str) and value:
                 wanted[key] = value
         remaining = servicer_context.time_remaining()
+        try:
+            user_id = rpc_context.asserted_user(
+                wanted[rpc_context.USER_ID_KEY], wanted[rpc_context.CLIENT_CERT_KEY],
+                self.asserters,
+            )
+        except DomainError as refusal:
+            self.refusal, user_id = refusal, None
         return rpc_context.request_scope(
             request_id=wanted[rpc_context.REQUEST_ID_KEY],
-            user_id=wanted[rpc_context.USER_ID_KEY],
+            user_id=user_id,
             # With tracing, this RPC's own server span (a child of the caller's), so what
             # it calls and logs hangs under it; without, the caller's, forwarded as is.
             traceparent=traceparent_of_current_span() or wanted[rpc_context.TRACEPARENT_KEY],
             timeout=remaining if isinstance(remaining, int | float) else None,
         )
+
+    def admit(self) -> None:
+        """Raise the refusal scope() found, if any (first thing in the handler's try)."""
+        if self.refusal is not None:
+            raise self.refusal
 
     async def fail(self, servicer_context: Any, error: Exception) -> NoReturn:
         """Abort the RPC with the status ``error`` stands for; always raises."""
@@ -128,11 +148,12 @@ class _Call:
 _CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 
-def _wrap_unary_response(behaviour: Behaviour, method: str) -> Behaviour:
+def _wrap_unary_response(behaviour: Behaviour, method: str, asserters: Asserters) -> Behaviour:
     async def wrapper(request: Any, servicer_context: Any) -> Any:
-        call = _Call(method)
+        call = _Call(method, asserters=asserters)
         with call.scope(servicer_context):
             try:
+                call.admit()
                 return await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
                 raise
@@ -147,13 +168,14 @@ def _wrap_unary_response(behaviour: Behaviour, method: str) -> Behaviour:
     return wrapper
 
 
-def _wrap_stream_writer(behaviour: Behaviour, method: str) -> Behaviour:
+def _wrap_stream_writer(behaviour: Behaviour, method: str, asserters: Asserters) -> Behaviour:
     """Streaming response through ``context.write`` (e.g. the health Watch)."""
 
     async def wrapper(request: Any, servicer_context: Any) -> None:
-        call = _Call(method, "stream")
+        call = _Call(method, "stream", asserters)
         with call.scope(servicer_context):
             try:
+                call.admit()
                 await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
                 raise
@@ -168,13 +190,16 @@ def _wrap_stream_writer(behaviour: Behaviour, method: str) -> Behaviour:
     return wrapper
 
 
-def _wrap_stream_generator(behaviour: Behaviour, method: str) -> Behaviour:
+def _wrap_stream_generator(
+    behaviour: Behaviour, method: str, asserters: Asserters
+) -> Behaviour:
     """Streaming response as an async generator (e.g. reflection)."""
 
     async def wrapper(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
-        call = _Call(method, "stream")
+        call = _Call(method, "stream", asserters)
         with call.scope(servicer_context):
             try:
+                call.admit()
                 async for response in behaviour(request, servicer_context):
                     yield response
             except grpc.aio.AbortError:
@@ -190,19 +215,19 @@ def _wrap_stream_generator(behaviour: Behaviour, method: str) -> Behaviour:
     return wrapper
 
 
-def _wrap(behaviour: Behaviour, method: str, *, streaming: bool) -> Behaviour:
+def _wrap(behaviour: Behaviour, method: str, asserters: Asserters, *, streaming: bool) -> Behaviour:
     if inspect.isasyncgenfunction(behaviour):
-        return _wrap_stream_generator(behaviour, method)
+        return _wrap_stream_generator(behaviour, method, asserters)
     if inspect.iscoroutinefunction(behaviour):
         if streaming:
-            return _wrap_stream_writer(behaviour, method)
-        return _wrap_unary_response(behaviour, method)
+            return _wrap_stream_writer(behaviour, method, asserters)
+        return _wrap_unary_response(behaviour, method, asserters)
     # A synchronous behaviour runs in grpc's thread pool, outside this task's context;
     # it keeps gRPC's own handling. meshmart servicers are all async.
     return behaviour
 
 
-def _wrapped_handler(handler: Any, method: str) -> Any:
+def _wrapped_handler(handler: Any, method: str, asserters: Asserters) -> Any:
     kinds = (
         ("unary_unary", grpc.unary_unary_rpc_method_handler, False),
         ("unary_stream", grpc.unary_stream_rpc_method_handler, True),
@@ -213,7 +238,7 @@ def _wrapped_handler(handler: Any, method: str) -> Any:
         behaviour = getattr(handler, attribute)
         if behaviour is not None:
             return make(
-                _wrap(behaviour, method, streaming=streaming),
+                _wrap(behaviour, method, asserters, streaming=streaming),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
@@ -221,9 +246,14 @@ def _wrapped_handler(handler: Any, method: str) -> Any:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Request context, domain-error mapping and access logging for every RPC."""
+    """Request context, domain-error mapping and access logging for every RPC.
 
-    def __init__(self) -> None:
+    ``user_asserters``: the mesh identities whose x-meshmart-user-id is believed
+    (ServiceConfig.user_asserters; context.asserted_user).
+    """
+
+    def __init__(self, user_asserters: Asserters = None) -> None:
+        self._asserters = user_asserters
         # method -> (the handler grpc found, our wrapper of it). Wrappers read everything
         # per-call from the servicer context, so one per method is enough; building a
         # new handler on every RPC would cost throughput for nothing.
@@ -241,6 +271,6 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         cached = self._wrapped.get(method)
         if cached is not None and cached[0] is handler:
             return cached[1]
-        wrapped = _wrapped_handler(handler, method)
+        wrapped = _wrapped_handler(handler, method, self._asserters)
         self._wrapped[method] = (handler, wrapped)
         return wrapped

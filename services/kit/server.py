@@ -115,13 +115,15 @@ def build_server(
     address: str,
     tracing: Tracing | None = None,
     inner: Sequence[grpc.aio.ServerInterceptor] = (),
+    user_asserters: frozenset[str] | None = None,
 ) -> BuiltServer:
     """A server with the specs, health, reflection and the interceptor, bound to address
     (with ``tracing``, OpenTelemetry's server interceptor first, so its span is current
     in the kit's interceptor and the handler). ``inner`` interceptors run inside the
-    kit's, right around the handlers (tests hold calls there)."""
+    kit's, right around the handlers (tests hold calls there). ``user_asserters``: who
+    may assert an end user (ServiceConfig.user_asserters)."""
     interceptors: list[Any] = [] if tracing is None else [tracing.server_interceptor()]
-    interceptors.append(ServiceInterceptor())
+    interceptors.append(ServiceInterceptor(user_asserters))
     interceptors.extend(inner)
     server = grpc.aio.server(interceptors=interceptors, options=_SERVER_OPTIONS)
     for spec in specs:
@@ -159,7 +161,9 @@ async def _serve(config: ServiceConfig, service: Service) -> None:
     mesh_start, mesh_stop = mesh_hooks(config, metrics_port=metrics_port)
     # Spans to Zipkin when MESHMART_ZIPKIN_URL is set (services/kit/tracing.py).
     tracing = configure_tracing(config)
-    built = build_server(service.specs, config.address, tracing)
+    built = build_server(
+        service.specs, config.address, tracing, user_asserters=config.user_asserters
+    )
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -20,6 +20,7 @@ def config_for_tests(
     data_dir: Path | str = Path(".run/test-data"),
     upstreams: Mapping[str, str] | None = None,
     port: int = 1,
+    user_asserters: frozenset[str] | None = None,
 ) -> ServiceConfig:
     """A ServiceConfig without touching the environment (port is a placeholder)."""
     return ServiceConfig(
@@ -30,6 +31,7 @@ def config_for_tests(
         log_level="DEBUG",
         drain_seconds=0.0,
         upstreams=dict(upstreams or {}),
+        user_asserters=user_asserters,
     )
 
 
@@ -47,7 +49,10 @@ async def running_server(
     """
     if config is not None:
         configure_logging(config.name, config.instance_id, config.log_level)
-    built = build_server(specs, "127.0.0.1:0", tracing, inner)
+    built = build_server(
+        specs, "127.0.0.1:0", tracing, inner,
+        user_asserters=None if config is None else config.user_asserters,
+    )
     await built.server.start()
     await built.set_serving()
     try:

@@ -11,6 +11,7 @@ from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
 from tests.edge.client import EdgeClient
+from tests.mesh.helpers import charge_request
 from tools.mesh import envoy
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.http import get_json
@@ -97,3 +98,55 @@ async def test_intentions_let_the_edge_call_only_public_rpcs(edge: Edge) -> None
         listed = await payment.ListPayments(
             payment_pb2.ListPaymentsRequest(user_id="usr-nobody"), timeout=10)
         assert list(listed.payments) == []
+
+
+async def test_only_the_edge_and_who_passes_its_requests_on_may_assert_an_end_user(
+    api: EdgeClient, edge: Edge
+) -> None:
+    # Every service believes x-meshmart-user-id only from the mesh identities of
+    # topology.toml's asserts_users and the edge, judged by the mTLS peer its sidecar
+    # forwards (x-forwarded-client-cert).
+    user = api.new_user()
+    claim = [("x-meshmart-user-id", user.user_id)]
+    listing = payment_pb2.ListPaymentsRequest(user_id=user.user_id, page_size=1)
+
+    # The edge, with the user's JWT: it verified the token and asserts its user.
+    async with grpc.aio.insecure_channel(_target(edge)) as channel:
+        payments = payment_pb2_grpc.PaymentServiceStub(channel)
+        listed = await payments.ListPayments(
+            listing, timeout=10, metadata=[("authorization", f"Bearer {user.token}")]
+        )
+    assert list(listed.payments) == []
+
+    # storefront passes on the edge's requests: it may assert the user too.
+    storefront = edge.plan.instance("storefront-1")
+    async with grpc.aio.insecure_channel(storefront.upstream_target("payment")) as channel:
+        listed = await payment_pb2_grpc.PaymentServiceStub(channel).ListPayments(
+            listing, timeout=10, metadata=claim
+        )
+    assert list(listed.payments) == []
+
+    # cart may call catalog (an intention allows it), but not in a user's name.
+    cart = edge.plan.instance("cart-1")
+    async with grpc.aio.insecure_channel(cart.upstream_target("catalog")) as channel:
+        catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
+        products = catalog_pb2.ListProductsRequest(page_size=1)
+        assert len((await catalog.ListProducts(products, timeout=10)).products) == 1
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await catalog.ListProducts(products, timeout=10, metadata=claim)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert denied.value.details() == "caller cart may not assert an end user"
+
+
+async def test_a_charge_with_a_made_up_user_on_payments_own_port_is_refused(edge: Edge) -> None:
+    # The walk-around: grpcurl -plaintext <payment's port> ... Charge with a
+    # made-up x-meshmart-user-id. No sidecar in between, so no mesh identity either.
+    payment = edge.plan.instance("payment-1")
+    charge = charge_request("usr-victim")
+    async with grpc.aio.insecure_channel(payment.grpc_target) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await payment_pb2_grpc.PaymentServiceStub(channel).Charge(
+                charge, timeout=10, metadata=[("x-meshmart-user-id", "usr-victim")]
+            )
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "outside the mesh" in (denied.value.details() or "")

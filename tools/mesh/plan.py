@@ -146,6 +146,8 @@ class MeshPlan:
         }
 
     def service_env(self, inst: Instance, version: str) -> dict[str, str]:
+        from tools.mesh.edge.settings import SERVICE_NAME as EDGE_SERVICE
+
         kit = ServiceConfig(
             name=inst.service,
             host=inst.address,
@@ -156,6 +158,7 @@ class MeshPlan:
             data_dir=self.data_dir,
             run_dir=self.run_dir,
             upstreams={u: inst.upstream_target(u) for u in inst.upstream_ports},
+            user_asserters=self.topology.user_asserters(EDGE_SERVICE),
         )
         env = {
             **self.base_env(),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,8 @@ class Service:
     # meta.version of the service's own instances ("" = the commit the mesh runs from).
     version: str = ""
     canary: Canary | None = None
+    # Passes on the end user of the request it serves to what it calls (asserts_users).
+    asserts_users: bool = False
 
     @property
     def slot(self) -> int:
@@ -126,6 +128,12 @@ class Topology:
     services: Mapping[str, Service]
     rules: MeshRules
     source: Path
+
+    def user_asserters(self, edge: str) -> frozenset[str]:
+        """The mesh identities every service believes an x-meshmart-user-id from: the
+        edge (``edge``, its Consul name: it verified the JWT) and the services marked
+        ``asserts_users``."""
+        return frozenset({edge, *(s.name for s in self.services.values() if s.asserts_users)})
 
     def callers_of(self, name: str) -> list[str]:
         return sorted(s.name for s in self.services.values() if name in s.upstreams)
@@ -203,9 +211,7 @@ class Topology:
         services = dict(self.services)
         for name, more in extra.items():
             s = services[name]
-            services[name] = Service(
-                s.name, s.port, s.instances, (*s.upstreams, *more), s.version, s.canary
-            )
+            services[name] = replace(s, upstreams=(*s.upstreams, *more))
         topo = Topology(services=services, rules=self.rules, source=self.source)
         _check_ports(topo)
         return topo
@@ -225,6 +231,7 @@ def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
                 upstreams=tuple(str(u) for u in spec.get("upstreams", [])),
                 version=str(spec.get("version", "")),
                 canary=_canary(spec["canary"]) if "canary" in spec else None,
+                asserts_users=bool(spec.get("asserts_users", False)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TopologyError(f"{path}: services.{name}: bad entry ({exc!r})") from exc

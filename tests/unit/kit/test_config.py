@@ -43,6 +43,7 @@ def test_defaults_and_upstreams() -> None:
             log_level="DEBUG",
             drain_seconds=0.25,
             upstreams={"recommendation-go": "127.0.0.1:30505", "order": "127.0.0.1:30501"},
+            user_asserters=frozenset({"edge", "storefront"}),
         ),
         ServiceConfig(name="catalog", port=7110),  # every default
     ],
@@ -53,6 +54,11 @@ def test_to_env_is_what_load_config_reads_back(config: ServiceConfig) -> None:
     assert load_config(config.name, env) == config
     if config.upstreams:
         assert env["MESHMART_UPSTREAM_RECOMMENDATION_GO"] == "127.0.0.1:30505"
+
+
+def test_a_bad_list_of_user_asserters_is_refused_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match="MESHMART_USER_ASSERTERS"):
+        load_config("cart", {"MESHMART_PORT": "7130", "MESHMART_USER_ASSERTERS": "edge,Bad_Name"})
 
 
 def test_to_env_refuses_an_upstream_name_load_config_would_read_back_differently() -> None:
