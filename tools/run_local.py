@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import sys
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.kit.config import ServiceConfig
+from tools.mesh.topology import Service as ServiceEntry
+from tools.mesh.topology import TopologyError, read_services
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -34,14 +35,6 @@ HOST = "127.0.0.1"
 
 class LaunchError(Exception):
     """The shop could not be started; the message says which instance and why."""
-
-
-@dataclass(frozen=True)
-class ServiceEntry:
-    name: str
-    port: int
-    instances: int
-    upstreams: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -61,24 +54,11 @@ class Instance:
 
 
 def load_topology(path: Path) -> dict[str, ServiceEntry]:
-    with path.open("rb") as f:
-        raw = tomllib.load(f)
-    entries: dict[str, ServiceEntry] = {}
-    for name, spec in raw.get("services", {}).items():
-        try:
-            entries[name] = ServiceEntry(
-                name=name,
-                port=int(spec["port"]),
-                instances=int(spec.get("instances", 1)),
-                upstreams=tuple(spec.get("upstreams", [])),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise LaunchError(f"{path}: services.{name}: bad entry ({exc!r})") from exc
-    for entry in entries.values():
-        for upstream in entry.upstreams:
-            if upstream not in entries:
-                raise LaunchError(f"{path}: {entry.name} names unknown upstream {upstream!r}")
-    return entries
+    """The services of topology.toml (tools/mesh/topology.py reads them)."""
+    try:
+        return read_services(path)
+    except TopologyError as error:
+        raise LaunchError(str(error)) from None
 
 
 def dependency_levels(topology: Mapping[str, ServiceEntry]) -> list[list[str]]:

@@ -32,6 +32,7 @@ and Envoy's endpoints must be IPs, so names alone would not do.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import tomllib
@@ -124,6 +125,16 @@ def _pinned(distribution: str) -> str:
     return match.group(1)
 
 
+class Image:
+    """An image reference, its tag filled in from the pinned ``Versions``."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+
+    def __get__(self, versions: Versions, owner: type | None = None) -> str:
+        return self.template.format(**dataclasses.asdict(versions))
+
+
 @dataclass(frozen=True)
 class Versions:
     meshmart: str  # pyproject.toml [project].version: the tag of the images built here
@@ -142,46 +153,33 @@ class Versions:
             nats=_go_module_version("nats-server", "github.com/nats-io/nats-server/v2"),
         )
 
-    @property
-    def consul_image(self) -> str:
-        return f"hashicorp/consul:{self.consul}"
-
-    @property
-    def envoy_image(self) -> str:
-        return f"envoyproxy/envoy:v{self.envoy}"
-
-    @property
-    def nats_image(self) -> str:
-        # The alpine variant: it has a shell and wget for the healthcheck.
-        return f"nats:{self.nats}-alpine"
-
-    @property
-    def service_image(self) -> str:
-        return f"meshmart/service:{self.meshmart}"
-
-    @property
-    def tools_image(self) -> str:
-        # The service image plus tools/ (the mesh's code): one-shot jobs such as NATS's
-        # registration, and the base of the edge image.
-        return f"meshmart/tools:{self.meshmart}"
-
-    @property
-    def edge_image(self) -> str:
-        return f"meshmart/edge:{self.meshmart}"
-
-    @property
-    def zipkin_image(self) -> str:
-        return f"openzipkin/zipkin:{ZIPKIN_VERSION}"
+    # The alpine variant of NATS: it has a shell and wget for the healthcheck. The tools
+    # image is the service image plus tools/ (the mesh's code): one-shot jobs such as
+    # NATS's registration, and the base of the edge image.
+    consul_image = Image("hashicorp/consul:{consul}")
+    envoy_image = Image("envoyproxy/envoy:v{envoy}")
+    nats_image = Image("nats:{nats}-alpine")
+    service_image = Image("meshmart/service:{meshmart}")
+    tools_image = Image("meshmart/tools:{meshmart}")
+    edge_image = Image("meshmart/edge:{meshmart}")
+    zipkin_image = Image(f"openzipkin/zipkin:{ZIPKIN_VERSION}")
+    sidecar_image = Image("meshmart/sidecar:{meshmart}-envoy{envoy}-consul{consul}")
 
     def go_image(self, service: str) -> str:
         return f"meshmart/{service}-go:{self.meshmart}"
 
-    @property
-    def sidecar_image(self) -> str:
-        return f"meshmart/sidecar:{self.meshmart}-envoy{self.envoy}-consul{self.consul}"
-
 
 # --- addresses -----------------------------------------------------------------------
+class FixedHost:
+    """The address of an infrastructure container: a fixed host number of the network."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __get__(self, addresses: Addresses, owner: type | None = None) -> str:
+        return addresses.host(self.offset)
+
+
 @dataclass(frozen=True)
 class Addresses:
     """Static IPv4 addresses on the compose network.
@@ -206,29 +204,12 @@ class Addresses:
             raise ComposeError(f"address offset {offset} falls outside the static range")
         return str(address)
 
-    @property
-    def consul(self) -> str:
-        return self.host(2)
-
-    @property
-    def consul_config(self) -> str:
-        return self.host(3)
-
-    @property
-    def nats(self) -> str:
-        return self.host(4)
-
-    @property
-    def edge(self) -> str:
-        return self.host(5)
-
-    @property
-    def nats_register(self) -> str:
-        return self.host(6)
-
-    @property
-    def zipkin(self) -> str:
-        return self.host(7)
+    consul = FixedHost(2)
+    consul_config = FixedHost(3)
+    nats = FixedHost(4)
+    edge = FixedHost(5)
+    nats_register = FixedHost(6)
+    zipkin = FixedHost(7)
 
     def instance(self, topology: Topology, inst: Instance) -> str:
         return self.host(10 + inst.port - topology.rules.port_block)

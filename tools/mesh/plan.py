@@ -35,6 +35,16 @@ class Program:
     stop_wait: int
 
 
+class RunPath:
+    """A file or directory at a fixed name under a plan's run directory."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, plan: MeshPlan, owner: type | None = None) -> Path:
+        return plan.run_dir / self.name
+
+
 @dataclass(frozen=True)
 class MeshPlan:
     topology: Topology
@@ -59,29 +69,12 @@ class MeshPlan:
         venv_python = self.bin / "python"
         return str(venv_python if venv_python.exists() else Path(sys.executable))
 
-    @property
-    def supervisor_conf(self) -> Path:
-        return self.run_dir / "supervisord.conf"
-
-    @property
-    def supervisor_sock(self) -> Path:
-        return self.run_dir / "supervisor.sock"
-
-    @property
-    def supervisor_pidfile(self) -> Path:
-        return self.run_dir / "supervisord.pid"
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.run_dir / "logs"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.run_dir / "data"
-
-    @property
-    def consul_data_dir(self) -> Path:
-        return self.run_dir / "consul"
+    supervisor_conf = RunPath("supervisord.conf")
+    supervisor_sock = RunPath("supervisor.sock")
+    supervisor_pidfile = RunPath("supervisord.pid")
+    logs_dir = RunPath("logs")  # one <program>.log each
+    data_dir = RunPath("data")  # the services' SQLite files
+    consul_data_dir = RunPath("consul")
 
     # --- addresses ---------------------------------------------------------------
     @property

@@ -137,24 +137,21 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         """Start a process ("group:name") unless it is already running."""
-        try:
-            self._proxy().supervisor.startProcess(name, False)
-        except xmlrpc.client.Fault as fault:
-            if "ALREADY_STARTED" not in fault.faultString:
-                raise
+        self._call("startProcess", name, False, unless=("ALREADY_STARTED",))
 
     def stop_group(self, group: str) -> None:
-        try:
-            self._proxy().supervisor.stopProcessGroup(group, True)
-        except xmlrpc.client.Fault as fault:
-            if "BAD_NAME" not in fault.faultString:
-                raise
+        self._call("stopProcessGroup", group, True, unless=("BAD_NAME",))
 
     def stop(self, name: str) -> None:
+        self._call("stopProcess", name, True, unless=("NOT_RUNNING", "BAD_NAME"))
+
+    def _call(self, method: str, *args: object, unless: tuple[str, ...]) -> None:
+        """supervisor.<method>(*args); a fault naming one of ``unless`` means there was
+        nothing left to do."""
         try:
-            self._proxy().supervisor.stopProcess(name, True)
+            getattr(self._proxy().supervisor, method)(*args)
         except xmlrpc.client.Fault as fault:
-            if "NOT_RUNNING" not in fault.faultString and "BAD_NAME" not in fault.faultString:
+            if not any(code in fault.faultString for code in unless):
                 raise
 
     def signal(self, name: str, signal_name: str) -> None:

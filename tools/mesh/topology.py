@@ -217,10 +217,34 @@ class Topology:
         return topo
 
 
+def read_services(path: Path) -> dict[str, Service]:
+    """The ``[services.<name>]`` tables of a topology file, each parsed and its upstreams
+    known, without the mesh's rules (`make run-local` runs any ports)."""
+    with path.open("rb") as f:
+        return _services(tomllib.load(f), path)
+
+
 def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
     with path.open("rb") as f:
         raw = tomllib.load(f)
     rules = _rules(raw.get("mesh", {}), path)
+    services = _services(raw, path)
+    topo = Topology(services=services, rules=rules, source=path)
+    for s in services.values():
+        if not rules.port_block <= s.port < rules.port_block + 100 or s.port % 10:
+            raise TopologyError(
+                f"{path}: services.{s.name}.port = {s.port}: must be a multiple of 10 in "
+                f"[{rules.port_block}, {rules.port_block + 100}) (the mesh port rules rely on it)"
+            )
+        if not 1 <= s.instances <= 10:
+            raise TopologyError(f"{path}: services.{s.name}.instances must be 1-10")
+        if s.canary is not None:
+            _check_canary(s, path)
+    _check_ports(topo)
+    return topo
+
+
+def _services(raw: Mapping[str, Any], path: Path) -> dict[str, Service]:
     services: dict[str, Service] = {}
     for name, spec in raw.get("services", {}).items():
         try:
@@ -235,22 +259,11 @@ def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TopologyError(f"{path}: services.{name}: bad entry ({exc!r})") from exc
-    topo = Topology(services=services, rules=rules, source=path)
     for s in services.values():
         for u in s.upstreams:
             if u not in services:
                 raise TopologyError(f"{path}: services.{s.name} names unknown upstream {u!r}")
-        if not rules.port_block <= s.port < rules.port_block + 100 or s.port % 10:
-            raise TopologyError(
-                f"{path}: services.{s.name}.port = {s.port}: must be a multiple of 10 in "
-                f"[{rules.port_block}, {rules.port_block + 100}) (the mesh port rules rely on it)"
-            )
-        if not 1 <= s.instances <= 10:
-            raise TopologyError(f"{path}: services.{s.name}.instances must be 1-10")
-        if s.canary is not None:
-            _check_canary(s, path)
-    _check_ports(topo)
-    return topo
+    return services
 
 
 def _canary(raw: Mapping[str, Any]) -> Canary:
