@@ -2,10 +2,11 @@
 
 model.py         topology.toml + pinned versions + the mesh's code -> docker-compose.yml
 requirements.py  docker/requirements.txt: the runtime subset of requirements.txt, from imports
-yamlout.py       the YAML writer (block style, every string quoted)
 plan.py          ContainerPlan: the mesh's MeshPlan for one pod (Consul in another container)
 edge.py          the edge container's entry: render, register in Consul, exec Envoy
 nats.py          the one-shot that registers the NATS pod in Consul
 pods.py          run the file's containers as pods in network namespaces (no Docker)
 __main__.py      write / check (stale -> "run make compose")
+
+The YAML writer is tools/yamlout.py (shared with tools/k8s and the edge's Envoy config).
 """

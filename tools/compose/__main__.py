@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tools.compose.model import COMPOSE_FILE, RUNTIME_REQUIREMENTS, ComposeError, ComposeModel
 from tools.compose.requirements import RequirementsError, runtime_requirements
-from tools.compose.yamlout import dump
 from tools.generated import sync
 from tools.mesh.topology import TopologyError
+from tools.yamlout import dump
 
 HEADER = """\
 # meshmart in containers: `docker compose up --build` (README: "Running in containers").

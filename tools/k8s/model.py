@@ -63,7 +63,7 @@ from tools.compose.model import (
     Versions,
     owns_database,
 )
-from tools.mesh.edge import api, config, descriptors, openapi, yamlish
+from tools.mesh.edge import api, config, descriptors, openapi
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.edge.settings import SERVICE_NAME as EDGE
 from tools.mesh.nats import SERVICE_NAME as NATS
@@ -71,6 +71,7 @@ from tools.mesh.nats import Nats
 from tools.mesh.observability import app_metrics_port
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import ROOT, Instance, Service, Topology, load_topology
+from tools.yamlout import dump
 
 NAMESPACE = "meshmart"
 DEPLOY_DIR = ROOT / "deploy" / "k8s"
@@ -540,7 +541,7 @@ class K8sModel:
                                 edge.files(Path(RUN_DIR)))
         host = f"{EDGE}.{NAMESPACE}.svc:{edge.settings.port}"
         doc = openapi.edge_openapi(edge.rpcs, host)
-        return {"edge.yaml": yamlish.dump(boot),
+        return {"edge.yaml": dump(boot),
                 "openapi.json": json.dumps(doc, indent=2) + "\n"}
 
     def edge_manifests(self) -> list[Manifest]:

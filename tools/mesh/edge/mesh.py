@@ -18,7 +18,7 @@ from typing import Any
 from services.kit.registration import service_registration
 from tools.mesh import envoy
 from tools.mesh.component import Component, connect_health, wrapper_programs
-from tools.mesh.edge import api, config, descriptors, openapi, yamlish
+from tools.mesh.edge import api, config, descriptors, openapi
 from tools.mesh.edge.settings import (
     INSTANCE_ID,
     SERVICE_NAME,
@@ -32,6 +32,7 @@ from tools.mesh.http import HTTPFailure, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.topology import Instance, load_topology
 from tools.mesh.version import source_version
+from tools.yamlout import dump
 
 COMMITTED_CONFIG = Path("envoy") / "edge.yaml"
 
@@ -98,7 +99,7 @@ class Edge(Component):
             "# from topology.toml [edge] and gen/descriptors/meshmart.protoset (the builder,\n"
             "# with the reasons for every part, is tools/mesh/edge/config.py); do not edit.\n"
         )
-        return head + yamlish.dump(boot)
+        return dump(boot, head)
 
     def write_files(self) -> None:
         """Everything Envoy reads, under <run>/edge (the JWKS comes from the user service)."""

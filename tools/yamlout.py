@@ -1,10 +1,12 @@
-"""A small block-style YAML writer for docker-compose.yml (the venv has no YAML library).
+"""The one block-style YAML writer of the generated files: docker-compose.yml, the k8s
+manifests and the edge's Envoy config (envoy/edge.yaml).
 
-Only what the compose model uses: mappings, sequences, strings, ints, bools. Every
-string is written double-quoted as a JSON string (a valid YAML double-quoted scalar), so
-no value can be read back as a number, a bool or a null by accident ("1.14.11",
-"no", "on"); keys are written plain when they are simple words. Mapping order is kept
-as built: the model decides what reads well.
+Mappings, sequences, strings, ints, floats, bools. Every string is written
+double-quoted as a JSON string (a valid YAML double-quoted scalar), so no value can be
+read back as a number, a bool or a null by accident ("1.14.11", "no", "on"); keys are
+written plain when they are simple words. Mapping order is kept as built: the model
+decides what reads well. Deterministic, so a generated file changes only when its model
+does.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ def _key(key: str) -> str:
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, int | float):
+        return json.dumps(value)
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     raise TypeError(f"cannot write {type(value).__name__} {value!r} as YAML")
@@ -46,12 +48,10 @@ def _lines(value: Any, indent: int) -> list[str]:
                 out.append(f"{pad}{_key(key)}: {_empty_or_scalar(item)}")
     elif isinstance(value, Sequence) and not isinstance(value, str):
         for item in value:
-            if isinstance(item, Mapping) and item:
+            if isinstance(item, (Mapping, list, tuple)) and item:
                 first, *rest = _lines(item, indent + 1)
                 out.append(f"{pad}- {first.lstrip()}")
                 out.extend(rest)
-            elif isinstance(item, (list, tuple)) and item:
-                raise TypeError("nested sequences are not used by the compose model")
             else:
                 out.append(f"{pad}- {_empty_or_scalar(item)}")
     else:
