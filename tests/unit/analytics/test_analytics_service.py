@@ -4,8 +4,6 @@ projection from events (no broker needed: the handlers run as the consumer runs 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,12 @@ from services.analytics import projection
 from services.analytics.servicer import AnalyticsServicer, service_spec
 from services.analytics.store import MIGRATIONS, SalesReadModel
 from services.kit.db import Database
-from services.kit.events import apply_once, new_envelope
+from services.kit.events import new_envelope
 from services.kit.testing import running_server
+from tests.unit.applied import apply_each
 
 DAY1 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 DAY2 = dt.datetime(2026, 3, 2, 23, 59, tzinfo=dt.UTC)
-_seq = itertools.count(1)
 
 
 def _stamp(moment: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -85,21 +83,7 @@ def refunded(order_id: str, when: dt.datetime, amount: int) -> Any:
 
 
 def apply(db: Database, *envelopes: Any) -> list[bool]:
-    results = []
-    for envelope in envelopes:
-        with db.transaction() as conn:
-            results.append(
-                apply_once(
-                    conn,
-                    consumer="analytics",
-                    handlers=projection.handlers(),
-                    envelope=envelope,
-                    stream="TEST",
-                    stream_seq=next(_seq),
-                    now=time.time(),
-                )
-            )
-    return results
+    return apply_each(db, "analytics", projection.handlers(), envelopes)
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ NotificationService on a real in-process server."""
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import time
 from collections.abc import AsyncIterator
 from email import message_from_bytes
 from pathlib import Path
@@ -24,14 +22,14 @@ from meshmart.user.v1 import events_pb2 as user_events
 from meshmart.user.v1 import user_pb2
 
 from services.kit.db import Database
-from services.kit.events import apply_once, new_envelope
+from services.kit.events import new_envelope
 from services.kit.testing import running_server
 from services.notification.events import Notifier
 from services.notification.mailbox import Mailbox
 from services.notification.servicer import NotificationServicer, service_spec
 from services.notification.store import MIGRATIONS, NotificationStore
+from tests.unit.applied import apply_each
 
-_seq = itertools.count(1)
 EARLY = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 LATE = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
 
@@ -99,22 +97,7 @@ def mailbox(tmp_path: Path) -> Mailbox:
 
 
 def apply(db: Database, mailbox: Mailbox, *envelopes: Any) -> list[bool]:
-    handlers = Notifier(mailbox).handlers()
-    results = []
-    for envelope in envelopes:
-        with db.transaction() as conn:
-            results.append(
-                apply_once(
-                    conn,
-                    consumer="notification",
-                    handlers=handlers,
-                    envelope=envelope,
-                    stream="TEST",
-                    stream_seq=next(_seq),
-                    now=time.time(),
-                )
-            )
-    return results
+    return apply_each(db, "notification", Notifier(mailbox).handlers(), envelopes)
 
 
 @pytest.fixture
