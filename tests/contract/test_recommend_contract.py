@@ -295,6 +295,51 @@ async def test_another_users_recommendations_are_permission_denied(
     assert own.source == POPULAR and len(own.products) == 2
 
 
+def _peer(service: str) -> str:
+    """An x-forwarded-client-cert as a sidecar's public listener appends it (cut short)."""
+    domain = "spiffe://11111111-2222-3333-4444-555555555555.consul"
+    return (f'By={domain}/ns/default/dc/dc1/svc/recommendation;Hash=ab;Cert="x";'
+            f'Subject="CN=a, O=b";URI={domain}/ns/default/dc/dc1/svc/{service}')
+
+
+async def test_a_user_is_believed_only_from_a_caller_that_may_assert_one(
+    implementation: Implementation, tmp_path: Path
+) -> None:
+    # MESHMART_USER_ASSERTERS as `make up` sets it: the edge and the asserts_users of
+    # topology.toml. The caller is the last element of x-forwarded-client-cert.
+    async with running_shop(tmp_path) as shop:
+        ann = (await shop.register()).user_id
+        env = {"MESHMART_USER_ASSERTERS": "edge,order,recommendation,storefront"}
+        async with running(implementation, **upstreams(shop), env=env) as rec:
+            claim = ("x-meshmart-user-id", ann)
+            refused = {}
+            for caller, xfcc in (("cart", _peer("cart")), ("plaintext", None)):
+                metadata = (claim,) if xfcc is None else (claim, ("x-forwarded-client-cert", xfcc))
+                with pytest.raises(grpc.aio.AioRpcError) as raised:
+                    await rec.stub.Recommend(request(ann), timeout=TIMEOUT, metadata=metadata)
+                refused[caller] = (raised.value.code(), raised.value.details())
+            forged_first = f"{_peer('edge')},{_peer('cart')}"
+            with pytest.raises(grpc.aio.AioRpcError) as forged:
+                await rec.stub.Recommend(
+                    request(ann), timeout=TIMEOUT,
+                    metadata=(claim, ("x-forwarded-client-cert", forged_first)),
+                )
+            own = await rec.stub.Recommend(
+                request(ann, 2), timeout=TIMEOUT,
+                metadata=(claim, ("x-forwarded-client-cert", _peer("storefront"))),
+            )
+
+    denied = grpc.StatusCode.PERMISSION_DENIED
+    assert refused["cart"] == (denied, "caller cart may not assert an end user")
+    assert refused["plaintext"] == (
+        denied,
+        "a caller outside the mesh (no client certificate through the sidecar) may not "
+        "assert an end user",
+    )
+    assert forged.value.details() == "caller cart may not assert an end user"
+    assert own.source == POPULAR and len(own.products) == 2
+
+
 # --- the process: release header, health, reflection, shutdown, configuration --------
 
 

@@ -50,6 +50,9 @@ type Service struct {
 	// (Consul, Envoy) to notice.
 	Drain     time.Duration
 	Upstreams map[string]string // upstream name -> host:port
+	// The mesh identities whose x-meshmart-user-id is believed (MESHMART_USER_ASSERTERS,
+	// services/kit/config.py's user_asserters); nil without a mesh in front.
+	UserAsserters map[string]bool
 }
 
 // Address is host:port of the gRPC listener.
@@ -88,6 +91,10 @@ func LoadService(name string, env Env) (Service, error) {
 	if err != nil {
 		return Service{}, err
 	}
+	asserters, err := env.userAsserters()
+	if err != nil {
+		return Service{}, err
+	}
 	return Service{
 		Name:       name,
 		Host:       env.Str("MESHMART_HOST", "127.0.0.1"),
@@ -96,7 +103,35 @@ func LoadService(name string, env Env) (Service, error) {
 		LogLevel:   level,
 		Drain:      seconds(drain),
 		Upstreams:  upstreams,
+
+		UserAsserters: asserters,
 	}, nil
+}
+
+var serviceName = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+
+// userAsserters reads MESHMART_USER_ASSERTERS ("edge,order,..."): nil when unset.
+func (env Env) userAsserters() (map[string]bool, error) {
+	raw, ok := env.lookup("MESHMART_USER_ASSERTERS")
+	if !ok {
+		return nil, nil
+	}
+	names := map[string]bool{}
+	for _, name := range strings.Split(raw, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !serviceName.MatchString(name) {
+			names = nil
+			break
+		}
+		names[name] = true
+	}
+	if len(names) == 0 {
+		return nil, errorf("MESHMART_USER_ASSERTERS must be Consul service names joined by ',', got %s", pyRepr(raw))
+	}
+	return names, nil
 }
 
 var hostPort = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]+)$`)

@@ -22,9 +22,10 @@ var quietPrefixes = []string{"/grpc.health.v1.Health/", "/grpc.reflection."}
 // UnaryServerInterceptor gives every RPC its request scope, maps errors to status codes,
 // records its metrics (metrics may be nil) and writes one access-log line:
 // services/kit/interceptors.py's ServiceInterceptor.
-func UnaryServerInterceptor(log *slog.Logger, metrics *RPCMetrics) grpc.UnaryServerInterceptor {
+func UnaryServerInterceptor(log *slog.Logger, metrics *RPCMetrics, asserters map[string]bool) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		ctx = WithScope(ctx, scopeFromIncoming(ctx))
+		scope, refused := scopeFromIncoming(ctx, asserters)
+		ctx = WithScope(ctx, scope)
 		started := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
@@ -32,15 +33,19 @@ func UnaryServerInterceptor(log *slog.Logger, metrics *RPCMetrics) grpc.UnarySer
 			}
 			finish(ctx, log, metrics, info.FullMethod, "unary", started, err)
 		}()
+		if refused != nil {
+			return nil, toStatus(ctx, log, info.FullMethod, refused)
+		}
 		resp, err = handler(ctx, req)
 		return resp, toStatus(ctx, log, info.FullMethod, err)
 	}
 }
 
 // StreamServerInterceptor is the same for streaming RPCs (health Watch, reflection).
-func StreamServerInterceptor(log *slog.Logger, metrics *RPCMetrics) grpc.StreamServerInterceptor {
+func StreamServerInterceptor(log *slog.Logger, metrics *RPCMetrics, asserters map[string]bool) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		ctx := WithScope(ss.Context(), scopeFromIncoming(ss.Context()))
+		scope, refused := scopeFromIncoming(ss.Context(), asserters)
+		ctx := WithScope(ss.Context(), scope)
 		started := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
@@ -48,6 +53,9 @@ func StreamServerInterceptor(log *slog.Logger, metrics *RPCMetrics) grpc.StreamS
 			}
 			finish(ctx, log, metrics, info.FullMethod, "stream", started, err)
 		}()
+		if refused != nil {
+			return toStatus(ctx, log, info.FullMethod, refused)
+		}
 		err = handler(srv, &scopedStream{ServerStream: ss, ctx: ctx})
 		return toStatus(ctx, log, info.FullMethod, err)
 	}

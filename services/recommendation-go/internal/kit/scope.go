@@ -14,6 +14,8 @@ const (
 	RequestIDKey   = "x-request-id"
 	UserIDKey      = "x-meshmart-user-id"
 	TraceparentKey = "traceparent"
+	// What the callee's sidecar says about the mTLS peer (context.py's CLIENT_CERT_KEY).
+	ClientCertKey = "x-forwarded-client-cert"
 )
 
 // Scope is who is calling and which request this is, for the duration of one RPC. The
@@ -57,7 +59,11 @@ func NewRequestID() string {
 // non-empty value of each key), with a new request id when the caller sent none. With
 // tracing, the traceparent is this RPC's own server span (a child of the caller's), so
 // what it calls and logs hangs under it; without, the caller's, forwarded as is.
-func scopeFromIncoming(ctx context.Context) Scope {
+//
+// A user id is believed only from a caller in asserters (nil: no mesh in front, the
+// header as sent); from anyone else it is PERMISSION_DENIED naming the caller, as
+// context.py's asserted_user.
+func scopeFromIncoming(ctx context.Context, asserters map[string]bool) (Scope, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	first := func(key string) string {
 		for _, v := range md.Get(key) {
@@ -74,7 +80,62 @@ func scopeFromIncoming(ctx context.Context) Scope {
 	if s.RequestID == "" {
 		s.RequestID = NewRequestID()
 	}
-	return s
+	if s.UserID != "" && asserters != nil {
+		caller := MeshCaller(first(ClientCertKey))
+		if caller == "" {
+			s.UserID = ""
+			return s, PermissionDenied("a caller outside the mesh (no client certificate through the sidecar) may not assert an end user")
+		}
+		if !asserters[caller] {
+			s.UserID = ""
+			return s, PermissionDenied("caller " + caller + " may not assert an end user")
+		}
+	}
+	return s, nil
+}
+
+// MeshCaller is the Consul service name of the mTLS peer in an x-forwarded-client-cert
+// header: the URI of its LAST element (the one this instance's sidecar appended), or ""
+// (context.py's mesh_caller).
+func MeshCaller(xfcc string) string {
+	if xfcc == "" {
+		return ""
+	}
+	elements := splitUnquoted(xfcc, ',')
+	for _, pair := range splitUnquoted(elements[len(elements)-1], ';') {
+		key, value, _ := strings.Cut(pair, "=")
+		if strings.ToLower(strings.TrimSpace(key)) != "uri" {
+			continue
+		}
+		path := strings.Split(strings.Trim(strings.TrimSpace(value), `"`), "/")
+		if n := len(path); n >= 2 && path[n-2] == "svc" && path[n-1] != "" {
+			return path[n-1]
+		}
+	}
+	return ""
+}
+
+// splitUnquoted splits text at sep outside double quotes (XFCC quotes Subject, Cert, Chain).
+func splitUnquoted(text string, sep rune) []string {
+	var parts []string
+	var current strings.Builder
+	quoted, escaped := false, false
+	for _, c := range text {
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		case c == sep && !quoted:
+			parts = append(parts, current.String())
+			current.Reset()
+			continue
+		}
+		current.WriteRune(c)
+	}
+	return append(parts, current.String())
 }
 
 // CallerUserID is the user id the edge forwarded with this RPC ("" for internal callers):

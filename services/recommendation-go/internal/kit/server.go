@@ -56,8 +56,8 @@ func Serve(cfg config.Service, log *slog.Logger, services []Service, hooks Hooks
 		return &StartupError{Err: fmt.Errorf("cannot listen on %s: %w", cfg.Address(), err)}
 	}
 	options := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(UnaryServerInterceptor(log, obs.Metrics)),
-		grpc.ChainStreamInterceptor(StreamServerInterceptor(log, obs.Metrics)),
+		grpc.ChainUnaryInterceptor(UnaryServerInterceptor(log, obs.Metrics, cfg.UserAsserters)),
+		grpc.ChainStreamInterceptor(StreamServerInterceptor(log, obs.Metrics, cfg.UserAsserters)),
 	}
 	if obs.Tracing != nil {
 		// A stats handler runs before the interceptors: the span is current in them.
