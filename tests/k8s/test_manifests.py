@@ -25,7 +25,9 @@ from tools.k8s.crds import mesh_resources, to_entry
 from tools.k8s.model import (
     DEPLOY_DIR,
     JWT_SECRET,
+    MERGED_METRICS_PORT,
     NAMESPACE,
+    SIDECAR_PUBLIC_PORT,
     K8sModel,
     Manifest,
     persistent_dirs,
@@ -128,8 +130,9 @@ def test_nothing_is_in_the_manifests_that_the_topology_lacks_and_the_reverse(
     assert {pod(w)["metadata"]["labels"]["app"] for w in workloads(manifests)} == services
     for m in manifests:
         assert m.body["metadata"].get("namespace", NAMESPACE) == NAMESPACE
-        if m.kind != "Namespace":
-            assert m.body["metadata"]["labels"]["app"] in services, m.path
+        if m.kind == "Namespace" or m.name == "mesh-only":  # namespace-wide
+            continue
+        assert m.body["metadata"]["labels"]["app"] in services, m.path
     # The config entries: each names a service of the mesh (or is a global one).
     for r in mesh_resources(ROOT, NAMESPACE):
         name = r.entry["Name"]
@@ -384,3 +387,23 @@ def test_the_kustomizations_list_every_file_and_transform_nothing(model: K8sMode
                        and p.name != "kustomization.yaml")
         assert names and all(f'  - "{name}"' in listed for name in names), group
         assert listed.count("\n  - ") == len(names)
+
+
+def test_other_pods_reach_a_service_only_through_its_sidecar(
+    model: K8sModel, manifests: list[Manifest],
+) -> None:
+    """Each service's own port listens on the pod's address (for the kubelet's probe):
+    the NetworkPolicies admit other pods only to the sidecar's mTLS listener, the merged
+    metrics and the edge's public port."""
+    policies = of_kind(manifests, "NetworkPolicy")
+    everyone = policies["mesh-only"].body["spec"]
+    assert everyone["podSelector"] == {} and everyone["policyTypes"] == ["Ingress"]
+    open_to_all = {p["port"] for rule in everyone["ingress"] for p in rule["ports"]}
+    assert open_to_all == {SIDECAR_PUBLIC_PORT, MERGED_METRICS_PORT}
+    edge = policies[f"{EDGE}-public"].body["spec"]
+    assert edge["podSelector"] == {"matchLabels": {"app": EDGE}}
+    assert {p["port"] for rule in edge["ingress"] for p in rule["ports"]} == {
+        model.edge.settings.port}
+    for workload, container in containers(manifests):
+        for port in container["ports"]:
+            assert port["containerPort"] not in open_to_all, workload.path

@@ -38,7 +38,8 @@ listeners on 127.0.0.1) and descriptor set in a ConfigMap, a Service of type
 LoadBalancer; NATS as a StatefulSet with a claim for its JetStream store; the JWT keys
 as a Secret (kustomize secretGenerator from keys the user service's own code makes, so
 no private key is ever committed); Prometheus scrape annotations on every pod (consul-k8s
-metrics merging: the app's /metrics and its sidecar's on one port).
+metrics merging: the app's /metrics and its sidecar's on one port); NetworkPolicies that
+let other pods reach a service only through its sidecar.
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ IMAGE_UID = 10001
 # Secret files owned by root, group fsGroup: 0440 lets the image's user read them.
 SECRET_MODE = 0o440
 
-# consul-k8s: where the injected sidecar serves the merged Prometheus metrics.
+# consul-k8s: where the injected sidecar serves the merged Prometheus metrics, and its
+# public (mTLS) listener, the only way other pods reach a service.
 MERGED_METRICS_PORT = 20200
+SIDECAR_PUBLIC_PORT = 20000
 PROBE_TIMING = {"readiness": (5, 2), "liveness": (10, 3)}  # period s, failures
 
 # Memory from bench/REPORT.md part 5 (peak RSS under load, MB), one figure per kind of
@@ -606,6 +609,40 @@ class K8sModel:
             self.deployment(EDGE, EDGE, 1, selector, template),
         ]
 
+    # --- the network ----------------------------------------------------------------
+    def network_policies(self) -> list[Manifest]:
+        """Without transparent proxying a service's own port listens on the pod's address
+        (the kubelet's gRPC probe dials it there), so a pod could call it directly,
+        around its sidecar and the intentions. These policies admit other pods only to
+        the sidecar's mTLS listener and the merged metrics, and the edge's public port;
+        the kubelet's probes still pass (traffic from a pod's own node is always allowed)."""
+        def ports(*numbers: int | str) -> list[dict[str, Any]]:
+            return [{"protocol": "TCP", "port": n} for n in numbers]
+
+        out = [Manifest("base/mesh-only.networkpolicy.yaml", {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "mesh-only", "namespace": NAMESPACE,
+                         "labels": {"app.kubernetes.io/part-of": PART_OF}},
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"ports": ports(SIDECAR_PUBLIC_PORT, MERGED_METRICS_PORT)}],
+            },
+        })]
+        if self.edge.runs:
+            out.append(Manifest(f"base/{EDGE}-public.networkpolicy.yaml", {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": self.metadata(f"{EDGE}-public", EDGE),
+                "spec": {
+                    "podSelector": {"matchLabels": {"app": EDGE}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"ports": ports(self.edge.settings.port)}],
+                },
+            }))
+        return out
+
     # --- the whole ----------------------------------------------------------------
     def namespace(self) -> Manifest:
         return Manifest("base/namespace.yaml", {
@@ -620,6 +657,7 @@ class K8sModel:
             out.extend(self.service_manifests(service))
         out.extend(self.nats_manifests())
         out.extend(self.edge_manifests())
+        out.extend(self.network_policies())
         return out
 
     def jwt_secret(self, keys_dir: Path) -> dict[str, Any]:
