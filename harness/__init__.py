@@ -7,6 +7,8 @@
                      transient state, reported when seen, never waited for)
   load.py            the open-loop load driver (``python -m harness.load``)
   ghz.py             one ghz run against a gRPC target, and its report read back
+  mesh.py            reading a running mesh: Consul health, a sidecar's counters, idle
+                     JetStream consumers
   nats_server.py     a real nats-server that a test can kill and restart
   recommendation.py  the two RecommendationService implementations as real processes
 

@@ -1,4 +1,5 @@
-"""Small helpers the mesh tests share: calling through sidecars, reading Consul/Envoy."""
+"""Small helpers the mesh tests share: calling through sidecars, payment's fault knob,
+supervisord's pids (reading Consul and Envoy: harness/mesh.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
-from tools.mesh import envoy
-from tools.mesh.control import check_states
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Instance
@@ -54,29 +53,8 @@ async def set_fault(inst: Instance, unavailable_ratio: float = 0.0, delay_ms: in
         )
 
 
-def health_of(plan: MeshPlan, service_id: str) -> str:
-    checks, _ = check_states(plan)
-    return checks.get(service_id, "missing")
-
-
 def pid_of(plan: MeshPlan, program: str) -> int:
     for proc in Supervisor(plan).processes():
         if proc["name"] == program:
             return int(proc["pid"])
     raise KeyError(program)
-
-
-def upstream_counter(caller: Instance, upstream: str, suffix: str) -> int:
-    return envoy.upstream_stat(caller.admin_url, upstream, suffix)
-
-
-def listener_counter(callee: Instance, suffix: str) -> int:
-    """A counter of the callee sidecar's public (mTLS) listener, e.g. ssl.handshake."""
-    name = f"listener.{callee.address}_{callee.sidecar_port}.{suffix}"
-    return envoy.stats(callee.admin_url, f"^{name.replace('.', '[.]')}$").get(name, 0)
-
-
-def public_http_counter(callee: Instance, suffix: str) -> int:
-    """A counter of the callee sidecar's public HTTP connection manager (rbac.denied...)."""
-    name = f"http.public_listener.{suffix}"
-    return envoy.stats(callee.admin_url, f"^{name.replace('.', '[.]')}$").get(name, 0)

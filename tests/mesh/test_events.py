@@ -25,8 +25,8 @@ from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
+from harness.mesh import consumers_idle, health_of, listener_counter
 from harness.wait import until
-from tests.mesh.helpers import health_of, listener_counter
 from tools.mesh import control
 from tools.mesh.http import get_json
 from tools.mesh.nats import INSTANCE_ID as NATS_INSTANCE
@@ -171,7 +171,7 @@ async def test_a_purchase_is_notified_once_and_counted_once_with_the_customer_co
         return after.get("sku-1003", (0, 0))[0] > before.get("sku-1003", (0, 0))[0]
 
     await until(counted, 30, "analytics to count the order")
-    await until(lambda: _consumers_idle(mesh), 30, "every consumer to ack everything")
+    await until(lambda: consumers_idle(mesh), 30, "every consumer to ack everything")
 
     [note] = await shop.notifications(user.user_id)
     assert note.subject == f"Your order {order.order_id} is confirmed"
@@ -234,7 +234,7 @@ async def test_a_broker_restart_loses_nothing_and_doubles_nothing(
         return len(await shop.notifications(user.user_id)) >= 1
 
     await until(notified, 60, "the notification after the broker came back")
-    await until(lambda: _consumers_idle(mesh), 30, "every consumer to ack everything")
+    await until(lambda: consumers_idle(mesh), 30, "every consumer to ack everything")
     [note] = await shop.notifications(user.user_id)
     assert note.subject == f"Your order {order.order_id} is confirmed"
     assert _unsent(mesh, "order.sqlite3") == 0
@@ -244,13 +244,3 @@ def _unsent(mesh: MeshPlan, db_file: str) -> int:
     """Events a service has committed and not yet published (its outbox backlog)."""
     with sqlite3.connect(f"file:{mesh.data_dir / db_file}?mode=ro", uri=True) as conn:
         return int(conn.execute("SELECT count(*) FROM outbox WHERE sent_us IS NULL").fetchone()[0])
-
-
-def _consumers_idle(mesh: MeshPlan) -> bool:
-    jsz = Nats(mesh).jsz()
-    for account in jsz.get("account_details") or []:
-        for stream in account.get("stream_detail") or []:
-            for consumer in stream.get("consumer_detail") or []:
-                if consumer.get("num_pending") or consumer.get("num_ack_pending"):
-                    return False
-    return True

@@ -1,8 +1,9 @@
 """Faults injected into a running mesh under steady load, with the numbers they produce.
 
-  probe.py      what a scenario reads and does to the mesh: Consul health, supervisord
-                pids, kill / restart, each caller's Envoy view of an instance, payment's
-                fault knob, and ``restore`` (the mesh back to healthy)
+  probe.py      what a scenario reads and does to the mesh: supervisord pids, kill /
+                restart, each caller's Envoy view of an instance, payment's fault knob,
+                and ``restore`` (the mesh back to healthy); Consul health and sidecar
+                counters come from harness/mesh.py, as for the mesh tests
   shop.py       customers and purchases for the saga and event scenarios, and the audit
                 that compares orders, payments, notifications and analytics
   scenarios.py  one function per fault: inject it under load (harness/load.py), restore the

@@ -80,13 +80,6 @@ async def graceful_restart(plan: MeshPlan, instance_id: str) -> None:
 # --------------------------------------------------------------------------- Consul / Envoy
 
 
-def health(plan: MeshPlan, service_id: str) -> str:
-    """Consul's worst check state of a registration: passing / warning / critical /
-    missing (not registered)."""
-    checks, _ = control.check_states(plan)
-    return checks.get(service_id, "missing")
-
-
 def host_of(caller: Instance, upstream: str, callee: Instance) -> envoy.HostState | None:
     """How ``caller``'s sidecar sees ``callee`` in its ``upstream`` cluster (None: not
     among its endpoints at all)."""
@@ -106,17 +99,6 @@ def serving(plan: MeshPlan, callers: list[tuple[Instance, str]], callee: Instanc
     if checks.get(callee.instance_id) != "passing" or checks.get(callee.sidecar_id) != "passing":
         return False
     return all(routable(caller, upstream, callee) for caller, upstream in callers)
-
-
-def counter(caller: Instance, upstream: str, suffix: str) -> int:
-    """A counter of ``caller``'s upstream cluster(s) for ``upstream`` (subsets summed)."""
-    return envoy.upstream_stat(caller.admin_url, upstream, suffix)
-
-
-def rbac_denied(callee: Instance) -> int:
-    """Calls ``callee``'s sidecar refused by an intention (its public listener's RBAC)."""
-    name = "http.public_listener.rbac.denied"
-    return envoy.stats(callee.admin_url, f"^{name.replace('.', '[.]')}$").get(name, 0)
 
 
 def callers_of(plan: MeshPlan, service: str) -> list[tuple[Instance, str]]:

@@ -29,6 +29,7 @@ from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
 
 from harness.load import Call, LoadReport, loopback_channel, open_loop
+from harness.mesh import consumers_idle, health_of, public_http_counter, upstream_counter
 from harness.wait import first_seen, until
 from tools.chaos import probe
 from tools.chaos.shop import (
@@ -157,7 +158,7 @@ async def kill_one_catalog_instance(
         caller.upstream_target("catalog")
     ) as channel:
         await warm_up(catalog_call(channel))
-        retries_before = probe.counter(caller, "catalog", "upstream_rq_retry")
+        retries_before = upstream_counter(caller, "catalog", "upstream_rq_retry")
         overflows_before = _overflows(caller, "catalog")
         async with background_load(catalog_call(channel), rate=rate,
                                    max_seconds=max_seconds) as (stop, load):
@@ -177,7 +178,7 @@ async def kill_one_catalog_instance(
             # scenario promises is that it is replaced and back in every caller's rotation.
             watching = asyncio.Event()
             critical = asyncio.create_task(first_seen(
-                lambda: probe.health(plan, victim_id) != "passing", watching,
+                lambda: health_of(plan, victim_id) != "passing", watching,
                 in_thread=True, not_yet=probe.NOT_ANSWERING))
             dropped = asyncio.create_task(first_seen(
                 lambda: not probe.routable(caller, "catalog", victim), watching,
@@ -201,7 +202,7 @@ async def kill_one_catalog_instance(
                 f"{served} calls in the next 3s")
             stop.set()
             report = await load
-        retries = probe.counter(caller, "catalog", "upstream_rq_retry") - retries_before
+        retries = upstream_counter(caller, "catalog", "upstream_rq_retry") - retries_before
         overflows = {k: n - overflows_before[k] for k, n in _overflows(caller, "catalog").items()
                      if n > overflows_before[k]}
     return KillResult(victim_id, report, killed_at, critical_after, dropped_after, restarted,
@@ -219,7 +220,7 @@ OVERFLOW_COUNTERS = ("upstream_rq_active_overflow", "upstream_rq_pending_overflo
 
 
 def _overflows(caller: Instance, upstream: str) -> dict[str, int]:
-    return {name: probe.counter(caller, upstream, name) for name in OVERFLOW_COUNTERS}
+    return {name: upstream_counter(caller, upstream, name) for name in OVERFLOW_COUNTERS}
 
 
 def _host_success(caller: Instance, callee: Instance) -> int:
@@ -305,7 +306,7 @@ async def rolling_restart(
         for warm in (catalog_call(to_catalog), list_payments, recommendation):
             await warm_up(warm)
         callers = {"catalog": cart, "payment": storefront, "recommendation": storefront}
-        before = {s: probe.counter(c, s, "upstream_rq_retry") for s, c in callers.items()}
+        before = {s: upstream_counter(c, s, "upstream_rq_retry") for s, c in callers.items()}
         max_seconds = 30 + 30 * len(victims)
         loads = {
             "catalog": await stack.enter_async_context(background_load(
@@ -335,7 +336,7 @@ async def rolling_restart(
         for service, (stop, task) in loads.items():
             stop.set()
             reports[service] = await task
-        retries = {s: probe.counter(c, s, "upstream_rq_retry") - before[s]
+        retries = {s: upstream_counter(c, s, "upstream_rq_retry") - before[s]
                    for s, c in callers.items()}
     return RollingResult(reports, steps, retries)
 
@@ -362,8 +363,8 @@ async def flaky_payment(
     async with shop(plan) as s, restoring(plan, say):
         users = await s.customers(customers, "flaky")
         buyers = Buyers(s, users)
-        retries_before = probe.counter(order, "payment", "upstream_rq_retry")
-        overflow_before = probe.counter(order, "payment", "upstream_rq_retry_overflow")
+        retries_before = upstream_counter(order, "payment", "upstream_rq_retry")
+        overflow_before = upstream_counter(order, "payment", "upstream_rq_retry_overflow")
         await probe.set_payment_fault(plan, unavailable_ratio=unavailable_ratio)
         say(f"  every payment instance now fails {unavailable_ratio:.0%} of its Charges "
             f"(UNAVAILABLE, before touching anything)")
@@ -374,8 +375,9 @@ async def flaky_payment(
                                      max_in_flight=4 * customers, drain_timeout=40)
         finally:
             await probe.set_payment_fault(plan)
-        retries = probe.counter(order, "payment", "upstream_rq_retry") - retries_before
-        overflow = probe.counter(order, "payment", "upstream_rq_retry_overflow") - overflow_before
+        retries = upstream_counter(order, "payment", "upstream_rq_retry") - retries_before
+        overflow = (upstream_counter(order, "payment", "upstream_rq_retry_overflow")
+                    - overflow_before)
         audit = await audit_orders(s, users)
     return FlakyPaymentResult(report, audit, retries, overflow)
 
@@ -410,7 +412,7 @@ async def hung_payment(
     order = plan.instance("order-1")
 
     def overflow() -> int:
-        return sum(probe.counter(order, "payment", suffix) for suffix in
+        return sum(upstream_counter(order, "payment", suffix) for suffix in
                    ("upstream_rq_active_overflow", "upstream_rq_pending_overflow"))
 
     async with shop(plan) as s, restoring(plan, say), loopback_channel(
@@ -476,17 +478,6 @@ def outbox_backlog(plan: MeshPlan) -> int:
             total += int(conn.execute(
                 "SELECT count(*) FROM outbox WHERE sent_us IS NULL").fetchone()[0])
     return total
-
-
-def consumers_idle(plan: MeshPlan) -> bool:
-    """Every durable consumer has delivered and got an ack for everything."""
-    jsz = Nats(plan).jsz()
-    for account in jsz.get("account_details") or []:
-        for stream in account.get("stream_detail") or []:
-            for consumer in stream.get("consumer_detail") or []:
-                if consumer.get("num_pending") or consumer.get("num_ack_pending"):
-                    return False
-    return True
 
 
 def events_settled(plan: MeshPlan) -> bool:
@@ -576,7 +567,7 @@ async def caller_outside_the_call_graph(plan: MeshPlan, say: Say = quiet) -> Den
     storefront = plan.instance("storefront-1")
     payments = [i for i in plan.instances() if i.service == "payment"]
     result = DeniedResult()
-    before = sum(await asyncio.gather(*(asyncio.to_thread(probe.rbac_denied, p)
+    before = sum(await asyncio.gather(*(asyncio.to_thread(public_http_counter, p, "rbac.denied")
                                          for p in payments)))
     async with loopback_channel(storefront.upstream_target("payment")) as channel:
         stub = payment_pb2_grpc.PaymentServiceStub(channel)
@@ -591,7 +582,7 @@ async def caller_outside_the_call_graph(plan: MeshPlan, say: Say = quiet) -> Den
                 result.codes[name] = "OK"
             except grpc.aio.AioRpcError as error:
                 result.codes[name] = error.code().name
-    after = sum(await asyncio.gather(*(asyncio.to_thread(probe.rbac_denied, p)
+    after = sum(await asyncio.gather(*(asyncio.to_thread(public_http_counter, p, "rbac.denied")
                                         for p in payments)))
     result.counted = after - before
     say(f"  as storefront: ListPayments -> {result.codes['ListPayments']}, "

@@ -1,0 +1,51 @@
+"""Reading a running mesh, the same way for the mesh tests and the chaos scenarios:
+Consul's check state of a registration, a sidecar's counters, and whether every
+JetStream consumer has caught up. Each is one small synchronous HTTP request (run it in
+a worker thread, ``until(..., in_thread=True)``, while load runs on the event loop)."""
+
+from __future__ import annotations
+
+from tools.mesh import envoy
+from tools.mesh.control import check_states
+from tools.mesh.nats import Nats
+from tools.mesh.plan import MeshPlan
+from tools.mesh.topology import Instance
+
+
+def health_of(plan: MeshPlan, service_id: str) -> str:
+    """Consul's worst check state of a registration: passing / warning / critical /
+    missing (not registered)."""
+    checks, _ = check_states(plan)
+    return checks.get(service_id, "missing")
+
+
+def upstream_counter(caller: Instance, upstream: str, suffix: str) -> int:
+    """A counter of ``caller``'s upstream cluster(s) for ``upstream`` (subsets summed),
+    e.g. upstream_rq_retry."""
+    return envoy.upstream_stat(caller.admin_url, upstream, suffix)
+
+
+def _counter(callee: Instance, name: str) -> int:
+    return envoy.stats(callee.admin_url, f"^{name.replace('.', '[.]')}$").get(name, 0)
+
+
+def listener_counter(callee: Instance, suffix: str) -> int:
+    """A counter of the callee sidecar's public (mTLS) listener, e.g. ssl.handshake."""
+    return _counter(callee, f"listener.{callee.address}_{callee.sidecar_port}.{suffix}")
+
+
+def public_http_counter(callee: Instance, suffix: str) -> int:
+    """A counter of the callee sidecar's public HTTP connection manager, e.g. rbac.denied
+    (calls an intention refused)."""
+    return _counter(callee, f"http.public_listener.{suffix}")
+
+
+def consumers_idle(plan: MeshPlan) -> bool:
+    """Every durable JetStream consumer has delivered, and got an ack for, everything."""
+    jsz = Nats(plan).jsz()
+    for account in jsz.get("account_details") or []:
+        for stream in account.get("stream_detail") or []:
+            for consumer in stream.get("consumer_detail") or []:
+                if consumer.get("num_pending") or consumer.get("num_ack_pending"):
+                    return False
+    return True
