@@ -4,7 +4,8 @@
 #   gen/go/meshmart/<svc>/v1/<svc>.pb.go, <svc>_grpc.pb.go   (module meshmart.local/gen/go;
 #       go.mod/go.sum are maintained with `go mod tidy`, not written here)
 #   gen/descriptors/meshmart.protoset   (imports + source info; Envoy transcoder, grpcurl)
-#   gen/openapi/meshmart.swagger.json   (the REST face, all services merged)
+#   gen/openapi/meshmart.swagger.json   (the REST face, all services merged, with the request
+#       rules the contracts declare: tools/openapi_rules.py)
 #
 #   usage: tools/gen-proto.sh           regenerate gen/ (only changed files are rewritten)
 #          tools/gen-proto.sh --check   regenerate into a temp dir; exit 1 listing every
@@ -102,6 +103,10 @@ protoc \
   --openapiv2_opt=openapi_configuration="$tmp/openapi-config.yaml" \
   "${protos[@]}"
 rm "$tmp/openapi-config.yaml"
+# protoc-gen-openapiv2 does not read our field options (meshmart.options.v1.rules): state
+# each field's request rules in the document, from the modules just generated.
+PYTHONPATH="$tmp/python:$root" "$py" -m tools.openapi_rules \
+  "$tmp/descriptors/meshmart.protoset" "$tmp/openapi/meshmart.swagger.json"
 
 # Files in gen/ that this script owns: everything under these dirs except caches and the
 # hand-maintained Go module files.

@@ -1,4 +1,5 @@
-"""The one server interceptor: request context, error mapping and an access log line.
+"""The one server interceptor: request context, the contract's request rules, error mapping
+and an access log line.
 
 grpc.aio interceptors only see the handler, not the call, so this wraps the handler's
 behaviour function (the same approach as d5h-foss/grpc-interceptor). The wrapper must keep
@@ -17,10 +18,12 @@ from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from services.kit import context as rpc_context
+from services.kit import validate
 from services.kit.errors import DomainError, InvalidArgument
 from services.kit.logging import get_logger
 from services.kit.metrics import rpc_metrics
@@ -148,12 +151,20 @@ class _Call:
 _CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
 
 
+def _check(request: Any) -> None:
+    """The rules the contract declares on the request (a client-streamed request is an
+    iterator, and meshmart declares no rules for one)."""
+    if isinstance(request, Message):
+        validate.check(request)
+
+
 def _wrap_unary_response(behaviour: Behaviour, method: str, asserters: Asserters) -> Behaviour:
     async def wrapper(request: Any, servicer_context: Any) -> Any:
         call = _Call(method, asserters=asserters)
         with call.scope(servicer_context):
             try:
                 call.admit()
+                _check(request)
                 return await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
                 raise
@@ -176,6 +187,7 @@ def _wrap_stream_writer(behaviour: Behaviour, method: str, asserters: Asserters)
         with call.scope(servicer_context):
             try:
                 call.admit()
+                _check(request)
                 await behaviour(request, servicer_context)
             except grpc.aio.AbortError:
                 raise
@@ -200,6 +212,7 @@ def _wrap_stream_generator(
         with call.scope(servicer_context):
             try:
                 call.admit()
+                _check(request)
                 async for response in behaviour(request, servicer_context):
                     yield response
             except grpc.aio.AbortError:
@@ -246,7 +259,9 @@ def _wrapped_handler(handler: Any, method: str, asserters: Asserters) -> Any:
 
 
 class ServiceInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Request context, domain-error mapping and access logging for every RPC.
+    """Request context, the request rules the contract declares (validate.check, before
+    the servicer sees the request), domain-error mapping and access logging for every
+    RPC.
 
     ``user_asserters``: the mesh identities whose x-meshmart-user-id is believed
     (ServiceConfig.user_asserters; context.asserted_user).

@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	v1 "meshmart.local/gen/go/meshmart/common/v1"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -414,7 +415,7 @@ var File_meshmart_analytics_v1_analytics_proto protoreflect.FileDescriptor
 
 const file_meshmart_analytics_v1_analytics_proto_rawDesc = "" +
 	"\n" +
-	"%meshmart/analytics/v1/analytics.proto\x12\x15meshmart.analytics.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\"m\n" +
+	"%meshmart/analytics/v1/analytics.proto\x12\x15meshmart.analytics.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"m\n" +
 	"\n" +
 	"DailySales\x12\x12\n" +
 	"\x04date\x18\x01 \x01(\tR\x04date\x12\x16\n" +
@@ -434,9 +435,9 @@ const file_meshmart_analytics_v1_analytics_proto_rawDesc = "" +
 	"\ato_date\x18\x02 \x01(\tR\x06toDate\"\x90\x01\n" +
 	"\x16GetSalesReportResponse\x125\n" +
 	"\x04days\x18\x01 \x03(\v2!.meshmart.analytics.v1.DailySalesR\x04days\x12?\n" +
-	"\bproducts\x18\x02 \x03(\v2#.meshmart.analytics.v1.ProductSalesR\bproducts\"1\n" +
-	"\x19GetPopularProductsRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"_\n" +
+	"\bproducts\x18\x02 \x03(\v2#.meshmart.analytics.v1.ProductSalesR\bproducts\";\n" +
+	"\x19GetPopularProductsRequest\x12\x1e\n" +
+	"\x05limit\x18\x01 \x01(\x05B\b\xf2\xd4\x18\x04(\x000dR\x05limit\"_\n" +
 	"\x1aGetPopularProductsResponse\x12A\n" +
 	"\bproducts\x18\x01 \x03(\v2%.meshmart.analytics.v1.PopularProductR\bproducts2\xcb\x02\n" +
 	"\x10AnalyticsService\x12\x8e\x01\n" +

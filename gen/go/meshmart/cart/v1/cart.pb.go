@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	v1 "meshmart.local/gen/go/meshmart/common/v1"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -680,7 +681,7 @@ var File_meshmart_cart_v1_cart_proto protoreflect.FileDescriptor
 
 const file_meshmart_cart_v1_cart_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmeshmart/cart/v1/cart.proto\x12\x10meshmart.cart.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\"\xcd\x01\n" +
+	"\x1bmeshmart/cart/v1/cart.proto\x12\x10meshmart.cart.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"\xcd\x01\n" +
 	"\bCartItem\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x12\n" +
@@ -693,33 +694,33 @@ const file_meshmart_cart_v1_cart_proto_rawDesc = "" +
 	"\x04Cart\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x120\n" +
 	"\x05items\x18\x02 \x03(\v2\x1a.meshmart.cart.v1.CartItemR\x05items\x12/\n" +
-	"\x05total\x18\x03 \x01(\v2\x19.meshmart.common.v1.MoneyR\x05total\")\n" +
-	"\x0eGetCartRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"=\n" +
+	"\x05total\x18\x03 \x01(\v2\x19.meshmart.common.v1.MoneyR\x05total\"1\n" +
+	"\x0eGetCartRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\"=\n" +
 	"\x0fGetCartResponse\x12*\n" +
-	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"d\n" +
-	"\x0eAddItemRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"~\n" +
+	"\x0eAddItemRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x12%\n" +
 	"\n" +
-	"product_id\x18\x02 \x01(\tR\tproductId\x12\x1a\n" +
-	"\bquantity\x18\x03 \x01(\x05R\bquantity\"=\n" +
+	"product_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\tproductId\x12$\n" +
+	"\bquantity\x18\x03 \x01(\x05B\b\xf2\xd4\x18\x04(\x010cR\bquantity\"=\n" +
 	"\x0fAddItemResponse\x12*\n" +
-	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"k\n" +
-	"\x15UpdateQuantityRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"\x85\x01\n" +
+	"\x15UpdateQuantityRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x12%\n" +
 	"\n" +
-	"product_id\x18\x02 \x01(\tR\tproductId\x12\x1a\n" +
-	"\bquantity\x18\x03 \x01(\x05R\bquantity\"D\n" +
+	"product_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\tproductId\x12$\n" +
+	"\bquantity\x18\x03 \x01(\x05B\b\xf2\xd4\x18\x04(\x010cR\bquantity\"D\n" +
 	"\x16UpdateQuantityResponse\x12*\n" +
-	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"K\n" +
-	"\x11RemoveItemRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1d\n" +
+	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"[\n" +
+	"\x11RemoveItemRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x12%\n" +
 	"\n" +
-	"product_id\x18\x02 \x01(\tR\tproductId\"@\n" +
+	"product_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\tproductId\"@\n" +
 	"\x12RemoveItemResponse\x12*\n" +
-	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"'\n" +
-	"\fClearRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\";\n" +
+	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart\"/\n" +
+	"\fClearRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\";\n" +
 	"\rClearResponse\x12*\n" +
 	"\x04cart\x18\x01 \x01(\v2\x16.meshmart.cart.v1.CartR\x04cart2\xa7\x05\n" +
 	"\vCartService\x12t\n" +

@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	v1 "meshmart.local/gen/go/meshmart/common/v1"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -459,7 +460,7 @@ var File_meshmart_catalog_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_meshmart_catalog_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"!meshmart/catalog/v1/catalog.proto\x12\x13meshmart.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\"\xe8\x01\n" +
+	"!meshmart/catalog/v1/catalog.proto\x12\x13meshmart.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"\xe8\x01\n" +
 	"\aProduct\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x12\n" +
@@ -470,23 +471,23 @@ const file_meshmart_catalog_v1_catalog_proto_rawDesc = "" +
 	"\timage_url\x18\x06 \x01(\tR\bimageUrl\x12\x1e\n" +
 	"\n" +
 	"popularity\x18\a \x01(\x05R\n" +
-	"popularity\"m\n" +
-	"\x13ListProductsRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"popularity\"\x7f\n" +
+	"\x13ListProductsRequest\x12%\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\b\xf2\xd4\x18\x04(\x000dR\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1a\n" +
-	"\bcategory\x18\x03 \x01(\tR\bcategory\"x\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\"\n" +
+	"\bcategory\x18\x03 \x01(\tB\x06\xf2\xd4\x18\x02\x18@R\bcategory\"x\n" +
 	"\x14ListProductsResponse\x128\n" +
 	"\bproducts\x18\x01 \x03(\v2\x1c.meshmart.catalog.v1.ProductR\bproducts\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"2\n" +
-	"\x11GetProductRequest\x12\x1d\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
+	"\x11GetProductRequest\x12%\n" +
 	"\n" +
-	"product_id\x18\x01 \x01(\tR\tproductId\"L\n" +
+	"product_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\tproductId\"L\n" +
 	"\x12GetProductResponse\x126\n" +
-	"\aproduct\x18\x01 \x01(\v2\x1c.meshmart.catalog.v1.ProductR\aproduct\"i\n" +
-	"\x15SearchProductsRequest\x12\x14\n" +
-	"\x05query\x18\x01 \x01(\tR\x05query\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\aproduct\x18\x01 \x01(\v2\x1c.meshmart.catalog.v1.ProductR\aproduct\"~\n" +
+	"\x15SearchProductsRequest\x12\x1f\n" +
+	"\x05query\x18\x01 \x01(\tB\t\xf2\xd4\x18\x05\b\x01\x18\xc8\x01R\x05query\x12%\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\b\xf2\xd4\x18\x04(\x000dR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"z\n" +
 	"\x16SearchProductsResponse\x128\n" +

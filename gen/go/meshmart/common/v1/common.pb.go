@@ -13,6 +13,7 @@ import (
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	anypb "google.golang.org/protobuf/types/known/anypb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -187,10 +188,10 @@ var File_meshmart_common_v1_common_proto protoreflect.FileDescriptor
 
 const file_meshmart_common_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x1fmeshmart/common/v1/common.proto\x12\x12meshmart.common.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"F\n" +
+	"\x1fmeshmart/common/v1/common.proto\x12\x12meshmart.common.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"N\n" +
 	"\x05Money\x12!\n" +
-	"\famount_minor\x18\x01 \x01(\x03R\vamountMinor\x12\x1a\n" +
-	"\bcurrency\x18\x02 \x01(\tR\bcurrency\"\xfa\x01\n" +
+	"\famount_minor\x18\x01 \x01(\x03R\vamountMinor\x12\"\n" +
+	"\bcurrency\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x028\x03R\bcurrency\"\xfa\x01\n" +
 	"\rEventEnvelope\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12;\n" +

@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -668,17 +669,17 @@ var File_meshmart_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_meshmart_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"%meshmart/inventory/v1/inventory.proto\x12\x15meshmart.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"e\n" +
+	"%meshmart/inventory/v1/inventory.proto\x12\x15meshmart.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"e\n" +
 	"\n" +
 	"StockLevel\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x05R\tavailable\x12\x1a\n" +
-	"\breserved\x18\x03 \x01(\x05R\breserved\"L\n" +
-	"\x0fReservationLine\x12\x1d\n" +
+	"\breserved\x18\x03 \x01(\x05R\breserved\"^\n" +
+	"\x0fReservationLine\x12%\n" +
 	"\n" +
-	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1a\n" +
-	"\bquantity\x18\x02 \x01(\x05R\bquantity\"\xd1\x02\n" +
+	"product_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\tproductId\x12$\n" +
+	"\bquantity\x18\x02 \x01(\x05B\b\xf2\xd4\x18\x04(\x010cR\bquantity\"\xd1\x02\n" +
 	"\vReservation\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12>\n" +
 	"\x05state\x18\x02 \x01(\x0e2(.meshmart.inventory.v1.Reservation.StateR\x05state\x129\n" +
@@ -690,25 +691,26 @@ const file_meshmart_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x0eSTATE_RESERVED\x10\x01\x12\x13\n" +
 	"\x0fSTATE_COMMITTED\x10\x02\x12\x12\n" +
 	"\x0eSTATE_RELEASED\x10\x03\x12\x11\n" +
-	"\rSTATE_EXPIRED\x10\x04\"2\n" +
-	"\x0fGetStockRequest\x12\x1f\n" +
-	"\vproduct_ids\x18\x01 \x03(\tR\n" +
+	"\rSTATE_EXPIRED\x10\x04\">\n" +
+	"\x0fGetStockRequest\x12+\n" +
+	"\vproduct_ids\x18\x01 \x03(\tB\n" +
+	"\xf2\xd4\x18\x06\b\x01 d8\x01R\n" +
 	"productIds\"K\n" +
 	"\x10GetStockResponse\x127\n" +
-	"\x05items\x18\x01 \x03(\v2!.meshmart.inventory.v1.StockLevelR\x05items\"\x8a\x01\n" +
-	"\x0eReserveRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\x12<\n" +
-	"\x05lines\x18\x02 \x03(\v2&.meshmart.inventory.v1.ReservationLineR\x05lines\x12\x1f\n" +
-	"\vttl_seconds\x18\x03 \x01(\x05R\n" +
+	"\x05items\x18\x01 \x03(\v2!.meshmart.inventory.v1.StockLevelR\x05items\"\xa7\x01\n" +
+	"\x0eReserveRequest\x12!\n" +
+	"\border_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\aorderId\x12F\n" +
+	"\x05lines\x18\x02 \x03(\v2&.meshmart.inventory.v1.ReservationLineB\b\xf2\xd4\x18\x04\b\x01 dR\x05lines\x12*\n" +
+	"\vttl_seconds\x18\x03 \x01(\x05B\t\xf2\xd4\x18\x05(\x000\x90\x1cR\n" +
 	"ttlSeconds\"W\n" +
 	"\x0fReserveResponse\x12D\n" +
-	"\vreservation\x18\x01 \x01(\v2\".meshmart.inventory.v1.ReservationR\vreservation\"+\n" +
-	"\x0eReleaseRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"W\n" +
+	"\vreservation\x18\x01 \x01(\v2\".meshmart.inventory.v1.ReservationR\vreservation\"3\n" +
+	"\x0eReleaseRequest\x12!\n" +
+	"\border_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\aorderId\"W\n" +
 	"\x0fReleaseResponse\x12D\n" +
-	"\vreservation\x18\x01 \x01(\v2\".meshmart.inventory.v1.ReservationR\vreservation\"*\n" +
-	"\rCommitRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"V\n" +
+	"\vreservation\x18\x01 \x01(\v2\".meshmart.inventory.v1.ReservationR\vreservation\"2\n" +
+	"\rCommitRequest\x12!\n" +
+	"\border_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\aorderId\"V\n" +
 	"\x0eCommitResponse\x12D\n" +
 	"\vreservation\x18\x01 \x01(\v2\".meshmart.inventory.v1.ReservationR\vreservation2\x91\x03\n" +
 	"\x10InventoryService\x12r\n" +

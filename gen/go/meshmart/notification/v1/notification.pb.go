@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -248,7 +249,7 @@ var File_meshmart_notification_v1_notification_proto protoreflect.FileDescriptor
 
 const file_meshmart_notification_v1_notification_proto_rawDesc = "" +
 	"\n" +
-	"+meshmart/notification/v1/notification.proto\x12\x18meshmart.notification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xee\x01\n" +
+	"+meshmart/notification/v1/notification.proto\x12\x18meshmart.notification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"\xee\x01\n" +
 	"\fNotification\x12'\n" +
 	"\x0fnotification_id\x18\x01 \x01(\tR\x0enotificationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
@@ -257,10 +258,10 @@ const file_meshmart_notification_v1_notification_proto_rawDesc = "" +
 	"\x04body\x18\x05 \x01(\tR\x04body\x12\x19\n" +
 	"\bevent_id\x18\x06 \x01(\tR\aeventId\x129\n" +
 	"\n" +
-	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"o\n" +
-	"\x18ListNotificationsRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x81\x01\n" +
+	"\x18ListNotificationsRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\x06userId\x12%\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\b\xf2\xd4\x18\x04(\x000dR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"\x91\x01\n" +
 	"\x19ListNotificationsResponse\x12L\n" +

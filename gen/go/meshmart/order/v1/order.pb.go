@@ -14,6 +14,7 @@ import (
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	v1 "meshmart.local/gen/go/meshmart/common/v1"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	v11 "meshmart.local/gen/go/meshmart/payment/v1"
 	reflect "reflect"
 	sync "sync"
@@ -924,7 +925,7 @@ var File_meshmart_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_meshmart_order_v1_order_proto_rawDesc = "" +
 	"\n" +
-	"\x1dmeshmart/order/v1/order.proto\x12\x11meshmart.order.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a!meshmart/payment/v1/payment.proto\"\x98\x01\n" +
+	"\x1dmeshmart/order/v1/order.proto\x12\x11meshmart.order.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\x1a!meshmart/payment/v1/payment.proto\"\x98\x01\n" +
 	"\aAddress\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05line1\x18\x02 \x01(\tR\x05line1\x12\x14\n" +
@@ -967,29 +968,29 @@ const file_meshmart_order_v1_order_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1b\n" +
 	"\tfull_name\x18\x03 \x01(\tR\bfullName\x12\x14\n" +
-	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xcb\x01\n" +
-	"\x11PlaceOrderRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12'\n" +
-	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12-\n" +
-	"\x04card\x18\x03 \x01(\v2\x19.meshmart.payment.v1.CardR\x04card\x12E\n" +
-	"\x10shipping_address\x18\x04 \x01(\v2\x1a.meshmart.order.v1.AddressR\x0fshippingAddress\"D\n" +
+	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xee\x01\n" +
+	"\x11PlaceOrderRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x122\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\b\x01\x18\xc8\x01R\x0eidempotencyKey\x125\n" +
+	"\x04card\x18\x03 \x01(\v2\x19.meshmart.payment.v1.CardB\x06\xf2\xd4\x18\x02\b\x01R\x04card\x12M\n" +
+	"\x10shipping_address\x18\x04 \x01(\v2\x1a.meshmart.order.v1.AddressB\x06\xf2\xd4\x18\x02\b\x01R\x0fshippingAddress\"D\n" +
 	"\x12PlaceOrderResponse\x12.\n" +
-	"\x05order\x18\x01 \x01(\v2\x18.meshmart.order.v1.OrderR\x05order\"E\n" +
-	"\x0fGetOrderRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\tR\x06userId\"B\n" +
+	"\x05order\x18\x01 \x01(\v2\x18.meshmart.order.v1.OrderR\x05order\"U\n" +
+	"\x0fGetOrderRequest\x12!\n" +
+	"\border_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\aorderId\x12\x1f\n" +
+	"\auser_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\"B\n" +
 	"\x10GetOrderResponse\x12.\n" +
-	"\x05order\x18\x01 \x01(\v2\x18.meshmart.order.v1.OrderR\x05order\"h\n" +
-	"\x11ListOrdersRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x05order\x18\x01 \x01(\v2\x18.meshmart.order.v1.OrderR\x05order\"z\n" +
+	"\x11ListOrdersRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x12%\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\b\xf2\xd4\x18\x04(\x000dR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"n\n" +
 	"\x12ListOrdersResponse\x120\n" +
 	"\x06orders\x18\x01 \x03(\v2\x18.meshmart.order.v1.OrderR\x06orders\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"U\n" +
-	"\x17ListRecentOrdersRequest\x12\x1b\n" +
-	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"_\n" +
+	"\x17ListRecentOrdersRequest\x12%\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\b\xf2\xd4\x18\x04(\x000dR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tR\tpageToken\"t\n" +
 	"\x18ListRecentOrdersResponse\x120\n" +

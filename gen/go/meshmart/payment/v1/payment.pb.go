@@ -14,6 +14,7 @@ import (
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	v1 "meshmart.local/gen/go/meshmart/common/v1"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -877,7 +878,7 @@ var File_meshmart_payment_v1_payment_proto protoreflect.FileDescriptor
 
 const file_meshmart_payment_v1_payment_proto_rawDesc = "" +
 	"\n" +
-	"!meshmart/payment/v1/payment.proto\x12\x13meshmart.payment.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\"h\n" +
+	"!meshmart/payment/v1/payment.proto\x12\x13meshmart.payment.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"h\n" +
 	"\x04Card\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x1b\n" +
 	"\texp_month\x18\x02 \x01(\x05R\bexpMonth\x12\x19\n" +
@@ -903,25 +904,25 @@ const file_meshmart_payment_v1_payment_proto_rawDesc = "" +
 	"\x0fSTATUS_REFUNDED\x10\x03\"O\n" +
 	"\x05Fault\x12+\n" +
 	"\x11unavailable_ratio\x18\x01 \x01(\x02R\x10unavailableRatio\x12\x19\n" +
-	"\bdelay_ms\x18\x02 \x01(\x05R\adelayMs\"\xce\x01\n" +
-	"\rChargeRequest\x12'\n" +
-	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x19\n" +
-	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x17\n" +
-	"\auser_id\x18\x03 \x01(\tR\x06userId\x121\n" +
+	"\bdelay_ms\x18\x02 \x01(\x05R\adelayMs\"\xe9\x01\n" +
+	"\rChargeRequest\x122\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tB\t\xf2\xd4\x18\x05\b\x01\x18\xc8\x01R\x0eidempotencyKey\x12!\n" +
+	"\border_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\aorderId\x12\x1f\n" +
+	"\auser_id\x18\x03 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x121\n" +
 	"\x06amount\x18\x04 \x01(\v2\x19.meshmart.common.v1.MoneyR\x06amount\x12-\n" +
 	"\x04card\x18\x05 \x01(\v2\x19.meshmart.payment.v1.CardR\x04card\"H\n" +
 	"\x0eChargeResponse\x126\n" +
-	"\apayment\x18\x01 \x01(\v2\x1c.meshmart.payment.v1.PaymentR\apayment\"o\n" +
-	"\rRefundRequest\x12\x1d\n" +
+	"\apayment\x18\x01 \x01(\v2\x1c.meshmart.payment.v1.PaymentR\apayment\"\x8b\x01\n" +
+	"\rRefundRequest\x12%\n" +
 	"\n" +
-	"payment_id\x18\x01 \x01(\tR\tpaymentId\x12'\n" +
-	"\x0fidempotency_key\x18\x02 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"H\n" +
+	"payment_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\tpaymentId\x122\n" +
+	"\x0fidempotency_key\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\b\x01\x18\xc8\x01R\x0eidempotencyKey\x12\x1f\n" +
+	"\x06reason\x18\x03 \x01(\tB\a\xf2\xd4\x18\x03\x18\xf4\x03R\x06reason\"H\n" +
 	"\x0eRefundResponse\x126\n" +
-	"\apayment\x18\x01 \x01(\v2\x1c.meshmart.payment.v1.PaymentR\apayment\"j\n" +
-	"\x13ListPaymentsRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
-	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\apayment\x18\x01 \x01(\v2\x1c.meshmart.payment.v1.PaymentR\apayment\"|\n" +
+	"\x13ListPaymentsRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x12%\n" +
+	"\tpage_size\x18\x02 \x01(\x05B\b\xf2\xd4\x18\x04(\x000dR\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"x\n" +
 	"\x14ListPaymentsResponse\x128\n" +

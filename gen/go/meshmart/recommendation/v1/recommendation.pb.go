@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	v1 "meshmart.local/gen/go/meshmart/catalog/v1"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -192,10 +193,11 @@ var File_meshmart_recommendation_v1_recommendation_proto protoreflect.FileDescri
 
 const file_meshmart_recommendation_v1_recommendation_proto_rawDesc = "" +
 	"\n" +
-	"/meshmart/recommendation/v1/recommendation.proto\x12\x1ameshmart.recommendation.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\"A\n" +
-	"\x10RecommendRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
-	"\x05limit\x18\x02 \x01(\x05R\x05limit\"\x97\x01\n" +
+	"/meshmart/recommendation/v1/recommendation.proto\x12\x1ameshmart.recommendation.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\x1a\"meshmart/options/v1/validate.proto\"U\n" +
+	"\x10RecommendRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\x12 \n" +
+	"\x05limit\x18\x02 \x01(\x05B\n" +
+	"\xf2\xd4\x18\x06(\x0102@\x01R\x05limit\"\x97\x01\n" +
 	"\x11RecommendResponse\x128\n" +
 	"\bproducts\x18\x01 \x03(\v2\x1c.meshmart.catalog.v1.ProductR\bproducts\x12H\n" +
 	"\x06source\x18\x02 \x01(\x0e20.meshmart.recommendation.v1.RecommendationSourceR\x06source*\x88\x01\n" +

@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	v13 "meshmart.local/gen/go/meshmart/catalog/v1"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	v11 "meshmart.local/gen/go/meshmart/order/v1"
 	v12 "meshmart.local/gen/go/meshmart/payment/v1"
 	v14 "meshmart.local/gen/go/meshmart/recommendation/v1"
@@ -171,9 +172,9 @@ var File_meshmart_storefront_v1_storefront_proto protoreflect.FileDescriptor
 
 const file_meshmart_storefront_v1_storefront_proto_rawDesc = "" +
 	"\n" +
-	"'meshmart/storefront/v1/storefront.proto\x12\x16meshmart.storefront.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\x1a\x1dmeshmart/order/v1/order.proto\x1a!meshmart/payment/v1/payment.proto\x1a/meshmart/recommendation/v1/recommendation.proto\x1a\x1bmeshmart/user/v1/user.proto\".\n" +
-	"\x13GetDashboardRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x93\x03\n" +
+	"'meshmart/storefront/v1/storefront.proto\x12\x16meshmart.storefront.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\x1a\"meshmart/options/v1/validate.proto\x1a\x1dmeshmart/order/v1/order.proto\x1a!meshmart/payment/v1/payment.proto\x1a/meshmart/recommendation/v1/recommendation.proto\x1a\x1bmeshmart/user/v1/user.proto\"6\n" +
+	"\x13GetDashboardRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x06userId\"\x93\x03\n" +
 	"\x14GetDashboardResponse\x12*\n" +
 	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\x12=\n" +
 	"\rrecent_orders\x18\x02 \x03(\v2\x18.meshmart.order.v1.OrderR\frecentOrders\x12E\n" +

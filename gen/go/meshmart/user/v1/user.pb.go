@@ -13,6 +13,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
+	_ "meshmart.local/gen/go/meshmart/options/v1"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -571,7 +572,7 @@ var File_meshmart_user_v1_user_proto protoreflect.FileDescriptor
 
 const file_meshmart_user_v1_user_proto_rawDesc = "" +
 	"\n" +
-	"\x1bmeshmart/user/v1/user.proto\x12\x10meshmart.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xde\x01\n" +
+	"\x1bmeshmart/user/v1/user.proto\x12\x10meshmart.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"\xde\x01\n" +
 	"\x04User\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1b\n" +
@@ -580,32 +581,32 @@ const file_meshmart_user_v1_user_proto_rawDesc = "" +
 	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x14\n" +
 	"\x05phone\x18\x05 \x01(\tR\x05phone\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"`\n" +
-	"\x0fRegisterRequest\x12\x14\n" +
-	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1b\n" +
-	"\tfull_name\x18\x03 \x01(\tR\bfullName\">\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"~\n" +
+	"\x0fRegisterRequest\x12\x1c\n" +
+	"\x05email\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x02R\x05email\x12%\n" +
+	"\bpassword\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\x10\b\x18\x80\x01R\bpassword\x12&\n" +
+	"\tfull_name\x18\x03 \x01(\tB\t\xf2\xd4\x18\x05\b\x01\x18\xc8\x01R\bfullName\">\n" +
 	"\x10RegisterResponse\x12*\n" +
-	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\"@\n" +
-	"\fLoginRequest\x12\x14\n" +
-	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x9c\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\"P\n" +
+	"\fLoginRequest\x12\x1c\n" +
+	"\x05email\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\b\x01R\x05email\x12\"\n" +
+	"\bpassword\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x10\x01R\bpassword\"\x9c\x01\n" +
 	"\rLoginResponse\x12!\n" +
 	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x12\x1d\n" +
 	"\n" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12\x1d\n" +
 	"\n" +
 	"expires_in\x18\x03 \x01(\x03R\texpiresIn\x12*\n" +
-	"\x04user\x18\x04 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\")\n" +
-	"\x0eGetUserRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\"=\n" +
+	"\x04user\x18\x04 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\"1\n" +
+	"\x0eGetUserRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\x06userId\"=\n" +
 	"\x0fGetUserResponse\x12*\n" +
-	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\"\xa9\x01\n" +
-	"\x14UpdateProfileRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12 \n" +
-	"\tfull_name\x18\x02 \x01(\tH\x00R\bfullName\x88\x01\x01\x12\x19\n" +
-	"\x05phone\x18\x03 \x01(\tH\x01R\x05phone\x88\x01\x01\x12\x19\n" +
-	"\x05email\x18\x04 \x01(\tH\x02R\x05email\x88\x01\x01B\f\n" +
+	"\x04user\x18\x01 \x01(\v2\x16.meshmart.user.v1.UserR\x04user\"\xc4\x01\n" +
+	"\x14UpdateProfileRequest\x12\x1f\n" +
+	"\auser_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x01R\x06userId\x12+\n" +
+	"\tfull_name\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\b\x01\x18\xc8\x01H\x00R\bfullName\x88\x01\x01\x12\x19\n" +
+	"\x05phone\x18\x03 \x01(\tH\x01R\x05phone\x88\x01\x01\x12!\n" +
+	"\x05email\x18\x04 \x01(\tB\x06\xf2\xd4\x18\x028\x02H\x02R\x05email\x88\x01\x01B\f\n" +
 	"\n" +
 	"_full_nameB\b\n" +
 	"\x06_phoneB\b\n" +

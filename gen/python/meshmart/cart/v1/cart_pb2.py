@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from meshmart.common.v1 import common_pb2 as meshmart_dot_common_dot_v1_dot_common__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshmart/cart/v1/cart.proto\x12\x10meshmart.cart.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\"\x9c\x01\n\x08\x43\x61rtItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12-\n\nunit_price\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12-\n\nline_total\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"l\n\x04\x43\x61rt\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x05items\x18\x02 \x03(\x0b\x32\x1a.meshmart.cart.v1.CartItem\x12(\n\x05total\x18\x03 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"!\n\x0eGetCartRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"7\n\x0fGetCartResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"G\n\x0e\x41\x64\x64ItemRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\"7\n\x0f\x41\x64\x64ItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"N\n\x15UpdateQuantityRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\">\n\x16UpdateQuantityResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"8\n\x11RemoveItemRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x12\n\nproduct_id\x18\x02 \x01(\t\":\n\x12RemoveItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"\x1f\n\x0c\x43learRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"5\n\rClearResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart2\xa7\x05\n\x0b\x43\x61rtService\x12t\n\x07GetCart\x12 .meshmart.cart.v1.GetCartRequest\x1a!.meshmart.cart.v1.GetCartResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/users/{user_id}/cart\x12}\n\x07\x41\x64\x64Item\x12 .meshmart.cart.v1.AddItemRequest\x1a!.meshmart.cart.v1.AddItemResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/api/v1/users/{user_id}/cart/items:\x01*\x12\x9f\x01\n\x0eUpdateQuantity\x12\'.meshmart.cart.v1.UpdateQuantityRequest\x1a(.meshmart.cart.v1.UpdateQuantityResponse\":\x82\xd3\xe4\x93\x02\x34\x32//api/v1/users/{user_id}/cart/items/{product_id}:\x01*\x12\x90\x01\n\nRemoveItem\x12#.meshmart.cart.v1.RemoveItemRequest\x1a$.meshmart.cart.v1.RemoveItemResponse\"7\x82\xd3\xe4\x93\x02\x31*//api/v1/users/{user_id}/cart/items/{product_id}\x12n\n\x05\x43lear\x12\x1e.meshmart.cart.v1.ClearRequest\x1a\x1f.meshmart.cart.v1.ClearResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/v1/users/{user_id}/cartB/Z-meshmart.local/gen/go/meshmart/cart/v1;cartv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshmart/cart/v1/cart.proto\x12\x10meshmart.cart.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"\x9c\x01\n\x08\x43\x61rtItem\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12-\n\nunit_price\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12-\n\nline_total\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"l\n\x04\x43\x61rt\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12)\n\x05items\x18\x02 \x03(\x0b\x32\x1a.meshmart.cart.v1.CartItem\x12(\n\x05total\x18\x03 \x01(\x0b\x32\x19.meshmart.common.v1.Money\")\n\x0eGetCartRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\"7\n\x0fGetCartResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"a\n\x0e\x41\x64\x64ItemRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x1a\n\nproduct_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\x12\x1a\n\x08quantity\x18\x03 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x01\x30\x63\"7\n\x0f\x41\x64\x64ItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"h\n\x15UpdateQuantityRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x1a\n\nproduct_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\x12\x1a\n\x08quantity\x18\x03 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x01\x30\x63\">\n\x16UpdateQuantityResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"H\n\x11RemoveItemRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x1a\n\nproduct_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\":\n\x12RemoveItemResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart\"\'\n\x0c\x43learRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\"5\n\rClearResponse\x12$\n\x04\x63\x61rt\x18\x01 \x01(\x0b\x32\x16.meshmart.cart.v1.Cart2\xa7\x05\n\x0b\x43\x61rtService\x12t\n\x07GetCart\x12 .meshmart.cart.v1.GetCartRequest\x1a!.meshmart.cart.v1.GetCartResponse\"$\x82\xd3\xe4\x93\x02\x1e\x12\x1c/api/v1/users/{user_id}/cart\x12}\n\x07\x41\x64\x64Item\x12 .meshmart.cart.v1.AddItemRequest\x1a!.meshmart.cart.v1.AddItemResponse\"-\x82\xd3\xe4\x93\x02\'\"\"/api/v1/users/{user_id}/cart/items:\x01*\x12\x9f\x01\n\x0eUpdateQuantity\x12\'.meshmart.cart.v1.UpdateQuantityRequest\x1a(.meshmart.cart.v1.UpdateQuantityResponse\":\x82\xd3\xe4\x93\x02\x34\x32//api/v1/users/{user_id}/cart/items/{product_id}:\x01*\x12\x90\x01\n\nRemoveItem\x12#.meshmart.cart.v1.RemoveItemRequest\x1a$.meshmart.cart.v1.RemoveItemResponse\"7\x82\xd3\xe4\x93\x02\x31*//api/v1/users/{user_id}/cart/items/{product_id}\x12n\n\x05\x43lear\x12\x1e.meshmart.cart.v1.ClearRequest\x1a\x1f.meshmart.cart.v1.ClearResponse\"$\x82\xd3\xe4\x93\x02\x1e*\x1c/api/v1/users/{user_id}/cartB/Z-meshmart.local/gen/go/meshmart/cart/v1;cartv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +35,26 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.cart.v1.cart_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z-meshmart.local/gen/go/meshmart/cart/v1;cartv1'
+  _globals['_GETCARTREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETCARTREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_ADDITEMREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_ADDITEMREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_ADDITEMREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_ADDITEMREQUEST'].fields_by_name['product_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_ADDITEMREQUEST'].fields_by_name['quantity']._loaded_options = None
+  _globals['_ADDITEMREQUEST'].fields_by_name['quantity']._serialized_options = b'\362\324\030\004(\0010c'
+  _globals['_UPDATEQUANTITYREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_UPDATEQUANTITYREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_UPDATEQUANTITYREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_UPDATEQUANTITYREQUEST'].fields_by_name['product_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_UPDATEQUANTITYREQUEST'].fields_by_name['quantity']._loaded_options = None
+  _globals['_UPDATEQUANTITYREQUEST'].fields_by_name['quantity']._serialized_options = b'\362\324\030\004(\0010c'
+  _globals['_REMOVEITEMREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_REMOVEITEMREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_REMOVEITEMREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_REMOVEITEMREQUEST'].fields_by_name['product_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_CLEARREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_CLEARREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
   _globals['_CARTSERVICE'].methods_by_name['GetCart']._loaded_options = None
   _globals['_CARTSERVICE'].methods_by_name['GetCart']._serialized_options = b'\202\323\344\223\002\036\022\034/api/v1/users/{user_id}/cart'
   _globals['_CARTSERVICE'].methods_by_name['AddItem']._loaded_options = None
@@ -44,30 +65,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CARTSERVICE'].methods_by_name['RemoveItem']._serialized_options = b'\202\323\344\223\0021*//api/v1/users/{user_id}/cart/items/{product_id}'
   _globals['_CARTSERVICE'].methods_by_name['Clear']._loaded_options = None
   _globals['_CARTSERVICE'].methods_by_name['Clear']._serialized_options = b'\202\323\344\223\002\036*\034/api/v1/users/{user_id}/cart'
-  _globals['_CARTITEM']._serialized_start=113
-  _globals['_CARTITEM']._serialized_end=269
-  _globals['_CART']._serialized_start=271
-  _globals['_CART']._serialized_end=379
-  _globals['_GETCARTREQUEST']._serialized_start=381
-  _globals['_GETCARTREQUEST']._serialized_end=414
-  _globals['_GETCARTRESPONSE']._serialized_start=416
-  _globals['_GETCARTRESPONSE']._serialized_end=471
-  _globals['_ADDITEMREQUEST']._serialized_start=473
-  _globals['_ADDITEMREQUEST']._serialized_end=544
-  _globals['_ADDITEMRESPONSE']._serialized_start=546
-  _globals['_ADDITEMRESPONSE']._serialized_end=601
-  _globals['_UPDATEQUANTITYREQUEST']._serialized_start=603
-  _globals['_UPDATEQUANTITYREQUEST']._serialized_end=681
-  _globals['_UPDATEQUANTITYRESPONSE']._serialized_start=683
-  _globals['_UPDATEQUANTITYRESPONSE']._serialized_end=745
-  _globals['_REMOVEITEMREQUEST']._serialized_start=747
-  _globals['_REMOVEITEMREQUEST']._serialized_end=803
-  _globals['_REMOVEITEMRESPONSE']._serialized_start=805
-  _globals['_REMOVEITEMRESPONSE']._serialized_end=863
-  _globals['_CLEARREQUEST']._serialized_start=865
-  _globals['_CLEARREQUEST']._serialized_end=896
-  _globals['_CLEARRESPONSE']._serialized_start=898
-  _globals['_CLEARRESPONSE']._serialized_end=951
-  _globals['_CARTSERVICE']._serialized_start=954
-  _globals['_CARTSERVICE']._serialized_end=1633
+  _globals['_CARTITEM']._serialized_start=149
+  _globals['_CARTITEM']._serialized_end=305
+  _globals['_CART']._serialized_start=307
+  _globals['_CART']._serialized_end=415
+  _globals['_GETCARTREQUEST']._serialized_start=417
+  _globals['_GETCARTREQUEST']._serialized_end=458
+  _globals['_GETCARTRESPONSE']._serialized_start=460
+  _globals['_GETCARTRESPONSE']._serialized_end=515
+  _globals['_ADDITEMREQUEST']._serialized_start=517
+  _globals['_ADDITEMREQUEST']._serialized_end=614
+  _globals['_ADDITEMRESPONSE']._serialized_start=616
+  _globals['_ADDITEMRESPONSE']._serialized_end=671
+  _globals['_UPDATEQUANTITYREQUEST']._serialized_start=673
+  _globals['_UPDATEQUANTITYREQUEST']._serialized_end=777
+  _globals['_UPDATEQUANTITYRESPONSE']._serialized_start=779
+  _globals['_UPDATEQUANTITYRESPONSE']._serialized_end=841
+  _globals['_REMOVEITEMREQUEST']._serialized_start=843
+  _globals['_REMOVEITEMREQUEST']._serialized_end=915
+  _globals['_REMOVEITEMRESPONSE']._serialized_start=917
+  _globals['_REMOVEITEMRESPONSE']._serialized_end=975
+  _globals['_CLEARREQUEST']._serialized_start=977
+  _globals['_CLEARREQUEST']._serialized_end=1016
+  _globals['_CLEARRESPONSE']._serialized_start=1018
+  _globals['_CLEARRESPONSE']._serialized_end=1071
+  _globals['_CARTSERVICE']._serialized_start=1074
+  _globals['_CARTSERVICE']._serialized_end=1753
 # @@protoc_insertion_point(module_scope)

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from meshmart.common.v1 import common_pb2 as meshmart_dot_common_dot_v1_dot_common__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!meshmart/catalog/v1/catalog.proto\x12\x13meshmart.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\"\xa3\x01\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12(\n\x05price\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\x11\n\timage_url\x18\x06 \x01(\t\x12\x12\n\npopularity\x18\x07 \x01(\x05\"N\n\x13ListProductsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\"_\n\x14ListProductsResponse\x12.\n\x08products\x18\x01 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\'\n\x11GetProductRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\"C\n\x12GetProductResponse\x12-\n\x07product\x18\x01 \x01(\x0b\x32\x1c.meshmart.catalog.v1.Product\"M\n\x15SearchProductsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x16SearchProductsResponse\x12.\n\x08products\x18\x01 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa3\x03\n\x0e\x43\x61talogService\x12}\n\x0cListProducts\x12(.meshmart.catalog.v1.ListProductsRequest\x1a).meshmart.catalog.v1.ListProductsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/products\x12\x84\x01\n\nGetProduct\x12&.meshmart.catalog.v1.GetProductRequest\x1a\'.meshmart.catalog.v1.GetProductResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/products/{product_id}\x12\x8a\x01\n\x0eSearchProducts\x12*.meshmart.catalog.v1.SearchProductsRequest\x1a+.meshmart.catalog.v1.SearchProductsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/products:searchB5Z3meshmart.local/gen/go/meshmart/catalog/v1;catalogv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!meshmart/catalog/v1/catalog.proto\x12\x13meshmart.catalog.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"\xa3\x01\n\x07Product\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12(\n\x05price\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\x11\n\timage_url\x18\x06 \x01(\t\x12\x12\n\npopularity\x18\x07 \x01(\x05\"`\n\x13ListProductsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x18\n\x08\x63\x61tegory\x18\x03 \x01(\tB\x06\xf2\xd4\x18\x02\x18@\"_\n\x14ListProductsResponse\x12.\n\x08products\x18\x01 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"/\n\x11GetProductRequest\x12\x1a\n\nproduct_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\"C\n\x12GetProductResponse\x12-\n\x07product\x18\x01 \x01(\x0b\x32\x1c.meshmart.catalog.v1.Product\"b\n\x15SearchProductsRequest\x12\x18\n\x05query\x18\x01 \x01(\tB\t\xf2\xd4\x18\x05\x08\x01\x18\xc8\x01\x12\x1b\n\tpage_size\x18\x02 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x16SearchProductsResponse\x12.\n\x08products\x18\x01 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xa3\x03\n\x0e\x43\x61talogService\x12}\n\x0cListProducts\x12(.meshmart.catalog.v1.ListProductsRequest\x1a).meshmart.catalog.v1.ListProductsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/products\x12\x84\x01\n\nGetProduct\x12&.meshmart.catalog.v1.GetProductRequest\x1a\'.meshmart.catalog.v1.GetProductResponse\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/api/v1/products/{product_id}\x12\x8a\x01\n\x0eSearchProducts\x12*.meshmart.catalog.v1.SearchProductsRequest\x1a+.meshmart.catalog.v1.SearchProductsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/products:searchB5Z3meshmart.local/gen/go/meshmart/catalog/v1;catalogv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,26 +35,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.catalog.v1.catalog
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z3meshmart.local/gen/go/meshmart/catalog/v1;catalogv1'
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\362\324\030\004(\0000d'
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['category']._loaded_options = None
+  _globals['_LISTPRODUCTSREQUEST'].fields_by_name['category']._serialized_options = b'\362\324\030\002\030@'
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['product_id']._loaded_options = None
+  _globals['_GETPRODUCTREQUEST'].fields_by_name['product_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_SEARCHPRODUCTSREQUEST'].fields_by_name['query']._loaded_options = None
+  _globals['_SEARCHPRODUCTSREQUEST'].fields_by_name['query']._serialized_options = b'\362\324\030\005\010\001\030\310\001'
+  _globals['_SEARCHPRODUCTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_SEARCHPRODUCTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\362\324\030\004(\0000d'
   _globals['_CATALOGSERVICE'].methods_by_name['ListProducts']._loaded_options = None
   _globals['_CATALOGSERVICE'].methods_by_name['ListProducts']._serialized_options = b'\202\323\344\223\002\022\022\020/api/v1/products'
   _globals['_CATALOGSERVICE'].methods_by_name['GetProduct']._loaded_options = None
   _globals['_CATALOGSERVICE'].methods_by_name['GetProduct']._serialized_options = b'\202\323\344\223\002\037\022\035/api/v1/products/{product_id}'
   _globals['_CATALOGSERVICE'].methods_by_name['SearchProducts']._loaded_options = None
   _globals['_CATALOGSERVICE'].methods_by_name['SearchProducts']._serialized_options = b'\202\323\344\223\002\031\022\027/api/v1/products:search'
-  _globals['_PRODUCT']._serialized_start=122
-  _globals['_PRODUCT']._serialized_end=285
-  _globals['_LISTPRODUCTSREQUEST']._serialized_start=287
-  _globals['_LISTPRODUCTSREQUEST']._serialized_end=365
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=367
-  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=462
-  _globals['_GETPRODUCTREQUEST']._serialized_start=464
-  _globals['_GETPRODUCTREQUEST']._serialized_end=503
-  _globals['_GETPRODUCTRESPONSE']._serialized_start=505
-  _globals['_GETPRODUCTRESPONSE']._serialized_end=572
-  _globals['_SEARCHPRODUCTSREQUEST']._serialized_start=574
-  _globals['_SEARCHPRODUCTSREQUEST']._serialized_end=651
-  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_start=653
-  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_end=750
-  _globals['_CATALOGSERVICE']._serialized_start=753
-  _globals['_CATALOGSERVICE']._serialized_end=1172
+  _globals['_PRODUCT']._serialized_start=158
+  _globals['_PRODUCT']._serialized_end=321
+  _globals['_LISTPRODUCTSREQUEST']._serialized_start=323
+  _globals['_LISTPRODUCTSREQUEST']._serialized_end=419
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_start=421
+  _globals['_LISTPRODUCTSRESPONSE']._serialized_end=516
+  _globals['_GETPRODUCTREQUEST']._serialized_start=518
+  _globals['_GETPRODUCTREQUEST']._serialized_end=565
+  _globals['_GETPRODUCTRESPONSE']._serialized_start=567
+  _globals['_GETPRODUCTRESPONSE']._serialized_end=634
+  _globals['_SEARCHPRODUCTSREQUEST']._serialized_start=636
+  _globals['_SEARCHPRODUCTSREQUEST']._serialized_end=734
+  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_start=736
+  _globals['_SEARCHPRODUCTSRESPONSE']._serialized_end=833
+  _globals['_CATALOGSERVICE']._serialized_start=836
+  _globals['_CATALOGSERVICE']._serialized_end=1255
 # @@protoc_insertion_point(module_scope)

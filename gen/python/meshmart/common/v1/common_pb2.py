@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmeshmart/common/v1/common.proto\x12\x12meshmart.common.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"/\n\x05Money\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x02 \x01(\t\"\xba\x01\n\rEventEnvelope\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0btraceparent\x18\x05 \x01(\t\x12\x12\n\ntracestate\x18\x06 \x01(\t\x12%\n\x07payload\x18\x07 \x01(\x0b\x32\x14.google.protobuf.AnyB3Z1meshmart.local/gen/go/meshmart/common/v1;commonv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmeshmart/common/v1/common.proto\x12\x12meshmart.common.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"7\n\x05Money\x12\x14\n\x0c\x61mount_minor\x18\x01 \x01(\x03\x12\x18\n\x08\x63urrency\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x03\"\xba\x01\n\rEventEnvelope\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x13\n\x0btraceparent\x18\x05 \x01(\t\x12\x12\n\ntracestate\x18\x06 \x01(\t\x12%\n\x07payload\x18\x07 \x01(\x0b\x32\x14.google.protobuf.AnyB3Z1meshmart.local/gen/go/meshmart/common/v1;commonv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +35,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.common.v1.common_p
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z1meshmart.local/gen/go/meshmart/common/v1;commonv1'
-  _globals['_MONEY']._serialized_start=115
-  _globals['_MONEY']._serialized_end=162
-  _globals['_EVENTENVELOPE']._serialized_start=165
-  _globals['_EVENTENVELOPE']._serialized_end=351
+  _globals['_MONEY'].fields_by_name['currency']._loaded_options = None
+  _globals['_MONEY'].fields_by_name['currency']._serialized_options = b'\362\324\030\0028\003'
+  _globals['_MONEY']._serialized_start=151
+  _globals['_MONEY']._serialized_end=206
+  _globals['_EVENTENVELOPE']._serialized_start=209
+  _globals['_EVENTENVELOPE']._serialized_end=395
 # @@protoc_insertion_point(module_scope)

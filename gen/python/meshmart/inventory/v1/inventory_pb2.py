@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%meshmart/inventory/v1/inventory.proto\x12\x15meshmart.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"E\n\nStockLevel\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x05\x12\x10\n\x08reserved\x18\x03 \x01(\x05\"7\n\x0fReservationLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\"\xaf\x02\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x37\n\x05state\x18\x02 \x01(\x0e\x32(.meshmart.inventory.v1.Reservation.State\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x05lines\x18\x04 \x03(\x0b\x32&.meshmart.inventory.v1.ReservationLine\"n\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATE_RESERVED\x10\x01\x12\x13\n\x0fSTATE_COMMITTED\x10\x02\x12\x12\n\x0eSTATE_RELEASED\x10\x03\x12\x11\n\rSTATE_EXPIRED\x10\x04\"&\n\x0fGetStockRequest\x12\x13\n\x0bproduct_ids\x18\x01 \x03(\t\"D\n\x10GetStockResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.meshmart.inventory.v1.StockLevel\"n\n\x0eReserveRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x35\n\x05lines\x18\x02 \x03(\x0b\x32&.meshmart.inventory.v1.ReservationLine\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\"J\n\x0fReserveResponse\x12\x37\n\x0breservation\x18\x01 \x01(\x0b\x32\".meshmart.inventory.v1.Reservation\"\"\n\x0eReleaseRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"J\n\x0fReleaseResponse\x12\x37\n\x0breservation\x18\x01 \x01(\x0b\x32\".meshmart.inventory.v1.Reservation\"!\n\rCommitRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"I\n\x0e\x43ommitResponse\x12\x37\n\x0breservation\x18\x01 \x01(\x0b\x32\".meshmart.inventory.v1.Reservation2\x91\x03\n\x10InventoryService\x12r\n\x08GetStock\x12&.meshmart.inventory.v1.GetStockRequest\x1a\'.meshmart.inventory.v1.GetStockResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/stock\x12X\n\x07Reserve\x12%.meshmart.inventory.v1.ReserveRequest\x1a&.meshmart.inventory.v1.ReserveResponse\x12X\n\x07Release\x12%.meshmart.inventory.v1.ReleaseRequest\x1a&.meshmart.inventory.v1.ReleaseResponse\x12U\n\x06\x43ommit\x12$.meshmart.inventory.v1.CommitRequest\x1a%.meshmart.inventory.v1.CommitResponseB9Z7meshmart.local/gen/go/meshmart/inventory/v1;inventoryv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%meshmart/inventory/v1/inventory.proto\x12\x15meshmart.inventory.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"E\n\nStockLevel\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x05\x12\x10\n\x08reserved\x18\x03 \x01(\x05\"I\n\x0fReservationLine\x12\x1a\n\nproduct_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\x12\x1a\n\x08quantity\x18\x02 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x01\x30\x63\"\xaf\x02\n\x0bReservation\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x37\n\x05state\x18\x02 \x01(\x0e\x32(.meshmart.inventory.v1.Reservation.State\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x05lines\x18\x04 \x03(\x0b\x32&.meshmart.inventory.v1.ReservationLine\"n\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATE_RESERVED\x10\x01\x12\x13\n\x0fSTATE_COMMITTED\x10\x02\x12\x12\n\x0eSTATE_RELEASED\x10\x03\x12\x11\n\rSTATE_EXPIRED\x10\x04\"2\n\x0fGetStockRequest\x12\x1f\n\x0bproduct_ids\x18\x01 \x03(\tB\n\xf2\xd4\x18\x06\x08\x01 d8\x01\"D\n\x10GetStockResponse\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.meshmart.inventory.v1.StockLevel\"\x8b\x01\n\x0eReserveRequest\x12\x18\n\x08order_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\x12?\n\x05lines\x18\x02 \x03(\x0b\x32&.meshmart.inventory.v1.ReservationLineB\x08\xf2\xd4\x18\x04\x08\x01 d\x12\x1e\n\x0bttl_seconds\x18\x03 \x01(\x05\x42\t\xf2\xd4\x18\x05(\x00\x30\x90\x1c\"J\n\x0fReserveResponse\x12\x37\n\x0breservation\x18\x01 \x01(\x0b\x32\".meshmart.inventory.v1.Reservation\"*\n\x0eReleaseRequest\x12\x18\n\x08order_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\"J\n\x0fReleaseResponse\x12\x37\n\x0breservation\x18\x01 \x01(\x0b\x32\".meshmart.inventory.v1.Reservation\")\n\rCommitRequest\x12\x18\n\x08order_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\"I\n\x0e\x43ommitResponse\x12\x37\n\x0breservation\x18\x01 \x01(\x0b\x32\".meshmart.inventory.v1.Reservation2\x91\x03\n\x10InventoryService\x12r\n\x08GetStock\x12&.meshmart.inventory.v1.GetStockRequest\x1a\'.meshmart.inventory.v1.GetStockResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/stock\x12X\n\x07Reserve\x12%.meshmart.inventory.v1.ReserveRequest\x1a&.meshmart.inventory.v1.ReserveResponse\x12X\n\x07Release\x12%.meshmart.inventory.v1.ReleaseRequest\x1a&.meshmart.inventory.v1.ReleaseResponse\x12U\n\x06\x43ommit\x12$.meshmart.inventory.v1.CommitRequest\x1a%.meshmart.inventory.v1.CommitResponseB9Z7meshmart.local/gen/go/meshmart/inventory/v1;inventoryv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,32 +35,48 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.inventory.v1.inven
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z7meshmart.local/gen/go/meshmart/inventory/v1;inventoryv1'
+  _globals['_RESERVATIONLINE'].fields_by_name['product_id']._loaded_options = None
+  _globals['_RESERVATIONLINE'].fields_by_name['product_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_RESERVATIONLINE'].fields_by_name['quantity']._loaded_options = None
+  _globals['_RESERVATIONLINE'].fields_by_name['quantity']._serialized_options = b'\362\324\030\004(\0010c'
+  _globals['_GETSTOCKREQUEST'].fields_by_name['product_ids']._loaded_options = None
+  _globals['_GETSTOCKREQUEST'].fields_by_name['product_ids']._serialized_options = b'\362\324\030\006\010\001 d8\001'
+  _globals['_RESERVEREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_RESERVEREQUEST'].fields_by_name['order_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_RESERVEREQUEST'].fields_by_name['lines']._loaded_options = None
+  _globals['_RESERVEREQUEST'].fields_by_name['lines']._serialized_options = b'\362\324\030\004\010\001 d'
+  _globals['_RESERVEREQUEST'].fields_by_name['ttl_seconds']._loaded_options = None
+  _globals['_RESERVEREQUEST'].fields_by_name['ttl_seconds']._serialized_options = b'\362\324\030\005(\0000\220\034'
+  _globals['_RELEASEREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_RELEASEREQUEST'].fields_by_name['order_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_COMMITREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_COMMITREQUEST'].fields_by_name['order_id']._serialized_options = b'\362\324\030\0028\001'
   _globals['_INVENTORYSERVICE'].methods_by_name['GetStock']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['GetStock']._serialized_options = b'\202\323\344\223\002\017\022\r/api/v1/stock'
-  _globals['_STOCKLEVEL']._serialized_start=127
-  _globals['_STOCKLEVEL']._serialized_end=196
-  _globals['_RESERVATIONLINE']._serialized_start=198
-  _globals['_RESERVATIONLINE']._serialized_end=253
-  _globals['_RESERVATION']._serialized_start=256
-  _globals['_RESERVATION']._serialized_end=559
-  _globals['_RESERVATION_STATE']._serialized_start=449
-  _globals['_RESERVATION_STATE']._serialized_end=559
-  _globals['_GETSTOCKREQUEST']._serialized_start=561
-  _globals['_GETSTOCKREQUEST']._serialized_end=599
-  _globals['_GETSTOCKRESPONSE']._serialized_start=601
-  _globals['_GETSTOCKRESPONSE']._serialized_end=669
-  _globals['_RESERVEREQUEST']._serialized_start=671
-  _globals['_RESERVEREQUEST']._serialized_end=781
-  _globals['_RESERVERESPONSE']._serialized_start=783
-  _globals['_RESERVERESPONSE']._serialized_end=857
-  _globals['_RELEASEREQUEST']._serialized_start=859
-  _globals['_RELEASEREQUEST']._serialized_end=893
-  _globals['_RELEASERESPONSE']._serialized_start=895
-  _globals['_RELEASERESPONSE']._serialized_end=969
-  _globals['_COMMITREQUEST']._serialized_start=971
-  _globals['_COMMITREQUEST']._serialized_end=1004
-  _globals['_COMMITRESPONSE']._serialized_start=1006
-  _globals['_COMMITRESPONSE']._serialized_end=1079
-  _globals['_INVENTORYSERVICE']._serialized_start=1082
-  _globals['_INVENTORYSERVICE']._serialized_end=1483
+  _globals['_STOCKLEVEL']._serialized_start=163
+  _globals['_STOCKLEVEL']._serialized_end=232
+  _globals['_RESERVATIONLINE']._serialized_start=234
+  _globals['_RESERVATIONLINE']._serialized_end=307
+  _globals['_RESERVATION']._serialized_start=310
+  _globals['_RESERVATION']._serialized_end=613
+  _globals['_RESERVATION_STATE']._serialized_start=503
+  _globals['_RESERVATION_STATE']._serialized_end=613
+  _globals['_GETSTOCKREQUEST']._serialized_start=615
+  _globals['_GETSTOCKREQUEST']._serialized_end=665
+  _globals['_GETSTOCKRESPONSE']._serialized_start=667
+  _globals['_GETSTOCKRESPONSE']._serialized_end=735
+  _globals['_RESERVEREQUEST']._serialized_start=738
+  _globals['_RESERVEREQUEST']._serialized_end=877
+  _globals['_RESERVERESPONSE']._serialized_start=879
+  _globals['_RESERVERESPONSE']._serialized_end=953
+  _globals['_RELEASEREQUEST']._serialized_start=955
+  _globals['_RELEASEREQUEST']._serialized_end=997
+  _globals['_RELEASERESPONSE']._serialized_start=999
+  _globals['_RELEASERESPONSE']._serialized_end=1073
+  _globals['_COMMITREQUEST']._serialized_start=1075
+  _globals['_COMMITREQUEST']._serialized_end=1116
+  _globals['_COMMITRESPONSE']._serialized_start=1118
+  _globals['_COMMITRESPONSE']._serialized_end=1191
+  _globals['_INVENTORYSERVICE']._serialized_start=1194
+  _globals['_INVENTORYSERVICE']._serialized_end=1595
 # @@protoc_insertion_point(module_scope)

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+meshmart/notification/v1/notification.proto\x12\x18meshmart.notification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x18ListNotificationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"s\n\x19ListNotificationsResponse\x12=\n\rnotifications\x18\x01 \x03(\x0b\x32&.meshmart.notification.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc3\x01\n\x13NotificationService\x12\xab\x01\n\x11ListNotifications\x12\x32.meshmart.notification.v1.ListNotificationsRequest\x1a\x33.meshmart.notification.v1.ListNotificationsResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/api/v1/users/{user_id}/notificationsB?Z=meshmart.local/gen/go/meshmart/notification/v1;notificationv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+meshmart/notification/v1/notification.proto\x12\x18meshmart.notification.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"\xaa\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12\x0c\n\x04\x62ody\x18\x05 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"d\n\x18ListNotificationsRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\x12\x1b\n\tpage_size\x18\x02 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\x12\x12\n\npage_token\x18\x03 \x01(\t\"s\n\x19ListNotificationsResponse\x12=\n\rnotifications\x18\x01 \x03(\x0b\x32&.meshmart.notification.v1.Notification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc3\x01\n\x13NotificationService\x12\xab\x01\n\x11ListNotifications\x12\x32.meshmart.notification.v1.ListNotificationsRequest\x1a\x33.meshmart.notification.v1.ListNotificationsResponse\"-\x82\xd3\xe4\x93\x02\'\x12%/api/v1/users/{user_id}/notificationsB?Z=meshmart.local/gen/go/meshmart/notification/v1;notificationv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,14 +35,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.notification.v1.no
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z=meshmart.local/gen/go/meshmart/notification/v1;notificationv1'
+  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTNOTIFICATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\362\324\030\004(\0000d'
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListNotifications']._serialized_options = b'\202\323\344\223\002\'\022%/api/v1/users/{user_id}/notifications'
-  _globals['_NOTIFICATION']._serialized_start=137
-  _globals['_NOTIFICATION']._serialized_end=307
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=309
-  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=391
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=393
-  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=508
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=511
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=706
+  _globals['_NOTIFICATION']._serialized_start=173
+  _globals['_NOTIFICATION']._serialized_end=343
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_start=345
+  _globals['_LISTNOTIFICATIONSREQUEST']._serialized_end=445
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_start=447
+  _globals['_LISTNOTIFICATIONSRESPONSE']._serialized_end=562
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=565
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=760
 # @@protoc_insertion_point(module_scope)

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from meshmart.common.v1 import common_pb2 as meshmart_dot_common_dot_v1_dot_common__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 from meshmart.payment.v1 import payment_pb2 as meshmart_dot_payment_dot_v1_dot_payment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmeshmart/order/v1/order.proto\x12\x11meshmart.order.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a!meshmart/payment/v1/payment.proto\"i\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05line1\x18\x02 \x01(\t\x12\r\n\x05line2\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"\x9d\x01\n\tOrderLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12-\n\nunit_price\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12-\n\nline_total\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"\xfd\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.meshmart.order.v1.Order.State\x12+\n\x05lines\x18\x04 \x03(\x0b\x32\x1c.meshmart.order.v1.OrderLine\x12(\n\x05total\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\x12\n\npayment_id\x18\x06 \x01(\t\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10shipping_address\x18\n \x01(\x0b\x32\x1a.meshmart.order.v1.Address\x12-\n\x08\x63ustomer\x18\x0b \x01(\x0b\x32\x1b.meshmart.order.v1.Customer\"[\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_CONFIRMED\x10\x02\x12\x13\n\x0fSTATE_CANCELLED\x10\x03\"L\n\x08\x43ustomer\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\"\x9c\x01\n\x11PlaceOrderRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\'\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x19.meshmart.payment.v1.Card\x12\x34\n\x10shipping_address\x18\x04 \x01(\x0b\x32\x1a.meshmart.order.v1.Address\"=\n\x12PlaceOrderResponse\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.meshmart.order.v1.Order\"4\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\";\n\x10GetOrderResponse\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.meshmart.order.v1.Order\"K\n\x11ListOrdersRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x12ListOrdersResponse\x12(\n\x06orders\x18\x01 \x03(\x0b\x32\x18.meshmart.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"@\n\x17ListRecentOrdersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x18ListRecentOrdersResponse\x12(\n\x06orders\x18\x01 \x03(\x0b\x32\x18.meshmart.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x8f\x04\n\x0cOrderService\x12\x84\x01\n\nPlaceOrder\x12$.meshmart.order.v1.PlaceOrderRequest\x1a%.meshmart.order.v1.PlaceOrderResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/users/{user_id}/orders:\x01*\x12\x86\x01\n\x08GetOrder\x12\".meshmart.order.v1.GetOrderRequest\x1a#.meshmart.order.v1.GetOrderResponse\"1\x82\xd3\xe4\x93\x02+\x12)/api/v1/users/{user_id}/orders/{order_id}\x12\x81\x01\n\nListOrders\x12$.meshmart.order.v1.ListOrdersRequest\x1a%.meshmart.order.v1.ListOrdersResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/users/{user_id}/orders\x12k\n\x10ListRecentOrders\x12*.meshmart.order.v1.ListRecentOrdersRequest\x1a+.meshmart.order.v1.ListRecentOrdersResponseB1Z/meshmart.local/gen/go/meshmart/order/v1;orderv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmeshmart/order/v1/order.proto\x12\x11meshmart.order.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\x1a!meshmart/payment/v1/payment.proto\"i\n\x07\x41\x64\x64ress\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05line1\x18\x02 \x01(\t\x12\r\n\x05line2\x18\x03 \x01(\t\x12\x0c\n\x04\x63ity\x18\x04 \x01(\t\x12\x13\n\x0bpostal_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63ountry\x18\x06 \x01(\t\"\x9d\x01\n\tOrderLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x05\x12-\n\nunit_price\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12-\n\nline_total\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"\xfd\x03\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12-\n\x05state\x18\x03 \x01(\x0e\x32\x1e.meshmart.order.v1.Order.State\x12+\n\x05lines\x18\x04 \x03(\x0b\x32\x1c.meshmart.order.v1.OrderLine\x12(\n\x05total\x18\x05 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\x12\n\npayment_id\x18\x06 \x01(\t\x12\x15\n\rcancel_reason\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10shipping_address\x18\n \x01(\x0b\x32\x1a.meshmart.order.v1.Address\x12-\n\x08\x63ustomer\x18\x0b \x01(\x0b\x32\x1b.meshmart.order.v1.Customer\"[\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n\rSTATE_PENDING\x10\x01\x12\x13\n\x0fSTATE_CONFIRMED\x10\x02\x12\x13\n\x0fSTATE_CANCELLED\x10\x03\"L\n\x08\x43ustomer\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\"\xbf\x01\n\x11PlaceOrderRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\x08\x01\x18\xc8\x01\x12/\n\x04\x63\x61rd\x18\x03 \x01(\x0b\x32\x19.meshmart.payment.v1.CardB\x06\xf2\xd4\x18\x02\x08\x01\x12<\n\x10shipping_address\x18\x04 \x01(\x0b\x32\x1a.meshmart.order.v1.AddressB\x06\xf2\xd4\x18\x02\x08\x01\"=\n\x12PlaceOrderResponse\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.meshmart.order.v1.Order\"D\n\x0fGetOrderRequest\x12\x18\n\x08order_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x17\n\x07user_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\";\n\x10GetOrderResponse\x12\'\n\x05order\x18\x01 \x01(\x0b\x32\x18.meshmart.order.v1.Order\"]\n\x11ListOrdersRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x1b\n\tpage_size\x18\x02 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\x12\x12\n\npage_token\x18\x03 \x01(\t\"W\n\x12ListOrdersResponse\x12(\n\x06orders\x18\x01 \x03(\x0b\x32\x18.meshmart.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"J\n\x17ListRecentOrdersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x18ListRecentOrdersResponse\x12(\n\x06orders\x18\x01 \x03(\x0b\x32\x18.meshmart.order.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\x8f\x04\n\x0cOrderService\x12\x84\x01\n\nPlaceOrder\x12$.meshmart.order.v1.PlaceOrderRequest\x1a%.meshmart.order.v1.PlaceOrderResponse\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/users/{user_id}/orders:\x01*\x12\x86\x01\n\x08GetOrder\x12\".meshmart.order.v1.GetOrderRequest\x1a#.meshmart.order.v1.GetOrderResponse\"1\x82\xd3\xe4\x93\x02+\x12)/api/v1/users/{user_id}/orders/{order_id}\x12\x81\x01\n\nListOrders\x12$.meshmart.order.v1.ListOrdersRequest\x1a%.meshmart.order.v1.ListOrdersResponse\"&\x82\xd3\xe4\x93\x02 \x12\x1e/api/v1/users/{user_id}/orders\x12k\n\x10ListRecentOrders\x12*.meshmart.order.v1.ListRecentOrdersRequest\x1a+.meshmart.order.v1.ListRecentOrdersResponseB1Z/meshmart.local/gen/go/meshmart/order/v1;orderv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,38 +37,56 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.order.v1.order_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z/meshmart.local/gen/go/meshmart/order/v1;orderv1'
+  _globals['_PLACEORDERREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_PLACEORDERREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_PLACEORDERREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_PLACEORDERREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\362\324\030\005\010\001\030\310\001'
+  _globals['_PLACEORDERREQUEST'].fields_by_name['card']._loaded_options = None
+  _globals['_PLACEORDERREQUEST'].fields_by_name['card']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_PLACEORDERREQUEST'].fields_by_name['shipping_address']._loaded_options = None
+  _globals['_PLACEORDERREQUEST'].fields_by_name['shipping_address']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_GETORDERREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_GETORDERREQUEST'].fields_by_name['order_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_GETORDERREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETORDERREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_LISTORDERSREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_LISTORDERSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTORDERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\362\324\030\004(\0000d'
+  _globals['_LISTRECENTORDERSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTRECENTORDERSREQUEST'].fields_by_name['page_size']._serialized_options = b'\362\324\030\004(\0000d'
   _globals['_ORDERSERVICE'].methods_by_name['PlaceOrder']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['PlaceOrder']._serialized_options = b'\202\323\344\223\002#\"\036/api/v1/users/{user_id}/orders:\001*'
   _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._serialized_options = b'\202\323\344\223\002+\022)/api/v1/users/{user_id}/orders/{order_id}'
   _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._loaded_options = None
   _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\202\323\344\223\002 \022\036/api/v1/users/{user_id}/orders'
-  _globals['_ADDRESS']._serialized_start=183
-  _globals['_ADDRESS']._serialized_end=288
-  _globals['_ORDERLINE']._serialized_start=291
-  _globals['_ORDERLINE']._serialized_end=448
-  _globals['_ORDER']._serialized_start=451
-  _globals['_ORDER']._serialized_end=960
-  _globals['_ORDER_STATE']._serialized_start=869
-  _globals['_ORDER_STATE']._serialized_end=960
-  _globals['_CUSTOMER']._serialized_start=962
-  _globals['_CUSTOMER']._serialized_end=1038
-  _globals['_PLACEORDERREQUEST']._serialized_start=1041
-  _globals['_PLACEORDERREQUEST']._serialized_end=1197
-  _globals['_PLACEORDERRESPONSE']._serialized_start=1199
-  _globals['_PLACEORDERRESPONSE']._serialized_end=1260
-  _globals['_GETORDERREQUEST']._serialized_start=1262
-  _globals['_GETORDERREQUEST']._serialized_end=1314
-  _globals['_GETORDERRESPONSE']._serialized_start=1316
-  _globals['_GETORDERRESPONSE']._serialized_end=1375
-  _globals['_LISTORDERSREQUEST']._serialized_start=1377
-  _globals['_LISTORDERSREQUEST']._serialized_end=1452
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1454
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1541
-  _globals['_LISTRECENTORDERSREQUEST']._serialized_start=1543
-  _globals['_LISTRECENTORDERSREQUEST']._serialized_end=1607
-  _globals['_LISTRECENTORDERSRESPONSE']._serialized_start=1609
-  _globals['_LISTRECENTORDERSRESPONSE']._serialized_end=1702
-  _globals['_ORDERSERVICE']._serialized_start=1705
-  _globals['_ORDERSERVICE']._serialized_end=2232
+  _globals['_ADDRESS']._serialized_start=219
+  _globals['_ADDRESS']._serialized_end=324
+  _globals['_ORDERLINE']._serialized_start=327
+  _globals['_ORDERLINE']._serialized_end=484
+  _globals['_ORDER']._serialized_start=487
+  _globals['_ORDER']._serialized_end=996
+  _globals['_ORDER_STATE']._serialized_start=905
+  _globals['_ORDER_STATE']._serialized_end=996
+  _globals['_CUSTOMER']._serialized_start=998
+  _globals['_CUSTOMER']._serialized_end=1074
+  _globals['_PLACEORDERREQUEST']._serialized_start=1077
+  _globals['_PLACEORDERREQUEST']._serialized_end=1268
+  _globals['_PLACEORDERRESPONSE']._serialized_start=1270
+  _globals['_PLACEORDERRESPONSE']._serialized_end=1331
+  _globals['_GETORDERREQUEST']._serialized_start=1333
+  _globals['_GETORDERREQUEST']._serialized_end=1401
+  _globals['_GETORDERRESPONSE']._serialized_start=1403
+  _globals['_GETORDERRESPONSE']._serialized_end=1462
+  _globals['_LISTORDERSREQUEST']._serialized_start=1464
+  _globals['_LISTORDERSREQUEST']._serialized_end=1557
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1559
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1646
+  _globals['_LISTRECENTORDERSREQUEST']._serialized_start=1648
+  _globals['_LISTRECENTORDERSREQUEST']._serialized_end=1722
+  _globals['_LISTRECENTORDERSRESPONSE']._serialized_start=1724
+  _globals['_LISTRECENTORDERSRESPONSE']._serialized_end=1817
+  _globals['_ORDERSERVICE']._serialized_start=1820
+  _globals['_ORDERSERVICE']._serialized_end=2347
 # @@protoc_insertion_point(module_scope)

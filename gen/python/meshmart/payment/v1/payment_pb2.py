@@ -25,9 +25,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from meshmart.common.v1 import common_pb2 as meshmart_dot_common_dot_v1_dot_common__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!meshmart/payment/v1/payment.proto\x12\x13meshmart.payment.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\"H\n\x04\x43\x61rd\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x11\n\texp_month\x18\x02 \x01(\x05\x12\x10\n\x08\x65xp_year\x18\x03 \x01(\x05\x12\x0b\n\x03\x63vc\x18\x04 \x01(\t\"\xf4\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.meshmart.payment.v1.Payment.Status\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncard_last4\x18\x08 \x01(\t\x12\x15\n\rrefund_reason\x18\t \x01(\t\"_\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_CAPTURED\x10\x01\x12\x13\n\x0fSTATUS_DECLINED\x10\x02\x12\x13\n\x0fSTATUS_REFUNDED\x10\x03\"4\n\x05\x46\x61ult\x12\x19\n\x11unavailable_ratio\x18\x01 \x01(\x02\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"\x9f\x01\n\rChargeRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\'\n\x04\x63\x61rd\x18\x05 \x01(\x0b\x32\x19.meshmart.payment.v1.Card\"?\n\x0e\x43hargeResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.meshmart.payment.v1.Payment\"L\n\rRefundRequest\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"?\n\x0eRefundResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.meshmart.payment.v1.Payment\"M\n\x13ListPaymentsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x14ListPaymentsResponse\x12.\n\x08payments\x18\x01 \x03(\x0b\x32\x1c.meshmart.payment.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x0fSetFaultRequest\x12\x19\n\x11unavailable_ratio\x18\x01 \x01(\x02\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"=\n\x10SetFaultResponse\x12)\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x1a.meshmart.payment.v1.Fault\"\x11\n\x0fGetFaultRequest\"=\n\x10GetFaultResponse\x12)\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x1a.meshmart.payment.v1.Fault2\xc6\x02\n\x0ePaymentService\x12Q\n\x06\x43harge\x12\".meshmart.payment.v1.ChargeRequest\x1a#.meshmart.payment.v1.ChargeResponse\x12Q\n\x06Refund\x12\".meshmart.payment.v1.RefundRequest\x1a#.meshmart.payment.v1.RefundResponse\x12\x8d\x01\n\x0cListPayments\x12(.meshmart.payment.v1.ListPaymentsRequest\x1a).meshmart.payment.v1.ListPaymentsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/users/{user_id}/payments2\xc7\x01\n\x13PaymentAdminService\x12W\n\x08SetFault\x12$.meshmart.payment.v1.SetFaultRequest\x1a%.meshmart.payment.v1.SetFaultResponse\x12W\n\x08GetFault\x12$.meshmart.payment.v1.GetFaultRequest\x1a%.meshmart.payment.v1.GetFaultResponseB5Z3meshmart.local/gen/go/meshmart/payment/v1;paymentv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!meshmart/payment/v1/payment.proto\x12\x13meshmart.payment.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"H\n\x04\x43\x61rd\x12\x0e\n\x06number\x18\x01 \x01(\t\x12\x11\n\texp_month\x18\x02 \x01(\x05\x12\x10\n\x08\x65xp_year\x18\x03 \x01(\x05\x12\x0b\n\x03\x63vc\x18\x04 \x01(\t\"\xf4\x02\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\x33\n\x06status\x18\x05 \x01(\x0e\x32#.meshmart.payment.v1.Payment.Status\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x06 \x01(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncard_last4\x18\x08 \x01(\t\x12\x15\n\rrefund_reason\x18\t \x01(\t\"_\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x13\n\x0fSTATUS_CAPTURED\x10\x01\x12\x13\n\x0fSTATUS_DECLINED\x10\x02\x12\x13\n\x0fSTATUS_REFUNDED\x10\x03\"4\n\x05\x46\x61ult\x12\x19\n\x11unavailable_ratio\x18\x01 \x01(\x02\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"\xba\x01\n\rChargeRequest\x12\"\n\x0fidempotency_key\x18\x01 \x01(\tB\t\xf2\xd4\x18\x05\x08\x01\x18\xc8\x01\x12\x18\n\x08order_id\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x17\n\x07user_id\x18\x03 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.meshmart.common.v1.Money\x12\'\n\x04\x63\x61rd\x18\x05 \x01(\x0b\x32\x19.meshmart.payment.v1.Card\"?\n\x0e\x43hargeResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.meshmart.payment.v1.Payment\"h\n\rRefundRequest\x12\x1a\n\npayment_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\"\n\x0fidempotency_key\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\x08\x01\x18\xc8\x01\x12\x17\n\x06reason\x18\x03 \x01(\tB\x07\xf2\xd4\x18\x03\x18\xf4\x03\"?\n\x0eRefundResponse\x12-\n\x07payment\x18\x01 \x01(\x0b\x32\x1c.meshmart.payment.v1.Payment\"_\n\x13ListPaymentsRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x1b\n\tpage_size\x18\x02 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\x12\x12\n\npage_token\x18\x03 \x01(\t\"_\n\x14ListPaymentsResponse\x12.\n\x08payments\x18\x01 \x03(\x0b\x32\x1c.meshmart.payment.v1.Payment\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x0fSetFaultRequest\x12\x19\n\x11unavailable_ratio\x18\x01 \x01(\x02\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x05\"=\n\x10SetFaultResponse\x12)\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x1a.meshmart.payment.v1.Fault\"\x11\n\x0fGetFaultRequest\"=\n\x10GetFaultResponse\x12)\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x1a.meshmart.payment.v1.Fault2\xc6\x02\n\x0ePaymentService\x12Q\n\x06\x43harge\x12\".meshmart.payment.v1.ChargeRequest\x1a#.meshmart.payment.v1.ChargeResponse\x12Q\n\x06Refund\x12\".meshmart.payment.v1.RefundRequest\x1a#.meshmart.payment.v1.RefundResponse\x12\x8d\x01\n\x0cListPayments\x12(.meshmart.payment.v1.ListPaymentsRequest\x1a).meshmart.payment.v1.ListPaymentsResponse\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/users/{user_id}/payments2\xc7\x01\n\x13PaymentAdminService\x12W\n\x08SetFault\x12$.meshmart.payment.v1.SetFaultRequest\x1a%.meshmart.payment.v1.SetFaultResponse\x12W\n\x08GetFault\x12$.meshmart.payment.v1.GetFaultRequest\x1a%.meshmart.payment.v1.GetFaultResponseB5Z3meshmart.local/gen/go/meshmart/payment/v1;paymentv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,38 +36,54 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.payment.v1.payment
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z3meshmart.local/gen/go/meshmart/payment/v1;paymentv1'
+  _globals['_CHARGEREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_CHARGEREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\362\324\030\005\010\001\030\310\001'
+  _globals['_CHARGEREQUEST'].fields_by_name['order_id']._loaded_options = None
+  _globals['_CHARGEREQUEST'].fields_by_name['order_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_CHARGEREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_CHARGEREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_REFUNDREQUEST'].fields_by_name['payment_id']._loaded_options = None
+  _globals['_REFUNDREQUEST'].fields_by_name['payment_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_REFUNDREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
+  _globals['_REFUNDREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\362\324\030\005\010\001\030\310\001'
+  _globals['_REFUNDREQUEST'].fields_by_name['reason']._loaded_options = None
+  _globals['_REFUNDREQUEST'].fields_by_name['reason']._serialized_options = b'\362\324\030\003\030\364\003'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_size']._loaded_options = None
+  _globals['_LISTPAYMENTSREQUEST'].fields_by_name['page_size']._serialized_options = b'\362\324\030\004(\0000d'
   _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._loaded_options = None
   _globals['_PAYMENTSERVICE'].methods_by_name['ListPayments']._serialized_options = b'\202\323\344\223\002\"\022 /api/v1/users/{user_id}/payments'
-  _globals['_CARD']._serialized_start=154
-  _globals['_CARD']._serialized_end=226
-  _globals['_PAYMENT']._serialized_start=229
-  _globals['_PAYMENT']._serialized_end=601
-  _globals['_PAYMENT_STATUS']._serialized_start=506
-  _globals['_PAYMENT_STATUS']._serialized_end=601
-  _globals['_FAULT']._serialized_start=603
-  _globals['_FAULT']._serialized_end=655
-  _globals['_CHARGEREQUEST']._serialized_start=658
-  _globals['_CHARGEREQUEST']._serialized_end=817
-  _globals['_CHARGERESPONSE']._serialized_start=819
-  _globals['_CHARGERESPONSE']._serialized_end=882
-  _globals['_REFUNDREQUEST']._serialized_start=884
-  _globals['_REFUNDREQUEST']._serialized_end=960
-  _globals['_REFUNDRESPONSE']._serialized_start=962
-  _globals['_REFUNDRESPONSE']._serialized_end=1025
-  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1027
-  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1104
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1106
-  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1201
-  _globals['_SETFAULTREQUEST']._serialized_start=1203
-  _globals['_SETFAULTREQUEST']._serialized_end=1265
-  _globals['_SETFAULTRESPONSE']._serialized_start=1267
-  _globals['_SETFAULTRESPONSE']._serialized_end=1328
-  _globals['_GETFAULTREQUEST']._serialized_start=1330
-  _globals['_GETFAULTREQUEST']._serialized_end=1347
-  _globals['_GETFAULTRESPONSE']._serialized_start=1349
-  _globals['_GETFAULTRESPONSE']._serialized_end=1410
-  _globals['_PAYMENTSERVICE']._serialized_start=1413
-  _globals['_PAYMENTSERVICE']._serialized_end=1739
-  _globals['_PAYMENTADMINSERVICE']._serialized_start=1742
-  _globals['_PAYMENTADMINSERVICE']._serialized_end=1941
+  _globals['_CARD']._serialized_start=190
+  _globals['_CARD']._serialized_end=262
+  _globals['_PAYMENT']._serialized_start=265
+  _globals['_PAYMENT']._serialized_end=637
+  _globals['_PAYMENT_STATUS']._serialized_start=542
+  _globals['_PAYMENT_STATUS']._serialized_end=637
+  _globals['_FAULT']._serialized_start=639
+  _globals['_FAULT']._serialized_end=691
+  _globals['_CHARGEREQUEST']._serialized_start=694
+  _globals['_CHARGEREQUEST']._serialized_end=880
+  _globals['_CHARGERESPONSE']._serialized_start=882
+  _globals['_CHARGERESPONSE']._serialized_end=945
+  _globals['_REFUNDREQUEST']._serialized_start=947
+  _globals['_REFUNDREQUEST']._serialized_end=1051
+  _globals['_REFUNDRESPONSE']._serialized_start=1053
+  _globals['_REFUNDRESPONSE']._serialized_end=1116
+  _globals['_LISTPAYMENTSREQUEST']._serialized_start=1118
+  _globals['_LISTPAYMENTSREQUEST']._serialized_end=1213
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_start=1215
+  _globals['_LISTPAYMENTSRESPONSE']._serialized_end=1310
+  _globals['_SETFAULTREQUEST']._serialized_start=1312
+  _globals['_SETFAULTREQUEST']._serialized_end=1374
+  _globals['_SETFAULTRESPONSE']._serialized_start=1376
+  _globals['_SETFAULTRESPONSE']._serialized_end=1437
+  _globals['_GETFAULTREQUEST']._serialized_start=1439
+  _globals['_GETFAULTREQUEST']._serialized_end=1456
+  _globals['_GETFAULTRESPONSE']._serialized_start=1458
+  _globals['_GETFAULTRESPONSE']._serialized_end=1519
+  _globals['_PAYMENTSERVICE']._serialized_start=1522
+  _globals['_PAYMENTSERVICE']._serialized_end=1848
+  _globals['_PAYMENTADMINSERVICE']._serialized_start=1851
+  _globals['_PAYMENTADMINSERVICE']._serialized_end=2050
 # @@protoc_insertion_point(module_scope)

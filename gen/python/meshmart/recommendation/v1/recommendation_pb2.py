@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from meshmart.catalog.v1 import catalog_pb2 as meshmart_dot_catalog_dot_v1_dot_catalog__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/meshmart/recommendation/v1/recommendation.proto\x12\x1ameshmart.recommendation.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\"2\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\x85\x01\n\x11RecommendResponse\x12.\n\x08products\x18\x01 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12@\n\x06source\x18\x02 \x01(\x0e\x32\x30.meshmart.recommendation.v1.RecommendationSource*\x88\x01\n\x14RecommendationSource\x12%\n!RECOMMENDATION_SOURCE_UNSPECIFIED\x10\x00\x12&\n\"RECOMMENDATION_SOURCE_PERSONALIZED\x10\x01\x12!\n\x1dRECOMMENDATION_SOURCE_POPULAR\x10\x02\x32\xb3\x01\n\x15RecommendationService\x12\x99\x01\n\tRecommend\x12,.meshmart.recommendation.v1.RecommendRequest\x1a-.meshmart.recommendation.v1.RecommendResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/api/v1/users/{user_id}/recommendationsBCZAmeshmart.local/gen/go/meshmart/recommendation/v1;recommendationv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/meshmart/recommendation/v1/recommendation.proto\x12\x1ameshmart.recommendation.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\x1a\"meshmart/options/v1/validate.proto\"F\n\x10RecommendRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x19\n\x05limit\x18\x02 \x01(\x05\x42\n\xf2\xd4\x18\x06(\x01\x30\x32@\x01\"\x85\x01\n\x11RecommendResponse\x12.\n\x08products\x18\x01 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12@\n\x06source\x18\x02 \x01(\x0e\x32\x30.meshmart.recommendation.v1.RecommendationSource*\x88\x01\n\x14RecommendationSource\x12%\n!RECOMMENDATION_SOURCE_UNSPECIFIED\x10\x00\x12&\n\"RECOMMENDATION_SOURCE_PERSONALIZED\x10\x01\x12!\n\x1dRECOMMENDATION_SOURCE_POPULAR\x10\x02\x32\xb3\x01\n\x15RecommendationService\x12\x99\x01\n\tRecommend\x12,.meshmart.recommendation.v1.RecommendRequest\x1a-.meshmart.recommendation.v1.RecommendResponse\"/\x82\xd3\xe4\x93\x02)\x12\'/api/v1/users/{user_id}/recommendationsBCZAmeshmart.local/gen/go/meshmart/recommendation/v1;recommendationv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,14 +35,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.recommendation.v1.
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZAmeshmart.local/gen/go/meshmart/recommendation/v1;recommendationv1'
+  _globals['_RECOMMENDREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_RECOMMENDREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_RECOMMENDREQUEST'].fields_by_name['limit']._loaded_options = None
+  _globals['_RECOMMENDREQUEST'].fields_by_name['limit']._serialized_options = b'\362\324\030\006(\00102@\001'
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['Recommend']._loaded_options = None
   _globals['_RECOMMENDATIONSERVICE'].methods_by_name['Recommend']._serialized_options = b'\202\323\344\223\002)\022\'/api/v1/users/{user_id}/recommendations'
-  _globals['_RECOMMENDATIONSOURCE']._serialized_start=333
-  _globals['_RECOMMENDATIONSOURCE']._serialized_end=469
-  _globals['_RECOMMENDREQUEST']._serialized_start=144
-  _globals['_RECOMMENDREQUEST']._serialized_end=194
-  _globals['_RECOMMENDRESPONSE']._serialized_start=197
-  _globals['_RECOMMENDRESPONSE']._serialized_end=330
-  _globals['_RECOMMENDATIONSERVICE']._serialized_start=472
-  _globals['_RECOMMENDATIONSERVICE']._serialized_end=651
+  _globals['_RECOMMENDATIONSOURCE']._serialized_start=389
+  _globals['_RECOMMENDATIONSOURCE']._serialized_end=525
+  _globals['_RECOMMENDREQUEST']._serialized_start=180
+  _globals['_RECOMMENDREQUEST']._serialized_end=250
+  _globals['_RECOMMENDRESPONSE']._serialized_start=253
+  _globals['_RECOMMENDRESPONSE']._serialized_end=386
+  _globals['_RECOMMENDATIONSERVICE']._serialized_start=528
+  _globals['_RECOMMENDATIONSERVICE']._serialized_end=707
 # @@protoc_insertion_point(module_scope)

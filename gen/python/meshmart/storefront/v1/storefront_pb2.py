@@ -24,13 +24,14 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from meshmart.catalog.v1 import catalog_pb2 as meshmart_dot_catalog_dot_v1_dot_catalog__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 from meshmart.order.v1 import order_pb2 as meshmart_dot_order_dot_v1_dot_order__pb2
 from meshmart.payment.v1 import payment_pb2 as meshmart_dot_payment_dot_v1_dot_payment__pb2
 from meshmart.recommendation.v1 import recommendation_pb2 as meshmart_dot_recommendation_dot_v1_dot_recommendation__pb2
 from meshmart.user.v1 import user_pb2 as meshmart_dot_user_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'meshmart/storefront/v1/storefront.proto\x12\x16meshmart.storefront.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\x1a\x1dmeshmart/order/v1/order.proto\x1a!meshmart/payment/v1/payment.proto\x1a/meshmart/recommendation/v1/recommendation.proto\x1a\x1bmeshmart/user/v1/user.proto\"&\n\x13GetDashboardRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\xbe\x02\n\x14GetDashboardResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User\x12/\n\rrecent_orders\x18\x02 \x03(\x0b\x32\x18.meshmart.order.v1.Order\x12\x35\n\x0frecent_payments\x18\x03 \x03(\x0b\x32\x1c.meshmart.payment.v1.Payment\x12\x35\n\x0frecommendations\x18\x04 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12O\n\x15recommendation_source\x18\x05 \x01(\x0e\x32\x30.meshmart.recommendation.v1.RecommendationSource\x12\x10\n\x08\x64\x65graded\x18\x06 \x03(\t2\xaa\x01\n\x11StorefrontService\x12\x94\x01\n\x0cGetDashboard\x12+.meshmart.storefront.v1.GetDashboardRequest\x1a,.meshmart.storefront.v1.GetDashboardResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/users/{user_id}/dashboardB;Z9meshmart.local/gen/go/meshmart/storefront/v1;storefrontv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'meshmart/storefront/v1/storefront.proto\x12\x16meshmart.storefront.v1\x1a\x1cgoogle/api/annotations.proto\x1a!meshmart/catalog/v1/catalog.proto\x1a\"meshmart/options/v1/validate.proto\x1a\x1dmeshmart/order/v1/order.proto\x1a!meshmart/payment/v1/payment.proto\x1a/meshmart/recommendation/v1/recommendation.proto\x1a\x1bmeshmart/user/v1/user.proto\".\n\x13GetDashboardRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\"\xbe\x02\n\x14GetDashboardResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User\x12/\n\rrecent_orders\x18\x02 \x03(\x0b\x32\x18.meshmart.order.v1.Order\x12\x35\n\x0frecent_payments\x18\x03 \x03(\x0b\x32\x1c.meshmart.payment.v1.Payment\x12\x35\n\x0frecommendations\x18\x04 \x03(\x0b\x32\x1c.meshmart.catalog.v1.Product\x12O\n\x15recommendation_source\x18\x05 \x01(\x0e\x32\x30.meshmart.recommendation.v1.RecommendationSource\x12\x10\n\x08\x64\x65graded\x18\x06 \x03(\t2\xaa\x01\n\x11StorefrontService\x12\x94\x01\n\x0cGetDashboard\x12+.meshmart.storefront.v1.GetDashboardRequest\x1a,.meshmart.storefront.v1.GetDashboardResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/users/{user_id}/dashboardB;Z9meshmart.local/gen/go/meshmart/storefront/v1;storefrontv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,12 +39,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.storefront.v1.stor
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z9meshmart.local/gen/go/meshmart/storefront/v1;storefrontv1'
+  _globals['_GETDASHBOARDREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETDASHBOARDREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\002\010\001'
   _globals['_STOREFRONTSERVICE'].methods_by_name['GetDashboard']._loaded_options = None
   _globals['_STOREFRONTSERVICE'].methods_by_name['GetDashboard']._serialized_options = b'\202\323\344\223\002#\022!/api/v1/users/{user_id}/dashboard'
-  _globals['_GETDASHBOARDREQUEST']._serialized_start=276
-  _globals['_GETDASHBOARDREQUEST']._serialized_end=314
-  _globals['_GETDASHBOARDRESPONSE']._serialized_start=317
-  _globals['_GETDASHBOARDRESPONSE']._serialized_end=635
-  _globals['_STOREFRONTSERVICE']._serialized_start=638
-  _globals['_STOREFRONTSERVICE']._serialized_end=808
+  _globals['_GETDASHBOARDREQUEST']._serialized_start=312
+  _globals['_GETDASHBOARDREQUEST']._serialized_end=358
+  _globals['_GETDASHBOARDRESPONSE']._serialized_start=361
+  _globals['_GETDASHBOARDRESPONSE']._serialized_end=679
+  _globals['_STOREFRONTSERVICE']._serialized_start=682
+  _globals['_STOREFRONTSERVICE']._serialized_end=852
 # @@protoc_insertion_point(module_scope)

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshmart/user/v1/user.proto\x12\x10meshmart.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x01\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05phone\x18\x05 \x01(\t\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x0fRegisterRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\"8\n\x10RegisterResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User\"/\n\x0cLoginRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"s\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12$\n\x04user\x18\x04 \x01(\x0b\x32\x16.meshmart.user.v1.User\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"7\n\x0fGetUserResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User\"\x89\x01\n\x14UpdateProfileRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\tfull_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05phone\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x12\n\x05\x65mail\x18\x04 \x01(\tH\x02\x88\x01\x01\x42\x0c\n\n_full_nameB\x08\n\x06_phoneB\x08\n\x06_email\"=\n\x15UpdateProfileResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User2\xd9\x03\n\x0bUserService\x12k\n\x08Register\x12!.meshmart.user.v1.RegisterRequest\x1a\".meshmart.user.v1.RegisterResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/users:\x01*\x12\x65\n\x05Login\x12\x1e.meshmart.user.v1.LoginRequest\x1a\x1f.meshmart.user.v1.LoginResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/sessions:\x01*\x12o\n\x07GetUser\x12 .meshmart.user.v1.GetUserRequest\x1a!.meshmart.user.v1.GetUserResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/users/{user_id}\x12\x84\x01\n\rUpdateProfile\x12&.meshmart.user.v1.UpdateProfileRequest\x1a\'.meshmart.user.v1.UpdateProfileResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x32\x17/api/v1/users/{user_id}:\x01*B/Z-meshmart.local/gen/go/meshmart/user/v1;userv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmeshmart/user/v1/user.proto\x12\x10meshmart.user.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"meshmart/options/v1/validate.proto\"\xa8\x01\n\x04User\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\x11\n\tfull_name\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05phone\x18\x05 \x01(\t\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x0fRegisterRequest\x12\x15\n\x05\x65mail\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x02\x12\x1b\n\x08password\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\x10\x08\x18\x80\x01\x12\x1c\n\tfull_name\x18\x03 \x01(\tB\t\xf2\xd4\x18\x05\x08\x01\x18\xc8\x01\"8\n\x10RegisterResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User\"?\n\x0cLoginRequest\x12\x15\n\x05\x65mail\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x08\x01\x12\x18\n\x08password\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x10\x01\"s\n\rLoginResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12\x12\n\ntoken_type\x18\x02 \x01(\t\x12\x12\n\nexpires_in\x18\x03 \x01(\x03\x12$\n\x04user\x18\x04 \x01(\x0b\x32\x16.meshmart.user.v1.User\")\n\x0eGetUserRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\"7\n\x0fGetUserResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User\"\xa4\x01\n\x14UpdateProfileRequest\x12\x17\n\x07user_id\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x01\x12!\n\tfull_name\x18\x02 \x01(\tB\t\xf2\xd4\x18\x05\x08\x01\x18\xc8\x01H\x00\x88\x01\x01\x12\x12\n\x05phone\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x1a\n\x05\x65mail\x18\x04 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x02H\x02\x88\x01\x01\x42\x0c\n\n_full_nameB\x08\n\x06_phoneB\x08\n\x06_email\"=\n\x15UpdateProfileResponse\x12$\n\x04user\x18\x01 \x01(\x0b\x32\x16.meshmart.user.v1.User2\xd9\x03\n\x0bUserService\x12k\n\x08Register\x12!.meshmart.user.v1.RegisterRequest\x1a\".meshmart.user.v1.RegisterResponse\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/users:\x01*\x12\x65\n\x05Login\x12\x1e.meshmart.user.v1.LoginRequest\x1a\x1f.meshmart.user.v1.LoginResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\"\x10/api/v1/sessions:\x01*\x12o\n\x07GetUser\x12 .meshmart.user.v1.GetUserRequest\x1a!.meshmart.user.v1.GetUserResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/users/{user_id}\x12\x84\x01\n\rUpdateProfile\x12&.meshmart.user.v1.UpdateProfileRequest\x1a\'.meshmart.user.v1.UpdateProfileResponse\"\"\x82\xd3\xe4\x93\x02\x1c\x32\x17/api/v1/users/{user_id}:\x01*B/Z-meshmart.local/gen/go/meshmart/user/v1;userv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,6 +35,24 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.user.v1.user_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z-meshmart.local/gen/go/meshmart/user/v1;userv1'
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['email']._serialized_options = b'\362\324\030\0028\002'
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['password']._serialized_options = b'\362\324\030\005\020\010\030\200\001'
+  _globals['_REGISTERREQUEST'].fields_by_name['full_name']._loaded_options = None
+  _globals['_REGISTERREQUEST'].fields_by_name['full_name']._serialized_options = b'\362\324\030\005\010\001\030\310\001'
+  _globals['_LOGINREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['email']._serialized_options = b'\362\324\030\002\010\001'
+  _globals['_LOGINREQUEST'].fields_by_name['password']._loaded_options = None
+  _globals['_LOGINREQUEST'].fields_by_name['password']._serialized_options = b'\362\324\030\002\020\001'
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_GETUSERREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['user_id']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['user_id']._serialized_options = b'\362\324\030\0028\001'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['full_name']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['full_name']._serialized_options = b'\362\324\030\005\010\001\030\310\001'
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['email']._loaded_options = None
+  _globals['_UPDATEPROFILEREQUEST'].fields_by_name['email']._serialized_options = b'\362\324\030\0028\002'
   _globals['_USERSERVICE'].methods_by_name['Register']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['Register']._serialized_options = b'\202\323\344\223\002\022\"\r/api/v1/users:\001*'
   _globals['_USERSERVICE'].methods_by_name['Login']._loaded_options = None
@@ -42,24 +61,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSERVICE'].methods_by_name['GetUser']._serialized_options = b'\202\323\344\223\002\031\022\027/api/v1/users/{user_id}'
   _globals['_USERSERVICE'].methods_by_name['UpdateProfile']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['UpdateProfile']._serialized_options = b'\202\323\344\223\002\0342\027/api/v1/users/{user_id}:\001*'
-  _globals['_USER']._serialized_start=113
-  _globals['_USER']._serialized_end=281
-  _globals['_REGISTERREQUEST']._serialized_start=283
-  _globals['_REGISTERREQUEST']._serialized_end=352
-  _globals['_REGISTERRESPONSE']._serialized_start=354
-  _globals['_REGISTERRESPONSE']._serialized_end=410
-  _globals['_LOGINREQUEST']._serialized_start=412
-  _globals['_LOGINREQUEST']._serialized_end=459
-  _globals['_LOGINRESPONSE']._serialized_start=461
-  _globals['_LOGINRESPONSE']._serialized_end=576
-  _globals['_GETUSERREQUEST']._serialized_start=578
-  _globals['_GETUSERREQUEST']._serialized_end=611
-  _globals['_GETUSERRESPONSE']._serialized_start=613
-  _globals['_GETUSERRESPONSE']._serialized_end=668
-  _globals['_UPDATEPROFILEREQUEST']._serialized_start=671
-  _globals['_UPDATEPROFILEREQUEST']._serialized_end=808
-  _globals['_UPDATEPROFILERESPONSE']._serialized_start=810
-  _globals['_UPDATEPROFILERESPONSE']._serialized_end=871
-  _globals['_USERSERVICE']._serialized_start=874
-  _globals['_USERSERVICE']._serialized_end=1347
+  _globals['_USER']._serialized_start=149
+  _globals['_USER']._serialized_end=317
+  _globals['_REGISTERREQUEST']._serialized_start=319
+  _globals['_REGISTERREQUEST']._serialized_end=418
+  _globals['_REGISTERRESPONSE']._serialized_start=420
+  _globals['_REGISTERRESPONSE']._serialized_end=476
+  _globals['_LOGINREQUEST']._serialized_start=478
+  _globals['_LOGINREQUEST']._serialized_end=541
+  _globals['_LOGINRESPONSE']._serialized_start=543
+  _globals['_LOGINRESPONSE']._serialized_end=658
+  _globals['_GETUSERREQUEST']._serialized_start=660
+  _globals['_GETUSERREQUEST']._serialized_end=701
+  _globals['_GETUSERRESPONSE']._serialized_start=703
+  _globals['_GETUSERRESPONSE']._serialized_end=758
+  _globals['_UPDATEPROFILEREQUEST']._serialized_start=761
+  _globals['_UPDATEPROFILEREQUEST']._serialized_end=925
+  _globals['_UPDATEPROFILERESPONSE']._serialized_start=927
+  _globals['_UPDATEPROFILERESPONSE']._serialized_end=988
+  _globals['_USERSERVICE']._serialized_start=991
+  _globals['_USERSERVICE']._serialized_end=1464
 # @@protoc_insertion_point(module_scope)
