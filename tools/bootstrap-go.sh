@@ -36,7 +36,7 @@ for name in "${names[@]}"; do
   if [ ! -x "$bin" ]; then
     hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
     [ "$name" = prometheus ] && hint=" (first run takes a few minutes)"
-    [ "$name" = kube-apiserver ] && hint=" (first run takes about 15 minutes)"
+    [ "$name" = kube-apiserver ] && hint=" (first run takes about 20 minutes on 2 busy cores)"
     echo "==> building $name $version$hint..."
     start=$SECONDS
     # An optional `tags` file: build tags, e.g. prometheus without the cloud discoveries.
