@@ -25,9 +25,17 @@ class HTTPFailure(Exception):
 
 
 def request(
-    url: str, *, method: str = "GET", data: bytes | None = None, timeout: float = 5.0
+    url: str,
+    *,
+    method: str = "GET",
+    data: bytes | None = None,
+    timeout: float = 5.0,
+    token: str | None = None,
 ) -> tuple[str, dict[str, str]]:
+    """``token``: a Consul ACL token, sent as X-Consul-Token."""
     req = urllib.request.Request(url, data=data, method=method)
+    if token is not None:
+        req.add_header("X-Consul-Token", token)
     try:
         with _OPENER.open(req, timeout=timeout) as resp:
             return resp.read().decode(), dict(resp.headers.items())
