@@ -7,6 +7,7 @@
 #   - the Zipkin server jar (Maven Central, when java and mvn are installed)
 #   - Debian's chromium for the browser tests (apt-get, as root)
 #   - the Go services (services/*/go.mod, e.g. recommendation v2), cached by source hash
+#   - the storefront (web/: npm ci + vite build into web/dist), cached by source hash
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3.11}
@@ -29,6 +30,7 @@ fi
 
 tools/bootstrap-go.sh
 tools/build-go-services.sh
+tools/build-web.sh
 # Zipkin's server jar (traces), when java and mvn are there (tools/mesh/observability.py).
 tools/fetch-zipkin.sh
 # Debian's chromium for the browser tests (Playwright drives it).

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 CURRENCY = "EUR"
 """The shop sells in one currency; every price below is in euro cents."""
 
-IMAGE_BASE_URL = "https://images.meshmart.example/products"
+IMAGE_BASE_URL = "/images"
+"""The shop serves its own pictures, one SVG per category (web/public/images, served by
+the edge on the storefront's origin: tools/mesh/edge/web.py)."""
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class SeedProduct:
 
     @property
     def image_url(self) -> str:
-        return f"{IMAGE_BASE_URL}/{self.product_id}.jpg"
+        return f"{IMAGE_BASE_URL}/{self.category}.svg"
 
 
 SEED_PRODUCTS: tuple[SeedProduct, ...] = (

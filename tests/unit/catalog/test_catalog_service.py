@@ -64,7 +64,8 @@ async def test_get_product_returns_the_seeded_product(
         seeded.category,
     )
     assert (product.price.amount_minor, product.price.currency) == (seeded.price_minor, "EUR")
-    assert product.image_url.endswith(f"/{seeded.product_id}.jpg")
+    # The shop's own picture of the category, served by the edge (web/public/images).
+    assert product.image_url == f"/images/{seeded.category}.svg"
 
 
 async def test_get_unknown_product_is_not_found(

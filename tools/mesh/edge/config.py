@@ -8,6 +8,8 @@ request order, and why they sit where they do:
 2. cors             answers preflights for the configured origins. It must see the
                     request before transcoding (it needs a route for the REST path: the
                     ``/api/`` catch-all route gives it one).
+   compressor       gzips the storefront's files (HTML, JS, CSS, SVG: by content type,
+                    so the API's JSON is untouched); they are direct responses (web.py).
 3. buffer           caps request bodies (413 before a service sees them).
 4. cache            Envoy's HTTP cache, keyed on the REST URL, stores what a route marks
                     cacheable (the catalog routes) and answers hits with an ``age`` header.
@@ -38,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tools.mesh.edge import web
 from tools.mesh.edge.api import RateLimit, RoutePolicy, Rpc
 from tools.mesh.edge.settings import EdgeSettings
 
@@ -116,6 +119,7 @@ class EdgeFiles:
     protoset: str  # meshmart.protoset + google.rpc status/error_details (see descriptors.py)
     jwks: str  # <run>/keys/jwks.json written by `python -m services.user.keys`
     openapi: str  # the OpenAPI document served at /api/openapi.json
+    web: str  # the storefront's files served at / (web.py)
 
 
 def _duration(seconds: float) -> str:
@@ -269,6 +273,7 @@ def _routes(rpcs: Sequence[Rpc], files: EdgeFiles) -> list[dict[str, Any]]:
                 _header("cache-control", "public, max-age=300"),
             ],
         },
+        *web.routes(files.web),
         {
             # gRPC to a method the edge does not expose (internal RPCs, reflection,
             # health): Envoy answers a gRPC client with UNIMPLEMENTED for a 404.
@@ -431,6 +436,17 @@ def _lua() -> dict[str, Any]:
         default_source_code={"inline_string": _REST_RESPONSE_LUA.strip() + "\n"})}
 
 
+def _compressor() -> dict[str, Any]:
+    """gzip for the storefront's files (by content type: the API's JSON is left alone)."""
+    return {"name": "envoy.filters.http.compressor", "typed_config": _any(
+        "envoy.extensions.filters.http.compressor.v3.Compressor",
+        response_direction_config={"common_config": {
+            "content_type": list(web.COMPRESSED_TYPES)}},
+        compressor_library={"name": "gzip", "typed_config": _any(
+            "envoy.extensions.compression.gzip.compressor.v3.Gzip")},
+    )}
+
+
 def _router() -> dict[str, Any]:
     return {"name": "envoy.filters.http.router", "typed_config": _any(
         "envoy.extensions.filters.http.router.v3.Router", suppress_envoy_headers=True)}
@@ -464,6 +480,7 @@ def _edge_connection_manager(
             mutations={"request_mutations": [{"remove": USER_ID_HEADER}]})},
         {"name": "envoy.filters.http.cors", "typed_config": _any(
             "envoy.extensions.filters.http.cors.v3.Cors")},
+        _compressor(),
         {"name": "envoy.filters.http.buffer", "typed_config": _any(
             "envoy.extensions.filters.http.buffer.v3.Buffer",
             max_request_bytes=settings.max_request_bytes)},

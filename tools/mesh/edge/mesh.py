@@ -18,7 +18,7 @@ from typing import Any
 from services.kit.registration import service_registration
 from tools.mesh import envoy
 from tools.mesh.component import Component, connect_health, wrapper_programs
-from tools.mesh.edge import api, config, descriptors, openapi
+from tools.mesh.edge import api, config, descriptors, openapi, web
 from tools.mesh.edge.settings import (
     INSTANCE_ID,
     SERVICE_NAME,
@@ -83,6 +83,7 @@ class Edge(Component):
             protoset=str(run / "edge" / "edge.protoset"),
             jwks=str(run / "keys" / "jwks.json"),
             openapi=str(run / "edge" / "openapi.json"),
+            web=str(run / "edge" / "web"),
         )
 
     def targets(self) -> dict[str, tuple[str, int]]:
@@ -109,6 +110,13 @@ class Edge(Component):
         host = f"{self.plan.address}:{self.settings.port}"
         doc = openapi.edge_openapi(self.rpcs, host)
         write_if_changed(self.dir / "openapi.json", json.dumps(doc, indent=2) + "\n")
+        try:
+            assets = web.files()
+        except ValueError as error:
+            raise EdgeError(str(error)) from None
+        for name, data in assets.items():
+            (self.dir / "web" / name).parent.mkdir(parents=True, exist_ok=True)
+            write_if_changed(self.dir / "web" / name, data)
         write_if_changed(self.config_path, self.envoy_config())
 
     def committed_config(self) -> str:
