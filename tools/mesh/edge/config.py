@@ -35,14 +35,17 @@ answered 409 by a small Lua step after the transcoder, and so is a route timeout
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from services.kit.registration import envoy_tracing
 from tools.mesh.edge import web
 from tools.mesh.edge.api import RateLimit, RoutePolicy, Rpc
 from tools.mesh.edge.settings import EdgeSettings
+from tools.mesh.observability import ZIPKIN_PORT
 
 USER_ID_HEADER = "x-meshmart-user-id"
 INTERNAL = "edge_internal"  # in-process listener (and its cluster) behind the HTTP cache
@@ -471,8 +474,19 @@ def _connection_manager(
     )
 
 
+def _zipkin(address: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edge's Zipkin tracer and its collector cluster: the very ones the sidecars get
+    (services/kit/registration.py), at the mesh's Zipkin (tools/mesh/observability.py).
+    No random sampling: the edge traces exactly the requests whose traceparent says
+    sampled (the storefront's calls, tests), continuing the browser's trace, and passes
+    its span on to its sidecar. Without a Zipkin running the spans are dropped."""
+    hatches = envoy_tracing(f"http://{address}:{ZIPKIN_PORT}/api/v2/spans")
+    return (json.loads(hatches["envoy_tracing_json"])["http"],
+            json.loads(hatches["envoy_extra_static_clusters_json"]))
+
+
 def _edge_connection_manager(
-    settings: EdgeSettings, rpcs: Sequence[Rpc], files: EdgeFiles
+    settings: EdgeSettings, rpcs: Sequence[Rpc], files: EdgeFiles, tracer: dict[str, Any]
 ) -> dict[str, Any]:
     filters = [
         {"name": "envoy.filters.http.header_mutation", "typed_config": _any(
@@ -503,6 +517,7 @@ def _edge_connection_manager(
             "typed_per_filter_config": {"envoy.filters.http.cors": _cors_policy(settings)},
             "routes": _routes(rpcs, files),
         },
+        tracing={"provider": tracer, "random_sampling": {"value": 0}},
         use_remote_address=True,
         generate_request_id=True,
         always_set_request_id_in_response=True,
@@ -571,6 +586,8 @@ def bootstrap(
     if missing:
         raise ValueError(f"no upstream target for {', '.join(missing)}")
     clusters = [_cluster(name, targets[name]) for name in sorted({r.service_name for r in rpcs})]
+    tracer, zipkin_cluster = _zipkin(address)
+    clusters.append(zipkin_cluster)
     clusters.append({
         "name": INTERNAL,
         "connect_timeout": "1s",
@@ -594,7 +611,7 @@ def bootstrap(
                         "address": address, "port_value": settings.port}},
                     "filter_chains": [{"filters": [{
                         "name": hcm,
-                        "typed_config": _edge_connection_manager(settings, rpcs, files),
+                        "typed_config": _edge_connection_manager(settings, rpcs, files, tracer),
                     }]}],
                 },
                 {

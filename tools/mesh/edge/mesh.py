@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from services.kit.registration import service_registration
+from services.kit.registration import envoy_tracing, service_registration
 from tools.mesh import envoy
 from tools.mesh.component import Component, connect_health, wrapper_programs
 from tools.mesh.edge import api, config, descriptors, openapi, web
@@ -163,7 +163,13 @@ class Edge(Component):
                   "metrics_path": "/stats/prometheus"},
             sidecar_metrics_addr=f"{inst.address}:{inst.metrics_port}",
             upstreams={name: inst.upstream_target(name) for name in inst.upstream_ports},
+            proxy_config=self._sidecar_tracing(),
         )
+
+    def _sidecar_tracing(self) -> dict[str, str]:
+        """Its sidecar's spans, like every sidecar's (the kit's registration does the same)."""
+        obs = self.plan.observability()
+        return envoy_tracing(f"{obs.zipkin_url}/api/v2/spans") if obs.has_zipkin else {}
 
     def register(self, timeout: float = 30.0) -> None:
         """Register with the local agent (retried while it is not up yet)."""
