@@ -7,7 +7,6 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
@@ -16,10 +15,6 @@ from tests.edge.client import ADDRESS, VISA_OK, EdgeClient
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.observability import Observability
 from tools.mesh.plan import MeshPlan
-from tools.mesh.topology import ROOT
-
-# Screenshots of the browser tests (kept after the run, ignored by git like .run/).
-OUTPUT_DIR = Path(os.environ.get("MESHMART_TEST_OUTPUT", ROOT / ".run" / "test-output"))
 
 
 @dataclass(frozen=True)

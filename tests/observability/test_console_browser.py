@@ -1,38 +1,26 @@
 """What a person sees, in a real browser (Debian's chromium driven by Playwright): the
 Consul UI's topology of order with its upstreams and metrics from Prometheus, and the
-purchase's trace in Zipkin. Screenshots go to OUTPUT_DIR (see conftest.py)."""
+purchase's trace in Zipkin. Screenshots go to tests.browser.OUTPUT_DIR."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
-from tests.observability.conftest import OUTPUT_DIR, Purchase
+from tests.browser import TIMEOUT_MS, chromium, save
+from tests.observability.conftest import Purchase
 from tools.mesh.observability import Observability
 from tools.mesh.plan import MeshPlan
 
 pytestmark = pytest.mark.mesh
 
-CHROMIUM = Path("/usr/bin/chromium")
-TIMEOUT_MS = 60_000
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: `make setup` installs Debian's chromium"
-    with sync_playwright() as playwright:
-        # --no-sandbox: the tests run as root, where Chromium's sandbox cannot start.
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -42,14 +30,6 @@ def page(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
-
-
-def save(page: Page, name: str) -> Path:
-    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUTPUT_DIR / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    (OUTPUT_DIR / f"{name}.txt").write_text(page.inner_text("body"))
-    return path
 
 
 def test_the_consul_ui_shows_orders_upstreams_with_metrics_from_prometheus(
