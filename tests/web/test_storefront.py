@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.browser import OUTPUT_DIR, TIMEOUT_MS, chromium, save
 from tests.mesh.helpers import health_of, until
@@ -79,10 +79,15 @@ def page(context: BrowserContext, shop_url: str) -> Page:
 
 
 # --- what a person does -------------------------------------------------------------------
+def nav(page: Page, name: str | re.Pattern[str]) -> Locator:
+    """A link of the header's navigation (the footer's trace links name calls too)."""
+    return page.get_by_role("navigation", name="Main").get_by_role("link", name=name)
+
+
 def register(page: Page) -> str:
     """Create an account from the header's link; the shop logs in and shows the dashboard."""
     email = f"web-{uuid.uuid4().hex[:12]}@example.com"
-    page.get_by_role("link", name="Register").click()
+    nav(page, "Register").click()
     page.get_by_label("Full name").fill("Ada Browser")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill("correct horse battery")
@@ -93,7 +98,7 @@ def register(page: Page) -> str:
 
 def search_and_add(page: Page, query: str, count: int) -> list[str]:
     """Search the catalog and add the first ``count`` results; their names."""
-    page.get_by_role("link", name="Catalog").click()
+    nav(page, "Catalog").click()
     page.get_by_label("Search products").fill(query)
     page.get_by_role("button", name="Search", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Search: “{query}”")
@@ -111,7 +116,7 @@ def search_and_add(page: Page, query: str, count: int) -> list[str]:
 
 
 def check_out(page: Page, card: str, cvc: str = "123") -> None:
-    page.get_by_role("link", name=re.compile(r"^Cart")).click()
+    nav(page, re.compile(r"^Cart")).click()
     page.get_by_role("link", name="Check out").click()
     page.get_by_label("Full name").fill("Ada Buyer")
     page.get_by_label("Address", exact=True).fill("1 Mesh Street")
@@ -125,7 +130,7 @@ def check_out(page: Page, card: str, cvc: str = "123") -> None:
 
 def order_states(page: Page) -> list[str]:
     """The state of each order in the history, newest first."""
-    page.get_by_role("link", name="Orders").click()
+    nav(page, "Orders").click()
     table = page.get_by_test_id("orders")
     expect(table.or_(page.get_by_text("No orders yet."))).to_be_visible()
     return [s.strip() for s in table.locator("tbody .state").all_inner_texts()]
@@ -135,7 +140,7 @@ def on_the_dashboard(page: Page, shows: Callable[[Page], bool], within_s: float 
     """Open the dashboard again (as a person would reload it) until it shows something."""
     deadline = time.monotonic() + within_s
     while True:
-        page.get_by_role("link", name="Dashboard").click()
+        nav(page, "Dashboard").click()
         expect(page.get_by_role("heading", level=1)).to_contain_text("Hello")
         if shows(page):
             return
@@ -155,7 +160,7 @@ def test_a_whole_purchase_register_search_two_products_check_out_confirmed(page:
     register(page)
     first, second = search_and_add(page, "beans", 2)
     # One more from the product page, then changed and removed again in the cart.
-    page.get_by_role("link", name="Catalog").click()
+    nav(page, "Catalog").click()
     page.get_by_role("navigation", name="Categories").get_by_role("link", name="books").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Category: books")
     page.get_by_test_id("products").locator("li .tile-link").first.click()
@@ -166,7 +171,7 @@ def test_a_whole_purchase_register_search_two_products_check_out_confirmed(page:
     page.get_by_role("button", name="Add to cart").click()
     expect(page.locator("main").get_by_role("status")).to_contain_text(f"Added {extra}")
 
-    page.get_by_role("link", name=re.compile(r"^Cart")).click()
+    nav(page, re.compile(r"^Cart")).click()
     quantity = page.get_by_label(f"Quantity of {first}")
     quantity.fill("2")
     quantity.press("Tab")  # the change is sent when the field is left
@@ -177,7 +182,7 @@ def test_a_whole_purchase_register_search_two_products_check_out_confirmed(page:
     expect(page.get_by_role("rowheader", name=extra)).to_have_count(0)
     names = page.locator("tbody th").all_inner_texts()
     assert sorted(names) == sorted([first, second])
-    expect(page.get_by_role("link", name=re.compile(r"^Cart"))).to_have_text("Cart (3)")
+    expect(nav(page, re.compile(r"^Cart"))).to_have_text("Cart (3)")
     save(page, "cart", OUT)
 
     check_out(page, ACCEPTED)
@@ -299,12 +304,12 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
     page.get_by_test_id("products").locator("li .tile-link").first.click()
     expect(page.get_by_test_id("stock")).to_contain_text("available")
     found["product"] = axe_serious(page)
-    page.get_by_role("link", name="Log in").click()
+    nav(page, "Log in").click()
     found["login"] = axe_serious(page)
     register(page)
     found["dashboard"] = axe_serious(page)
     search_and_add(page, "tea", 1)
-    page.get_by_role("link", name=re.compile(r"^Cart")).click()
+    nav(page, re.compile(r"^Cart")).click()
     expect(page.locator("tbody tr")).to_have_count(1)
     found["cart"] = axe_serious(page)
     check_out(page, ACCEPTED, cvc="1")
@@ -321,7 +326,7 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
 
 def test_the_keyboard_alone_reaches_search_and_adds_to_the_cart(page: Page) -> None:
     register(page)
-    page.get_by_role("link", name="Catalog").click()
+    nav(page, "Catalog").click()
     page.keyboard.press("Tab")  # focus starts on the page's heading: next is the search box
     for _ in range(30):
         if page.evaluate("document.activeElement.id") == "search":
@@ -352,7 +357,7 @@ def test_with_every_recommendation_instance_stopped_the_dashboard_is_degraded_an
             thread.start()
         for thread in threads:
             thread.join()
-        page.get_by_role("link", name="Dashboard").click()
+        nav(page, "Dashboard").click()
         degraded = page.get_by_test_id("degraded")
         expect(degraded).to_contain_text("Recommendations are degraded")
         expect(degraded).to_contain_text("popular products")
