@@ -75,5 +75,14 @@ session.onChange(renderNav);
 cartCount.onChange(renderNav);
 setRenderer(() => void render());
 window.addEventListener("hashchange", () => void render());
+// A link to the page already shown loads it again (no hashchange), as a person expects of
+// clicking "Dashboard" on the dashboard.
+document.addEventListener("click", (event) => {
+  const a = (event.target as Element | null)?.closest?.("a[href^='#']");
+  if (a && a.getAttribute("href") === (location.hash || "#/")) {
+    event.preventDefault();
+    go(location.hash || "#/");
+  }
+});
 document.getElementById("mesh")?.replaceChildren(meshFooter());
 void render();
