@@ -349,6 +349,29 @@ def test_the_keyboard_alone_reaches_search_and_adds_to_the_cart(page: Page) -> N
         "Added")
 
 
+def test_the_mesh_view_shows_each_services_instances_health_and_circuit(
+    mesh: MeshPlan, page: Page
+) -> None:
+    nav(page, "Mesh").click()
+    rows = page.get_by_test_id("mesh").locator("tbody tr")
+    catalog = page.locator("tr[data-service=catalog]")
+    expect(catalog).to_be_visible()
+    instances = {s: len([i for i in mesh.instances() if i.service == s])
+                 for s in ("catalog", "recommendation", "order")}
+    for service, count in instances.items():
+        row = page.locator(f"tr[data-service={service}]")
+        expect(row.locator("td").nth(1)).to_have_text(f"{count}/{count}")
+        expect(row.locator("td").nth(4)).to_have_text("closed")
+        expect(row.locator(".hosts li")).to_have_count(count)
+    expect(page.locator("tr[data-service=recommendation] .hosts")).to_contain_text("v2")
+    assert rows.count() >= 6, page.inner_text("main")  # every service with a public API
+    save(page, "mesh", OUT)
+    # The view is read-only: the edge routes nothing else of the sidecar's admin.
+    for path in ("/api/mesh/clusters?format=text", "/api/mesh/quitquitquit"):
+        reply = page.request.post(f"{Edge(mesh).url}{path}")
+        assert reply.status in (404, 405), (path, reply.status)
+
+
 def test_with_every_recommendation_instance_stopped_the_dashboard_is_degraded_and_recovers(
     mesh: MeshPlan, page: Page
 ) -> None:

@@ -27,6 +27,7 @@ export function meshFooter(): HTMLElement {
   }
 
   onCall((call) => {
+    if (call.path.startsWith("/api/mesh/")) return; // the mesh page's own polling
     if (call.version) release.value = call.version;
     calls.unshift(call);
     calls.length = Math.min(calls.length, KEEP);

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -262,6 +263,34 @@ def _fallback_routes() -> list[dict[str, Any]]:
     ]
 
 
+# The storefront's "mesh" page (web/src/pages/mesh.ts): the edge sidecar's own view of
+# every service the edge calls, read-only. Two fixed GETs of its Envoy admin (instances
+# with their health and outlier ejection; the request, retry and circuit-breaker
+# counters), nothing else of the admin, and no Consul token anywhere near the browser.
+SIDECAR_ADMIN = "edge_sidecar_admin"
+_MESH_VIEW_STATS = (
+    r"^cluster\.(failover-target~)?([A-Za-z0-9_-]+\.)?[a-z-]+\.default\..*\.consul\."
+    r"(upstream_rq_(total|active|retry)|circuit_breakers\.default\.rq_open)$"
+)
+MESH_VIEW = {
+    "/api/mesh/clusters": "/clusters?format=json",
+    "/api/mesh/stats": "/stats?format=json&filter=" + urllib.parse.quote(_MESH_VIEW_STATS, safe=""),
+}
+
+
+def _mesh_view_routes() -> list[dict[str, Any]]:
+    return [
+        {
+            "name": f"mesh-view-{path.rsplit('/', 1)[1]}",
+            "match": {"path": path, "headers": [
+                {"name": ":method", "string_match": {"exact": "GET"}}]},
+            "route": {"cluster": SIDECAR_ADMIN, "prefix_rewrite": admin_path, "timeout": "2s"},
+            "response_headers_to_add": [_header("cache-control", "no-store")],
+        }
+        for path, admin_path in MESH_VIEW.items()
+    ]
+
+
 def _routes(rpcs: Sequence[Rpc], files: EdgeFiles) -> list[dict[str, Any]]:
     routes = [_rpc_route(rpc) for rpc in rpcs]
     routes += [_cached_rest_route(rpc) for rpc in rpcs if rpc.policy.cache_control]
@@ -277,6 +306,7 @@ def _routes(rpcs: Sequence[Rpc], files: EdgeFiles) -> list[dict[str, Any]]:
             ],
         },
         *web.routes(files.web),
+        *_mesh_view_routes(),
         {
             # gRPC to a method the edge does not expose (internal RPCs, reflection,
             # health): Envoy answers a gRPC client with UNIMPLEMENTED for a 404.
@@ -588,6 +618,14 @@ def bootstrap(
     clusters = [_cluster(name, targets[name]) for name in sorted({r.service_name for r in rpcs})]
     tracer, zipkin_cluster = _zipkin(address)
     clusters.append(zipkin_cluster)
+    clusters.append({
+        "name": SIDECAR_ADMIN,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": SIDECAR_ADMIN, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {
+                "address": address, "port_value": settings.sidecar_admin_port}}}}]}]},
+    })
     clusters.append({
         "name": INTERNAL,
         "connect_timeout": "1s",
