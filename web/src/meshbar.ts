@@ -22,7 +22,7 @@ export function meshFooter(): HTMLElement {
 
   function renderRelease(): void {
     releaseLine.replaceChildren(release.value
-      ? h("span", {}, "recommendation release answering: ", h("strong", {}, release.value))
+      ? h("span", {}, "recommendation release that answered last: ", h("strong", {}, release.value))
       : "recommendation release: not called yet");
   }
 
