@@ -18,7 +18,6 @@ Without a build, index.html says how to make one.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tools.mesh.topology import ROOT
@@ -64,7 +63,7 @@ def _route(name: str, match: dict[str, Any], filename: str, content_type: str,
 
 
 def routes(files_dir: str) -> list[dict[str, Any]]:
-    """The edge's routes for the storefront; ``files_dir`` is where write_files put them."""
+    """The edge's routes for the storefront; ``files_dir`` is where the edge copied ``files()``."""
     html = "text/html; charset=utf-8"
     out = [
         _route("index", {"path": "/"}, f"{files_dir}/index.html", html, NO_CACHE),
