@@ -43,11 +43,12 @@ function services(clusters: Cluster[], stats: { name: string; value?: number }[]
   };
   for (const c of clusters) {
     const m = CLUSTER.exec(c.name);
-    if (!m || c.name.startsWith("failover-target~")) continue; // a failover lists the same hosts
+    if (!m) continue;
     const service = of(m[2]);
     for (const host of c.host_statuses ?? []) {
       const a = host.address.socket_address;
       const address = `${a.address}:${a.port_value}`;
+      // A host is in several clusters (its release's subset, a failover target): once.
       const seen = service.hosts.find((x) => x.address === address);
       if (seen) {
         seen.release ||= m[1] ?? ""; // the same host in its release's subset cluster
