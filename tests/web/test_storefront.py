@@ -33,6 +33,7 @@ from tests.mesh.test_canary import COMMITTED_SPLIT, set_split
 from tools.mesh import canary
 from tools.mesh.edge import web
 from tools.mesh.edge.mesh import Edge
+from tools.mesh.observability import Observability
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
 
@@ -255,7 +256,7 @@ def test_with_the_canary_at_100_percent_the_page_shows_v2_answering(
 def test_the_trace_link_opens_the_calls_trace_in_zipkin_with_the_edges_and_services_spans(
     mesh: MeshPlan, context: BrowserContext, page: Page
 ) -> None:
-    observability = mesh.observability()
+    observability = Observability(mesh)
     assert observability.has_zipkin, "run `make setup` with java and mvn (it fetches Zipkin)"
     register(page)
     search_and_add(page, "french press", 1)

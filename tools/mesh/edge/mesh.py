@@ -29,6 +29,7 @@ from tools.mesh.edge.settings import (
 from tools.mesh.files import write_if_changed
 from tools.mesh.health import wait_for_state
 from tools.mesh.http import HTTPFailure, register_service
+from tools.mesh.observability import Observability
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.topology import Instance, load_topology
 from tools.mesh.version import source_version
@@ -168,7 +169,7 @@ class Edge(Component):
 
     def _sidecar_tracing(self) -> dict[str, str]:
         """Its sidecar's spans, like every sidecar's (the kit's registration does the same)."""
-        obs = self.plan.observability()
+        obs = Observability(self.plan)
         return envoy_tracing(f"{obs.zipkin_url}/api/v2/spans") if obs.has_zipkin else {}
 
     def register(self, timeout: float = 30.0) -> None:
