@@ -48,7 +48,7 @@ import base64
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -540,8 +540,9 @@ class K8sModel:
         edge = self.edge
         targets = {name: ("127.0.0.1", port)
                    for name, port in edge.instance.upstream_ports.items()}
+        # No storefront (web/) in a pod: its files are not in the edge's ConfigMap.
         boot = config.bootstrap(edge.settings, edge.rpcs, targets, "0.0.0.0",
-                                edge.files(Path(RUN_DIR)))
+                                replace(edge.files(Path(RUN_DIR)), web=""))
         host = f"{EDGE}.{NAMESPACE}.svc:{edge.settings.port}"
         doc = openapi.edge_openapi(edge.rpcs, host)
         return {"edge.yaml": dump(boot),

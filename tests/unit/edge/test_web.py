@@ -4,13 +4,17 @@ under the fixed names the routes read."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from services.catalog.seed import SEED_PRODUCTS
-from tools.mesh.edge import web
+from tools.mesh.edge import config, web
+from tools.mesh.edge.mesh import Edge
+from tools.mesh.plan import MeshPlan
+from tools.mesh.topology import load_topology
 
 
 def _by_name(files_dir: str = "/run/edge/web") -> dict[str, dict[str, Any]]:
@@ -61,3 +65,20 @@ def test_without_a_build_index_says_how_to_make_one(
     files = web.files()
     assert b"make setup" in files["index.html"]
     assert files["app.js"] == files["app.css"] == b""
+
+
+def test_an_edge_without_the_storefront_has_no_web_routes(tmp_path: Path) -> None:
+    """A pod's edge (deploy/k8s) has no web/ files to serve: no route may point at one."""
+    edge = Edge(MeshPlan(topology=load_topology(), address="127.0.0.1", run_dir=tmp_path))
+    with_web = config.bootstrap(edge.settings, edge.rpcs, edge.targets(), "127.0.0.1",
+                                edge.files())
+    without = config.bootstrap(edge.settings, edge.rpcs, edge.targets(), "127.0.0.1",
+                               replace(edge.files(), web=""))
+
+    def web_routes(boot: dict[str, Any]) -> list[str]:
+        hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+        return [r["name"] for r in routes if r["name"].startswith("web-")]
+
+    assert "web-index" in web_routes(with_web)
+    assert web_routes(without) == []

@@ -123,7 +123,7 @@ class EdgeFiles:
     protoset: str  # meshmart.protoset + google.rpc status/error_details (see descriptors.py)
     jwks: str  # <run>/keys/jwks.json written by `python -m services.user.keys`
     openapi: str  # the OpenAPI document served at /api/openapi.json
-    web: str  # the storefront's files served at / (web.py)
+    web: str = ""  # the storefront's files served at / (web.py); "": no storefront
 
 
 def _duration(seconds: float) -> str:
@@ -305,7 +305,7 @@ def _routes(rpcs: Sequence[Rpc], files: EdgeFiles) -> list[dict[str, Any]]:
                 _header("cache-control", "public, max-age=300"),
             ],
         },
-        *web.routes(files.web),
+        *(web.routes(files.web) if files.web else []),
         *_mesh_view_routes(),
         {
             # gRPC to a method the edge does not expose (internal RPCs, reflection,
