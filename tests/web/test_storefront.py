@@ -27,8 +27,9 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
+from harness.mesh import health_of
+from harness.wait import until
 from tests.browser import OUTPUT_DIR, TIMEOUT_MS, chromium, save
-from tests.mesh.helpers import health_of, until
 from tests.mesh.test_canary import COMMITTED_SPLIT, set_split
 from tools.mesh import canary
 from tools.mesh.edge import web
