@@ -28,7 +28,7 @@ def build(config: ServiceConfig, settings: CartSettings | None = None) -> Servic
         "catalog_pb2_grpc.CatalogServiceAsyncStub",
         catalog_pb2_grpc.CatalogServiceStub(catalog_channel),
     )
-    products = CatalogProducts(stub, timeout=settings.catalog_timeout_seconds)
+    products = CatalogProducts(stub, timeout_seconds=settings.catalog_timeout_seconds)
     book = CartBook(CartStore(db), products, settings.currency)
     # Closed after the drain: in-flight AddItems no longer need the channel.
     return Service(specs=[service_spec(CartServicer(book))], resources=[db, catalog_channel])

@@ -30,15 +30,15 @@ class CatalogProducts:
         self,
         stub: catalog_pb2_grpc.CatalogServiceAsyncStub,
         *,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
 
     async def __call__(self, product_id: str) -> Product:
         try:
             response = await self._stub.GetProduct(
-                catalog_pb2.GetProductRequest(product_id=product_id), timeout=self._timeout
+                catalog_pb2.GetProductRequest(product_id=product_id), timeout=self._timeout_seconds
             )
         except grpc.aio.AioRpcError as error:
             translated = _translate(error, product_id)

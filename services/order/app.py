@@ -57,28 +57,28 @@ def _order_service(
                 "user_pb2_grpc.UserServiceAsyncStub",
                 user_pb2_grpc.UserServiceStub(channels["user"]),
             ),
-            timeout=settings.call_timeout_seconds,
+            timeout_seconds=settings.call_timeout_seconds,
         ),
         carts=GrpcCarts(
             cast(
                 "cart_pb2_grpc.CartServiceAsyncStub",
                 cart_pb2_grpc.CartServiceStub(channels["cart"]),
             ),
-            timeout=settings.call_timeout_seconds,
+            timeout_seconds=settings.call_timeout_seconds,
         ),
         inventory=GrpcInventory(
             cast(
                 "inventory_pb2_grpc.InventoryServiceAsyncStub",
                 inventory_pb2_grpc.InventoryServiceStub(channels["inventory"]),
             ),
-            timeout=settings.call_timeout_seconds,
+            timeout_seconds=settings.call_timeout_seconds,
         ),
         payments=GrpcPayments(
             cast(
                 "payment_pb2_grpc.PaymentServiceAsyncStub",
                 payment_pb2_grpc.PaymentServiceStub(channels["payment"]),
             ),
-            timeout=settings.payment_timeout_seconds,
+            timeout_seconds=settings.payment_timeout_seconds,
         ),
         settings=settings,
     )

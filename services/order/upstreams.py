@@ -60,14 +60,14 @@ def upstream_error(
 
 
 class GrpcUsers:
-    def __init__(self, stub: user_pb2_grpc.UserServiceAsyncStub, *, timeout: float) -> None:
+    def __init__(self, stub: user_pb2_grpc.UserServiceAsyncStub, *, timeout_seconds: float) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
 
     async def contact(self, user_id: str) -> Contact:
         try:
             response = await self._stub.GetUser(
-                user_pb2.GetUserRequest(user_id=user_id), timeout=self._timeout
+                user_pb2.GetUserRequest(user_id=user_id), timeout=self._timeout_seconds
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("user", error) from error
@@ -82,14 +82,14 @@ class GrpcUsers:
 
 
 class GrpcCarts:
-    def __init__(self, stub: cart_pb2_grpc.CartServiceAsyncStub, *, timeout: float) -> None:
+    def __init__(self, stub: cart_pb2_grpc.CartServiceAsyncStub, *, timeout_seconds: float) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
 
     async def lines(self, user_id: str) -> list[CartLine]:
         try:
             response = await self._stub.GetCart(
-                cart_pb2.GetCartRequest(user_id=user_id), timeout=self._timeout
+                cart_pb2.GetCartRequest(user_id=user_id), timeout=self._timeout_seconds
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("cart", error) from error
@@ -105,17 +105,19 @@ class GrpcCarts:
 
     async def clear(self, user_id: str) -> None:
         try:
-            await self._stub.Clear(cart_pb2.ClearRequest(user_id=user_id), timeout=self._timeout)
+            await self._stub.Clear(
+                cart_pb2.ClearRequest(user_id=user_id), timeout=self._timeout_seconds
+            )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("cart", error) from error
 
 
 class GrpcInventory:
     def __init__(
-        self, stub: inventory_pb2_grpc.InventoryServiceAsyncStub, *, timeout: float
+        self, stub: inventory_pb2_grpc.InventoryServiceAsyncStub, *, timeout_seconds: float
     ) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
 
     async def reserve(self, order_id: str, lines: Sequence[StockLine], *, ttl_seconds: int) -> None:
         request = inventory_pb2.ReserveRequest(
@@ -127,7 +129,7 @@ class GrpcInventory:
             ttl_seconds=ttl_seconds,
         )
         try:
-            await self._stub.Reserve(request, timeout=self._timeout)
+            await self._stub.Reserve(request, timeout=self._timeout_seconds)
         except grpc.aio.AioRpcError as error:
             raise upstream_error(
                 "inventory", error, subject=_named_product(error, lines)
@@ -136,7 +138,7 @@ class GrpcInventory:
     async def release(self, order_id: str) -> None:
         try:
             await self._stub.Release(
-                inventory_pb2.ReleaseRequest(order_id=order_id), timeout=self._timeout
+                inventory_pb2.ReleaseRequest(order_id=order_id), timeout=self._timeout_seconds
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("inventory", error) from error
@@ -144,7 +146,7 @@ class GrpcInventory:
     async def commit(self, order_id: str) -> None:
         try:
             await self._stub.Commit(
-                inventory_pb2.CommitRequest(order_id=order_id), timeout=self._timeout
+                inventory_pb2.CommitRequest(order_id=order_id), timeout=self._timeout_seconds
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("inventory", error) from error
@@ -171,9 +173,11 @@ def _named_product(error: grpc.aio.AioRpcError, lines: Sequence[StockLine]) -> s
 
 
 class GrpcPayments:
-    def __init__(self, stub: payment_pb2_grpc.PaymentServiceAsyncStub, *, timeout: float) -> None:
+    def __init__(
+        self, stub: payment_pb2_grpc.PaymentServiceAsyncStub, *, timeout_seconds: float
+    ) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
 
     async def charge(self, request: ChargeRequest) -> ChargeOutcome:
         card = request.card
@@ -193,7 +197,7 @@ class GrpcPayments:
                         cvc=card.cvc,
                     ),
                 ),
-                timeout=self._timeout,
+                timeout=self._timeout_seconds,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("payment", error) from error
@@ -205,7 +209,7 @@ class GrpcPayments:
                 payment_pb2.RefundRequest(
                     payment_id=payment_id, idempotency_key=idempotency_key, reason=reason
                 ),
-                timeout=self._timeout,
+                timeout=self._timeout_seconds,
             )
         except grpc.aio.AioRpcError as error:
             raise upstream_error("payment", error) from error
@@ -213,7 +217,7 @@ class GrpcPayments:
     async def find_charge(self, user_id: str, order_id: str) -> ChargeOutcome | None:
         # One deadline for the whole walk, however many pages it takes.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
+        deadline = loop.time() + self._timeout_seconds
         token = ""
         for _ in range(_PAYMENT_LOOKUP_PAGES):
             request = payment_pb2.ListPaymentsRequest(

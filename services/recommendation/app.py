@@ -46,15 +46,15 @@ def _spec(
     recommender = Recommender(
         GrpcOrderHistory(
             order,
-            timeout=settings.order_timeout_seconds,
+            timeout_seconds=settings.order_timeout_seconds,
             max_orders=settings.history_orders,
         ),
         GrpcProductCatalog(
             catalog,
-            timeout=settings.catalog_timeout_seconds,
+            timeout_seconds=settings.catalog_timeout_seconds,
             max_products=settings.catalog_products,
         ),
-        GrpcUserDirectory(users, timeout=settings.user_timeout_seconds),
+        GrpcUserDirectory(users, timeout_seconds=settings.user_timeout_seconds),
         model_ttl_seconds=settings.model_ttl_seconds,
     )
     servicer = RecommendationServicer(recommender, version)

@@ -38,14 +38,14 @@ class GrpcOrderHistory:
     """Reads the newest `max_orders` orders of all users via order.ListRecentOrders."""
 
     def __init__(
-        self, stub: order_pb2_grpc.OrderServiceAsyncStub, *, timeout: float, max_orders: int
+        self, stub: order_pb2_grpc.OrderServiceAsyncStub, *, timeout_seconds: float, max_orders: int
     ) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
         self._max_orders = max_orders
 
     async def recent_orders(self) -> list[PastOrder]:
-        budget = _Budget(self._timeout)
+        budget = _Budget(self._timeout_seconds)
         orders: list[PastOrder] = []
         read, token = 0, ""
         while read < self._max_orders:
@@ -76,10 +76,14 @@ class GrpcProductCatalog:
     """Product details and popularity ranking from catalog."""
 
     def __init__(
-        self, stub: catalog_pb2_grpc.CatalogServiceAsyncStub, *, timeout: float, max_products: int
+        self,
+        stub: catalog_pb2_grpc.CatalogServiceAsyncStub,
+        *,
+        timeout_seconds: float,
+        max_products: int,
     ) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
         self._max_products = max_products
 
     async def products(self, product_ids: Sequence[str]) -> list[catalog_pb2.Product]:
@@ -99,7 +103,7 @@ class GrpcProductCatalog:
     async def _get(self, product_id: str) -> catalog_pb2.Product | None:
         try:
             response: catalog_pb2.GetProductResponse = await self._stub.GetProduct(
-                catalog_pb2.GetProductRequest(product_id=product_id), timeout=self._timeout
+                catalog_pb2.GetProductRequest(product_id=product_id), timeout=self._timeout_seconds
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:
@@ -112,7 +116,7 @@ class GrpcProductCatalog:
             return []
         # ListProducts is ordered by id, so ranking by popularity needs every page (bounded
         # by max_products; the shop's catalog is far smaller).
-        budget = _Budget(self._timeout)
+        budget = _Budget(self._timeout_seconds)
         products: list[catalog_pb2.Product] = []
         read, token = 0, ""
         while read < self._max_products:
@@ -134,14 +138,14 @@ class GrpcUserDirectory:
     """Whether a user exists, from user.GetUser: NOT_FOUND is a "no", any other failure
     means user could not tell."""
 
-    def __init__(self, stub: user_pb2_grpc.UserServiceAsyncStub, *, timeout: float) -> None:
+    def __init__(self, stub: user_pb2_grpc.UserServiceAsyncStub, *, timeout_seconds: float) -> None:
         self._stub = stub
-        self._timeout = timeout
+        self._timeout_seconds = timeout_seconds
 
     async def exists(self, user_id: str) -> bool:
         try:
             await self._stub.GetUser(
-                user_pb2.GetUserRequest(user_id=user_id), timeout=self._timeout
+                user_pb2.GetUserRequest(user_id=user_id), timeout=self._timeout_seconds
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.NOT_FOUND:

@@ -38,11 +38,12 @@ CATALOG_MAX_PAGES = 10
 class Timeouts:
     """Seconds each dependency gets; the slowest one bounds the dashboard."""
 
-    user: float
-    order: float
-    payment: float
-    recommendation: float
-    catalog: float  # the popular-products fallback, only called after recommendation failed
+    user_seconds: float
+    order_seconds: float
+    payment_seconds: float
+    recommendation_seconds: float
+    # The popular-products fallback, only called after recommendation failed.
+    catalog_seconds: float
 
 
 @dataclass(frozen=True)
@@ -82,26 +83,31 @@ class DashboardBuilder:
         # gather runs each call in its own task (copying the RPC's context, so the kit's
         # client interceptor forwards the caller's user id and request id on every call).
         user, orders, payments, recommended = await asyncio.gather(
-            ask("user", up.user.GetUser(user_pb2.GetUserRequest(user_id=user_id), timeout=t.user)),
+            ask(
+                "user",
+                up.user.GetUser(
+                    user_pb2.GetUserRequest(user_id=user_id), timeout=t.user_seconds
+                ),
+            ),
             ask(
                 "order",
                 up.order.ListOrders(
                     order_pb2.ListOrdersRequest(user_id=user_id, page_size=RECENT_ORDERS),
-                    timeout=t.order,
+                    timeout=t.order_seconds,
                 ),
             ),
             ask(
                 "payment",
                 up.payment.ListPayments(
                     payment_pb2.ListPaymentsRequest(user_id=user_id, page_size=RECENT_PAYMENTS),
-                    timeout=t.payment,
+                    timeout=t.payment_seconds,
                 ),
             ),
             ask(
                 "recommendation",
                 up.recommendation.Recommend(
                     recommendation_pb2.RecommendRequest(user_id=user_id, limit=RECOMMENDATIONS),
-                    timeout=t.recommendation,
+                    timeout=t.recommendation_seconds,
                 ),
             ),
         )
@@ -143,7 +149,7 @@ class DashboardBuilder:
         ListProducts is ordered by id, so ranking needs every page; one budget covers them.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeouts.catalog
+        deadline = loop.time() + self._timeouts.catalog_seconds
         products: list[catalog_pb2.Product] = []
         token = ""
         for _ in range(CATALOG_MAX_PAGES):

@@ -16,9 +16,9 @@ def load_settings() -> Timeouts:
     # runs only after recommendation failed, so the dashboard's worst case is
     # recommendation + catalog = 1.1 s with these defaults.
     return Timeouts(
-        user=_ms("MESHMART_STOREFRONT_USER_TIMEOUT_MS", 300),
-        order=_ms("MESHMART_STOREFRONT_ORDER_TIMEOUT_MS", 500),
-        payment=_ms("MESHMART_STOREFRONT_PAYMENT_TIMEOUT_MS", 500),
-        recommendation=_ms("MESHMART_STOREFRONT_RECOMMENDATION_TIMEOUT_MS", 800),
-        catalog=_ms("MESHMART_STOREFRONT_CATALOG_TIMEOUT_MS", 300),
+        user_seconds=_ms("MESHMART_STOREFRONT_USER_TIMEOUT_MS", 300),
+        order_seconds=_ms("MESHMART_STOREFRONT_ORDER_TIMEOUT_MS", 500),
+        payment_seconds=_ms("MESHMART_STOREFRONT_PAYMENT_TIMEOUT_MS", 500),
+        recommendation_seconds=_ms("MESHMART_STOREFRONT_RECOMMENDATION_TIMEOUT_MS", 800),
+        catalog_seconds=_ms("MESHMART_STOREFRONT_CATALOG_TIMEOUT_MS", 300),
     )

@@ -42,7 +42,9 @@ async def running_cart(
             catalog_pb2_grpc.CatalogServiceStub(catalog_channel),
         )
         book = CartBook(
-            CartStore(db), CatalogProducts(catalog, timeout=catalog_timeout_seconds), currency="EUR"
+            CartStore(db),
+            CatalogProducts(catalog, timeout_seconds=catalog_timeout_seconds),
+            currency="EUR",
         )
         async with (
             running_server([service_spec(CartServicer(book))]) as target,

@@ -27,7 +27,13 @@ CALL_TIMEOUT = 10.0
 # Generous next to in-process latency (CI boxes are loaded), small next to the hangs the
 # tests inject; recommendation's own budget (0.5 + 0.8 s, its user lookup of 0.4 s beside
 # the order read) fits inside its 1.5 s.
-TIMEOUTS = Timeouts(user=1.0, order=1.0, payment=1.0, recommendation=1.5, catalog=1.0)
+TIMEOUTS = Timeouts(
+    user_seconds=1.0,
+    order_seconds=1.0,
+    payment_seconds=1.0,
+    recommendation_seconds=1.5,
+    catalog_seconds=1.0,
+)
 RECOMMENDATION_SETTINGS = RecommendationSettings(
     order_timeout_seconds=0.5,
     catalog_timeout_seconds=0.8,
