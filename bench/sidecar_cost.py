@@ -55,7 +55,7 @@ from harness.host import free_loopback
 from services.kit.config import load_config
 from services.kit.registration import load_mesh_settings, registration
 from tools.mesh import control, envoy
-from tools.mesh.http import HTTPFailure, get_json, request
+from tools.mesh.http import HTTPFailure, get_json, register_service, request
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Instance
@@ -150,9 +150,8 @@ class Switcher:
         self._wait_for_xds(variant, deadline)
 
     def _register(self, inst: Instance, variant: Variant) -> None:
-        body = registration_body(self.plan, inst, variant)
-        request(f"{self.plan.consul_url}/v1/agent/service/register?replace-existing-checks=true",
-                method="PUT", data=json.dumps(body).encode(), timeout=10)
+        register_service(self.plan.consul_url, registration_body(self.plan, inst, variant),
+                         timeout=10)
 
     def _wait_for_xds(self, variant: Variant, deadline: float) -> None:
         """Until both sidecars' listeners say what the variant asked for."""

@@ -4,6 +4,7 @@ __main__.py      the command line (`make up`, `make down`, `make status`, `make 
 topology.py      topology.toml -> services, instances and every derived port (pure)
 plan.py          one run (address, run dir) -> instances, paths, commands, env (data)
 component.py     the interface of a mesh component (NATS, observability, the edge, ...)
+connect.py       what the components that are a Connect service share (programs, health)
 control/         up / down / status / logs, and the list of a run's components
 nats.py          component: NATS JetStream, its registration, its clients' upstream
 observability.py component: Prometheus and Zipkin, and the hooks they need

@@ -6,18 +6,14 @@ each point where `python -m tools.mesh` needs one: the programs supervisord runs
 Consul's agent and every service instance are given, the calls the intentions must
 allow, readiness, `make status` and the hints `make up` prints. Each method has a
 default that adds nothing, so a component implements only the points it uses.
-tools/mesh/control/components.py holds the list of the components of a run. The
-helpers below serve components that are a Connect service of their own.
+tools/mesh/control/components.py holds the list of the components of a run.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from tools.mesh import envoy
-from tools.mesh.cli import run_args
-from tools.mesh.health import service_health
-from tools.mesh.plan import MeshPlan, Program
+from tools.mesh.plan import Program
 from tools.mesh.topology import Instance
 
 
@@ -52,29 +48,3 @@ class Component(Protocol):
         """Its lines of the hints `make up` prints at the end, or "" for none."""
         return ""
 
-
-# --- for components that are a Connect service (the edge, NATS) ----------------------
-def wrapper_programs(
-    plan: MeshPlan, inst: Instance, module: str, group: str, *,
-    priority: int, autostart: bool, stop_wait: int,
-) -> list[Program]:
-    """``inst`` run by its wrapper, ``python -m <module> run``, which registers it with
-    its sidecar (as the kit does for a Python service) and then execs its binary; and
-    that sidecar. The binary stops gracefully on SIGTERM."""
-    return [
-        plan.program(
-            inst.instance_id, group, [plan.python, "-m", module, "run", *run_args(plan)],
-            priority=priority, autostart=autostart, stop_signal="TERM", stop_wait=stop_wait,
-        ),
-        plan.sidecar_program(inst),
-    ]
-
-
-def connect_health(plan: MeshPlan, inst: Instance) -> dict[str, str]:
-    """Consul's health of ``inst``'s service and of its sidecar, and the sidecar's Envoy
-    readiness."""
-    return {
-        "health": service_health(plan.consul_url, inst.service),
-        "sidecar": envoy.ready(inst.admin_url),
-        "sidecar_health": service_health(plan.consul_url, f"{inst.service}-sidecar-proxy"),
-    }

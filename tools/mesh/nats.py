@@ -26,7 +26,8 @@ from typing import Any
 
 from services.kit.registration import service_registration
 from tools.mesh.cli import exec_binary, mesh_parser, plan_of
-from tools.mesh.component import Component, connect_health, wrapper_programs
+from tools.mesh.component import Component
+from tools.mesh.connect import connect_health, wrapper_programs
 from tools.mesh.health import wait_for_state
 from tools.mesh.http import HTTPFailure, get_json, register_service
 from tools.mesh.plan import MeshPlan, Program

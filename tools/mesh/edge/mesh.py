@@ -17,7 +17,8 @@ from typing import Any
 
 from services.kit.registration import envoy_tracing, service_registration
 from tools.mesh import envoy
-from tools.mesh.component import Component, connect_health, wrapper_programs
+from tools.mesh.component import Component
+from tools.mesh.connect import connect_health, wrapper_programs
 from tools.mesh.edge import api, config, descriptors, openapi, web
 from tools.mesh.edge.settings import (
     INSTANCE_ID,
