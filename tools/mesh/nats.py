@@ -72,6 +72,7 @@ class Nats(Component):
 
     @property
     def settings(self) -> NatsSettings:
+        """topology.toml [nats], read when asked (a test may rewrite the file)."""
         return load_nats_settings(self.plan.topology.source)
 
     @property
@@ -86,6 +87,7 @@ class Nats(Component):
 
     @property
     def address(self) -> str:
+        """The mesh's address (under compose, the NATS pod's)."""
         return self.plan.address
 
     @property
@@ -94,10 +96,12 @@ class Nats(Component):
 
     @property
     def monitor_url(self) -> str:
+        """nats-server's HTTP monitoring: /healthz, /varz, /jsz."""
         return f"http://{self.address}:{self.settings.monitor_port}"
 
     @property
     def store_dir(self) -> Path:
+        """JetStream's store: streams, consumers and their acks survive a restart."""
         return self.plan.run_dir / "nats"
 
     @property

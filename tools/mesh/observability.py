@@ -88,6 +88,7 @@ class Observability(Component):
     # --- addresses --------------------------------------------------------------------
     @property
     def prometheus_url(self) -> str:
+        """This mesh's Prometheus: its API, its UI, and the Consul UI's metrics proxy."""
         return f"http://{self.plan.address}:{PROMETHEUS_PORT}"
 
     @property
@@ -96,6 +97,8 @@ class Observability(Component):
 
     @property
     def dir(self) -> Path:
+        """The run's generated configs (Prometheus, Consul's extra HCL) and Prometheus's
+        data."""
         return self.plan.run_dir / "observability"
 
     @property

@@ -79,6 +79,7 @@ class MeshPlan:
     # --- addresses ---------------------------------------------------------------
     @property
     def consul_http(self) -> str:
+        """host:port of the Consul agent's HTTP API (what the services are given)."""
         return f"{self.address}:{self.topology.rules.consul_http_port}"
 
     @property
@@ -87,6 +88,7 @@ class MeshPlan:
 
     @property
     def consul_grpc(self) -> str:
+        """host:port of the agent's plaintext xDS port, which every sidecar dials."""
         return f"{self.address}:{self.topology.rules.consul_grpc_port}"
 
     # --- what runs ---------------------------------------------------------------

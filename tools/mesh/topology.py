@@ -113,6 +113,7 @@ class Instance:
 
     @property
     def grpc_target(self) -> str:
+        """host:port of the instance's own gRPC server (not through its sidecar)."""
         return f"{self.address}:{self.port}"
 
     def upstream_target(self, upstream: str) -> str:
@@ -120,6 +121,7 @@ class Instance:
 
     @property
     def admin_url(self) -> str:
+        """The sidecar's Envoy admin API: /ready, /stats, /clusters."""
         return f"http://{self.address}:{self.admin_port}"
 
 

@@ -124,6 +124,7 @@ class Rpc:
 
     @property
     def grpc_path(self) -> str:
+        """The method's HTTP/2 :path, as a gRPC client sends it."""
         return f"/{self.full_service}/{self.method}"
 
     @property

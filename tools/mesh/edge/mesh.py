@@ -49,6 +49,7 @@ class Edge(Component):
 
     @cached_property
     def settings(self) -> EdgeSettings:
+        """topology.toml [edge]: ports, browser origins, limits."""
         return load_edge_settings(self.plan.topology.source)
 
     @cached_property
@@ -73,6 +74,7 @@ class Edge(Component):
     # --- files --------------------------------------------------------------------
     @property
     def dir(self) -> Path:
+        """Everything the edge's Envoy reads: its config, descriptor set and OpenAPI."""
         return self.plan.run_dir / "edge"
 
     @property
