@@ -13,6 +13,8 @@ from harness import ROOT
 BUF = ROOT / ".venv" / "bin" / "buf"
 RELEASED = ROOT / "proto" / "released.binpb"
 RECOMMENDATION = Path("meshmart/recommendation/v1/recommendation.proto")
+# RecommendRequest's limit field, with its validation rule (a field option).
+LIMIT = "  int32 limit = 2 [(meshmart.options.v1.rules) = {gte: 1, lte: 50, ignore_zero: true}];\n"
 
 
 def breaking(proto_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -50,7 +52,7 @@ def test_an_added_field_is_compatible(tmp_path: Path) -> None:
 
 
 def test_a_deleted_field_is_reported(tmp_path: Path) -> None:
-    copy = edited_copy(tmp_path, "  int32 limit = 2;\n", "  reserved 2;\n")
+    copy = edited_copy(tmp_path, LIMIT, "  reserved 2;\n")
     result = breaking(copy)
 
     assert result.returncode != 0
@@ -58,7 +60,7 @@ def test_a_deleted_field_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_renumbered_field_is_reported(tmp_path: Path) -> None:
-    copy = edited_copy(tmp_path, "  string user_id = 1;\n", "  string user_id = 7;\n")
+    copy = edited_copy(tmp_path, "  string user_id = 1 [", "  string user_id = 7 [")
     result = breaking(copy)
 
     assert result.returncode != 0
@@ -66,7 +68,7 @@ def test_a_renumbered_field_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_changed_field_type_is_reported(tmp_path: Path) -> None:
-    copy = edited_copy(tmp_path, "  int32 limit = 2;\n", "  int64 limit = 2;\n")
+    copy = edited_copy(tmp_path, "  int32 limit = 2 [", "  int64 limit = 2 [")
     result = breaking(copy)
 
     assert result.returncode != 0
