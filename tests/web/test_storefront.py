@@ -49,7 +49,19 @@ ACCEPTED, DECLINED = "4242424242424242", "4000000000000002"
 RECOMMENDATION = "recommendation"
 # What a page may take to show a change: a call the mesh retries inside its timeout (the
 # dashboard's 5 s) and Playwright's own polling; not a speed goal.
-expect.set_options(timeout=30_000)
+EXPECT_TIMEOUT_MS = 30_000
+PLAYWRIGHT_EXPECT_DEFAULT_MS = 5_000
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    """This module's expect() waits up to EXPECT_TIMEOUT_MS (the setting is global to
+    Playwright, so it is put back for the other browser tests)."""
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    try:
+        yield
+    finally:
+        expect.set_options(timeout=PLAYWRIGHT_EXPECT_DEFAULT_MS)
 
 
 @pytest.fixture(scope="module")
