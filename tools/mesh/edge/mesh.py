@@ -211,6 +211,7 @@ class Edge(Component):
             return ""
         u = self.url
         return "\n".join([
+            f"storefront         {u}/   (a browser; README: In the browser)",
             f"REST (edge)        curl -s '{u}/api/v1/products?pageSize=2'",
             f"OpenAPI            curl -s {u}/api/openapi.json   (README: REST through the edge)",
             f"gRPC (edge)        grpcurl -plaintext -protoset gen/descriptors/meshmart.protoset "
