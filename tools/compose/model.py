@@ -44,6 +44,7 @@ from typing import Any
 from services.kit.config import UPSTREAM_PREFIX, ServiceConfig, upstream_variable
 from tools.compose.plan import ContainerPlan
 from tools.mesh.edge.mesh import Edge
+from tools.mesh.edge.settings import SERVICE_NAME as EDGE_SERVICE
 from tools.mesh.entries import ENTRIES_DIR, entry_files
 from tools.mesh.nats import INSTANCE_ID as INSTANCE_NATS
 from tools.mesh.nats import Nats
@@ -292,6 +293,8 @@ class ComposeModel:
             run_dir=Path(RUN_DIR),
             # Inside the pod: only this instance can reach its sidecar's upstream listeners.
             upstreams={u: f"127.0.0.1:{port}" for u, port in inst.upstream_ports.items()},
+            # As `make up`: an end user only from the edge and topology's asserts_users.
+            user_asserters=self.topology.user_asserters(EDGE_SERVICE),
         ).to_env()
         upstreams = {k: kit.pop(k) for k in list(kit) if k.startswith(UPSTREAM_PREFIX)}
         env = {

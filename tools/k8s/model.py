@@ -379,6 +379,8 @@ class K8sModel:
             run_dir=Path(RUN_DIR),
             # Inside the pod: the sidecar's upstream listeners, on loopback.
             upstreams={u: f"127.0.0.1:{port}" for u, port in ports.items()},
+            # As `make up`: an end user only from the edge and topology's asserts_users.
+            user_asserters=self.topology.user_asserters(EDGE),
         ).to_env()
         kit.update({
             "MESHMART_SERVICE_VERSION": release.version,
