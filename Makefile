@@ -90,6 +90,13 @@ test-chaos: setup ## only the chaos tests (they start a test mesh of their own, 
 compose: setup ## regenerate docker-compose.yml and docker/requirements.txt (commit both)
 	$(PY) -m tools.compose
 
+# --- Python dependencies (pyproject.toml, locked in requirements.txt) -------------------
+.PHONY: lock
+lock: setup ## re-lock requirements.txt from pyproject.toml (keeps existing pins; UPGRADE=1 to move them), then make compose
+	$(VENV)/bin/pip-compile --quiet --all-extras --strip-extras --no-emit-index-url --no-emit-trusted-host \
+		--no-emit-find-links $(if $(UPGRADE),--upgrade) --output-file requirements.txt pyproject.toml
+	$(PY) -m tools.compose
+
 # --- Kubernetes (tools/k8s; deploy/k8s/ derives from topology.toml and the config entries) ---
 .PHONY: k8s
 k8s: setup ## regenerate deploy/k8s/ (manifests for consul-k8s, kustomize; commit it)

@@ -31,8 +31,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.mesh_overhead import CALL, PAYLOAD
 from harness.ghz import ghz, status_codes
 from harness.host import cpu_seconds, free_loopback

@@ -48,8 +48,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench import place_order
 from harness.ghz import ghz, latency_ms
 from harness.host import free_loopback, settled

@@ -29,8 +29,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from harness.ghz import ghz, latency_ms, status_codes
 from harness.host import free_loopback
 from tools.mesh import control

@@ -28,13 +28,10 @@ import json
 import os
 import shutil
 import signal
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ghz import ghz, latency_ms, status_codes
 from harness.host import cpu_seconds, free_port

@@ -46,8 +46,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench import catalog_cpu, chart, mesh_overhead
 from bench.goals import GOALS
 from harness.ghz import ghz

@@ -47,8 +47,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.mesh_overhead import CALL, PAYLOAD, Run, bench_topology, summarize, tear_down
 from harness.ghz import ghz
 from harness.host import free_loopback

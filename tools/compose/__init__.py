@@ -1,7 +1,7 @@
 """meshmart in containers, derived from topology.toml: `python -m tools.compose` (make compose).
 
 model.py         topology.toml + pinned versions + the mesh's code -> docker-compose.yml
-requirements.py  docker/requirements.txt: the runtime subset of requirements.txt, from imports
+requirements.py  docker/requirements.txt: pyproject.toml's runtime set, pinned by requirements.txt
 plan.py          ContainerPlan: the mesh's MeshPlan for one pod (Consul in another container)
 edge.py          the edge container's entry: render, register in Consul, exec Envoy
 nats.py          the one-shot that registers the NATS pod in Consul

@@ -45,20 +45,11 @@ def render_compose(model: ComposeModel | None = None) -> str:
     return dump(document, HEADER)
 
 
-def entry_modules(model: ComposeModel) -> list[str]:
-    """What the images run: every service, the edge's entry, and the healthcheck."""
-    return [
-        *(f"services.{name}.__main__" for name in model.topology.services),
-        "tools.compose.edge",
-        "grpc_health.v1.health_pb2_grpc",
-    ]
-
-
 def outputs() -> dict[Path, str]:
     model = ComposeModel.load()
     return {
         COMPOSE_FILE: render_compose(model),
-        RUNTIME_REQUIREMENTS: runtime_requirements(entry_modules(model)),
+        RUNTIME_REQUIREMENTS: runtime_requirements(),
     }
 
 
