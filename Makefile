@@ -11,8 +11,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## install the venv (pinned) and build the Go tools into ~/.cache/meshmart (idempotent)
-	@tools/setup.sh
+setup: ## install what `make test` needs: the venv (pinned), the Go tools into ~/.cache/meshmart, chromium (idempotent)
+	@tools/setup.sh test
+
+# Only what the target runs (tools/setup.sh says what each profile holds).
+.PHONY: setup-up setup-bench
+setup-up:
+	@tools/setup.sh up
+setup-bench:
+	@tools/setup.sh bench
 
 proto: setup ## regenerate gen/ (Python, Go, descriptor set, OpenAPI) from proto/
 	@tools/gen-proto.sh
@@ -45,11 +52,11 @@ test-go: setup ## the Go services' own tests (go test)
 test-unit: setup ## only the in-process tests (no mesh)
 	$(PY) -m pytest tests/unit
 
-run-local: setup ## every built service on loopback without the mesh (Ctrl-C stops them)
+run-local: setup-up ## every built service on loopback without the mesh (Ctrl-C stops them)
 	$(PY) tools/run_local.py
 
 # --- the mesh (tools/mesh; everything derives from topology.toml) -------------------
-up: setup ## start Consul, every service + its Envoy sidecar, config entries; wait; print status
+up: setup-up ## start Consul, every service + its Envoy sidecar, config entries; wait; print status
 	@$(PY) -m tools.mesh up
 
 down: ## stop the whole mesh gracefully and check no process of it is left
@@ -77,10 +84,10 @@ test-events: setup ## the event tests (a real nats-server of their own; no mesh)
 # --- resilience under fire (tools/chaos, bench/) ---------------------------------------
 .PHONY: demo bench test-chaos
 
-demo: setup ## narrated chaos against `make up`'s mesh: kill, rolling restart, flaky/hung payment, NATS, intentions
+demo: setup-up ## narrated chaos against `make up`'s mesh: kill, rolling restart, flaky/hung payment, NATS, intentions
 	@$(PY) -m tools.chaos.demo
 
-bench: setup ## mesh overhead, one Python process, edge REST/gRPC, PlaceOrder, RSS, events, tuning -> bench/REPORT.md + report.png
+bench: setup-bench ## mesh overhead, one Python process, edge REST/gRPC, PlaceOrder, RSS, events, tuning -> bench/REPORT.md + report.png
 	@$(PY) -m bench.report
 
 test-chaos: setup ## only the chaos tests (they start a test mesh of their own, a few minutes)

@@ -3,6 +3,8 @@
 # (go.mod pins the version, go.sum makes the build reproducible) into a cache
 # outside the repository, keyed by version, and links it into .venv/bin.
 #   usage: tools/bootstrap-go.sh [name ...]   (default: every tool but the test-only ones)
+#          tools/bootstrap-go.sh --missing name ...   prints the names not built yet
+#          tools/bootstrap-go.sh --version name       prints the version it builds
 # A tool whose folder has a file named test-only (etcd, kube-apiserver: tests/k8s) is built
 # only when named, as `make test` does (make test-servers), so `make up` never waits on it.
 set -euo pipefail
@@ -18,6 +20,16 @@ fi
 
 # version of the module the tool comes from: the first requirement in its go.mod
 version_of() { awk '/^require \(/ {block=1; next} block && NF>=2 {print $2; exit} /^require / {print $3; exit}' "$1/go.mod"; }
+
+case "${1:-}" in
+  --missing)
+    shift
+    for name in "$@"; do
+      [ -x "$cache/$name-$(version_of "tools/go/$name")" ] || echo "$name"
+    done
+    exit 0 ;;
+  --version) version_of "tools/go/$2"; exit 0 ;;
+esac
 
 # One build at a time per cache: a second `make setup` waits instead of building twice.
 exec 9>"$cache/.lock"
@@ -37,7 +49,8 @@ for name in "${names[@]}"; do
     hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
     [ "$name" = prometheus ] && hint=" (first run takes a few minutes)"
     [ "$name" = kube-apiserver ] && hint=" (first run takes about 20 minutes on 2 busy cores)"
-    echo "==> building $name $version$hint..."
+    # Under tools/setup.sh the numbered step line says it (MESHMART_SETUP_STEP).
+    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> building $name $version$hint..."
     start=$SECONDS
     # An optional `tags` file: build tags, e.g. prometheus without the cloud discoveries.
     tags=""; [ -f "$dir/tags" ] && tags=$(cat "$dir/tags")
@@ -47,7 +60,7 @@ for name in "${names[@]}"; do
       exit 1
     fi
     mv "$bin.partial" "$bin"
-    echo "    $name $version built in $((SECONDS - start))s -> $bin"
+    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "    $name $version built in $((SECONDS - start))s -> $bin"
   fi
   ln -sfn "$bin" ".venv/bin/$name"
 done

@@ -4,6 +4,7 @@
 # stubs it uses (gen/go), and links it as .venv/bin/<name>. Part of `make setup`: when
 # nothing changed it only hashes a few dozen files (well under a second).
 #   usage: tools/build-go-services.sh [name ...]   (default: every Go service)
+#          tools/build-go-services.sh --missing       prints the services not built yet
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache="${MESHMART_CACHE:-$HOME/.cache/meshmart}/services"
@@ -21,20 +22,30 @@ source_hash() {
     | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
 }
 
+every_service() {
+  for mod in services/*/go.mod; do
+    [ -e "$mod" ] && basename "$(dirname "$mod")"
+  done
+}
+
+if [ "${1:-}" = --missing ]; then
+  for name in $(every_service); do
+    [ -x "$cache/$name-$(source_hash "services/$name")" ] || echo "$name"
+  done
+  exit 0
+fi
+
 exec 9>"$cache/.lock"
 flock 9
 
 names=("$@")
-if [ ${#names[@]} -eq 0 ]; then
-  for mod in services/*/go.mod; do
-    [ -e "$mod" ] && names+=("$(basename "$(dirname "$mod")")")
-  done
-fi
+[ ${#names[@]} -gt 0 ] || mapfile -t names < <(every_service)
 for name in "${names[@]}"; do
   dir="services/$name"
   bin="$cache/$name-$(source_hash "$dir")"
   if [ ! -x "$bin" ]; then
-    echo "==> building $dir (go build)..."
+    # Under tools/setup.sh the numbered step line says it (MESHMART_SETUP_STEP).
+    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> building $dir (go build)..."
     start=$SECONDS
     if ! (cd "$dir" && go build -trimpath -o "$bin.partial" .); then
       echo "error: building $dir failed (see the go output above)." >&2
@@ -43,7 +54,7 @@ for name in "${names[@]}"; do
     # Older builds stay: another checkout sharing this cache (a CI clone, a worktree)
     # may still run the binary its own sources hash to.
     mv "$bin.partial" "$bin"
-    echo "    $name built in $((SECONDS - start))s -> $bin"
+    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "    $name built in $((SECONDS - start))s -> $bin"
   fi
   ln -sfn "$bin" ".venv/bin/$name"
 done

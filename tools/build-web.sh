@@ -3,9 +3,12 @@
 # type check + Vite) into web/dist, which the edge serves at / (tools/mesh/edge/web.py).
 # A no-op when web/dist was built from the same sources and lockfile (sha256 stamp).
 # Without node/npm it says what to do; the edge then serves a "not built" page.
-#   usage: tools/build-web.sh
+#   usage: tools/build-web.sh [--missing]   (--missing: exit 0 when there is a build to do)
 set -euo pipefail
 cd "$(dirname "$0")/../web"
+if [ "${1:-}" = --missing ] && ! command -v npm >/dev/null; then
+  exit 1
+fi
 if ! command -v npm >/dev/null; then
   echo "notice: npm is missing; the storefront (web/) is not built: install Node.js 20+ and run make setup"
   exit 0
@@ -15,6 +18,10 @@ sources() {
     -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
 }
 want=$( (sources; node --version) | sha256sum | cut -d' ' -f1)
+if [ "${1:-}" = --missing ]; then
+  [ "$(cat dist/.sources.sha256 2>/dev/null)" != "$want" ]
+  exit
+fi
 [ "$(cat dist/.sources.sha256 2>/dev/null)" = "$want" ] && exit 0
 
 lock=$(sha256sum package-lock.json | cut -d' ' -f1)

