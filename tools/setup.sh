@@ -52,6 +52,8 @@ install_venv() {
   # .pth that did: it goes.
   site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   rm -f "$site/meshmart.pth"
+  # Built with the venv's own setuptools, which needs wheel (pinned by the lock).
+  .venv/bin/pip install --quiet --disable-pip-version-check -c requirements.txt wheel
   .venv/bin/pip install --quiet --disable-pip-version-check --no-build-isolation \
     -c requirements.txt -e ".[$extras]"
   echo "$want $extras" > "$stamp"
