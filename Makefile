@@ -56,14 +56,15 @@ run-local: setup-up ## every built service on loopback without the mesh (Ctrl-C 
 	$(PY) tools/run_local.py
 
 # --- the mesh (tools/mesh; everything derives from topology.toml) -------------------
+# ADDRESS=127.0.0.x runs it on another loopback address (default 127.0.0.1).
 up: setup-up ## start Consul, every service + its Envoy sidecar, config entries; wait; print status
-	@$(PY) -m tools.mesh up
+	@$(PY) -m tools.mesh up$(if $(ADDRESS), --address $(ADDRESS))
 
 down: ## stop the whole mesh gracefully and check no process of it is left
-	@$(PY) -m tools.mesh down
+	@$(PY) -m tools.mesh down$(if $(ADDRESS), --address $(ADDRESS))
 
 status: ## live table: instances, Consul health, sidecars, each caller's circuits
-	@$(PY) -m tools.mesh status
+	@$(PY) -m tools.mesh status$(if $(ADDRESS), --address $(ADDRESS))
 
 logs: ## follow a service's logs and its sidecars': make logs S=catalog [TRACE=<trace id>]
 	@$(PY) -m tools.mesh logs $(S) $(if $(TRACE),--trace $(TRACE))
