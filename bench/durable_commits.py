@@ -93,7 +93,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=1, help="PlaceOrder calls in flight")
     args = parser.parse_args()
-    configure_logging("bench", level="WARNING")  # not a line per RPC of the shop
+    configure_logging("bench", level="ERROR")  # not a line per RPC or start of the shop
     runs: list[Run] = []
     modes: tuple[Synchronous, Synchronous] = ("NORMAL", "FULL")
     for round_ in range(1, args.rounds + 1):
