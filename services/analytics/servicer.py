@@ -18,7 +18,6 @@ Context: TypeAlias = grpc.aio.ServicerContext
 SERVICE_NAME = "meshmart.analytics.v1.AnalyticsService"
 MAX_RANGE_DAYS = 366
 DEFAULT_POPULAR = 10
-MAX_POPULAR = 100
 
 
 def _date(value: str, field: str) -> dt.date:
@@ -68,7 +67,6 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
     async def GetPopularProducts(
         self, request: analytics_pb2.GetPopularProductsRequest, context: Context
     ) -> analytics_pb2.GetPopularProductsResponse:
-        validate.in_range(request.limit, 0, MAX_POPULAR, "limit")
         limit = request.limit or DEFAULT_POPULAR
         return analytics_pb2.GetPopularProductsResponse(
             products=[

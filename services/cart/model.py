@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-MIN_QUANTITY = 1
 MAX_QUANTITY = 99
 MAX_LINES = 50
 """Distinct products per cart: bounds the size of a cart, its rows and its responses."""

@@ -8,12 +8,11 @@ import grpc
 from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
 from meshmart.common.v1 import common_pb2
 
-from services.kit import validate
 from services.kit.context import acting_user
 from services.kit.server import ServiceSpec
 
 from .domain import CartBook
-from .model import MAX_QUANTITY, MIN_QUANTITY, Cart
+from .model import Cart
 
 SERVICE_NAME = "meshmart.cart.v1.CartService"
 
@@ -35,8 +34,8 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         self, request: cart_pb2.AddItemRequest, context: Context
     ) -> cart_pb2.AddItemResponse:
         user_id = acting_user(context, request.user_id)
-        product_id = _product_id(request.product_id)
-        quantity = _quantity(request.quantity)
+        product_id = request.product_id
+        quantity = request.quantity
         cart = await self._book.add_item(user_id, product_id, quantity)
         return cart_pb2.AddItemResponse(cart=cart_to_proto(cart))
 
@@ -44,8 +43,8 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         self, request: cart_pb2.UpdateQuantityRequest, context: Context
     ) -> cart_pb2.UpdateQuantityResponse:
         user_id = acting_user(context, request.user_id)
-        product_id = _product_id(request.product_id)
-        quantity = _quantity(request.quantity)
+        product_id = request.product_id
+        quantity = request.quantity
         cart = await self._book.update_quantity(user_id, product_id, quantity)
         return cart_pb2.UpdateQuantityResponse(cart=cart_to_proto(cart))
 
@@ -53,7 +52,7 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         self, request: cart_pb2.RemoveItemRequest, context: Context
     ) -> cart_pb2.RemoveItemResponse:
         user_id = acting_user(context, request.user_id)
-        product_id = _product_id(request.product_id)
+        product_id = request.product_id
         cart = self._book.remove_item(user_id, product_id)
         return cart_pb2.RemoveItemResponse(cart=cart_to_proto(cart))
 
@@ -62,14 +61,6 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
     ) -> cart_pb2.ClearResponse:
         user_id = acting_user(context, request.user_id)
         return cart_pb2.ClearResponse(cart=cart_to_proto(self._book.clear(user_id)))
-
-
-def _product_id(value: str) -> str:
-    return validate.identifier(value, "product_id")
-
-
-def _quantity(value: int) -> int:
-    return validate.in_range(value, MIN_QUANTITY, MAX_QUANTITY, "quantity")
 
 
 def cart_to_proto(cart: Cart) -> cart_pb2.Cart:

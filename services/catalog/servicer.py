@@ -13,9 +13,6 @@ from services.kit.server import ServiceSpec
 
 SERVICE_NAME = "meshmart.catalog.v1.CatalogService"
 
-MAX_QUERY_LENGTH = 200
-MAX_CATEGORY_LENGTH = 64
-
 
 def product_message(product: Product) -> catalog_pb2.Product:
     return catalog_pb2.Product(
@@ -30,8 +27,7 @@ def product_message(product: Product) -> catalog_pb2.Product:
 
 
 def _page_size(value: int) -> int:
-    # The contract makes 101+ an error rather than clamping it (unlike AIP-158).
-    validate.in_range(value, 0, validate.MAX_PAGE_SIZE, "page_size")
+    # 0..100 is the contract's rule (101+ is an error rather than clamped, unlike AIP-158).
     return validate.page_size(value)
 
 
@@ -48,8 +44,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def GetProduct(
         self, request: catalog_pb2.GetProductRequest, context: Any
     ) -> catalog_pb2.GetProductResponse:
-        product_id = validate.identifier(request.product_id, "product_id")
-        product = self._catalog.get(product_id)
+        product = self._catalog.get(request.product_id)
         return self._product_responses[product.product_id]
 
     async def ListProducts(
@@ -57,7 +52,6 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     ) -> catalog_pb2.ListProductsResponse:
         page_size = _page_size(request.page_size)
         category = request.category.strip().lower()
-        validate.max_length(category, MAX_CATEGORY_LENGTH, "category")
         page = self._catalog.list_products(
             page_size=page_size, page_token=request.page_token, category=category
         )
@@ -68,8 +62,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
     async def SearchProducts(
         self, request: catalog_pb2.SearchProductsRequest, context: Any
     ) -> catalog_pb2.SearchProductsResponse:
-        query = validate.non_empty(request.query, "query")
-        validate.max_length(query, MAX_QUERY_LENGTH, "query")
+        query = request.query.strip()
         page_size = _page_size(request.page_size)
         page = self._catalog.search_products(
             query=query, page_size=page_size, page_token=request.page_token

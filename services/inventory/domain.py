@@ -18,7 +18,6 @@ from google.rpc import error_details_pb2
 from services.kit.errors import FailedPrecondition
 
 DEFAULT_TTL_SECONDS = 300
-MAX_TTL_SECONDS = 3600
 
 
 class ReservationState(enum.StrEnum):

@@ -15,7 +15,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from services.kit import validate
 from services.kit.errors import PermissionDenied
 
 REQUEST_ID_KEY = "x-request-id"
@@ -204,8 +203,9 @@ def ensure_caller_may_act_for(context: Any, user_id: str) -> None:
 
 
 def acting_user(context: Any, user_id: str) -> str:
-    """``user_id`` of a user-scoped request, checked: not empty (INVALID_ARGUMENT naming
-    user_id) and the forwarded caller's own (PERMISSION_DENIED otherwise)."""
-    user_id = validate.non_empty(user_id, "user_id")
+    """``user_id`` of a user-scoped request (trimmed), checked to be the forwarded
+    caller's own (PERMISSION_DENIED otherwise). That it is not empty is the contract's
+    rule, which the interceptor checked before the servicer ran."""
+    user_id = user_id.strip()
     ensure_caller_may_act_for(context, user_id)
     return user_id

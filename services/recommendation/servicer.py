@@ -6,12 +6,10 @@ from typing import Any
 
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
 
-from services.kit import validate
 from services.kit.context import ensure_caller_may_act_for
 from services.recommendation.domain import Recommender, Source
 
 DEFAULT_LIMIT = 10
-MAX_LIMIT = 50
 # Response header naming the release that answered ("v1" here, "v2" for the Go
 # implementation in services/recommendation-go): callers of the mesh's canary split tell
 # the two apart by it. The same key as a request header routes to one subset
@@ -35,10 +33,9 @@ class RecommendationServicer(recommendation_pb2_grpc.RecommendationServiceServic
         context: Any,
     ) -> recommendation_pb2.RecommendResponse:
         await context.send_initial_metadata(self._version_header)
-        user_id = validate.non_empty(request.user_id, "user_id")
-        # 0 is proto3's "unset": the default; anything else must be within 1..MAX_LIMIT.
+        user_id = request.user_id.strip()
+        # 0 is proto3's "unset": the default (the contract bounds any other value).
         limit = request.limit or DEFAULT_LIMIT
-        validate.in_range(limit, 1, MAX_LIMIT, "limit")
         ensure_caller_may_act_for(context, user_id)
         recommendation = await self._recommender.recommend(user_id, limit)
         return recommendation_pb2.RecommendResponse(

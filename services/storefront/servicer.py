@@ -6,7 +6,6 @@ from typing import Any
 
 from meshmart.storefront.v1 import storefront_pb2, storefront_pb2_grpc
 
-from services.kit import validate
 from services.kit.context import ensure_caller_may_act_for
 from services.storefront.dashboard import DashboardBuilder
 
@@ -18,7 +17,7 @@ class StorefrontServicer(storefront_pb2_grpc.StorefrontServiceServicer):
     async def GetDashboard(
         self, request: storefront_pb2.GetDashboardRequest, context: Any
     ) -> storefront_pb2.GetDashboardResponse:
-        user_id = validate.non_empty(request.user_id, "user_id")
+        user_id = request.user_id.strip()
         # Checked here, not left to the upstreams: each of them would refuse on its own and
         # the dashboard would come back "degraded" instead of PERMISSION_DENIED.
         ensure_caller_may_act_for(context, user_id)

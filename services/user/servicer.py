@@ -15,19 +15,11 @@ from services.user.events import user_message
 
 SERVICE_NAME = "meshmart.user.v1.UserService"
 
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 128
-MAX_FULL_NAME_LENGTH = 200
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
-def _full_name(value: str) -> str:
-    name = validate.non_empty(value, "full_name")
-    validate.max_length(name, MAX_FULL_NAME_LENGTH, "full_name")
-    return name
-
-
 def _phone(value: str) -> str:
+    # Stays here: "E.164, or empty to clear it", compared after trimming, is no field rule.
     phone = value.strip()
     validate.require(
         phone == "" or _E164.match(phone) is not None,
@@ -44,22 +36,15 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def Register(
         self, request: user_pb2.RegisterRequest, context: Any
     ) -> user_pb2.RegisterResponse:
-        email = validate.email(request.email, "email")
-        validate.require(
-            MIN_PASSWORD_LENGTH <= len(request.password) <= MAX_PASSWORD_LENGTH,
-            "password",
-            f"must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long",
-        )
-        full_name = _full_name(request.full_name)
         user = await self._accounts.register(
-            email=email, password=request.password, full_name=full_name
+            email=validate.email(request.email, "email"),  # normalised: trimmed, lower-case
+            password=request.password,
+            full_name=request.full_name.strip(),
         )
         return user_pb2.RegisterResponse(user=user_message(user))
 
     async def Login(self, request: user_pb2.LoginRequest, context: Any) -> user_pb2.LoginResponse:
-        email = validate.non_empty(request.email, "email")
-        validate.require(request.password != "", "password", "must not be empty")
-        session = await self._accounts.login(email=email, password=request.password)
+        session = await self._accounts.login(email=request.email.strip(), password=request.password)
         return user_pb2.LoginResponse(
             access_token=session.access_token.token,
             token_type="Bearer",
@@ -70,16 +55,15 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
     async def GetUser(
         self, request: user_pb2.GetUserRequest, context: Any
     ) -> user_pb2.GetUserResponse:
-        user_id = validate.identifier(request.user_id, "user_id")
-        ensure_caller_may_act_for(context, user_id)
-        return user_pb2.GetUserResponse(user=user_message(self._accounts.get(user_id)))
+        ensure_caller_may_act_for(context, request.user_id)
+        return user_pb2.GetUserResponse(user=user_message(self._accounts.get(request.user_id)))
 
     async def UpdateProfile(
         self, request: user_pb2.UpdateProfileRequest, context: Any
     ) -> user_pb2.UpdateProfileResponse:
-        user_id = validate.identifier(request.user_id, "user_id")
+        user_id = request.user_id
         ensure_caller_may_act_for(context, user_id)
-        full_name = _full_name(request.full_name) if request.HasField("full_name") else None
+        full_name = request.full_name.strip() if request.HasField("full_name") else None
         phone = _phone(request.phone) if request.HasField("phone") else None
         email = validate.email(request.email, "email") if request.HasField("email") else None
         user = self._accounts.update_profile(user_id, full_name=full_name, phone=phone, email=email)
