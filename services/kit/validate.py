@@ -12,6 +12,7 @@ duplicate in a list) stays in the servicer, written with the helpers below.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Collection, Sized
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ MAX_PAGE_SIZE = 100
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_E164 = re.compile(r"^(\+[1-9][0-9]{6,14})?$")
 
 
 def require(condition: bool, field: str, description: str) -> None:
@@ -116,6 +119,26 @@ def currency(value: str, field: str) -> str:
     return value
 
 
+def date(value: str, field: str) -> dt.date:
+    """A calendar date YYYY-MM-DD."""
+    try:
+        if not _DATE.match(value):
+            raise ValueError(value)
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidArgument(field, f"must be a date YYYY-MM-DD, got {value!r}") from None
+
+
+def phone(value: str, field: str) -> str:
+    """An E.164 phone number, or "" (no number); returns it stripped."""
+    stripped = value.strip()
+    if not _E164.match(stripped):
+        raise InvalidArgument(
+            field, 'must be in E.164 form like "+4915112345678", or "" to clear it'
+        )
+    return stripped
+
+
 def page_size(
     value: int,
     field: str = "page_size",
@@ -139,12 +162,13 @@ Rules = options_pb2.FieldRules
 
 @dataclass(frozen=True)
 class StringFormat:
-    """One StringFormat of the contracts: its check (which rejects "" itself) and the
-    same rule as OpenAPI states it."""
+    """One StringFormat of the contracts: its check and the same rule as OpenAPI states
+    it (pattern, minLength, maxLength)."""
 
     check: Callable[[str, str, int], object]  # (value, field, max_len) -> raises or not
     pattern: str
     max_len: int
+    min_len: int = 1  # 0: "" is a valid value of the format
 
 
 FORMATS: dict[int, StringFormat] = {
@@ -156,6 +180,12 @@ FORMATS: dict[int, StringFormat] = {
     ),
     options_pb2.STRING_FORMAT_CURRENCY: StringFormat(
         lambda value, field, _limit: currency(value, field), _CURRENCY.pattern, 3
+    ),
+    options_pb2.STRING_FORMAT_DATE: StringFormat(
+        lambda value, field, _limit: date(value, field), _DATE.pattern, 10
+    ),
+    options_pb2.STRING_FORMAT_PHONE: StringFormat(
+        lambda value, field, _limit: phone(value, field), _E164.pattern, 16, min_len=0
     ),
 }
 
@@ -355,7 +385,11 @@ def openapi_keywords(field: FieldDescriptor) -> dict[str, Any]:
             value["pattern"] = string_format.pattern
         elif rules.required:
             value["pattern"] = r"\S"  # not blank: non_empty strips before it looks
-        least = max(rules.min_len, 1 if rules.required or string_format else 0)
+        least = max(
+            rules.min_len,
+            1 if rules.required else 0,
+            string_format.min_len if string_format else 0,
+        )
         if least and not rules.ignore_zero:
             value["minLength"] = least
         limit = rules.max_len or (string_format.max_len if string_format else 0)

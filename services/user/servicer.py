@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
@@ -14,19 +13,6 @@ from services.user.domain import UserAccounts
 from services.user.events import user_message
 
 SERVICE_NAME = "meshmart.user.v1.UserService"
-
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-
-
-def _phone(value: str) -> str:
-    # Stays here: "E.164, or empty to clear it", compared after trimming, is no field rule.
-    phone = value.strip()
-    validate.require(
-        phone == "" or _E164.match(phone) is not None,
-        "phone",
-        'must be in E.164 form like "+4915112345678", or "" to clear it',
-    )
-    return phone
 
 
 class UserServicer(user_pb2_grpc.UserServiceServicer):
@@ -64,7 +50,7 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         user_id = request.user_id
         ensure_caller_may_act_for(context, user_id)
         full_name = request.full_name.strip() if request.HasField("full_name") else None
-        phone = _phone(request.phone) if request.HasField("phone") else None
+        phone = request.phone.strip() if request.HasField("phone") else None
         email = validate.email(request.email, "email") if request.HasField("email") else None
         user = self._accounts.update_profile(user_id, full_name=full_name, phone=phone, email=email)
         return user_pb2.UpdateProfileResponse(user=user_message(user))

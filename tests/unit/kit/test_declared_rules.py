@@ -76,6 +76,8 @@ def _valid_scalar(field: FieldDescriptor, rules: validate.Rules | None) -> Any:
             validate.options_pb2.STRING_FORMAT_IDENTIFIER: "sku-1",
             validate.options_pb2.STRING_FORMAT_EMAIL: "ada@example.com",
             validate.options_pb2.STRING_FORMAT_CURRENCY: "EUR",
+            validate.options_pb2.STRING_FORMAT_DATE: "2026-12-01",
+            validate.options_pb2.STRING_FORMAT_PHONE: "+4915112345678",
         }
         return samples.get(rules.format, "x" * max(rules.min_len, 1))
     if rules is not None and rules.HasField("gte"):
@@ -176,10 +178,11 @@ def test_check_enforces_every_declared_rule(field: FieldDescriptor) -> None:
 @pytest.mark.parametrize("code", sorted(validate.FORMATS))
 def test_each_formats_openapi_pattern_agrees_with_its_check(code: int) -> None:
     string_format = validate.FORMATS[code]
-    good = {1: "sku-1001", 2: "ada@example.com", 3: "EUR"}[code]
-    string_format.check(good, "f", string_format.max_len)
-    assert re.search(string_format.pattern, good)
-    for bad in ("not valid!", "a b", "@", ""):
+    good = {1: "sku-1001", 2: "ada@example.com", 3: "EUR", 4: "2026-12-01", 5: "+4915112345678"}
+    string_format.check(good[code], "f", string_format.max_len)
+    assert re.search(string_format.pattern, good[code])
+    empty = ("",) if string_format.min_len else ()
+    for bad in ("not valid!", "a b", "@", *empty):
         with pytest.raises(InvalidArgument):
             string_format.check(bad, "f", string_format.max_len)
         assert not re.search(string_format.pattern, bad)

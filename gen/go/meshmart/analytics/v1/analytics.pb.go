@@ -429,10 +429,10 @@ const file_meshmart_analytics_v1_analytics_proto_rawDesc = "" +
 	"\x0ePopularProduct\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x14\n" +
-	"\x05units\x18\x02 \x01(\x03R\x05units\"M\n" +
-	"\x15GetSalesReportRequest\x12\x1b\n" +
-	"\tfrom_date\x18\x01 \x01(\tR\bfromDate\x12\x17\n" +
-	"\ato_date\x18\x02 \x01(\tR\x06toDate\"\x90\x01\n" +
+	"\x05units\x18\x02 \x01(\x03R\x05units\"]\n" +
+	"\x15GetSalesReportRequest\x12#\n" +
+	"\tfrom_date\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x028\x04R\bfromDate\x12\x1f\n" +
+	"\ato_date\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x028\x04R\x06toDate\"\x90\x01\n" +
 	"\x16GetSalesReportResponse\x125\n" +
 	"\x04days\x18\x01 \x03(\v2!.meshmart.analytics.v1.DailySalesR\x04days\x12?\n" +
 	"\bproducts\x18\x02 \x03(\v2#.meshmart.analytics.v1.ProductSalesR\bproducts\";\n" +

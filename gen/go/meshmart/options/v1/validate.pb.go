@@ -35,6 +35,11 @@ const (
 	StringFormat_STRING_FORMAT_EMAIL StringFormat = 2
 	// An ISO 4217 currency code such as "EUR".
 	StringFormat_STRING_FORMAT_CURRENCY StringFormat = 3
+	// A calendar date YYYY-MM-DD such as "2026-12-01".
+	StringFormat_STRING_FORMAT_DATE StringFormat = 4
+	// A phone number in E.164 form such as "+4915112345678", or "" (surrounding blanks
+	// are ignored).
+	StringFormat_STRING_FORMAT_PHONE StringFormat = 5
 )
 
 // Enum value maps for StringFormat.
@@ -44,12 +49,16 @@ var (
 		1: "STRING_FORMAT_IDENTIFIER",
 		2: "STRING_FORMAT_EMAIL",
 		3: "STRING_FORMAT_CURRENCY",
+		4: "STRING_FORMAT_DATE",
+		5: "STRING_FORMAT_PHONE",
 	}
 	StringFormat_value = map[string]int32{
 		"STRING_FORMAT_UNSPECIFIED": 0,
 		"STRING_FORMAT_IDENTIFIER":  1,
 		"STRING_FORMAT_EMAIL":       2,
 		"STRING_FORMAT_CURRENCY":    3,
+		"STRING_FORMAT_DATE":        4,
+		"STRING_FORMAT_PHONE":       5,
 	}
 )
 
@@ -232,12 +241,14 @@ const file_meshmart_options_v1_validate_proto_rawDesc = "" +
 	"\vignore_zero\x18\b \x01(\bR\n" +
 	"ignoreZeroB\x06\n" +
 	"\x04_gteB\x06\n" +
-	"\x04_lte*\x80\x01\n" +
+	"\x04_lte*\xb1\x01\n" +
 	"\fStringFormat\x12\x1d\n" +
 	"\x19STRING_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18STRING_FORMAT_IDENTIFIER\x10\x01\x12\x17\n" +
 	"\x13STRING_FORMAT_EMAIL\x10\x02\x12\x1a\n" +
-	"\x16STRING_FORMAT_CURRENCY\x10\x03:V\n" +
+	"\x16STRING_FORMAT_CURRENCY\x10\x03\x12\x16\n" +
+	"\x12STRING_FORMAT_DATE\x10\x04\x12\x17\n" +
+	"\x13STRING_FORMAT_PHONE\x10\x05:V\n" +
 	"\x05rules\x12\x1d.google.protobuf.FieldOptions\x18Ί\x03 \x01(\v2\x1f.meshmart.options.v1.FieldRulesR\x05rulesB5Z3meshmart.local/gen/go/meshmart/options/v1;optionsv1b\x06proto3"
 
 var (

@@ -27,7 +27,7 @@ from meshmart.common.v1 import common_pb2 as meshmart_dot_common_dot_v1_dot_comm
 from meshmart.options.v1 import validate_pb2 as meshmart_dot_options_dot_v1_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%meshmart/analytics/v1/analytics.proto\x12\x15meshmart.analytics.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"V\n\nDailySales\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12*\n\x07revenue\x18\x03 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"]\n\x0cProductSales\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05units\x18\x02 \x01(\x03\x12*\n\x07revenue\x18\x03 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"3\n\x0ePopularProduct\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05units\x18\x02 \x01(\x03\";\n\x15GetSalesReportRequest\x12\x11\n\tfrom_date\x18\x01 \x01(\t\x12\x0f\n\x07to_date\x18\x02 \x01(\t\"\x80\x01\n\x16GetSalesReportResponse\x12/\n\x04\x64\x61ys\x18\x01 \x03(\x0b\x32!.meshmart.analytics.v1.DailySales\x12\x35\n\x08products\x18\x02 \x03(\x0b\x32#.meshmart.analytics.v1.ProductSales\"4\n\x19GetPopularProductsRequest\x12\x17\n\x05limit\x18\x01 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\"U\n\x1aGetPopularProductsResponse\x12\x37\n\x08products\x18\x01 \x03(\x0b\x32%.meshmart.analytics.v1.PopularProduct2\xcb\x02\n\x10\x41nalyticsService\x12\x8e\x01\n\x0eGetSalesReport\x12,.meshmart.analytics.v1.GetSalesReportRequest\x1a-.meshmart.analytics.v1.GetSalesReportResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/analytics/sales\x12\xa5\x01\n\x12GetPopularProducts\x12\x30.meshmart.analytics.v1.GetPopularProductsRequest\x1a\x31.meshmart.analytics.v1.GetPopularProductsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/analytics/popular-productsB9Z7meshmart.local/gen/go/meshmart/analytics/v1;analyticsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%meshmart/analytics/v1/analytics.proto\x12\x15meshmart.analytics.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fmeshmart/common/v1/common.proto\x1a\"meshmart/options/v1/validate.proto\"V\n\nDailySales\x12\x0c\n\x04\x64\x61te\x18\x01 \x01(\t\x12\x0e\n\x06orders\x18\x02 \x01(\x03\x12*\n\x07revenue\x18\x03 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"]\n\x0cProductSales\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05units\x18\x02 \x01(\x03\x12*\n\x07revenue\x18\x03 \x01(\x0b\x32\x19.meshmart.common.v1.Money\"3\n\x0ePopularProduct\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05units\x18\x02 \x01(\x03\"K\n\x15GetSalesReportRequest\x12\x19\n\tfrom_date\x18\x01 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x04\x12\x17\n\x07to_date\x18\x02 \x01(\tB\x06\xf2\xd4\x18\x02\x38\x04\"\x80\x01\n\x16GetSalesReportResponse\x12/\n\x04\x64\x61ys\x18\x01 \x03(\x0b\x32!.meshmart.analytics.v1.DailySales\x12\x35\n\x08products\x18\x02 \x03(\x0b\x32#.meshmart.analytics.v1.ProductSales\"4\n\x19GetPopularProductsRequest\x12\x17\n\x05limit\x18\x01 \x01(\x05\x42\x08\xf2\xd4\x18\x04(\x00\x30\x64\"U\n\x1aGetPopularProductsResponse\x12\x37\n\x08products\x18\x01 \x03(\x0b\x32%.meshmart.analytics.v1.PopularProduct2\xcb\x02\n\x10\x41nalyticsService\x12\x8e\x01\n\x0eGetSalesReport\x12,.meshmart.analytics.v1.GetSalesReportRequest\x1a-.meshmart.analytics.v1.GetSalesReportResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/analytics/sales\x12\xa5\x01\n\x12GetPopularProducts\x12\x30.meshmart.analytics.v1.GetPopularProductsRequest\x1a\x31.meshmart.analytics.v1.GetPopularProductsResponse\"*\x82\xd3\xe4\x93\x02$\x12\"/api/v1/analytics/popular-productsB9Z7meshmart.local/gen/go/meshmart/analytics/v1;analyticsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,10 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'meshmart.analytics.v1.analy
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z7meshmart.local/gen/go/meshmart/analytics/v1;analyticsv1'
+  _globals['_GETSALESREPORTREQUEST'].fields_by_name['from_date']._loaded_options = None
+  _globals['_GETSALESREPORTREQUEST'].fields_by_name['from_date']._serialized_options = b'\362\324\030\0028\004'
+  _globals['_GETSALESREPORTREQUEST'].fields_by_name['to_date']._loaded_options = None
+  _globals['_GETSALESREPORTREQUEST'].fields_by_name['to_date']._serialized_options = b'\362\324\030\0028\004'
   _globals['_GETPOPULARPRODUCTSREQUEST'].fields_by_name['limit']._loaded_options = None
   _globals['_GETPOPULARPRODUCTSREQUEST'].fields_by_name['limit']._serialized_options = b'\362\324\030\004(\0000d'
   _globals['_ANALYTICSSERVICE'].methods_by_name['GetSalesReport']._loaded_options = None
@@ -48,13 +52,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_POPULARPRODUCT']._serialized_start=346
   _globals['_POPULARPRODUCT']._serialized_end=397
   _globals['_GETSALESREPORTREQUEST']._serialized_start=399
-  _globals['_GETSALESREPORTREQUEST']._serialized_end=458
-  _globals['_GETSALESREPORTRESPONSE']._serialized_start=461
-  _globals['_GETSALESREPORTRESPONSE']._serialized_end=589
-  _globals['_GETPOPULARPRODUCTSREQUEST']._serialized_start=591
-  _globals['_GETPOPULARPRODUCTSREQUEST']._serialized_end=643
-  _globals['_GETPOPULARPRODUCTSRESPONSE']._serialized_start=645
-  _globals['_GETPOPULARPRODUCTSRESPONSE']._serialized_end=730
-  _globals['_ANALYTICSSERVICE']._serialized_start=733
-  _globals['_ANALYTICSSERVICE']._serialized_end=1064
+  _globals['_GETSALESREPORTREQUEST']._serialized_end=474
+  _globals['_GETSALESREPORTRESPONSE']._serialized_start=477
+  _globals['_GETSALESREPORTRESPONSE']._serialized_end=605
+  _globals['_GETPOPULARPRODUCTSREQUEST']._serialized_start=607
+  _globals['_GETPOPULARPRODUCTSREQUEST']._serialized_end=659
+  _globals['_GETPOPULARPRODUCTSRESPONSE']._serialized_start=661
+  _globals['_GETPOPULARPRODUCTSRESPONSE']._serialized_end=746
+  _globals['_ANALYTICSSERVICE']._serialized_start=749
+  _globals['_ANALYTICSSERVICE']._serialized_end=1080
 # @@protoc_insertion_point(module_scope)

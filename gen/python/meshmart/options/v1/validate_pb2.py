@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"meshmart/options/v1/validate.proto\x12\x13meshmart.options.v1\x1a google/protobuf/descriptor.proto\"\xcf\x01\n\nFieldRules\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x0f\n\x07min_len\x18\x02 \x01(\r\x12\x0f\n\x07max_len\x18\x03 \x01(\r\x12\x11\n\tmax_items\x18\x04 \x01(\r\x12\x10\n\x03gte\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x03lte\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x31\n\x06\x66ormat\x18\x07 \x01(\x0e\x32!.meshmart.options.v1.StringFormat\x12\x13\n\x0bignore_zero\x18\x08 \x01(\x08\x42\x06\n\x04_gteB\x06\n\x04_lte*\x80\x01\n\x0cStringFormat\x12\x1d\n\x19STRING_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18STRING_FORMAT_IDENTIFIER\x10\x01\x12\x17\n\x13STRING_FORMAT_EMAIL\x10\x02\x12\x1a\n\x16STRING_FORMAT_CURRENCY\x10\x03:O\n\x05rules\x12\x1d.google.protobuf.FieldOptions\x18\xce\x8a\x03 \x01(\x0b\x32\x1f.meshmart.options.v1.FieldRulesB5Z3meshmart.local/gen/go/meshmart/options/v1;optionsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"meshmart/options/v1/validate.proto\x12\x13meshmart.options.v1\x1a google/protobuf/descriptor.proto\"\xcf\x01\n\nFieldRules\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x0f\n\x07min_len\x18\x02 \x01(\r\x12\x0f\n\x07max_len\x18\x03 \x01(\r\x12\x11\n\tmax_items\x18\x04 \x01(\r\x12\x10\n\x03gte\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x10\n\x03lte\x18\x06 \x01(\x03H\x01\x88\x01\x01\x12\x31\n\x06\x66ormat\x18\x07 \x01(\x0e\x32!.meshmart.options.v1.StringFormat\x12\x13\n\x0bignore_zero\x18\x08 \x01(\x08\x42\x06\n\x04_gteB\x06\n\x04_lte*\xb1\x01\n\x0cStringFormat\x12\x1d\n\x19STRING_FORMAT_UNSPECIFIED\x10\x00\x12\x1c\n\x18STRING_FORMAT_IDENTIFIER\x10\x01\x12\x17\n\x13STRING_FORMAT_EMAIL\x10\x02\x12\x1a\n\x16STRING_FORMAT_CURRENCY\x10\x03\x12\x16\n\x12STRING_FORMAT_DATE\x10\x04\x12\x17\n\x13STRING_FORMAT_PHONE\x10\x05:O\n\x05rules\x12\x1d.google.protobuf.FieldOptions\x18\xce\x8a\x03 \x01(\x0b\x32\x1f.meshmart.options.v1.FieldRulesB5Z3meshmart.local/gen/go/meshmart/options/v1;optionsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z3meshmart.local/gen/go/meshmart/options/v1;optionsv1'
   _globals['_STRINGFORMAT']._serialized_start=304
-  _globals['_STRINGFORMAT']._serialized_end=432
+  _globals['_STRINGFORMAT']._serialized_end=481
   _globals['_FIELDRULES']._serialized_start=94
   _globals['_FIELDRULES']._serialized_end=301
 # @@protoc_insertion_point(module_scope)

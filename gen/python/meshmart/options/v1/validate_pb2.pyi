@@ -35,6 +35,12 @@ class _StringFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StringFo
     """A plausible e-mail address (surrounding blanks are ignored and it is lower-cased)."""
     STRING_FORMAT_CURRENCY: _StringFormat.ValueType  # 3
     """An ISO 4217 currency code such as "EUR"."""
+    STRING_FORMAT_DATE: _StringFormat.ValueType  # 4
+    """A calendar date YYYY-MM-DD such as "2026-12-01"."""
+    STRING_FORMAT_PHONE: _StringFormat.ValueType  # 5
+    """A phone number in E.164 form such as "+4915112345678", or "" (surrounding blanks
+    are ignored).
+    """
 
 class StringFormat(_StringFormat, metaclass=_StringFormatEnumTypeWrapper):
     """The string formats the kit knows (services/kit/validate.py FORMATS)."""
@@ -49,6 +55,12 @@ STRING_FORMAT_EMAIL: StringFormat.ValueType  # 2
 """A plausible e-mail address (surrounding blanks are ignored and it is lower-cased)."""
 STRING_FORMAT_CURRENCY: StringFormat.ValueType  # 3
 """An ISO 4217 currency code such as "EUR"."""
+STRING_FORMAT_DATE: StringFormat.ValueType  # 4
+"""A calendar date YYYY-MM-DD such as "2026-12-01"."""
+STRING_FORMAT_PHONE: StringFormat.ValueType  # 5
+"""A phone number in E.164 form such as "+4915112345678", or "" (surrounding blanks
+are ignored).
+"""
 Global___StringFormat: _TypeAlias = StringFormat  # noqa: Y015
 
 @_typing.final
