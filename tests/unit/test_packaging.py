@@ -7,10 +7,16 @@ would shadow py-consul.
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata as metadata
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from tools.compose.requirements import closure, runtime_roots
 
 ROOT = Path(__file__).resolve().parents[2]
 # Root folders that hold files but are no Python package (consul/ must never be one).
@@ -62,3 +68,22 @@ def test_setup_plans_a_go_tool_only_while_it_is_not_built(tmp_path: Path) -> Non
     built.write_text("#!/bin/sh\n")
     built.chmod(0o755)
     assert missing("consul", "grpcurl") == ["grpcurl"]
+
+
+def test_every_package_the_services_import_is_in_the_runtime_set() -> None:
+    """The images install pyproject.toml's runtime set only (docker/requirements.txt): a
+    service importing something outside it would fail in a container alone."""
+    local = {"services", "meshmart", "tools", "__future__"}
+    imported: set[str] = set()
+    for file in (ROOT / "services").rglob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text(), filename=str(file))):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = sorted(imported - local - set(sys.stdlib_module_names))
+    provided = metadata.packages_distributions()
+    runtime = closure(runtime_roots(ROOT / "pyproject.toml"))
+    outside = {name: provided.get(name) for name in third_party
+               if not {canonicalize_name(d) for d in provided.get(name, [])} & runtime}
+    assert not outside, f"imported by services/ but not in [project] dependencies: {outside}"
