@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# A Debian package a profile of `make setup` needs, installed with apt-get when it is
-# missing and we may (root); otherwise says what to do and goes on.
-#   chromium  the browser tests (tests/observability/test_console_browser.py; Playwright
-#             drives Debian's chromium, not a browser of its own)
-#   wrk       `make bench` (bench/edge_rest_vs_grpc.py: HTTP load through the edge)
-#   usage: tools/install-apt.sh chromium|wrk
+# Debian packages a profile of `make setup` needs, installed with apt-get when missing
+# and we may (root); otherwise says what to do and goes on.
+#   chromium    the browser tests (tests/observability/test_console_browser.py; Playwright
+#               drives Debian's chromium, not a browser of its own)
+#   wrk         `make bench` (bench/edge_rest_vs_grpc.py: HTTP load through the edge)
+#   containers  podman, runc and debootstrap: tests/compose and `make compose-up` run
+#               docker-compose.yml in real containers (tools/compose/engine.py)
+#   usage: tools/install-apt.sh chromium|wrk|containers [--missing]
+#          (--missing: exit 0 when something is to install, 1 when all is there)
 set -euo pipefail
-package=${1:?usage: tools/install-apt.sh chromium|wrk}
-case "$package" in
-  chromium) binary=/usr/bin/chromium; why="the browser tests need it" ;;
-  wrk) binary=/usr/bin/wrk; why="make bench needs it (the edge benchmark)" ;;
-  *) echo "error: tools/install-apt.sh knows chromium and wrk, not $package" >&2; exit 2 ;;
+what=${1:?usage: tools/install-apt.sh chromium|wrk|containers [--missing]}
+case "$what" in
+  chromium) packages=(chromium); binaries=(/usr/bin/chromium); why="the browser tests need it" ;;
+  wrk) packages=(wrk); binaries=(/usr/bin/wrk); why="make bench needs it (the edge benchmark)" ;;
+  containers)
+    packages=(podman runc debootstrap)
+    binaries=(/usr/bin/podman /usr/sbin/runc /usr/sbin/debootstrap)
+    why="make compose-up and tests/compose need them (or Docker Engine 25+ with compose)" ;;
+  *) echo "error: tools/install-apt.sh knows chromium, wrk and containers, not $what" >&2; exit 2 ;;
 esac
-[ -x "$binary" ] && exit 0
+missing=()
+for i in "${!packages[@]}"; do [ -x "${binaries[$i]}" ] || missing+=("${packages[$i]}"); done
+if [ "${2:-}" = "--missing" ]; then
+  [ "${#missing[@]}" -gt 0 ]
+  exit
+fi
+[ "${#missing[@]}" -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
-  echo "notice: $binary is missing; $why:"
-  echo "        sudo apt-get install $package   (Debian/Ubuntu)"
+  echo "notice: ${missing[*]} missing; $why:"
+  echo "        sudo apt-get install ${missing[*]}   (Debian/Ubuntu)"
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "$package" >/dev/null
-echo "    $("$binary" --version 2>&1 | head -1) installed"
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+for binary in "${binaries[@]}"; do echo "    $("$binary" --version 2>&1 | head -1) installed"; done

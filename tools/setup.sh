@@ -7,8 +7,9 @@
 #          Go services (services/*/go.mod); the storefront the edge serves (web/, with
 #          npm); the Zipkin server jar (with java and mvn)
 #   test   (make setup, test, lint, proto...)  up, with every extra in the venv, plus
-#          grpcurl, ghz, buf, the protoc plugins, promtool, the docker compose plugin and
-#          Debian's chromium for the browser tests (apt-get, as root)
+#          grpcurl, ghz, buf, the protoc plugins, promtool, the docker compose plugin,
+#          Debian's chromium for the browser tests, and podman, runc and debootstrap for
+#          the container tests (apt-get, as root) with the project's own containers.conf
 #   bench  (make bench)  test, plus wrk (apt-get, as root)
 # Each step that has work to do prints its number, how many there are, and its time.
 #   usage: tools/setup.sh [up|test|bench] [--versions]   (default: test)
@@ -85,6 +86,9 @@ fi
 if [ "$profile" != up ] && [ ! -x /usr/bin/chromium ]; then
   add "installing Debian's chromium for the browser tests (apt-get, a minute)" tools/install-apt.sh chromium
 fi
+if [ "$profile" != up ] && tools/install-apt.sh containers --missing; then
+  add "installing podman, runc and debootstrap for the container tests (apt-get)" tools/install-apt.sh containers
+fi
 if [ "$profile" = bench ] && ! command -v wrk >/dev/null; then
   add "installing wrk for the edge benchmark (apt-get)" tools/install-apt.sh wrk
 fi
@@ -104,6 +108,7 @@ tools/build-web.sh
 # Every tool of the profile, linked from the cache (a no-op when they are).
 tools/bootstrap-go.sh "${tools[@]}" >/dev/null
 tools/build-go-services.sh >/dev/null
+[ "$profile" = up ] || tools/install-containers.sh
 [ "$total" -eq 0 ] || echo "==> setup ($profile): $total step$([ "$total" -eq 1 ] || echo s) in $((SECONDS - began)) s"
 
 if [ "${2:-}" = "--versions" ] || [ ! -f .venv/.versions-shown ]; then
