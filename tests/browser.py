@@ -3,12 +3,14 @@ tests/web): one launch, and screenshots saved under the run's output directory."
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, sync_playwright
+import requests
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tools.mesh.topology import ROOT
 
@@ -39,3 +41,17 @@ def save(page: Page, name: str, folder: Path = OUTPUT_DIR) -> Path:
     page.screenshot(path=str(path), full_page=True)
     (folder / f"{name}.txt").write_text(page.inner_text("body"))
     return path
+
+
+def consul_ui_log_in(context: BrowserContext, consul_url: str, token_file: Path) -> None:
+    """Log the Consul UI of ``context`` in with the token in ``token_file``, as its "Log
+    in" does: the UI keeps the token (what /v1/acl/token/self answers) in localStorage
+    under consul:token and sends its SecretID on every request."""
+    secret = token_file.read_text().strip()
+    answer = requests.get(f"{consul_url}/v1/acl/token/self",
+                          headers={"X-Consul-Token": secret}, timeout=10)
+    answer.raise_for_status()
+    stored = json.dumps(answer.json())
+    context.add_init_script(
+        f"window.localStorage.setItem('consul:token', {json.dumps(stored)});"
+    )

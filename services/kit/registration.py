@@ -15,6 +15,7 @@ run-local`) nothing here runs and no Consul is needed. The settings, all written
   MESHMART_SIDECAR_PORT          the sidecar's public (mTLS) listener port
   MESHMART_SIDECAR_METRICS_ADDR  host:port of the sidecar's Prometheus /metrics (optional)
   MESHMART_SERVICE_VERSION       meta.version of the registration (default "dev")
+  MESHMART_CONSUL_TOKEN_FILE     the instance's Consul ACL token (a file; unset: no token)
   MESHMART_UPSTREAM_<NAME>       host:port of the sidecar's local listener for <name>
 
 ``service_registration`` is the one builder of a registration body in the repository:
@@ -66,6 +67,14 @@ class MeshSettings:
     # How long on_start keeps retrying while the agent is not up yet (supervisord starts
     # Consul and the services together); then the process exits and is restarted.
     register_timeout: float
+    # The file holding the instance's ACL token (its service identity), None without ACLs.
+    token_file: str | None = None
+
+    def token(self) -> str | None:
+        if self.token_file is None:
+            return None
+        with open(self.token_file, encoding="utf-8") as source:
+            return source.read().strip()
 
 
 def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | None:
@@ -85,6 +94,7 @@ def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | N
         version=env_str("MESHMART_SERVICE_VERSION", "dev", env=env),
         zipkin_url=env_str("MESHMART_ZIPKIN_URL", "", env=env) or None,
         register_timeout=env_float("MESHMART_CONSUL_REGISTER_TIMEOUT", 30.0, minimum=0.0, env=env),
+        token_file=env_str("MESHMART_CONSUL_TOKEN_FILE", "", env=env) or None,
     )
 
 
@@ -266,7 +276,9 @@ class ConsulRegistration:
         self._metrics_port = metrics_port
         # The synchronous client (requests) in a worker thread: two calls per process
         # lifetime do not justify another HTTP stack in the event loop.
-        self._client: Any = client or Consul(host=mesh.consul_host, port=mesh.consul_port)
+        self._client: Any = client or Consul(
+            host=mesh.consul_host, port=mesh.consul_port, token=mesh.token()
+        )
 
     async def register(self) -> None:
         payload = register_arguments(

@@ -63,10 +63,10 @@ async def test_internal_rpcs_are_not_exposed_over_grpc(api: EdgeClient, edge: Ed
 
 
 def test_the_edge_is_a_connect_service_with_an_upstream_per_public_service(edge: Edge) -> None:
-    consul = edge.plan.consul_url
-    [entry] = get_json(f"{consul}/v1/health/service/edge?passing")
+    consul, token = edge.plan.consul_url, edge.plan.consul_token
+    [entry] = get_json(f"{consul}/v1/health/service/edge?passing", token=token)
     assert entry["Service"]["ID"] == "edge-1"
-    [proxy] = get_json(f"{consul}/v1/catalog/service/edge-sidecar-proxy")
+    [proxy] = get_json(f"{consul}/v1/catalog/service/edge-sidecar-proxy", token=token)
     upstreams = {u["DestinationName"]: u["LocalBindPort"]
                  for u in proxy["ServiceProxy"]["Upstreams"]}
     assert set(upstreams) == set(edge.callees)

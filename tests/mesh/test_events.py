@@ -131,7 +131,8 @@ async def test_nats_is_registered_healthy_and_every_client_comes_through_its_sid
     bus = Nats(mesh)
     assert health_of(mesh, NATS_INSTANCE) == "passing"
     assert health_of(mesh, f"{NATS_INSTANCE}-sidecar-proxy") == "passing"
-    [entry] = get_json(f"{mesh.consul_url}/v1/health/service/nats?passing")
+    [entry] = get_json(f"{mesh.consul_url}/v1/health/service/nats?passing",
+                       token=mesh.consul_token)
     assert entry["Service"]["Port"] == bus.settings.port
     # One connection per client process (an instance an earlier test restarted may still
     # be reconnecting), each arriving on the NATS sidecar's mTLS listener: nobody dials

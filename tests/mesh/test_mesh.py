@@ -50,7 +50,8 @@ def test_every_instance_is_registered_passing_and_has_a_live_sidecar(mesh: MeshP
         f"services missing from the mesh: {mesh.missing_services()}"
     )
     for inst in expected:
-        entries_ = get_json(f"{mesh.consul_url}/v1/health/service/{inst.service}?passing")
+        entries_ = get_json(f"{mesh.consul_url}/v1/health/service/{inst.service}?passing",
+                            token=mesh.consul_token)
         ids = {e["Service"]["ID"]: e["Service"] for e in entries_}
         assert inst.instance_id in ids, f"{inst.instance_id} not passing in Consul"
         service = ids[inst.instance_id]

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from tests.browser import TIMEOUT_MS, chromium, save
+from tests.browser import TIMEOUT_MS, chromium, consul_ui_log_in, save
 from tests.observability.conftest import Purchase
 from tools.mesh.observability import Observability
 from tools.mesh.plan import MeshPlan
@@ -24,8 +24,11 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def page(browser: Browser, mesh: MeshPlan) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    operator = mesh.tokens_dir / "operator.token"
+    if operator.exists():  # a mesh with ACLs: the UI logged in read-only, as `up` says
+        consul_ui_log_in(context, mesh.consul_url, operator)
     try:
         yield context.new_page()
     finally:

@@ -208,9 +208,11 @@ def test_the_consul_ui_reads_prometheus_through_its_metrics_proxy(
     mesh: MeshPlan, observability: Observability, purchase: Purchase
 ) -> None:
     query = urllib.parse.quote('sum(up{job="envoy"})')
-    body = get_json(f"{mesh.consul_url}/v1/internal/ui/metrics-proxy/api/v1/query?query={query}")
+    body = get_json(f"{mesh.consul_url}/v1/internal/ui/metrics-proxy/api/v1/query?query={query}",
+                    token=mesh.consul_token)
     assert body["status"] == "success" and float(body["data"]["result"][0]["value"][1]) > 0
-    config = get_json(f"{mesh.consul_url}/v1/agent/self")["DebugConfig"]["UIConfig"]
+    agent = get_json(f"{mesh.consul_url}/v1/agent/self", token=mesh.consul_token)
+    config = agent["DebugConfig"]["UIConfig"]
     assert config["MetricsProvider"] == "prometheus"
     assert "zipkin" in config["DashboardURLTemplates"]["service"]
 

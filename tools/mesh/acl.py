@@ -9,15 +9,18 @@ per grant, each written to ``<tokens dir>/<name>.token`` with mode 0600:
               service and node). It registers the instance and runs its sidecar
               (`consul connect envoy -token-file`); it cannot register as another
               service nor fetch another service's leaf certificate.
-  prometheus  node and service read: what Consul service discovery needs, nothing more.
+  prometheus  node and service read: what Consul service discovery needs, and agent read
+              for the agent's /v1/agent/metrics; nothing more.
   operator    read-only on everything a person looks at (services, nodes, intentions,
               config entries): the token `make up` would print for the Consul UI.
   agent       the agent's own token (node write, service read), set on the agent.
 
 The anonymous token gets no policy: with default deny it reads nothing.
 
-Verified against Consul 1.14.11 by tests/acl/test_consul_acl.py; `make up` does not
-switch ACLs on yet (issue 17, item 3: docs/mesh.md says what is left).
+Verified against Consul 1.14.11 by tests/acl/test_consul_acl.py. ``switch_on`` is what
+`python -m tools.mesh up` runs on a mesh with ACLs (topology.toml ``[mesh] acl = true``
+or `make up ACL=1`), once Consul has a leader; tests/acl/test_mesh_acl.py runs a whole
+mesh that way.
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.mesh.edge.settings import SERVICE_NAME as EDGE
 from tools.mesh.http import request
+from tools.mesh.nats import SERVICE_NAME as NATS
+from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import Topology
 
 # The agent's acl stanza (passed as -hcl or a -config-file).
@@ -38,9 +44,12 @@ AGENT_ACL_HCL = (
     "enable_token_persistence = true }"
 )
 
+# Consul service discovery needs node and service read; agent read is for the agent's
+# own /v1/agent/metrics (the `consul` scrape job).
 PROMETHEUS_RULES = """
 node_prefix "" { policy = "read" }
 service_prefix "" { policy = "read" }
+agent_prefix "" { policy = "read" }
 """
 OPERATOR_RULES = """
 node_prefix "" { policy = "read" }
@@ -135,3 +144,21 @@ def apply(consul_url: str, management: str, wanted: list[Grant], tokens: Tokens)
         _put(consul_url, "/v1/agent/token/agent", {"Token": tokens.secrets["agent"]}, management)
     return tokens
 
+
+
+# The grants beside topology.toml's services: the Connect services the tools run.
+def mesh_grants(plan: MeshPlan, node: str = "meshmart") -> list[Grant]:
+    return grants(plan.topology, connect_services=[EDGE, NATS], node=node)
+
+
+def switch_on(plan: MeshPlan) -> bool:
+    """Bootstrap the ACLs of ``plan``'s Consul and write every token, unless this run
+    directory has them already (a running mesh); True when it did. The management token
+    is ``<run>/acl/management.token``, the others next to it (all 0600)."""
+    management_file = plan.token_file("management")
+    assert management_file is not None, "switch_on is for a mesh with ACLs"
+    if management_file.exists():
+        return False
+    management = bootstrap(plan.consul_url, management_file)
+    apply(plan.consul_url, management, mesh_grants(plan), Tokens(plan.tokens_dir))
+    return True

@@ -103,7 +103,8 @@ def set_split(plan: MeshPlan, rel: Releases, percent: Decimal) -> None:
     """Write the splitter into the running mesh's Consul (live; nothing restarts)."""
     body = json.dumps(splitter_entry(rel, percent)).encode()
     try:
-        answer, _ = request(f"{plan.consul_url}/v1/config", method="PUT", data=body, timeout=10)
+        answer, _ = request(f"{plan.consul_url}/v1/config", method="PUT", data=body, timeout=10,
+                            token=plan.consul_token)
     except HTTPFailure as failure:
         raise CanaryError(f"Consul refused the split: {failure}") from None
     if answer.strip() != "true":
@@ -113,7 +114,8 @@ def set_split(plan: MeshPlan, rel: Releases, percent: Decimal) -> None:
 def current_split(plan: MeshPlan, rel: Releases) -> dict[str, float]:
     """Subset -> weight of the splitter Consul holds ({} when there is none)."""
     try:
-        entry = get_json(f"{plan.consul_url}/v1/config/service-splitter/{rel.service}")
+        entry = get_json(f"{plan.consul_url}/v1/config/service-splitter/{rel.service}",
+                         token=plan.consul_token)
     except HTTPFailure as failure:
         if failure.status == 404:
             return {}
@@ -169,7 +171,8 @@ def release_states(plan: MeshPlan, rel: Releases) -> list[ReleaseState]:
         subset: ReleaseState(subset, split.get(subset) if split else None, [], 0, 0, 0)
         for subset in (rel.stable, rel.canary)
     }
-    for entry in get_json(f"{plan.consul_url}/v1/health/service/{rel.service}"):
+    for entry in get_json(f"{plan.consul_url}/v1/health/service/{rel.service}",
+                          token=plan.consul_token):
         service = entry["Service"]
         state = states[_subset_of(str((service.get("Meta") or {}).get("version", "")), rel)]
         state.instances.append(str(service["ID"]))

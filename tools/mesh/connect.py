@@ -31,7 +31,8 @@ def connect_health(plan: MeshPlan, inst: Instance) -> dict[str, str]:
     """Consul's health of ``inst``'s service and of its sidecar, and the sidecar's Envoy
     readiness."""
     return {
-        "health": service_health(plan.consul_url, inst.service),
+        "health": service_health(plan.consul_url, inst.service, plan.consul_token),
         "sidecar": envoy.ready(inst.admin_url),
-        "sidecar_health": service_health(plan.consul_url, f"{inst.service}-sidecar-proxy"),
+        "sidecar_health": service_health(plan.consul_url, f"{inst.service}-sidecar-proxy",
+                                         plan.consul_token),
     }

@@ -9,6 +9,7 @@ of topology.toml, so a topology edit without its intention cannot go unnoticed.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,14 @@ def entry_files(root: Path) -> list[EntryFile]:
     return sorted(files, key=lambda f: KIND_ORDER.index(f.kind))
 
 
+def _cli_env(plan: MeshPlan) -> dict[str, str] | None:
+    """The `consul` CLI's environment: with ACLs, the management token's file."""
+    token_file = plan.token_file("management")
+    if token_file is None:
+        return None
+    return {**os.environ, "CONSUL_HTTP_TOKEN_FILE": str(token_file)}
+
+
 def apply(plan: MeshPlan) -> list[str]:
     """`consul config write` every entry file; returns what was written."""
     written = []
@@ -58,7 +67,7 @@ def apply(plan: MeshPlan) -> list[str]:
         result = subprocess.run(
             [str(plan.bin / "consul"), "config", "write", "-http-addr", plan.consul_http,
              str(entry.path)],
-            capture_output=True, text=True, check=False, timeout=30,
+            env=_cli_env(plan), capture_output=True, text=True, check=False, timeout=30,
         )
         if result.returncode != 0:
             raise EntriesError(
@@ -75,10 +84,11 @@ def check(plan: MeshPlan, component_edges: set[tuple[str, str]]) -> list[str]:
     topo = plan.topology
     problems: list[str] = []
     try:
-        intentions = get_json(f"{plan.consul_url}/v1/config/service-intentions")
-        defaults = get_json(f"{plan.consul_url}/v1/config/service-defaults")
-        routers = get_json(f"{plan.consul_url}/v1/config/service-router")
-        resolvers = get_json(f"{plan.consul_url}/v1/config/service-resolver")
+        token = plan.consul_token
+        intentions = get_json(f"{plan.consul_url}/v1/config/service-intentions", token=token)
+        defaults = get_json(f"{plan.consul_url}/v1/config/service-defaults", token=token)
+        routers = get_json(f"{plan.consul_url}/v1/config/service-router", token=token)
+        resolvers = get_json(f"{plan.consul_url}/v1/config/service-resolver", token=token)
     except HTTPFailure as failure:
         return [f"cannot read config entries from Consul: {failure}"]
 

@@ -18,9 +18,9 @@ def worst(statuses: Iterable[str]) -> str:
     return max(statuses, key=lambda s: STATUS_RANK.get(s, 2), default="missing")
 
 
-def service_health(consul_url: str, service: str) -> str:
+def service_health(consul_url: str, service: str, token: str | None = None) -> str:
     """The worst status of every check of every instance of ``service``."""
-    checks = get_json(f"{consul_url}/v1/health/checks/{service}", timeout=5)
+    checks = get_json(f"{consul_url}/v1/health/checks/{service}", timeout=5, token=token)
     return worst(str(c["Status"]) for c in checks)
 
 

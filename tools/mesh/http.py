@@ -10,6 +10,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -45,21 +46,27 @@ def request(
         raise HTTPFailure(url, None, str(error)) from None
 
 
-def get_text(url: str, timeout: float = 5.0) -> str:
-    return request(url, timeout=timeout)[0]
+def get_text(url: str, timeout: float = 5.0, token: str | None = None) -> str:
+    return request(url, timeout=timeout, token=token)[0]
 
 
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    return json.loads(get_text(url, timeout))
+def get_json(url: str, timeout: float = 5.0, token: str | None = None) -> Any:
+    return json.loads(get_text(url, timeout, token))
 
 
 def post(url: str, timeout: float = 5.0) -> str:
     return request(url, method="POST", data=b"", timeout=timeout)[0]
 
 
-def register_service(consul_url: str, registration: dict[str, Any], timeout: float = 30.0) -> None:
+def register_service(
+    consul_url: str,
+    registration: dict[str, Any],
+    timeout: float = 30.0,
+    token_file: Path | None = None,
+) -> None:
     """PUT a registration to the local Consul agent, retried with back-off while the agent
-    is not up yet (supervisord starts Consul and the registering program together).
+    is not up yet (supervisord starts Consul and the registering program together) and,
+    with ACLs (``token_file``), while `up` has not written the token yet.
     Raises HTTPFailure when the agent answers with an error or the timeout runs out."""
     url = f"{consul_url}/v1/agent/service/register?replace-existing-checks=true"
     body = json.dumps(registration).encode()
@@ -67,7 +74,12 @@ def register_service(consul_url: str, registration: dict[str, Any], timeout: flo
     delay = 0.1
     while True:
         try:
-            request(url, method="PUT", data=body, timeout=5)
+            token = None
+            if token_file is not None:
+                if not token_file.exists():
+                    raise HTTPFailure(url, None, f"no ACL token in {token_file} yet")
+                token = token_file.read_text().strip()
+            request(url, method="PUT", data=body, timeout=5, token=token)
             return
         except HTTPFailure as failure:
             if failure.status is not None or time.monotonic() + delay > deadline:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import textwrap
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -231,6 +232,10 @@ class Observability(Component):
     def hints(self) -> str:
         lines = [f"Consul UI          http://{self.plan.consul_http}/ui/   (topology: "
                  "metrics from Prometheus)"]
+        if (operator := self.plan.token_file("operator")) is not None:
+            # The UI's "Log in" button takes a token's SecretID.
+            lines.append(f"{'':19}ACLs on (default deny): Log in with the read-only token: "
+                         f"cat {operator}")
         if self.has_zipkin:
             lines.append(f"Zipkin (traces)    {self.zipkin_url}/zipkin/")
         if self.has_prometheus:
@@ -305,10 +310,18 @@ def prometheus_config(plan: MeshPlan, rules_dir: Path | str) -> str:
     """
     consul = plan.consul_http
     http_port = plan.topology.rules.consul_http_port
+    # With ACLs: Prometheus's own token (tools/mesh/acl.py), read from its file on every
+    # request, as a bearer token (Consul takes it as well as X-Consul-Token).
+    token_file = plan.token_file("prometheus")
+    auth = "" if token_file is None else (
+        "        authorization:\n"
+        f"          credentials_file: {token_file}\n"
+    )
     sd = (
         "    consul_sd_configs:\n"
         f"      - server: {consul}\n"
         "        refresh_interval: 5s\n"
+        + auth
     )
     # Target address: the service's own address (sidecars without one: the node's).
     address = (
@@ -382,7 +395,8 @@ def prometheus_config(plan: MeshPlan, rules_dir: Path | str) -> str:
         "        target_label: envoy\n"
         "  - job_name: consul\n"
         "    metrics_path: /v1/agent/metrics\n"
-        "    params:\n"
+        + textwrap.indent(textwrap.dedent(auth), "    ")
+        + "    params:\n"
         "      format: [prometheus]\n"
         + sd
         + "        services: [consul]\n"

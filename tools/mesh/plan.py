@@ -8,6 +8,7 @@ tools/mesh/control assembles every ``Program`` and supervisor.py renders them.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from tools.mesh.topology import ROOT, Instance, Topology
 # and Envoy inherit it through exec), so `down` and the tests can find any process
 # of one mesh by its run directory, even one supervisord has lost track of.
 MESH_MARKER = "MESHMART_MESH_RUN_DIR"
+# 1: the run has Consul ACLs (default deny), 0: it has not; unset: topology.toml decides.
+ACL_SETTING = "MESHMART_MESH_ACL"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class MeshPlan:
     # Test-only caller identities: service -> upstreams its sidecar gets beyond the call
     # graph (e.g. cart -> payment, to show that intentions deny it). Never in intentions.
     extra_upstreams: dict[str, list[str]] = field(default_factory=dict)
+    # Consul ACLs, default deny (tools/mesh/acl.py); None: topology.toml [mesh] acl.
+    acl: bool | None = None
 
     # --- paths -------------------------------------------------------------------
     @property
@@ -75,6 +80,32 @@ class MeshPlan:
     logs_dir = RunPath("logs")  # one <program>.log each
     data_dir = RunPath("data")  # the services' SQLite files
     consul_data_dir = RunPath("consul")
+    tokens_dir = RunPath("acl")  # one <name>.token per grant (tools/mesh/acl.py), 0600
+
+    # --- Consul ACLs -------------------------------------------------------------
+    @property
+    def acl_enabled(self) -> bool:
+        """``acl``, else MESHMART_MESH_ACL=1/0 (`make up ACL=1`; every program of the run
+        gets it), else topology.toml's [mesh] acl."""
+        if self.acl is not None:
+            return self.acl
+        setting = os.environ.get(ACL_SETTING)
+        return self.topology.rules.acl if setting is None else setting == "1"
+
+    def token_file(self, name: str) -> Path | None:
+        """The file of grant ``name``'s token (a service, "prometheus", "operator",
+        "management"), None when the run has no ACLs."""
+        return self.tokens_dir / f"{name}.token" if self.acl_enabled else None
+
+    @property
+    def consul_token(self) -> str | None:
+        """What the tools send on their own Consul requests: the management token
+        (readable only by the user who runs the mesh), None without ACLs or before
+        `up` bootstrapped them."""
+        # Whatever the setting of this process: a run directory with a management token
+        # is a mesh with ACLs (`make status` after `make up ACL=1`).
+        path = self.tokens_dir / "management.token"
+        return path.read_text().strip() if path.exists() else None
 
     # --- addresses ---------------------------------------------------------------
     @property
@@ -134,11 +165,15 @@ class MeshPlan:
         raise KeyError(f"no running instance {instance_id!r} in this mesh")
 
     def base_env(self) -> dict[str, str]:
-        return {
+        env = {
             MESH_MARKER: str(self.run_dir),
             "PATH": f"{self.bin}:/usr/local/bin:/usr/bin:/bin",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.acl_enabled or self.topology.rules.acl:
+            # The run's wrappers (NATS, the edge, Prometheus) build their plan from it.
+            env[ACL_SETTING] = "1" if self.acl_enabled else "0"
+        return env
 
     def service_env(self, inst: Instance, version: str) -> dict[str, str]:
         from tools.mesh.edge.settings import SERVICE_NAME as EDGE_SERVICE
@@ -164,6 +199,8 @@ class MeshPlan:
             # A service with releases (topology.toml version/canary) registers its release.
             "MESHMART_SERVICE_VERSION": inst.version or version,
         }
+        if (token_file := self.token_file(inst.service)) is not None:
+            env["MESHMART_CONSUL_TOKEN_FILE"] = str(token_file)
         env.update(self.extra_env)
         return env
 
@@ -180,15 +217,18 @@ class MeshPlan:
             "-grpc-addr", self.consul_grpc,
             "-admin-bind", f"{inst.address}:{inst.admin_port}",
             "-envoy-binary", str(self.bin / "envoy"),
-            "--", *envoy_args,
         ]
-        return [
+        shim = [
             self.python, "-m", "tools.mesh.sidecar",
             "--consul", self.consul_url,
             "--sidecar-service", f"{inst.service}-sidecar-proxy",
             "--sidecar-id", inst.sidecar_id,
-            "--", *consul_cmd,
         ]
+        # With ACLs the sidecar runs with its service's own token (its service identity).
+        if (token_file := self.token_file(inst.service)) is not None:
+            consul_cmd += ["-token-file", str(token_file)]
+            shim += ["--token-file", str(token_file)]
+        return [*shim, "--", *consul_cmd, "--", *envoy_args]
 
     def program(
         self,

@@ -23,6 +23,7 @@ import json
 import sys
 import time
 import urllib.parse
+from pathlib import Path
 
 from tools.mesh.cli import exec_binary
 from tools.mesh.http import HTTPFailure, get_json, request
@@ -38,7 +39,9 @@ from tools.mesh.http import HTTPFailure, get_json, request
 MAX_RETRIES = 32
 
 
-def registered(consul: str, service: str, sidecar_id: str, deadline: float) -> bool:
+def registered(
+    consul: str, service: str, sidecar_id: str, deadline: float, token: str | None = None
+) -> bool:
     """Block until the catalog lists ``sidecar_id`` under the sidecar service name
     ``service`` (<service>-sidecar-proxy) or the deadline passes."""
     index = "0"
@@ -47,7 +50,7 @@ def registered(consul: str, service: str, sidecar_id: str, deadline: float) -> b
         query = urllib.parse.urlencode({"index": index, "wait": f"{wait}s"})
         url = f"{consul}/v1/catalog/service/{urllib.parse.quote(service)}?{query}"
         try:
-            body, headers = request(url, timeout=wait + 5)
+            body, headers = request(url, timeout=wait + 5, token=token)
         except HTTPFailure:
             # Agent not up yet (supervisord starts it alongside): try again shortly.
             time.sleep(0.2)
@@ -58,15 +61,16 @@ def registered(consul: str, service: str, sidecar_id: str, deadline: float) -> b
     return False
 
 
-def retry_runtime_args(consul: str, sidecar_id: str) -> list[str]:
+def retry_runtime_args(consul: str, sidecar_id: str, token: str | None = None) -> list[str]:
     """Envoy arguments adding a runtime layer with MAX_RETRIES for every cluster of the
     sidecar's upstreams: the discovery chain targets' names (= their SNI, which carries
     the mesh's trust domain) and their failover-target~ variants."""
-    proxy = get_json(f"{consul}/v1/agent/service/{urllib.parse.quote(sidecar_id)}")["Proxy"]
+    url = f"{consul}/v1/agent/service/{urllib.parse.quote(sidecar_id)}"
+    proxy = get_json(url, token=token)["Proxy"]
     keys: dict[str, int] = {}
     for upstream in proxy.get("Upstreams") or []:
         name = urllib.parse.quote(upstream["DestinationName"])
-        chain = get_json(f"{consul}/v1/discovery-chain/{name}")["Chain"]
+        chain = get_json(f"{consul}/v1/discovery-chain/{name}", token=token)["Chain"]
         for target in (chain.get("Targets") or {}).values():
             for cluster in (target["SNI"], f"failover-target~{target['SNI']}"):
                 keys[f"circuit_breakers.{cluster}.default.max_retries"] = MAX_RETRIES
@@ -87,13 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sidecar-service", required=True, help="e.g. catalog-sidecar-proxy")
     parser.add_argument("--sidecar-id", required=True, help="e.g. catalog-1-sidecar-proxy")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--token-file", type=Path, help="Consul ACL token (the sidecar's own)")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("missing the command to run after --")
+    token = args.token_file.read_text().strip() if args.token_file else None
     if not registered(
-        args.consul, args.sidecar_service, args.sidecar_id, time.monotonic() + args.timeout
+        args.consul, args.sidecar_service, args.sidecar_id, time.monotonic() + args.timeout,
+        token,
     ):
         sys.stderr.write(
             f"sidecar: {args.sidecar_id} is not registered in {args.consul} after "
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     try:
-        command += retry_runtime_args(args.consul, args.sidecar_id)
+        command += retry_runtime_args(args.consul, args.sidecar_id, token)
     except (HTTPFailure, KeyError) as error:  # Envoy's default retry budget then
         sys.stderr.write(f"sidecar: no retry runtime layer ({error})\n")
     exec_binary(f"sidecar: {args.sidecar_id} registered", command)

@@ -8,6 +8,7 @@ tools/mesh/component.py and one more entry in ``components``.
 
 from __future__ import annotations
 
+from tools.mesh import acl
 from tools.mesh.component import Component
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.nats import Nats
@@ -60,6 +61,8 @@ def programs(plan: MeshPlan) -> list[Program]:
             "-client", plan.address,
             "-advertise", plan.address,
             *(arg for part in parts for arg in part.consul_args()),
+            # Default-deny ACLs (tools/mesh/acl.py): `up` bootstraps them.
+            *(["-hcl", acl.AGENT_ACL_HCL] if plan.acl_enabled else []),
         ],
         priority=10,
         autostart=True,

@@ -29,7 +29,7 @@ def check_states(plan: MeshPlan, index: str = "0", wait: str = "") -> tuple[dict
     query (with ``wait`` the call returns early only when something changes)."""
     query = {"index": index, "wait": wait} if wait else {}
     url = f"{plan.consul_url}/v1/health/state/any?{urllib.parse.urlencode(query)}"
-    body, headers = request(url, timeout=10)
+    body, headers = request(url, timeout=10, token=plan.consul_token)
     worst: dict[str, str] = {}
     for check in json.loads(body):
         sid = check.get("ServiceID") or ""

@@ -16,7 +16,7 @@ import time
 import xmlrpc.client
 from typing import TextIO
 
-from tools.mesh import entries
+from tools.mesh import acl, entries
 from tools.mesh.control.components import components, edges
 from tools.mesh.control.components import programs as mesh_programs
 from tools.mesh.control.down import mesh_pids
@@ -69,12 +69,15 @@ def up(
         # Consul's state is derived (registrations come from the processes, entries from
         # consul/): start it empty so nothing stale from a crashed run survives.
         shutil.rmtree(plan.consul_data_dir, ignore_errors=True)
+        shutil.rmtree(plan.tokens_dir, ignore_errors=True)  # a new Consul: new tokens
         _generate_keys(plan, say)
         plan.supervisor_conf.write_text(conf)
         say(f"starting supervisord ({plan.supervisor_conf})")
         sup.start_daemon()
 
     wait_for_consul(plan, deadline)
+    if plan.acl_enabled and acl.switch_on(plan):
+        say(f"Consul ACLs on (default deny): tokens in {plan.tokens_dir}/ (0600)")
     written = entries.apply(plan)
     say(f"applied {len(written)} config entries from {entries.ENTRIES_DIR}/")
     problems = entries.check(plan, edges(plan)) if check_entries else []

@@ -178,7 +178,8 @@ class Edge(Component):
     def register(self, timeout: float = 30.0) -> None:
         """Register with the local agent (retried while it is not up yet)."""
         try:
-            register_service(self.plan.consul_url, self.registration(), timeout)
+            register_service(self.plan.consul_url, self.registration(), timeout,
+                             self.plan.token_file(SERVICE_NAME))
         except HTTPFailure as failure:
             raise EdgeError(f"could not register {INSTANCE_ID}: {failure}") from None
 

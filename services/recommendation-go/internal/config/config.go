@@ -249,6 +249,8 @@ type Mesh struct {
 	ZipkinURL string
 	// How long registration keeps retrying while the agent is not up yet.
 	RegisterTimeout time.Duration
+	// The file holding the instance's Consul ACL token; "" for none (no ACLs).
+	TokenFile string
 }
 
 // LoadMesh returns nil when MESHMART_CONSUL_HTTP_ADDR is unset (no mesh: unit tests,
@@ -277,6 +279,7 @@ func LoadMesh(env Env) (*Mesh, error) {
 		Version:         ServiceVersion(env),
 		ZipkinURL:       env.Str("MESHMART_ZIPKIN_URL", ""),
 		RegisterTimeout: seconds(timeout),
+		TokenFile:       env.Str("MESHMART_CONSUL_TOKEN_FILE", ""),
 	}, nil
 }
 

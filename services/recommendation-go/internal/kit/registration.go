@@ -38,10 +38,13 @@ type Registration struct {
 	log         *slog.Logger
 }
 
-// NewRegistration builds the Consul client for mesh.ConsulAddr. metricsPort (-1: none)
+// NewRegistration builds the Consul client for mesh.ConsulAddr (with the ACL token in
+// mesh.TokenFile, if any). metricsPort (-1: none)
 // goes into the meta, which is how Prometheus finds the endpoint (Consul SD).
 func NewRegistration(cfg config.Service, mesh config.Mesh, metricsPort int, log *slog.Logger) (*Registration, error) {
-	client, err := consul.NewClient(&consul.Config{Address: mesh.ConsulAddr, Scheme: "http"})
+	client, err := consul.NewClient(&consul.Config{
+		Address: mesh.ConsulAddr, Scheme: "http", TokenFile: mesh.TokenFile,
+	})
 	if err != nil {
 		return nil, err
 	}
