@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -55,15 +56,22 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
         # tests/observability joins with the traces; health checks stay at debug.
         extra_env={"MESHMART_LOG_LEVEL": "INFO"},
     )
+    with running(plan):
+        yield plan
+
+
+@contextmanager
+def running(plan: MeshPlan) -> Iterator[None]:
+    """``plan``'s mesh up for the block; then down, and no process of it left."""
     try:
         # Progress goes to stdout: pytest shows it when setup fails.
         control.up(plan, timeout=240, out=sys.stdout)
-        yield plan
+        yield
     finally:
         try:
             control.down(plan, timeout=90, out=sys.stdout)
         finally:
-            left = control.mesh_pids(run_dir)
+            left = control.mesh_pids(plan.run_dir)
             assert not left, f"mesh processes left after teardown: {left}"
 
 

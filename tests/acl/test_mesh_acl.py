@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,9 +21,8 @@ from meshmart.payment.v1 import payment_pb2
 from harness.host import free_loopback
 from harness.wait import until
 from tests.browser import TIMEOUT_MS, chromium, consul_ui_log_in, save
-from tests.conftest import TEST_ONLY_UPSTREAMS
+from tests.conftest import TEST_ONLY_UPSTREAMS, running
 from tests.mesh.helpers import charge_request, payment_stub
-from tools.mesh import control
 from tools.mesh.control.components import programs
 from tools.mesh.http import get_text
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
@@ -42,15 +40,8 @@ def acl_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
                             first=2)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     extra_upstreams=TEST_ONLY_UPSTREAMS, acl=True)
-    try:
-        control.up(plan, timeout=240, out=sys.stdout)
+    with running(plan):
         yield plan
-    finally:
-        try:
-            control.down(plan, timeout=90, out=sys.stdout)
-        finally:
-            left = control.mesh_pids(run_dir)
-            assert not left, f"mesh processes left after teardown: {left}"
 
 
 def call(plan: MeshPlan, method: str, path: str, token: str | None = None,
