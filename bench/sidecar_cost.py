@@ -105,17 +105,18 @@ class Switcher:
                          ("service-defaults", "service-router", "service-intentions")}
 
     def _entry(self, kind: str) -> dict[str, Any]:
-        body = get_json(f"{self.plan.consul_url}/v1/config/{kind}/{CALLEE}")
+        body = get_json(f"{self.plan.consul_url}/v1/config/{kind}/{CALLEE}",
+                        token=self.plan.consul_token)
         return {k: v for k, v in body.items()
                 if k not in ("CreateIndex", "ModifyIndex", "Hash", "Partition", "Namespace")}
 
     def _put(self, entry: dict[str, Any]) -> None:
         request(f"{self.plan.consul_url}/v1/config", method="PUT",
-                data=json.dumps(entry).encode(), timeout=10)
+                data=json.dumps(entry).encode(), timeout=10, token=self.plan.consul_token)
 
     def _delete(self, kind: str) -> None:
         request(f"{self.plan.consul_url}/v1/config/{kind}/{CALLEE}", method="DELETE",
-                timeout=10)
+                timeout=10, token=self.plan.consul_token)
 
     def intentions(self, level: str) -> dict[str, Any]:
         entry: dict[str, Any] = json.loads(json.dumps(self.original["service-intentions"]))
@@ -149,7 +150,7 @@ class Switcher:
 
     def _register(self, inst: Instance, variant: Variant) -> None:
         register_service(self.plan.consul_url, registration_body(self.plan, inst, variant),
-                         timeout=10)
+                         timeout=10, token_file=self.plan.token_file(inst.service))
 
     def _wait_for_xds(self, variant: Variant, deadline: float) -> None:
         """Until both sidecars' listeners say what the variant asked for."""
@@ -306,7 +307,8 @@ def xfcc_like(plan: MeshPlan) -> str:
     """A header the size and shape of the x-forwarded-client-cert that catalog's sidecar
     adds to every request from cart (Consul sets forward_client_cert_details APPEND_FORWARD
     with cert, chain, subject, URI and DNS): built from cart's real leaf certificate."""
-    leaf = get_json(f"{plan.consul_url}/v1/agent/connect/ca/leaf/{CALLER}", timeout=10)
+    leaf = get_json(f"{plan.consul_url}/v1/agent/connect/ca/leaf/{CALLER}", timeout=10,
+                    token=plan.consul_token)
     pem = leaf["CertPEM"]
     der = ssl.PEM_cert_to_DER_cert(pem.split("-----END CERTIFICATE-----")[0]
                                    + "-----END CERTIFICATE-----\n")

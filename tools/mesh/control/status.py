@@ -92,9 +92,12 @@ def render_circuits(plan: MeshPlan) -> str:
 
 def hints(plan: MeshPlan) -> str:
     a = plan.address
+    operator = plan.token_file("operator")  # with ACLs, no token reads nothing
+    token = "" if operator is None else f"-H \"X-Consul-Token: $(cat {operator})\" "
     lines = [
         f"Consul UI          http://{plan.consul_http}/ui/",
-        f"health in Consul   curl -s 'http://{plan.consul_http}/v1/health/service/catalog?passing'",
+        f"health in Consul   curl -s {token}"
+        f"'http://{plan.consul_http}/v1/health/service/catalog?passing'",
     ]
     by_id = {i.instance_id: i for i in plan.instances()}
     if "catalog-1" in by_id:
