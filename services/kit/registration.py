@@ -69,12 +69,21 @@ class MeshSettings:
     register_timeout: float
     # The file holding the instance's ACL token (its service identity), None without ACLs.
     token_file: str | None = None
+    # MESHMART_SERVICE_ADDRESS: the address the instance is registered at, when it is not
+    # the one it binds (in a pod, tools/mesh/pods.py: it binds the pod's 127.0.0.1, its
+    # sidecar and /metrics the pod's address). None: its host.
+    service_address: str | None = None
 
     def token(self) -> str | None:
         if self.token_file is None:
             return None
         with open(self.token_file, encoding="utf-8") as source:
             return source.read().strip()
+
+
+def advertised_host(config: ServiceConfig, env: Mapping[str, str] | None = None) -> str:
+    """Where others reach this instance: MESHMART_SERVICE_ADDRESS, else its host."""
+    return env_str("MESHMART_SERVICE_ADDRESS", "", env=env) or config.host
 
 
 def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | None:
@@ -95,6 +104,7 @@ def load_mesh_settings(env: Mapping[str, str] | None = None) -> MeshSettings | N
         zipkin_url=env_str("MESHMART_ZIPKIN_URL", "", env=env) or None,
         register_timeout=env_float("MESHMART_CONSUL_REGISTER_TIMEOUT", 30.0, minimum=0.0, env=env),
         token_file=env_str("MESHMART_CONSUL_TOKEN_FILE", "", env=env) or None,
+        service_address=env_str("MESHMART_SERVICE_ADDRESS", "", env=env) or None,
     )
 
 
@@ -153,6 +163,7 @@ def service_registration(
     upstreams: Mapping[str, str] | None = None,
     proxy_config: Mapping[str, str] | None = None,
     deregister_critical: bool = True,
+    local_address: str | None = None,
 ) -> dict[str, Any]:
     """The body of Consul's ``PUT /v1/agent/service/register`` for one instance and its
     Connect sidecar: what every part of the mesh registers (a service through the kit, the
@@ -162,7 +173,11 @@ def service_registration(
     ``meta`` is added to ``version`` and ``instance``; ``upstreams`` maps a destination to
     the host:port of the sidecar's local listener for it; ``sidecar_metrics_addr`` is where
     the sidecar's Envoy serves Prometheus metrics. ``deregister_critical=False`` keeps a
-    registration that nothing would write again (one registered once, from outside)."""
+    registration that nothing would write again (one registered once, from outside).
+    ``local_address``: where the process listens when that is not ``address`` (in a pod:
+    its own 127.0.0.1, which only its sidecar reaches); Consul's agent then runs the check
+    through the sidecar (``Proxy.Expose.Checks``: a plaintext listener on ``address``
+    forwarding exactly the checks' paths, as consul-k8s does)."""
     service_check: dict[str, str] = {
         **check,
         "Interval": f"{CHECK_INTERVAL_SECONDS}s",
@@ -179,10 +194,12 @@ def service_registration(
     proxy: dict[str, Any] = {
         # The sidecar reaches the process on its own address (not Consul's 127.0.0.1
         # default: a test mesh runs on another loopback address).
-        "LocalServiceAddress": address,
+        "LocalServiceAddress": local_address or address,
         "LocalServicePort": port,
         "Upstreams": listeners,
     }
+    if local_address and local_address != address:
+        proxy["Expose"] = {"Checks": True}
     sidecar_meta = {"version": version}
     config: dict[str, str] = {}
     if sidecar_metrics_addr:
@@ -230,7 +247,8 @@ def registration(
     return service_registration(
         name=config.name,
         instance_id=config.instance_id,
-        address=config.host,
+        address=mesh.service_address or config.host,
+        local_address=config.host,
         port=config.port,
         version=mesh.version,
         tags=["grpc"],

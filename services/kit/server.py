@@ -27,7 +27,7 @@ from services.kit.config import ConfigError, ServiceConfig, env_str, load_config
 from services.kit.interceptors import ServiceInterceptor
 from services.kit.logging import configure_logging, get_logger
 from services.kit.metrics import metrics_port_setting, start_metrics_endpoint
-from services.kit.registration import mesh_hooks
+from services.kit.registration import advertised_host, mesh_hooks
 from services.kit.tracing import Tracing, configure_tracing
 
 try:  # the asyncio servicer ships with grpcio-health-checking >= 1.32
@@ -153,7 +153,8 @@ async def _serve(config: ServiceConfig, service: Service) -> None:
     # port goes into the Consul registration, where Prometheus discovers it.
     metrics_port = metrics_port_setting()
     if metrics_port is not None:
-        endpoint = start_metrics_endpoint(config.host, metrics_port)
+        # On the address Prometheus reaches (in a pod: the pod's, not its loopback).
+        endpoint = start_metrics_endpoint(advertised_host(config), metrics_port)
         metrics_port = endpoint.port
         log.info("metrics.serving", url=endpoint.url)
     # Mesh: register in Consul once SERVING, deregister before the drain; no-op unless

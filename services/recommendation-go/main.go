@@ -92,7 +92,8 @@ func run(env config.Env, stderr io.Writer) int {
 	rpcMetrics := kit.NewRPCMetrics(registry)
 	metricsPort := -1
 	if metricsPortSetting >= 0 {
-		endpoint, err := kit.StartMetricsEndpoint(cfg.Host, metricsPortSetting, registry, log)
+		// On the address Prometheus reaches (in a pod: the pod's, not its loopback).
+		endpoint, err := kit.StartMetricsEndpoint(config.PublicHost(cfg, mesh), metricsPortSetting, registry, log)
 		if err != nil {
 			log.Error("server.start_failed", "error", err.Error())
 			return 1

@@ -8,7 +8,8 @@
   ports    the derived port plan of topology.toml
   config   write the supervisord config of the run without starting anything
 
-Options --address and --run-dir select another mesh (the tests run one on 127.0.0.2).
+Options --address and --run-dir select another mesh (the tests run one on 127.0.0.2);
+--pods runs each instance in its own network namespace (tools/mesh/pods.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tools.mesh import control
 from tools.mesh.cli import mesh_parser, plan_of
 from tools.mesh.entries import EntriesError
 from tools.mesh.observability import ObservabilityError, trace_log_lines
+from tools.mesh.pods import pods_unavailable
 from tools.mesh.supervisor import render
 from tools.mesh.topology import TopologyError
 
@@ -40,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
             args.envoy_concurrency if args.envoy_concurrency is not None
             else topology.rules.envoy_concurrency))
         if args.command == "up":
+            if args.pods and not plan.pods:
+                sys.stdout.write(f"notice: the mesh is NOT isolated: {pods_unavailable()}, so "
+                                 f"every instance shares the loopback {plan.address}\n")
             control.up(plan, timeout=args.timeout)
         elif args.command == "down":
             control.down(plan, timeout=args.timeout)

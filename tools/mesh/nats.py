@@ -87,8 +87,9 @@ class Nats(Component):
 
     @property
     def address(self) -> str:
-        """The mesh's address (under compose, the NATS pod's)."""
-        return self.plan.address
+        """The mesh's address (under compose, the NATS pod's; with pods, the host side of
+        their bridge, where their sidecars reach it)."""
+        return self.plan.shared_address
 
     @property
     def url(self) -> str:
@@ -107,7 +108,7 @@ class Nats(Component):
     @property
     def instance(self) -> Instance:
         s = self.settings
-        mesh_index = int(ipaddress.IPv4Address(self.address)) & 0xFF
+        mesh_index = int(ipaddress.IPv4Address(self.plan.address)) & 0xFF
         return Instance(
             service=SERVICE_NAME,
             number=1,
@@ -130,7 +131,7 @@ class Nats(Component):
         registers as a Connect upstream) and the URL the service connects to."""
         if not self.runs or inst.service not in self.settings.clients:
             return {}
-        target = f"{inst.address}:{self.client_port(inst)}"
+        target = f"{inst.local_address}:{self.client_port(inst)}"
         return {"MESHMART_UPSTREAM_NATS": target, "MESHMART_NATS_URL": f"nats://{target}"}
 
     def edges(self) -> set[tuple[str, str]]:

@@ -55,14 +55,17 @@ def zipkin_jar() -> Path:
     return cache_dir() / "zipkin" / f"zipkin-server-{ZIPKIN_VERSION}-exec.jar"
 
 
-def zipkin_listen_args(address: str) -> list[str]:
+def zipkin_listen_args(*addresses: str) -> list[str]:
     """Zipkin 3 serves through Armeria, which ignores --server.address and binds every
-    address: the listener is set whole (a Spring list property replaces the default)."""
-    return [
-        f"--armeria.ports[0].ip={address}",
-        f"--armeria.ports[0].port={ZIPKIN_PORT}",
-        "--armeria.ports[0].protocols[0]=http",
-    ]
+    address: the listeners are set whole (a Spring list property replaces the default)."""
+    args = []
+    for n, address in enumerate(dict.fromkeys(addresses)):
+        args += [
+            f"--armeria.ports[{n}].ip={address}",
+            f"--armeria.ports[{n}].port={ZIPKIN_PORT}",
+            f"--armeria.ports[{n}].protocols[0]=http",
+        ]
+    return args
 
 
 def app_metrics_port(inst: Instance) -> int:
@@ -110,7 +113,8 @@ class Observability(Component):
     def service_env(self, inst: Instance) -> dict[str, str]:
         env = {"MESHMART_METRICS_PORT": str(app_metrics_port(inst))}
         if self.has_zipkin:
-            env["MESHMART_ZIPKIN_URL"] = f"{self.zipkin_url}/api/v2/spans"
+            zipkin = f"http://{self.plan.shared_address}:{ZIPKIN_PORT}"  # from the pods
+            env["MESHMART_ZIPKIN_URL"] = f"{zipkin}/api/v2/spans"
             env["MESHMART_TRACE_SAMPLE_RATIO"] = str(DEFAULT_TRACE_SAMPLE_RATIO)
         return env
 
@@ -176,7 +180,8 @@ class Observability(Component):
                 # needs little, and start-up CPU is shared with the mesh.
                 "-Xms64m", "-Xmx384m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                 "-jar", str(zipkin_jar()),
-                *zipkin_listen_args(self.plan.address),
+                # With pods, also where their sidecars send spans (the bridge's host side).
+                *zipkin_listen_args(self.plan.address, self.plan.shared_address),
             ], STORAGE_TYPE="mem", MEM_MAX_SPANS="200000", JAVA_OPTS=""))
         return programs
 

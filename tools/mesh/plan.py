@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from services.kit.config import ServiceConfig
+from tools.mesh.pods import PodNetwork
 from tools.mesh.topology import ROOT, Instance, Topology
 
 # Every process of a mesh carries this variable (supervisord passes it on, Consul
@@ -23,6 +25,8 @@ from tools.mesh.topology import ROOT, Instance, Topology
 MESH_MARKER = "MESHMART_MESH_RUN_DIR"
 # 1: the run has Consul ACLs (default deny), 0: it has not; unset: topology.toml decides.
 ACL_SETTING = "MESHMART_MESH_ACL"
+# <run>/pods: the pods `up` made for the run, one per line (what `down` removes).
+PODS_RECORD = "pods"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,9 @@ class MeshPlan:
     extra_upstreams: dict[str, list[str]] = field(default_factory=dict)
     # Consul ACLs, default deny (tools/mesh/acl.py); None: topology.toml [mesh] acl.
     acl: bool | None = None
+    # Each service instance (process + sidecar) in its own network namespace on a bridge
+    # (tools/mesh/pods.py); False: every process shares the loopback ``address``.
+    pods: bool = False
 
     # --- paths -------------------------------------------------------------------
     @property
@@ -106,12 +113,29 @@ class MeshPlan:
         # is a mesh with ACLs (`make status` after `make up ACL=1`).
         path = self.tokens_dir / "management.token"
         return path.read_text().strip() if path.exists() else None
+    pods_record = RunPath(PODS_RECORD)
 
     # --- addresses ---------------------------------------------------------------
+    @cached_property
+    def pod_network(self) -> PodNetwork:
+        """The bridge and namespaces of this run's pods (named after ``address``)."""
+        return PodNetwork.for_loopback(self.address)
+
+    @property
+    def shared_address(self) -> str:
+        """Where the pods reach the parts every instance shares (Consul, NATS, Zipkin):
+        the host side of the bridge with pods, else the loopback ``address``."""
+        return self.pod_network.gateway if self.pods else self.address
+
     @property
     def consul_http(self) -> str:
         """host:port of the Consul agent's HTTP API (what the services are given)."""
         return f"{self.address}:{self.topology.rules.consul_http_port}"
+
+    @property
+    def pod_consul_http(self) -> str:
+        """Consul's HTTP API as a service instance (in its pod, if any) reaches it."""
+        return f"{self.shared_address}:{self.topology.rules.consul_http_port}"
 
     @property
     def consul_url(self) -> str:
@@ -119,8 +143,9 @@ class MeshPlan:
 
     @property
     def consul_grpc(self) -> str:
-        """host:port of the agent's plaintext xDS port, which every sidecar dials."""
-        return f"{self.address}:{self.topology.rules.consul_grpc_port}"
+        """host:port of the agent's plaintext xDS port, which every sidecar dials (with
+        pods, on the host side of their bridge)."""
+        return f"{self.shared_address}:{self.topology.rules.consul_grpc_port}"
 
     # --- what runs ---------------------------------------------------------------
     def present_services(self) -> list[str]:
@@ -144,7 +169,24 @@ class MeshPlan:
             i for i in topology.canary_instances(self.address)
             if i.service in present and self.implementation_present(i)
         ]
-        return own + canaries
+        if not self.pods:
+            return own + canaries
+        # A pod each, at a fixed address by the instance's place in the plan (a restarted
+        # instance comes back at the same one); inside it, its own loopback.
+        return [
+            replace(inst, address=self.pod_network.address_of(n), pod_loopback="127.0.0.1")
+            for n, inst in enumerate(own + canaries)
+        ]
+
+    def pod_addresses(self) -> dict[str, str]:
+        """Pod (= instance id) -> its address; empty without pods."""
+        return {i.instance_id: i.address for i in self.instances()} if self.pods else {}
+
+    def in_pod(self, inst: Instance, command: list[str]) -> list[str]:
+        """``command`` run in ``inst``'s pod (unchanged for a part on the host side)."""
+        if not inst.pod_loopback:
+            return command
+        return [*self.pod_network.exec_prefix(inst.instance_id), *command]
 
     def implementation_present(self, inst: Instance) -> bool:
         if inst.language == "go":
@@ -180,7 +222,7 @@ class MeshPlan:
 
         kit = ServiceConfig(
             name=inst.service,
-            host=inst.address,
+            host=inst.local_address,
             port=inst.port,
             instance_id=inst.instance_id,
             # One data directory per mesh: instances of a service share their SQLite
@@ -193,7 +235,7 @@ class MeshPlan:
         env = {
             **self.base_env(),
             **kit.to_env(),
-            "MESHMART_CONSUL_HTTP_ADDR": self.consul_http,
+            "MESHMART_CONSUL_HTTP_ADDR": self.pod_consul_http,
             "MESHMART_SIDECAR_PORT": str(inst.sidecar_port),
             "MESHMART_SIDECAR_METRICS_ADDR": f"{inst.address}:{inst.metrics_port}",
             # A service with releases (topology.toml version/canary) registers its release.
@@ -201,18 +243,24 @@ class MeshPlan:
         }
         if (token_file := self.token_file(inst.service)) is not None:
             env["MESHMART_CONSUL_TOKEN_FILE"] = str(token_file)
+        if inst.pod_loopback:
+            # Registered at the pod's address; Consul's checks reach the process through
+            # the sidecar (Proxy.Expose.Checks), as consul-k8s does (services/kit).
+            env["MESHMART_SERVICE_ADDRESS"] = inst.address
         env.update(self.extra_env)
         return env
 
     def sidecar_command(self, inst: Instance) -> list[str]:
-        """`consul connect envoy` for one instance, behind the wait-for-registration shim."""
+        """`consul connect envoy` for one instance, behind the wait-for-registration shim
+        (in the instance's pod, if any)."""
+        consul_http = self.pod_consul_http  # = consul_http without pods
         envoy_args = ["--base-id", str(inst.base_id), "--log-level", "warn"]
         if self.envoy_concurrency > 0:
             envoy_args += ["--concurrency", str(self.envoy_concurrency)]
         consul_cmd = [
             str(self.bin / "consul"), "connect", "envoy",
             "-sidecar-for", inst.instance_id,
-            "-http-addr", self.consul_http,
+            "-http-addr", consul_http,
             # The plaintext xDS port: the TLS one needs a CA file Envoy is not given.
             "-grpc-addr", self.consul_grpc,
             "-admin-bind", f"{inst.address}:{inst.admin_port}",
@@ -220,7 +268,7 @@ class MeshPlan:
         ]
         shim = [
             self.python, "-m", "tools.mesh.sidecar",
-            "--consul", self.consul_url,
+            "--consul", f"http://{consul_http}",
             "--sidecar-service", f"{inst.service}-sidecar-proxy",
             "--sidecar-id", inst.sidecar_id,
         ]
@@ -228,7 +276,7 @@ class MeshPlan:
         if (token_file := self.token_file(inst.service)) is not None:
             consul_cmd += ["-token-file", str(token_file)]
             shim += ["--token-file", str(token_file)]
-        return [*shim, "--", *consul_cmd, "--", *envoy_args]
+        return self.in_pod(inst, [*shim, "--", *consul_cmd, "--", *envoy_args])
 
     def program(
         self,

@@ -102,6 +102,14 @@ class Instance:
     upstream_ports: Mapping[str, int] = field(default_factory=dict)
     version: str = ""  # meta.version to register ("" = the commit the mesh runs from)
     language: str = "python"  # how the instance is started (see LANGUAGES)
+    # In a pod (tools/mesh/pods.py): ``address`` is the pod's, and the process and the
+    # sidecar's upstream listeners bind the pod's own loopback, this. "" = ``address``.
+    pod_loopback: str = ""
+
+    @property
+    def local_address(self) -> str:
+        """Where the process and the sidecar's upstream listeners bind."""
+        return self.pod_loopback or self.address
 
     @property
     def instance_id(self) -> str:
@@ -118,7 +126,7 @@ class Instance:
         return f"{self.address}:{self.port}"
 
     def upstream_target(self, upstream: str) -> str:
-        return f"{self.address}:{self.upstream_ports[upstream]}"
+        return f"{self.local_address}:{self.upstream_ports[upstream]}"
 
     @property
     def admin_url(self) -> str:

@@ -57,9 +57,12 @@ def programs(plan: MeshPlan) -> list[Program]:
             str(plan.bin / "consul"), "agent",
             "-config-file", str(plan.root / "consul" / "agent.hcl"),
             "-data-dir", str(plan.consul_data_dir),
-            "-bind", plan.address,
-            "-client", plan.address,
-            "-advertise", plan.address,
+            # With pods the agent is the node's, on the host side of their bridge: its
+            # checks come from there (an exposed check path admits only the agent's own
+            # address), and its HTTP API also answers on the loopback.
+            "-bind", plan.shared_address,
+            "-client", " ".join(dict.fromkeys([plan.address, plan.shared_address])),
+            "-advertise", plan.shared_address,
             *(arg for part in parts for arg in part.consul_args()),
             # Default-deny ACLs (tools/mesh/acl.py): `up` bootstraps them.
             *(["-hcl", acl.AGENT_ACL_HCL] if plan.acl_enabled else []),
@@ -75,7 +78,7 @@ def programs(plan: MeshPlan) -> list[Program]:
         result.append(plan.program(
             inst.instance_id,
             "services",
-            plan.instance_command(inst),
+            plan.in_pod(inst, plan.instance_command(inst)),
             env=service_env(plan, inst, version, parts),
             priority=300,
             # Started by `up` once Consul has its config entries (intentions!).

@@ -72,9 +72,23 @@ def down(plan: MeshPlan, *, timeout: float = 60.0, out: TextIO = sys.stdout) -> 
     left = mesh_pids(plan.run_dir)
     if left:
         raise MeshError(f"processes of the mesh survived SIGKILL: {left}")
+    if remove_pods(plan):
+        say(f"removed the pods and bridge {plan.pod_network.bridge}")
     plan.supervisor_sock.unlink(missing_ok=True)
     say("mesh stopped; no process left")
     return killed
+
+
+def remove_pods(plan: MeshPlan) -> bool:
+    """Remove the namespaces and bridge <run>/pods records (made by `up`); False when
+    the run has none."""
+    try:
+        pods = plan.pods_record.read_text().split()
+    except FileNotFoundError:
+        return False
+    plan.pod_network.destroy(pods)
+    plan.pods_record.unlink()
+    return True
 
 
 def _alive(pid: int) -> bool:

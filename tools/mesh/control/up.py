@@ -19,12 +19,13 @@ from typing import TextIO
 from tools.mesh import acl, entries
 from tools.mesh.control.components import components, edges
 from tools.mesh.control.components import programs as mesh_programs
-from tools.mesh.control.down import mesh_pids
+from tools.mesh.control.down import mesh_pids, remove_pods
 from tools.mesh.control.errors import MeshError, Say, writer
 from tools.mesh.control.state import check_states, instance_states
 from tools.mesh.control.status import hints, render_status
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.plan import MeshPlan
+from tools.mesh.pods import PodError
 from tools.mesh.supervisor import Supervisor, render
 
 
@@ -70,6 +71,8 @@ def up(
         # consul/): start it empty so nothing stale from a crashed run survives.
         shutil.rmtree(plan.consul_data_dir, ignore_errors=True)
         shutil.rmtree(plan.tokens_dir, ignore_errors=True)  # a new Consul: new tokens
+        if plan.pods:
+            make_pods(plan, say)
         _generate_keys(plan, say)
         plan.supervisor_conf.write_text(conf)
         say(f"starting supervisord ({plan.supervisor_conf})")
@@ -107,6 +110,21 @@ def up(
     for part in parts:
         if part_hints := part.hints():
             say(part_hints)
+
+
+def make_pods(plan: MeshPlan, say: Say) -> None:
+    """The bridge and a network namespace per instance (tools/mesh/pods.py), recorded in
+    <run>/pods for `down`, before supervisord starts anything in them."""
+    pods = plan.pod_addresses()
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    plan.pods_record.write_text("".join(f"{pod}\n" for pod in pods))
+    try:
+        plan.pod_network.create(pods)
+    except PodError as error:
+        remove_pods(plan)
+        raise MeshError(f"cannot make the pods: {error}") from None
+    say(f"{len(pods)} pods on bridge {plan.pod_network.bridge} "
+        f"({plan.pod_network.subnet}, host side {plan.pod_network.gateway})")
 
 
 def _generate_keys(plan: MeshPlan, say: Say) -> None:

@@ -251,6 +251,18 @@ type Mesh struct {
 	RegisterTimeout time.Duration
 	// The file holding the instance's Consul ACL token; "" for none (no ACLs).
 	TokenFile string
+	// MESHMART_SERVICE_ADDRESS: where the instance is registered when it does not bind it
+	// (in a pod: it binds the pod's 127.0.0.1; its sidecar and /metrics the pod's
+	// address). "": its host (services/kit/registration.py's service_address).
+	ServiceAddress string
+}
+
+// PublicHost is where others reach an instance of cfg: mesh's ServiceAddress, else cfg.Host.
+func PublicHost(cfg Service, mesh *Mesh) string {
+	if mesh != nil && mesh.ServiceAddress != "" {
+		return mesh.ServiceAddress
+	}
+	return cfg.Host
 }
 
 // LoadMesh returns nil when MESHMART_CONSUL_HTTP_ADDR is unset (no mesh: unit tests,
@@ -280,6 +292,7 @@ func LoadMesh(env Env) (*Mesh, error) {
 		ZipkinURL:       env.Str("MESHMART_ZIPKIN_URL", ""),
 		RegisterTimeout: seconds(timeout),
 		TokenFile:       env.Str("MESHMART_CONSUL_TOKEN_FILE", ""),
+		ServiceAddress:  env.Str("MESHMART_SERVICE_ADDRESS", ""),
 	}, nil
 }
 

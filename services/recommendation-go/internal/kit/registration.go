@@ -94,11 +94,16 @@ func (r *Registration) Service() *consul.AgentServiceRegistration {
 	if r.metricsPort >= 0 {
 		meta["metrics_port"] = strconv.Itoa(r.metricsPort)
 	}
-	sidecarTarget := net.JoinHostPort(cfg.Host, strconv.Itoa(mesh.SidecarPort))
+	public := config.PublicHost(cfg, &mesh)
+	sidecarTarget := net.JoinHostPort(public, strconv.Itoa(mesh.SidecarPort))
+	if public != cfg.Host {
+		// In a pod: Consul's agent runs the check through the sidecar (v1's registration).
+		proxy.Expose = consul.ExposeConfig{Checks: true}
+	}
 	return &consul.AgentServiceRegistration{
 		ID:      cfg.InstanceID,
 		Name:    cfg.Name,
-		Address: cfg.Host,
+		Address: public,
 		Port:    cfg.Port,
 		Tags:    []string{"grpc"},
 		Meta:    meta,
