@@ -17,6 +17,9 @@ joined by a bridge inside a namespace of its own (nothing touches the host's net
 - container names resolve through /etc/netns/<namespace>/hosts (`ip netns exec` mounts
   it over /etc/hosts for the process), as Docker's DNS resolves them.
 
+The namespaces, veths and bridge are the mesh's pod runner's (tools/mesh/pods.py), with
+the bridge in a namespace of its own here.
+
 Linux and root only (network namespaces). Used by tests/compose/test_pods.py:
     python -m tools.compose.pods edge-1 cart-1     # start them and what they need, wait
 """
@@ -24,6 +27,7 @@ Linux and root only (network namespaces). Used by tests/compose/test_pods.py:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -36,11 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.mesh.pods import PodError as MeshPodError
+from tools.mesh.pods import PodNetwork
 from tools.mesh.topology import ROOT
 
 BIN = ROOT / ".venv" / "bin"
 IMAGE_ROOT = "/var/lib/meshmart"  # what the meshmart images keep state under
-NETNS_DIR = Path("/etc/netns")
 
 
 class PodError(Exception):
@@ -69,7 +74,7 @@ class PodRun:
     timeout: float = 120.0
     extra_path: Sequence[Path] = ()
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    namespaces: list[str] = field(default_factory=list)
+    _network: PodNetwork | None = None
 
     @property
     def services(self) -> dict[str, Any]:
@@ -99,44 +104,28 @@ class PodRun:
         return self.pod_of(mode.removeprefix("service:")) if mode.startswith("service:") else name
 
     def namespace(self, name: str) -> str:
-        return f"{self.prefix}-{self.pod_of(name)}"
+        return self.pod_network.namespace(self.pod_of(name))
 
     def address(self, name: str) -> str:
         address: str = self.services[self.pod_of(name)]["networks"]["mesh"]["ipv4_address"]
         return address
 
-    # --- the network ------------------------------------------------------------------
-    def _ip(self, *args: str) -> None:
-        result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            raise PodError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    # --- the network (tools/mesh/pods.py, the mesh's own pod runner) ------------------
+    @property
+    def pod_network(self) -> PodNetwork:
+        if self._network is None:
+            subnet = self.config["networks"]["mesh"]["ipam"]["config"][0]["subnet"]
+            # The bridge in a namespace of its own: nothing touches the host's network.
+            self._network = PodNetwork(prefix=self.prefix, subnet=ipaddress.IPv4Network(subnet),
+                                       bridge_namespace=f"{self.prefix}-net")
+        return self._network
 
     def network(self, names: Sequence[str]) -> None:
         pods = sorted({self.pod_of(n) for n in names})
-        bridge_ns = f"{self.prefix}-net"
-        self._ip("netns", "add", bridge_ns)
-        self.namespaces.append(bridge_ns)
-        self._ip("-n", bridge_ns, "link", "add", "br0", "type", "bridge")
-        self._ip("-n", bridge_ns, "link", "set", "br0", "up")
-        hosts = "127.0.0.1 localhost\n" + "".join(
-            f"{self.address(p)} {p}\n" for p in pods
-        )
-        subnet = self.config["networks"]["mesh"]["ipam"]["config"][0]["subnet"]
-        prefix_len = subnet.split("/")[1]
-        for index, pod in enumerate(pods):
-            ns = self.namespace(pod)
-            self._ip("netns", "add", ns)
-            self.namespaces.append(ns)
-            inside, outside = f"{self.prefix}i{index}", f"{self.prefix}o{index}"
-            self._ip("link", "add", inside, "netns", ns, "type", "veth",
-                     "peer", outside, "netns", bridge_ns)
-            self._ip("-n", ns, "addr", "add", f"{self.address(pod)}/{prefix_len}", "dev", inside)
-            self._ip("-n", ns, "link", "set", inside, "up")
-            self._ip("-n", ns, "link", "set", "lo", "up")
-            self._ip("-n", bridge_ns, "link", "set", outside, "master", "br0")
-            self._ip("-n", bridge_ns, "link", "set", outside, "up")
-            (NETNS_DIR / ns).mkdir(parents=True, exist_ok=True)
-            (NETNS_DIR / ns / "hosts").write_text(hosts)
+        try:
+            self.pod_network.create({pod: self.address(pod) for pod in pods})
+        except MeshPodError as error:
+            raise PodError(str(error)) from None
 
     # --- files ------------------------------------------------------------------------
     def root_of(self, name: str) -> Path:
@@ -286,11 +275,7 @@ class PodRun:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        for ns in reversed(self.namespaces):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-            shutil.rmtree(NETNS_DIR / ns, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            NETNS_DIR.rmdir()  # only when no other namespace has files there
+        self.pod_network.destroy()
 
 
 @contextlib.contextmanager

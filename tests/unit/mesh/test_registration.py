@@ -44,3 +44,18 @@ def test_the_registration_has_a_grpc_check_and_a_sidecar_with_the_upstreams() ->
         {"DestinationName": "user", "LocalBindAddress": "127.0.0.2", "LocalBindPort": 30500},
     ]
     assert {c.get("TCP") for c in sidecar["Checks"]} >= {"127.0.0.2:21150"}
+    assert "Expose" not in proxy  # the agent reaches the process itself
+
+
+def test_in_a_pod_it_registers_the_pods_address_and_consul_checks_through_the_sidecar() -> None:
+    env = {**ENV, "MESHMART_HOST": "127.0.0.1", "MESHMART_SERVICE_ADDRESS": "10.213.2.5",
+           "MESHMART_UPSTREAM_PAYMENT": "127.0.0.1:30504",
+           "MESHMART_UPSTREAM_USER": "127.0.0.1:30500"}
+    reg = registration(load_config("order", env), load_mesh_settings(env))  # type: ignore[arg-type]
+    assert reg["Address"] == "10.213.2.5"  # where callers' sidecars find its sidecar
+    proxy = reg["Connect"]["SidecarService"]["Proxy"]
+    assert proxy["LocalServiceAddress"] == "127.0.0.1"  # the pod's own loopback
+    assert proxy["Expose"] == {"Checks": True}  # the gRPC check through the sidecar
+    assert reg["Check"]["GRPC"] == "127.0.0.1:7150"  # Consul rewrites it to the exposed path
+    assert {c.get("TCP") for c in reg["Connect"]["SidecarService"]["Checks"]} >= {
+        "10.213.2.5:21150"}
