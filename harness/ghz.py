@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from collections.abc import Sequence
 from typing import Any
 
 from harness import ROOT
@@ -37,13 +38,15 @@ def ghz(
     metadata: dict[str, str] | None = None,
     cpus: str | None = None,
     timeout: float | None = None,
+    prefix: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Send ``call`` ("pkg.Service/Method") with the JSON ``data`` to ``target`` over one
     connection, ``concurrency`` calls at a time: for ``seconds`` (calls still in flight at
     the end come back Canceled) or, given ``total``, that many calls. ``rps`` caps the
     rate (0: as fast as it goes), ``metadata`` goes with every call, ``cpus`` pins ghz
-    (taskset -c). Returns ghz's JSON report; raises GhzFailed when ghz fails and
-    TimeoutExpired after ``timeout`` seconds (default: ``seconds`` plus a minute; ten
+    (taskset -c), ``prefix`` runs it under another command (`ip netns exec <pod>`: from
+    inside a pod, tools/mesh/pods.py). Returns ghz's JSON report; raises GhzFailed when
+    ghz fails and TimeoutExpired after ``timeout`` seconds (default: ``seconds`` plus a minute; ten
     minutes for a ``total``)."""
     if bool(seconds) == bool(total):
         raise ValueError("give either seconds or total")
@@ -57,6 +60,7 @@ def ghz(
     ]
     if cpus is not None:
         cmd = ["taskset", "-c", cpus, *cmd]
+    cmd = [*prefix, *cmd]
     if timeout is None:
         timeout = seconds + 60 if seconds else 600
     out = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=timeout)

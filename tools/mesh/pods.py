@@ -155,6 +155,7 @@ class PodNetwork:
         """Namespaces and links of this network that exist now (a test's cleanup check)."""
         existing = set(ip("netns", "list", check=False).stdout.split())
         names = [n for n in (self.namespace(p) for p in pods) if n in existing]
-        if self.bridge_namespace is None and ip("link", "show", self.bridge, check=False).returncode == 0:
+        bridge = ip("link", "show", self.bridge, check=False)
+        if self.bridge_namespace is None and bridge.returncode == 0:
             names.append(self.bridge)
         return names
