@@ -18,10 +18,9 @@ import sys
 from dataclasses import replace
 
 from tools.mesh import control
-from tools.mesh.cli import mesh_parser, plan_of
+from tools.mesh.cli import mesh_parser, plan_of, pods_notice
 from tools.mesh.entries import EntriesError
 from tools.mesh.observability import ObservabilityError, trace_log_lines
-from tools.mesh.pods import pods_unavailable
 from tools.mesh.supervisor import render
 from tools.mesh.topology import TopologyError
 
@@ -42,9 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             args.envoy_concurrency if args.envoy_concurrency is not None
             else topology.rules.envoy_concurrency))
         if args.command == "up":
-            if args.pods and not plan.pods:
-                sys.stdout.write(f"notice: the mesh is NOT isolated: {pods_unavailable()}, so "
-                                 f"every instance shares the loopback {plan.address}\n")
+            if notice := pods_notice(args, plan):
+                sys.stdout.write(notice + "\n")
             control.up(plan, timeout=args.timeout)
         elif args.command == "down":
             control.down(plan, timeout=args.timeout)

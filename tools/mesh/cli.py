@@ -41,6 +41,14 @@ def plan_of(args: argparse.Namespace, **settings: Any) -> MeshPlan:
                     pods=wanted and not pods_unavailable(), **settings)
 
 
+def pods_notice(args: argparse.Namespace, plan: MeshPlan) -> str:
+    """The one line `up` prints when pods were asked for but cannot be ("" otherwise)."""
+    if not args.pods or plan.pods:
+        return ""
+    return (f"notice: the mesh is NOT isolated: {pods_unavailable()}, so every instance "
+            f"shares the loopback {plan.address}")
+
+
 def run_args(plan: MeshPlan) -> list[str]:
     """The options that select ``plan``'s run, for a program of that run."""
     pods = ["--pods"] if plan.pods else []

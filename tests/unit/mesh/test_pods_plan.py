@@ -4,6 +4,11 @@ addresses per run, what binds where, and the commands supervisord runs in each p
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from tools.mesh import cli
 from tools.mesh.control import programs
 from tools.mesh.plan import MeshPlan
 from tools.mesh.pods import PodNetwork
@@ -60,3 +65,18 @@ def test_without_pods_nothing_changes() -> None:
     for inst in plan.instances():
         assert inst.local_address == inst.address == "127.0.0.2"
     assert all("netns" not in p.command for p in programs(plan))
+
+
+def test_without_root_pods_fall_back_to_the_shared_loopback_and_say_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(cli, "pods_unavailable",
+                        lambda: "network namespaces need root (CAP_NET_ADMIN)")
+    args = cli.mesh_parser("t", None, ["up"]).parse_args(
+        ["up", "--pods", "--run-dir", str(tmp_path)])
+    plan = cli.plan_of(args)
+    assert not plan.pods
+    assert cli.pods_notice(args, plan) == (
+        "notice: the mesh is NOT isolated: network namespaces need root (CAP_NET_ADMIN), "
+        "so every instance shares the loopback 127.0.0.1")
+    assert "--pods" not in cli.run_args(plan)

@@ -7,7 +7,7 @@ from tools.mesh import canary, envoy
 from tools.mesh.control.components import components
 from tools.mesh.control.state import instance_states
 from tools.mesh.http import HTTPFailure
-from tools.mesh.plan import MeshPlan
+from tools.mesh.plan import MeshPlan, shell_line
 from tools.mesh.table import render_table
 
 
@@ -91,7 +91,6 @@ def render_circuits(plan: MeshPlan) -> str:
 
 
 def hints(plan: MeshPlan) -> str:
-    a = plan.address
     operator = plan.token_file("operator")  # with ACLs, no token reads nothing
     token = "" if operator is None else f"-H \"X-Consul-Token: $(cat {operator})\" "
     lines = [
@@ -102,22 +101,27 @@ def hints(plan: MeshPlan) -> str:
     by_id = {i.instance_id: i for i in plan.instances()}
     if "catalog-1" in by_id:
         cat = by_id["catalog-1"]
+        # With pods its port is on the pod's loopback: grpcurl runs in the pod (ip netns).
+        grpcurl = shell_line(plan.in_pod(cat, ["grpcurl"]))
+        target = f"{cat.local_address}:{cat.port}"
+        label = "grpcurl (in pod)  " if plan.pods else "grpcurl (direct)  "
         lines += [
-            f"grpcurl (direct)   grpcurl -plaintext {cat.grpc_target} list",
-            f"                   grpcurl -plaintext {cat.grpc_target} describe "
+            f"{label} {grpcurl} -plaintext {target} list",
+            f"                   {grpcurl} -plaintext {target} describe "
             "meshmart.catalog.v1.CatalogService",
-            f"                   grpcurl -plaintext -d '{{\"page_size\": 2}}' {cat.grpc_target} "
+            f"                   {grpcurl} -plaintext -d '{{\"page_size\": 2}}' {target} "
             "meshmart.catalog.v1.CatalogService/ListProducts",
         ]
     if "cart-1" in by_id and "catalog" in by_id["cart-1"].upstream_ports:
         cart = by_id["cart-1"]
+        grpcurl = shell_line(plan.in_pod(cart, ["grpcurl"]))
         lines += [
             "through the mesh   (as cart: cart-1's sidecar -> mTLS -> a catalog sidecar; the "
             "intention allows only CatalogService, so use the protoset, not reflection)",
-            f"                   grpcurl -plaintext -protoset gen/descriptors/meshmart.protoset "
+            f"                   {grpcurl} -plaintext -protoset gen/descriptors/meshmart.protoset "
             f"-d '{{\"page_size\": 2}}' {cart.upstream_target('catalog')} "
             "meshmart.catalog.v1.CatalogService/ListProducts",
-            f"sidecar stats      curl -s 'http://{a}:{cart.admin_port}/stats?filter=^cluster.catalog"
+            f"sidecar stats      curl -s '{cart.admin_url}/stats?filter=^cluster.catalog"
             ".*upstream_rq_(total|retry)'",
         ]
     lines += [
