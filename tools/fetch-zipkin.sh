@@ -31,7 +31,7 @@ flock 9
 [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> fetching the Zipkin server $version jar (about 130 MB) with mvn..."
 start=$SECONDS
 # --no-transfer-progress keeps one line per artifact (progress without the byte counter).
-if ! mvn --batch-mode --no-transfer-progress dependency:copy \
+if ! mvn --batch-mode --no-transfer-progress -Dstyle.color=never dependency:copy \
     -Dartifact="io.zipkin:zipkin-server:$version:jar:exec" \
     -DoutputDirectory="$dir.partial" -Dmdep.overWriteReleases=true \
     | sed -u 's/^/    /' | grep -E --line-buffered 'Downloaded|Copying|BUILD|ERROR' ; then
