@@ -22,15 +22,17 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import nats
+from meshmart.common.v1.common_pb2 import EventEnvelope
 
 from services.analytics.projection import CONSUMER_NAME, EVENT_TYPES, handlers
 from services.analytics.store import DB_FILE, MIGRATIONS, SalesReadModel, SalesReport
 from services.kit.config import ConfigError, env_str
 from services.kit.db import Database
-from services.kit.events import apply_once, read_stream, stream_for
+from services.kit.events import Handler, apply_once, read_stream, stream_for
 
 
 async def rebuild(url: str, out: Path) -> int:
@@ -48,21 +50,29 @@ async def rebuild(url: str, out: Path) -> int:
             types = [t for t in EVENT_TYPES if stream_for(t) == stream]
             # One transaction per stream: a rebuild is all or nothing per stream.
             events = [(seq, envelope) async for seq, envelope in read_stream(js, stream, types)]
-            with db.transaction() as conn:
-                for seq, envelope in events:
-                    applied += apply_once(
-                        conn,
-                        consumer=CONSUMER_NAME,
-                        handlers=table,
-                        envelope=envelope,
-                        stream=stream.name,
-                        stream_seq=seq,
-                        now=time.time(),
-                    )
+            applied += await db.run(_apply_stream, db, table, stream.name, events)
     finally:
         await nc.close()
         db.close()
     return applied
+
+
+def _apply_stream(
+    db: Database, table: Mapping[str, Handler], stream: str, events: list[tuple[int, EventEnvelope]]
+) -> int:
+    with db.transaction() as conn:
+        return sum(
+            apply_once(
+                conn,
+                consumer=CONSUMER_NAME,
+                handlers=table,
+                envelope=envelope,
+                stream=stream,
+                stream_seq=seq,
+                now=time.time(),
+            )
+            for seq, envelope in events
+        )
 
 
 def whole_report(db: Database) -> tuple[SalesReport | None, list[tuple[str, int]]]:

@@ -36,7 +36,7 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
             "to_date",
             f"the range may span at most {MAX_RANGE_DAYS} days",
         )
-        report = self._read_model.sales_report(first, last)
+        report = await self._read_model.db.run(self._read_model.sales_report, first, last)
         return analytics_pb2.GetSalesReportResponse(
             days=[
                 analytics_pb2.DailySales(
@@ -63,7 +63,9 @@ class AnalyticsServicer(analytics_pb2_grpc.AnalyticsServiceServicer):
         return analytics_pb2.GetPopularProductsResponse(
             products=[
                 analytics_pb2.PopularProduct(product_id=product_id, units=units)
-                for product_id, units in self._read_model.popular_products(limit)
+                for product_id, units in await self._read_model.db.run(
+                    self._read_model.popular_products, limit
+                )
             ]
         )
 

@@ -91,11 +91,11 @@ class SalesReadModel:
     """The queries of the read side."""
 
     def __init__(self, db: Database, currency: str = DEFAULT_CURRENCY) -> None:
-        self._db = db
+        self.db = db
         self._currency = currency
 
     def sales_report(self, first: dt.date, last: dt.date) -> SalesReport:
-        conn = self._db.read()
+        conn = self.db.read()
         lo, hi = first.isoformat(), last.isoformat()
         stored = {
             row["day"]: row
@@ -130,7 +130,7 @@ class SalesReadModel:
         return SalesReport(days=days, products=products)
 
     def popular_products(self, limit: int) -> list[tuple[str, int]]:
-        rows = self._db.read().execute(
+        rows = self.db.read().execute(
             "SELECT product_id, units FROM product_totals WHERE units > 0"
             " ORDER BY units DESC, product_id LIMIT ?",
             (limit,),
@@ -139,7 +139,7 @@ class SalesReadModel:
 
     def sales_range(self) -> tuple[dt.date, dt.date] | None:
         """First and last day with any figure (for comparing whole read models)."""
-        row = self._db.read().execute("SELECT min(day), max(day) FROM product_daily_sales")
+        row = self.db.read().execute("SELECT min(day), max(day) FROM product_daily_sales")
         first, last = row.fetchone()
         if first is None:
             return None

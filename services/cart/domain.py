@@ -25,10 +25,13 @@ class CartBook:
     A line takes the catalog's name and price whenever it changes (AddItem,
     UpdateQuantity): the cart shows what the shop charges now, and order reads it.
     The catalog is asked before the write transaction opens, never inside it, so a
-    slow catalog never holds the database's write lock.
+    slow catalog never holds the database's write lock. The sync methods run where the
+    caller runs them (``db.run`` in the servicer); the async ones run their store calls
+    through ``db.run`` between the catalog's answers.
     """
 
     def __init__(self, store: CartStore, products: ProductLookup, currency: str) -> None:
+        self.db = store.db
         self._store = store
         self._products = products
         self._currency = currency
@@ -39,16 +42,17 @@ class CartBook:
     async def add_item(self, user_id: str, product_id: str, quantity: int) -> Cart:
         """Add `quantity` units; an existing line's quantity grows (up to 99)."""
         product = await self._current(product_id)
-        return self._cart(user_id, self._store.add(user_id, product, quantity))
+        return self._cart(user_id, await self.db.run(self._store.add, user_id, product, quantity))
 
     async def update_quantity(self, user_id: str, product_id: str, quantity: int) -> Cart:
         """Set the quantity of a line already in the cart."""
         # Checked first so that a product missing from the cart is NOT_FOUND even while
         # the catalog is down; the store checks again under its write lock.
-        if not self._store.has_line(user_id, product_id):
+        if not await self.db.run(self._store.has_line, user_id, product_id):
             raise not_in_cart(user_id, product_id)
         product = await self._current(product_id)
-        return self._cart(user_id, self._store.set_quantity(user_id, product, quantity))
+        lines = await self.db.run(self._store.set_quantity, user_id, product, quantity)
+        return self._cart(user_id, lines)
 
     def remove_item(self, user_id: str, product_id: str) -> Cart:
         """Idempotent: removing a product that is not in the cart returns the cart as is,

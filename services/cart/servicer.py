@@ -28,7 +28,9 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
         self, request: cart_pb2.GetCartRequest, context: Context
     ) -> cart_pb2.GetCartResponse:
         user_id = acting_user(context, request.user_id)
-        return cart_pb2.GetCartResponse(cart=cart_to_proto(self._book.get(user_id)))
+        return cart_pb2.GetCartResponse(
+            cart=cart_to_proto(await self._book.db.run(self._book.get, user_id))
+        )
 
     async def AddItem(
         self, request: cart_pb2.AddItemRequest, context: Context
@@ -53,14 +55,16 @@ class CartServicer(cart_pb2_grpc.CartServiceServicer):
     ) -> cart_pb2.RemoveItemResponse:
         user_id = acting_user(context, request.user_id)
         product_id = request.product_id
-        cart = self._book.remove_item(user_id, product_id)
+        cart = await self._book.db.run(self._book.remove_item, user_id, product_id)
         return cart_pb2.RemoveItemResponse(cart=cart_to_proto(cart))
 
     async def Clear(
         self, request: cart_pb2.ClearRequest, context: Context
     ) -> cart_pb2.ClearResponse:
         user_id = acting_user(context, request.user_id)
-        return cart_pb2.ClearResponse(cart=cart_to_proto(self._book.clear(user_id)))
+        return cart_pb2.ClearResponse(
+            cart=cart_to_proto(await self._book.db.run(self._book.clear, user_id))
+        )
 
 
 def cart_to_proto(cart: Cart) -> cart_pb2.Cart:

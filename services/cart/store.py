@@ -46,14 +46,14 @@ def not_in_cart(user_id: str, product_id: str) -> NotFound:
 
 class CartStore:
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self.db = db
 
     def lines(self, user_id: str) -> tuple[CartLine, ...]:
-        return self._lines(self._db.read(), user_id)
+        return self._lines(self.db.read(), user_id)
 
     def add(self, user_id: str, product: Product, quantity: int) -> tuple[CartLine, ...]:
         """Add `quantity` of `product`, refreshing its name and price to the catalog's."""
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT quantity FROM cart_items WHERE user_id = ? AND product_id = ?",
                 (user_id, product.product_id),
@@ -90,7 +90,7 @@ class CartStore:
 
     def has_line(self, user_id: str, product_id: str) -> bool:
         row = (
-            self._db.read()
+            self.db.read()
             .execute(
                 "SELECT 1 FROM cart_items WHERE user_id = ? AND product_id = ?",
                 (user_id, product_id),
@@ -101,7 +101,7 @@ class CartStore:
 
     def set_quantity(self, user_id: str, product: Product, quantity: int) -> tuple[CartLine, ...]:
         """Set the quantity of a line already in the cart, refreshing name and price."""
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             updated = conn.execute(
                 "UPDATE cart_items SET quantity = ?, name = ?, unit_price_minor = ?,"
                 " currency = ? WHERE user_id = ? AND product_id = ?",
@@ -119,7 +119,7 @@ class CartStore:
             return self._lines(conn, user_id)
 
     def remove(self, user_id: str, product_id: str) -> tuple[CartLine, ...]:
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 "DELETE FROM cart_items WHERE user_id = ? AND product_id = ?",
                 (user_id, product_id),
@@ -127,7 +127,7 @@ class CartStore:
             return self._lines(conn, user_id)
 
     def clear(self, user_id: str) -> None:
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute("DELETE FROM cart_items WHERE user_id = ?", (user_id,))
 
     @staticmethod

@@ -29,7 +29,7 @@ MIGRATIONS: tuple[str, ...] = (
 
 class ProductStore:
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self.db = db
 
     def seed(self, products: Iterable[SeedProduct]) -> int:
         """Insert the seed products that are missing; returns how many were added.
@@ -50,7 +50,7 @@ class ProductStore:
             )
             for p in products
         ]
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO products (product_id, name, description, category,"
@@ -60,14 +60,11 @@ class ProductStore:
             return conn.total_changes - before
 
     def load_all(self) -> list[Product]:
-        rows = self._db.read().execute(
+        rows = self.db.read().execute(
             "SELECT product_id, name, description, category, price_minor, currency,"
             " image_url, popularity FROM products ORDER BY product_id"
         )
-        return [
-            from_row(Product, row)
-            for row in rows
-        ]
+        return [from_row(Product, row) for row in rows]
 
 
 def load_catalog(db: Database) -> tuple[Catalog, int]:

@@ -67,7 +67,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def GetStock(
         self, request: inventory_pb2.GetStockRequest, context: Any
     ) -> inventory_pb2.GetStockResponse:
-        levels = self._ledger.get_stock(list(request.product_ids))
+        levels = await self._ledger.db.run(self._ledger.get_stock, list(request.product_ids))
         return inventory_pb2.GetStockResponse(
             items=[
                 inventory_pb2.StockLevel(
@@ -82,19 +82,19 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     ) -> inventory_pb2.ReserveResponse:
         lines = _lines(request)
         ttl = request.ttl_seconds or DEFAULT_TTL_SECONDS
-        reservation = self._ledger.reserve(request.order_id, lines, ttl)
+        reservation = await self._ledger.db.run(self._ledger.reserve, request.order_id, lines, ttl)
         return inventory_pb2.ReserveResponse(reservation=reservation_message(reservation))
 
     async def Release(
         self, request: inventory_pb2.ReleaseRequest, context: Any
     ) -> inventory_pb2.ReleaseResponse:
-        reservation = self._ledger.release(request.order_id)
+        reservation = await self._ledger.db.run(self._ledger.release, request.order_id)
         return inventory_pb2.ReleaseResponse(reservation=reservation_message(reservation))
 
     async def Commit(
         self, request: inventory_pb2.CommitRequest, context: Any
     ) -> inventory_pb2.CommitResponse:
-        reservation = self._ledger.commit(request.order_id)
+        reservation = await self._ledger.db.run(self._ledger.commit, request.order_id)
         return inventory_pb2.CommitResponse(reservation=reservation_message(reservation))
 
 

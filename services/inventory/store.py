@@ -79,12 +79,12 @@ def wall_clock_ms() -> int:
 
 class StockLedger:
     def __init__(self, db: Database, *, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
-        self._db = db
+        self.db = db
         self._clock_ms = clock_ms
 
     def seed(self, opening_stock: Mapping[str, int]) -> int:
         """Add stock rows for products that have none; returns how many were added."""
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO stock (product_id, on_hand) VALUES (?, ?)",
@@ -180,7 +180,7 @@ class StockLedger:
         self.expire_due()
         unique = list(dict.fromkeys(product_ids))
         placeholders = ", ".join("?" * len(unique))
-        rows = self._db.read().execute(
+        rows = self.db.read().execute(
             "SELECT product_id, on_hand - reserved AS available, reserved FROM stock"
             f" WHERE product_id IN ({placeholders})",
             unique,
@@ -193,7 +193,7 @@ class StockLedger:
         now = self._clock_ms()
         # Most calls find nothing due: check with a plain read before taking the write lock.
         due = (
-            self._db.read()
+            self.db.read()
             .execute(
                 "SELECT 1 FROM reservations WHERE state = 'RESERVED' AND expires_at_ms <= ?"
                 " LIMIT 1",
@@ -203,7 +203,7 @@ class StockLedger:
         )
         if due is None:
             return 0
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             return self._expire_due(conn, now)
 
     def _write(self, operation: Callable[[sqlite3.Connection, int], Reservation]) -> Reservation:
@@ -215,7 +215,7 @@ class StockLedger:
         """
         now = self._clock_ms()
         refused: DomainError
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             self._expire_due(conn, now)
             try:
                 return operation(conn, now)

@@ -33,8 +33,8 @@ class ExpirySweeper:
                 await self._task
             self._task = None
 
-    def sweep_once(self) -> int:
-        expired = self._ledger.expire_due()
+    async def sweep_once(self) -> int:
+        expired = await self._ledger.db.run(self._ledger.expire_due)
         if expired:
             log.info("inventory.reservations_expired", count=expired)
         return expired
@@ -43,7 +43,7 @@ class ExpirySweeper:
         while True:
             await asyncio.sleep(self._interval_seconds)
             try:
-                self.sweep_once()
+                await self.sweep_once()
             except Exception:
                 # A locked or briefly unavailable database must not kill the sweeper;
                 # the next round (and every RPC) expires whatever is still due.

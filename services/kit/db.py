@@ -5,20 +5,29 @@ instances of a service (two processes on one file) therefore serialise their
 read-check-write sequences, so e.g. two concurrent reservations cannot both see the same
 stock and oversell it.
 
-Never ``await`` inside ``transaction()``: the connection is shared by every coroutine of
-the process, and a suspended transaction would hold the write lock for all of them.
-Threads that write concurrently should each open their own Database on the same file.
+Nothing here runs on the event loop: a COMMIT may fsync (``synchronous = FULL``) and a
+``BEGIN IMMEDIATE`` may wait up to ``busy_timeout`` for another process's write lock. A
+service awaits ``db.run(fn, *args)``, which runs the plain sync ``fn`` (a store method,
+that opens ``transaction()`` or uses ``read()``) in this Database's own thread; the
+connection is used by that thread alone, so the process's transactions run one after the
+other. (Opening the Database migrates on the caller's thread: at start, before serving.)
+The mesh test tests/mesh/test_event_loop.py fails if any callback still blocks the loop.
+Threads that write concurrently (tests) each open their own Database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
+import functools
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 # How hard a COMMIT waits for the disk (SQLite's PRAGMA synchronous, in WAL mode):
 #   NORMAL  fsync at checkpoints only: a power loss (not a crash of the process) can lose
@@ -26,6 +35,7 @@ from typing import Any, Literal, TypeVar
 #   FULL    fsync of the WAL on every COMMIT: what a client was told is on disk.
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class MigrationError(RuntimeError):
@@ -48,8 +58,8 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (the sqlite3 module's
         # implicit transactions would start with a deferred BEGIN, defeating the above).
-        # check_same_thread=False: grpc.aio may run sync code in its executor threads;
-        # the single-writer discipline is enforced by transaction() instead.
+        # check_same_thread=False: opened (and migrated) on the caller's thread, then used
+        # by run()'s thread; the single-writer discipline is enforced by transaction().
         self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         # Serialises transaction() between threads sharing this object; re-entrant so a
@@ -68,6 +78,15 @@ class Database:
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self._conn.execute(f"PRAGMA synchronous = {synchronous}")
         self.version = self._migrate(migrations)
+        # One thread per database: its transactions queue here instead of on the loop.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"db-{self.path.stem}")
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` run in this database's thread, awaited without blocking
+        the event loop. ``fn`` is sync code using ``transaction()`` / ``read()``; the
+        caller's context variables (request id, trace) go with it, for its log lines."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
 
     def _migrate(self, migrations: Sequence[str]) -> int:
         # Under the write lock, so two instances starting together migrate exactly once.
@@ -106,10 +125,15 @@ class Database:
                 raise
 
     def read(self) -> sqlite3.Connection:
-        """The connection for reads (autocommit: each statement sees committed data)."""
+        """The connection for reads (autocommit: each statement sees committed data).
+
+        A service reads through ``run()`` as it writes (a read on the loop would share the
+        connection with the transaction run()'s thread may have open); tests and tools
+        may read from anywhere."""
         return self._conn
 
     def close(self) -> None:
+        self._thread.shutdown(wait=True)
         self._conn.close()
 
 

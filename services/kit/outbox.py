@@ -183,7 +183,7 @@ class OutboxRelay:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self._release_lease()
+            await self._db.run(self._release_lease)
 
     def wake(self) -> None:
         """Publish now rather than at the next poll (callable from any thread)."""
@@ -206,7 +206,7 @@ class OutboxRelay:
         failing = False
         while True:
             self._wake.clear()
-            if not self._take_lease():
+            if not await self._db.run(self._take_lease):
                 # Another process publishes; take over if its lease runs out.
                 await self._idle(self._lease_us / 2_000_000)
                 continue
@@ -222,16 +222,16 @@ class OutboxRelay:
                     log.warning(
                         "outbox.publish_failed",
                         error=repr(error),
-                        pending=self.pending_count(),
+                        pending=await self._db.run(self.pending_count),
                         action="retrying with back-off; events stay in the outbox",
                     )
                 await backoff.sleep()
                 continue
             if failing:
                 failing = False
-                log.info("outbox.publish_resumed", pending=self.pending_count())
+                log.info("outbox.publish_resumed", pending=await self._db.run(self.pending_count))
             backoff.reset()
-            self._prune()
+            await self._db.run(self._prune)
             if sent < self._batch_size:
                 await self._idle(self._poll_interval)
 
@@ -249,17 +249,17 @@ class OutboxRelay:
         meanwhile comes back as a recognised duplicate.
         """
         await self._bus.jetstream()  # wait for the connection before reading rows
-        rows = self._pending(self._batch_size)
+        rows = await self._db.run(self._pending, self._batch_size)
         acked: list[int] = []
         try:
             for start in range(0, len(rows), self._window):
                 await self._publish_window(rows[start : start + self._window], acked)
         except BaseException as error:
             if rows and len(acked) < len(rows) and not isinstance(error, asyncio.CancelledError):
-                self._record_failure(rows[len(acked)].seq, error)
+                await self._db.run(self._record_failure, rows[len(acked)].seq, error)
             raise
         finally:
-            self._mark_sent(acked)
+            await self._db.run(self._mark_sent, acked)
         return len(acked)
 
     async def _publish_window(self, rows: list[PendingEvent], acked: list[int]) -> None:

@@ -38,8 +38,11 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     ) -> notification_pb2.ListNotificationsResponse:
         user_id = request.user_id
         ensure_caller_may_act_for(context, user_id)
-        page = self._store.list_for_user(
-            user_id, validate.page_size(request.page_size), request.page_token
+        page = await self._store.db.run(
+            self._store.list_for_user,
+            user_id,
+            validate.page_size(request.page_size),
+            request.page_token,
         )
         return notification_pb2.ListNotificationsResponse(
             notifications=[notification_to_proto(n) for n in page.notifications],

@@ -96,7 +96,7 @@ def _before(token: str, user_id: str) -> int | None:
 
 class NotificationStore:
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self.db = db
 
     @staticmethod
     def recipient(conn: sqlite3.Connection, user_id: str) -> Recipient | None:
@@ -142,7 +142,7 @@ class NotificationStore:
             clause += " AND seq < ?"
             args.append(str(before))
         rows = (
-            self._db.read()
+            self.db.read()
             .execute(
                 f"SELECT * FROM notifications WHERE {clause} ORDER BY seq DESC LIMIT ?",
                 (*args, page_size + 1),
@@ -153,14 +153,13 @@ class NotificationStore:
         rows = rows[:page_size]
         return NotificationPage(
             notifications=[
-                from_row(Notification, row, created_at=from_us(row["created_us"]))
-                for row in rows
+                from_row(Notification, row, created_at=from_us(row["created_us"])) for row in rows
             ],
             next_page_token=_token(user_id, rows[-1]["seq"]) if more and rows else "",
         )
 
     def count_for_event(self, event_id: str) -> int:
-        row = self._db.read().execute(
+        row = self.db.read().execute(
             "SELECT count(*) FROM notifications WHERE event_id = ?", (event_id,)
         )
         return int(row.fetchone()[0])

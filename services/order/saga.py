@@ -116,7 +116,9 @@ class PlaceOrderSaga:
         (empty cart) or Unavailable (user or cart unreachable); in those cases no order
         exists and a retry with the same key is safe.
         """
-        existing = self._store.find_by_key(command.user_id, command.idempotency_key)
+        existing = await self._store.db.run(
+            self._store.find_by_key, command.user_id, command.idempotency_key
+        )
         if existing is not None:
             return await self._outcome_of(existing)
 
@@ -142,9 +144,11 @@ class PlaceOrderSaga:
             created_at=now,
             updated_at=now,
         )
-        # No await between creating the row and registering its task: a racing repeat
-        # that loses the insert always finds the task to wait for.
-        stored, created = self._store.create(order)
+        # Nothing awaited between the insert's answer and registering its task: a racing
+        # repeat that loses the insert always finds the task to wait for. (The database's
+        # one thread answers in the order it ran the calls, and the loop wakes the waiting
+        # coroutines in that order, so this one resumes before the repeat's look-up does.)
+        stored, created = await self._store.db.run(self._store.create, order)
         if not created:
             return await self._outcome_of(stored)
         metrics.ORDERS_PLACED.inc()
@@ -174,7 +178,7 @@ class PlaceOrderSaga:
             self._carts.lines(user_id),
             return_exceptions=True,
         )
-        self._check_user(user_id, contact)
+        await self._check_user(user_id, contact)
         if isinstance(lines, BaseException):
             if isinstance(lines, UpstreamError):
                 # The upstream's detail (addresses, internals) goes to the log only.
@@ -190,17 +194,17 @@ class PlaceOrderSaga:
             raise FailedPrecondition("the cart total is zero")
         return lines
 
-    def _check_user(self, user_id: str, contact: Contact | BaseException) -> None:
+    async def _check_user(self, user_id: str, contact: Contact | BaseException) -> None:
         """Refresh the local contact copy, or fall back on it when user is unreachable."""
         if isinstance(contact, Contact):
-            self._store.save_contact(contact, self._clock())
+            await self._store.db.run(self._store.save_contact, contact, self._clock())
             return
         if not isinstance(contact, UpstreamError):
             raise contact
         if contact.kind is FailureKind.NOT_FOUND:
             raise NotFound(f"user {user_id} not found")
         log.warning("order.user_unreachable", user_id=user_id, error=str(contact))
-        if self._store.contact(user_id) is None:
+        if await self._store.db.run(self._store.contact, user_id) is None:
             raise Unavailable("user service unavailable") from contact
         # Seen before: the local copy is enough to place the order.
 
@@ -260,7 +264,7 @@ class PlaceOrderSaga:
         except StaleOrder:
             # Someone else moved this order on (another driver after a restart race);
             # theirs is the truth.
-            fresh = self._store.get(order.order_id)
+            fresh = await self._store.db.run(self._store.get, order.order_id)
             log.warning("order.saga_superseded", order_id=order.order_id)
             return fresh if fresh is not None else order
 
@@ -268,7 +272,7 @@ class PlaceOrderSaga:
 
     async def _reserve(self, order: Order, card: Card | None) -> Order:
         if card is None:
-            return self._cancel(order, INTERRUPTED_BEFORE_PAYMENT)
+            return await self._cancel(order, INTERRUPTED_BEFORE_PAYMENT)
         try:
             await self._inventory.reserve(
                 order.order_id,
@@ -276,9 +280,9 @@ class PlaceOrderSaga:
                 ttl_seconds=self._settings.reservation_ttl_seconds,
             )
         except UpstreamError as error:
-            return self._cancel(order, _reserve_failure_reason(error))
+            return await self._cancel(order, _reserve_failure_reason(error))
         # From here on a charge may be in flight until its answer is stored.
-        return self._save(order, step=SagaStep.CHARGING, payment_state=PaymentState.UNKNOWN)
+        return await self._save(order, step=SagaStep.CHARGING, payment_state=PaymentState.UNKNOWN)
 
     async def _charge(self, order: Order, card: Card | None) -> Order:
         if card is None:
@@ -295,30 +299,32 @@ class PlaceOrderSaga:
         except UpstreamError as error:
             if error.kind is FailureKind.UNREACHABLE:
                 # The charge may have gone through; compensation asks payment and refunds.
-                return self._cancel(
+                return await self._cancel(
                     order, "payment service unavailable", payment_state=PaymentState.UNKNOWN
                 )
-            return self._cancel(
+            return await self._cancel(
                 order, f"payment rejected: {error.detail}", payment_state=PaymentState.NONE
             )
-        return self._after_charge(order, outcome)
+        return await self._after_charge(order, outcome)
 
     async def _charge_outcome_after_restart(self, order: Order) -> Order:
         """A charge may have been sent before the restart: ask payment what became of it."""
         try:
             outcome = await self._payments.find_charge(order.user_id, order.order_id)
         except UpstreamError:
-            return self._cancel(
+            return await self._cancel(
                 order, INTERRUPTED_DURING_PAYMENT, payment_state=PaymentState.UNKNOWN
             )
         if outcome is None:
-            return self._cancel(order, INTERRUPTED_BEFORE_PAYMENT, payment_state=PaymentState.NONE)
+            return await self._cancel(
+                order, INTERRUPTED_BEFORE_PAYMENT, payment_state=PaymentState.NONE
+            )
         # A captured charge is carried forward: the customer paid for stock still held.
-        return self._after_charge(order, outcome)
+        return await self._after_charge(order, outcome)
 
-    def _after_charge(self, order: Order, outcome: ChargeOutcome) -> Order:
+    async def _after_charge(self, order: Order, outcome: ChargeOutcome) -> Order:
         if outcome.state is PaymentState.CAPTURED:
-            return self._save(
+            return await self._save(
                 order,
                 step=SagaStep.COMMITTING,
                 payment_id=outcome.payment_id,
@@ -326,13 +332,13 @@ class PlaceOrderSaga:
             )
         if outcome.state is PaymentState.DECLINED:
             reason = outcome.decline_reason or "card_declined"
-            return self._cancel(
+            return await self._cancel(
                 order,
                 f"payment declined: {reason}",
                 payment_id=outcome.payment_id,
                 payment_state=PaymentState.DECLINED,
             )
-        return self._cancel(
+        return await self._cancel(
             order,
             "payment was refunded",
             payment_id=outcome.payment_id,
@@ -347,8 +353,8 @@ class PlaceOrderSaga:
                 return await self._commit_outcome_unknown(order)
             if error.kind in (FailureKind.REFUSED, FailureKind.NOT_FOUND):
                 # Expired (the order took longer than the reservation TTL) or released.
-                return self._cancel(order, "stock no longer reserved")
-            return self._cancel(order, f"inventory rejected the order: {error.detail}")
+                return await self._cancel(order, "stock no longer reserved")
+            return await self._cancel(order, f"inventory rejected the order: {error.detail}")
         return await self._confirm(order)
 
     async def _commit_outcome_unknown(self, order: Order) -> Order:
@@ -360,10 +366,10 @@ class PlaceOrderSaga:
         except UpstreamError as error:
             if error.kind is FailureKind.REFUSED:
                 return await self._confirm(order)
-        return self._cancel(order, "inventory service unavailable")
+        return await self._cancel(order, "inventory service unavailable")
 
     async def _confirm(self, order: Order) -> Order:
-        confirmed = self._save(order, state=OrderState.CONFIRMED, step=SagaStep.DONE)
+        confirmed = await self._save(order, state=OrderState.CONFIRMED, step=SagaStep.DONE)
         metrics.ORDERS_CONFIRMED.inc()
         log.info("order.confirmed", order_id=order.order_id, payment_id=order.payment_id)
         try:
@@ -375,11 +381,11 @@ class PlaceOrderSaga:
 
     # -- compensation -----------------------------------------------------------------
 
-    def _cancel(self, order: Order, reason: str, **changes: Any) -> Order:
+    async def _cancel(self, order: Order, reason: str, **changes: Any) -> Order:
         """Record the decision to cancel (before undoing anything, so a restart in the
         middle of compensation keeps compensating instead of going forward)."""
         log.warning("order.cancelling", order_id=order.order_id, reason=reason)
-        cancelled = self._save(
+        cancelled = await self._save(
             order,
             state=OrderState.CANCELLED,
             step=SagaStep.COMPENSATING,
@@ -401,7 +407,7 @@ class PlaceOrderSaga:
         metrics.SAGA_COMPENSATIONS.labels("completed" if settled else "deferred").inc()
         if not settled and payment_id == order.payment_id and payment_state is order.payment_state:
             return order
-        order = self._save(
+        order = await self._save(
             order,
             step=SagaStep.DONE if settled else SagaStep.COMPENSATING,
             payment_id=payment_id,
@@ -454,12 +460,14 @@ class PlaceOrderSaga:
         metrics.SAGA_REFUNDS.inc()
         return payment_id, PaymentState.REFUNDED, True
 
-    def _save(self, order: Order, **changes: Any) -> Order:
+    async def _save(self, order: Order, **changes: Any) -> Order:
         updated = dataclasses.replace(order, **changes)
         if updated.state is not order.state:
             # updated_at is "when the state last changed", not every bookkeeping write.
             updated = dataclasses.replace(updated, updated_at=self._clock())
-        return self._store.save_progress(updated, expected_step=order.step)
+        return await self._store.db.run(
+            self._store.save_progress, updated, expected_step=order.step
+        )
 
     # -- recovery ---------------------------------------------------------------------
 
@@ -469,9 +477,10 @@ class PlaceOrderSaga:
         Returns the orders as they ended. Orders already being driven in this process are
         left to their task.
         """
+        unsettled = await self._store.db.run(self._store.unsettled)
         tasks = [
             self._launch(order, card=None)
-            for order in self._store.unsettled()
+            for order in unsettled
             if order.order_id not in self._running
         ]
         if not tasks:

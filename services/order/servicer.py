@@ -65,7 +65,9 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
         )
         order = await self._saga.place(command)
         return order_pb2.PlaceOrderResponse(
-            order=order_to_proto(order, self._store.contact(order.user_id))
+            order=order_to_proto(
+                order, await self._store.db.run(self._store.contact, order.user_id)
+            )
         )
 
     async def GetOrder(
@@ -73,21 +75,25 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     ) -> order_pb2.GetOrderResponse:
         order_id = request.order_id.strip()
         user_id = acting_user(context, request.user_id)
-        order = self._store.get(order_id)
+        order = await self._store.db.run(self._store.get, order_id)
         # Another user's order is answered like a missing one: ids are not to be probed.
         if order is None or order.user_id != user_id:
             raise NotFound(f"order {order_id} not found")
         # The customer comes from order's own copy: GetOrder works with user down.
         return order_pb2.GetOrderResponse(
-            order=order_to_proto(order, self._store.contact(order.user_id))
+            order=order_to_proto(
+                order, await self._store.db.run(self._store.contact, order.user_id)
+            )
         )
 
     async def ListOrders(
         self, request: order_pb2.ListOrdersRequest, context: Context
     ) -> order_pb2.ListOrdersResponse:
         user_id = acting_user(context, request.user_id)
-        page = self._store.list_for_user(user_id, _page_size(request.page_size), request.page_token)
-        customer = self._store.contact(user_id)
+        page = await self._store.db.run(
+            self._store.list_for_user, user_id, _page_size(request.page_size), request.page_token
+        )
+        customer = await self._store.db.run(self._store.contact, user_id)
         return order_pb2.ListOrdersResponse(
             orders=[order_to_proto(order, customer) for order in page.orders],
             next_page_token=page.next_page_token,
@@ -96,8 +102,12 @@ class OrderServicer(order_pb2_grpc.OrderServiceServicer):
     async def ListRecentOrders(
         self, request: order_pb2.ListRecentOrdersRequest, context: Context
     ) -> order_pb2.ListRecentOrdersResponse:
-        page = self._store.list_recent(_page_size(request.page_size), request.page_token)
-        customers = self._store.contacts(order.user_id for order in page.orders)
+        page = await self._store.db.run(
+            self._store.list_recent, _page_size(request.page_size), request.page_token
+        )
+        customers = await self._store.db.run(
+            self._store.contacts, [order.user_id for order in page.orders]
+        )
         return order_pb2.ListRecentOrdersResponse(
             orders=[order_to_proto(order, customers.get(order.user_id)) for order in page.orders],
             next_page_token=page.next_page_token,

@@ -168,7 +168,7 @@ class OrderEventSink(Protocol):
 
 class OrderStore:
     def __init__(self, db: Database, events: OrderEventSink | None = None) -> None:
-        self._db = db
+        self.db = db
         self._events = events
 
     # -- orders ---------------------------------------------------------------------
@@ -176,7 +176,7 @@ class OrderStore:
     def create(self, order: Order) -> tuple[Order, bool]:
         """Insert ``order``; if the user already has an order with this idempotency key,
         return that one instead. The flag says whether ``order`` was created."""
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             existing = self._find_by_key(conn, order.user_id, order.idempotency_key)
             if existing is not None:
                 return existing, False
@@ -231,7 +231,7 @@ class OrderStore:
         Only if the stored step is still ``expected_step``: a second driver of the same
         order (a racing recovery) loses with StaleOrder instead of overwriting.
         """
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             before = conn.execute(
                 "SELECT state FROM orders WHERE order_id = ?", (order.order_id,)
             ).fetchone()
@@ -260,16 +260,16 @@ class OrderStore:
         return order
 
     def get(self, order_id: str) -> Order | None:
-        conn = self._db.read()
+        conn = self.db.read()
         row = conn.execute("SELECT * FROM orders WHERE order_id = ?", (order_id,)).fetchone()
         return None if row is None else self._hydrate(conn, [row])[0]
 
     def find_by_key(self, user_id: str, idempotency_key: str) -> Order | None:
-        return self._find_by_key(self._db.read(), user_id, idempotency_key)
+        return self._find_by_key(self.db.read(), user_id, idempotency_key)
 
     def unsettled(self) -> list[Order]:
         """Orders the saga still owes work on (not yet CONFIRMED, or compensation pending)."""
-        conn = self._db.read()
+        conn = self.db.read()
         rows = conn.execute("SELECT * FROM orders WHERE step <> 'done' ORDER BY seq").fetchall()
         return self._hydrate(conn, rows)
 
@@ -288,7 +288,7 @@ class OrderStore:
         page_token: str,
     ) -> OrderPage:
         before = _decode_token(page_token, scope)
-        conn = self._db.read()
+        conn = self.db.read()
         clause, args = where, [*params]
         if before is not None:
             clause += " AND seq < ?"
@@ -353,7 +353,7 @@ class OrderStore:
     # -- contacts -------------------------------------------------------------------
 
     def save_contact(self, contact: Contact, now: dt.datetime) -> None:
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             self.upsert_contact(conn, contact, now)
 
     @staticmethod
@@ -385,10 +385,10 @@ class OrderStore:
         return cursor.rowcount == 1
 
     def contact(self, user_id: str) -> Contact | None:
-        return self._contact(self._db.read(), user_id)
+        return self._contact(self.db.read(), user_id)
 
     def contacts(self, user_ids: Iterable[str]) -> dict[str, Contact]:
-        conn = self._db.read()
+        conn = self.db.read()
         found = {}
         for user_id in set(user_ids):
             contact = self._contact(conn, user_id)

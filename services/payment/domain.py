@@ -36,12 +36,15 @@ class CardNetwork(Protocol):
 
 
 class PaymentProcessor:
+    """Charges and refunds: sync code, run in the database's thread (``db.run``)."""
+
     def __init__(
         self,
         store: PaymentStore,
         network: CardNetwork,
         clock: Callable[[], dt.datetime],
     ) -> None:
+        self.db = store.db
         self._store = store
         self._network = network
         self._clock = clock

@@ -51,15 +51,18 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
             exp_year=request.card.exp_year,
             cvc=request.card.cvc,
         )
-        payment = self._processor.charge(command, card)
+        payment = await self._processor.db.run(self._processor.charge, command, card)
         return payment_pb2.ChargeResponse(payment=payment_to_proto(payment))
 
     async def Refund(
         self, request: payment_pb2.RefundRequest, context: Context
     ) -> payment_pb2.RefundResponse:
         await self._faults.before_write("Refund")
-        payment = self._processor.refund(
-            request.payment_id.strip(), request.idempotency_key, request.reason.strip()
+        payment = await self._processor.db.run(
+            self._processor.refund,
+            request.payment_id.strip(),
+            request.idempotency_key,
+            request.reason.strip(),
         )
         return payment_pb2.RefundResponse(payment=payment_to_proto(payment))
 
@@ -68,8 +71,11 @@ class PaymentServicer(payment_pb2_grpc.PaymentServiceServicer):
     ) -> payment_pb2.ListPaymentsResponse:
         await self._faults.before_read()
         user_id = acting_user(context, request.user_id)
-        page = self._processor.list_for_user(
-            user_id, validate.page_size(request.page_size), request.page_token
+        page = await self._processor.db.run(
+            self._processor.list_for_user,
+            user_id,
+            validate.page_size(request.page_size),
+            request.page_token,
         )
         return payment_pb2.ListPaymentsResponse(
             payments=[payment_to_proto(p) for p in page.payments],

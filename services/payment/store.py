@@ -96,17 +96,17 @@ class PaymentStore:
     def __init__(
         self, db: Database, new_id: Callable[[str], str], outbox: Outbox | None = None
     ) -> None:
-        self._db = db
+        self.db = db
         # Ids are injected so that tests can make them predictable.
         self._new_id = new_id
         self.outbox = outbox or Outbox("payment")
 
     def find_by_key(self, idempotency_key: str) -> Payment | None:
-        conn = self._db.read()
+        conn = self.db.read()
         return self._find_by_key(conn, idempotency_key)
 
     def get(self, payment_id: str) -> Payment:
-        conn = self._db.read()
+        conn = self.db.read()
         payment = self._get(conn, payment_id)
         if payment is None:
             raise NotFound(f"payment {payment_id!r} not found")
@@ -125,7 +125,7 @@ class PaymentStore:
         `authorize` (status, decline reason) runs under the write lock and only when the
         key is new, so a key is authorized at most once however many requests race.
         """
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             existing = self._find_by_key(conn, command.idempotency_key)
             if existing is not None:
                 _ensure_same_charge(existing, command)
@@ -160,7 +160,7 @@ class PaymentStore:
     def record_refund(
         self, payment_id: str, idempotency_key: str, reason: str, now: dt.datetime
     ) -> Payment:
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             previous = conn.execute(
                 "SELECT payment_id FROM refunds WHERE idempotency_key = ?", (idempotency_key,)
             ).fetchone()
@@ -197,7 +197,7 @@ class PaymentStore:
         return refunded
 
     def list_for_user(self, user_id: str, page_size: int, page_token: str) -> PaymentPage:
-        conn = self._db.read()
+        conn = self.db.read()
         params: list[object] = [user_id]
         after = ""
         if page_token:

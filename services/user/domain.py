@@ -63,6 +63,7 @@ class UserAccounts:
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_user_id,
     ) -> None:
+        self.db = store.db  # get/update_profile run in its thread; the async methods await it
         self._store = store
         self._passwords = passwords
         self._tokens = tokens
@@ -84,13 +85,13 @@ class UserAccounts:
             updated_at=now,
         )
         try:
-            self._store.insert(record)
+            await self.db.run(self._store.insert, record)
         except EmailTaken:
             raise AlreadyExists(f"a user with email {email} already exists") from None
         return _public(record)
 
     async def login(self, *, email: str, password: str) -> Session:
-        record = self._store.by_email(normalise_email(email))
+        record = await self.db.run(self._store.by_email, normalise_email(email))
         if record is None:
             await self._passwords.verify_dummy(password)
             raise Unauthenticated(INVALID_CREDENTIALS)
@@ -99,7 +100,8 @@ class UserAccounts:
         if self._passwords.needs_rehash(record.password_hash):
             # Only at login do we hold the clear-text password, so this is the moment to
             # move old hashes to the current Argon2 parameters.
-            self._store.replace_password_hash(record.user_id, await self._passwords.hash(password))
+            rehashed = await self._passwords.hash(password)
+            await self.db.run(self._store.replace_password_hash, record.user_id, rehashed)
         return Session(user=_public(record), access_token=self._tokens.issue(record.user_id))
 
     def get(self, user_id: str) -> User:

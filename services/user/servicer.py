@@ -42,7 +42,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.GetUserRequest, context: Any
     ) -> user_pb2.GetUserResponse:
         ensure_caller_may_act_for(context, request.user_id)
-        return user_pb2.GetUserResponse(user=user_message(self._accounts.get(request.user_id)))
+        return user_pb2.GetUserResponse(
+            user=user_message(await self._accounts.db.run(self._accounts.get, request.user_id))
+        )
 
     async def UpdateProfile(
         self, request: user_pb2.UpdateProfileRequest, context: Any
@@ -52,7 +54,9 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         full_name = request.full_name.strip() if request.HasField("full_name") else None
         phone = request.phone.strip() if request.HasField("phone") else None
         email = validate.email(request.email, "email") if request.HasField("email") else None
-        user = self._accounts.update_profile(user_id, full_name=full_name, phone=phone, email=email)
+        user = await self._accounts.db.run(
+            self._accounts.update_profile, user_id, full_name=full_name, phone=phone, email=email
+        )
         return user_pb2.UpdateProfileResponse(user=user_message(user))
 
 

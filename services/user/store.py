@@ -57,14 +57,14 @@ def _record(row: sqlite3.Row) -> UserRecord:
 
 class UserStore:
     def __init__(self, db: Database, outbox: Outbox | None = None) -> None:
-        self._db = db
+        self.db = db
         # Every change of a profile writes UserUpdated in its own transaction.
         self._outbox = outbox or Outbox("user")
 
     def insert(self, user: UserRecord) -> None:
         """Store a new user; EmailTaken when the (lower-cased) email is registered."""
         try:
-            with self._db.transaction() as conn:
+            with self.db.transaction() as conn:
                 conn.execute(
                     f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -89,7 +89,7 @@ class UserStore:
 
     def by_id(self, user_id: str) -> UserRecord | None:
         row = (
-            self._db.read()
+            self.db.read()
             .execute(f"SELECT {_COLUMNS} FROM users WHERE user_id = ?", (user_id,))
             .fetchone()
         )
@@ -97,7 +97,7 @@ class UserStore:
 
     def by_email(self, email: str) -> UserRecord | None:
         row = (
-            self._db.read()
+            self.db.read()
             .execute(f"SELECT {_COLUMNS} FROM users WHERE email = ?", (email,))
             .fetchone()
         )
@@ -115,7 +115,7 @@ class UserStore:
         """Change the given fields (None keeps a field); None when the user is unknown,
         EmailTaken when ``email`` belongs to another user."""
         try:
-            with self._db.transaction() as conn:
+            with self.db.transaction() as conn:
                 conn.execute(
                     "UPDATE users SET full_name = coalesce(?, full_name),"
                     " phone = coalesce(?, phone), email = coalesce(?, email), updated_at = ?"
@@ -136,7 +136,7 @@ class UserStore:
         return record
 
     def replace_password_hash(self, user_id: str, password_hash: str) -> None:
-        with self._db.transaction() as conn:
+        with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id)
             )

@@ -228,7 +228,7 @@ class EventConsumer:
                 ) as traceparent,
                 rpc_context.request_scope(request_id=envelope.id, traceparent=traceparent),
             ):
-                applied = self._apply(envelope, meta.sequence.stream)
+                applied = await self._db.run(self._apply, envelope, meta.sequence.stream)
         except Exception as error:
             self.stats.failures += 1
             EVENTS_CONSUMED.labels(self.name, envelope.type, "failed").inc()

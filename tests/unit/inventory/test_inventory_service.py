@@ -265,10 +265,10 @@ async def test_sweeper_expires_due_reservations_without_any_rpc(api: InventoryAp
     await api.reserve("order-1", [("sku-1001", 4)], ttl_seconds=10)
     await api.reserve("order-2", [("sku-1002", 1)], ttl_seconds=100)
     sweeper = ExpirySweeper(api.ledger, interval_seconds=3600)
-    assert sweeper.sweep_once() == 0
+    assert await sweeper.sweep_once() == 0
 
     api.clock.advance(10)
-    assert sweeper.sweep_once() == 1
+    assert await sweeper.sweep_once() == 1
     rows = api.db.read().execute("SELECT order_id, state FROM reservations ORDER BY order_id")
     assert [tuple(r) for r in rows] == [("order-1", "EXPIRED"), ("order-2", "RESERVED")]
     stock = api.db.read().execute("SELECT reserved FROM stock WHERE product_id = 'sku-1001'")
