@@ -23,7 +23,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.kit.config import ConfigError, ServiceConfig, env_str, load_config
+from services.kit.config import ConfigError, ServiceConfig, env_int, env_str, load_config
 from services.kit.interceptors import ServiceInterceptor
 from services.kit.logging import configure_logging, get_logger
 from services.kit.metrics import metrics_port_setting, start_metrics_endpoint
@@ -220,6 +220,11 @@ async def _shutdown(
 
 
 EVENT_LOOP_SETTING = "MESHMART_EVENT_LOOP"
+# Milliseconds; above 0, asyncio's debug mode logs every callback (one step of a coroutine)
+# that held the loop longer, as a warning of logger "asyncio" ("Executing <...> took 0.031
+# seconds"). Off by default (debug mode costs CPU); the test mesh turns it on so that
+# tests/mesh/test_event_loop.py finds whatever blocks the loop.
+SLOW_CALLBACK_SETTING = "MESHMART_LOOP_SLOW_CALLBACK_MS"
 
 
 def event_loop_factory(
@@ -247,7 +252,11 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
     serving.
     """
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        slow_callback_ms = env_int(SLOW_CALLBACK_SETTING, 0, minimum=0)
+        debug = True if slow_callback_ms else None
+        with asyncio.Runner(loop_factory=event_loop_factory(), debug=debug) as runner:
+            if slow_callback_ms:
+                runner.get_loop().slow_callback_duration = slow_callback_ms / 1000
             runner.run(main())
     except ConfigError as error:
         log.error("config.invalid", error=str(error))

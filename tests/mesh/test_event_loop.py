@@ -1,0 +1,111 @@
+"""Nothing blocks a service's event loop: PlaceOrder under load on the real mesh, with
+asyncio's slow-callback detection on in every service process (the session mesh sets
+MESHMART_LOOP_SLOW_CALLBACK_MS=20, tests/conftest.py), and not one callback logged as
+holding a loop longer than that while the orders ran.
+
+A correctness check, not a speed goal: a callback that blocks (a SQLite commit's fsync,
+a BEGIN IMMEDIATE waiting for the other instance's lock, Argon2 on the loop) stops every
+RPC of that process for as long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
+from meshmart.order.v1 import order_pb2, order_pb2_grpc
+from meshmart.payment.v1 import payment_pb2
+from meshmart.user.v1 import user_pb2, user_pb2_grpc
+
+from tools.mesh.plan import MeshPlan
+
+pytestmark = pytest.mark.mesh
+
+CUSTOMERS = 12
+ORDERS_EACH = 3
+TIMEOUT = 30.0
+CARD = payment_pb2.Card(number="4242424242424242", exp_month=12, exp_year=2099, cvc="123")
+ADDRESS = order_pb2.Address(
+    name="Ada Lovelace", line1="12 Analytical Row", city="London", postal_code="N1", country="GB"
+)
+
+
+def slow_callbacks(logs_dir: Path, since: str) -> Iterator[dict[str, Any]]:
+    """asyncio's "Executing <...> took N seconds" lines logged at or after ``since``."""
+    for log in sorted(logs_dir.glob("*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if '"asyncio"' not in line or "took" not in line:
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("logger") == "asyncio" or entry.get("logger_name") == "asyncio":
+                if str(entry.get("timestamp", "")) >= since:
+                    yield {"log": log.name, **entry}
+
+
+async def test_place_order_under_load_never_blocks_an_event_loop(mesh: MeshPlan) -> None:
+    def channel(service: str) -> grpc.aio.Channel:
+        return grpc.aio.insecure_channel(mesh.instance(f"{service}-1").grpc_target)
+
+    channels = [channel(name) for name in ("user", "cart", "order")]
+    users = user_pb2_grpc.UserServiceStub(channels[0])
+    carts = cart_pb2_grpc.CartServiceStub(channels[1])
+    orders = order_pb2_grpc.OrderServiceStub(channels[2])
+
+    async def customer() -> str:
+        response = await users.Register(
+            user_pb2.RegisterRequest(
+                email=f"{uuid.uuid4().hex[:12]}@example.com",
+                password="correct horse battery",
+                full_name="Ada Lovelace",
+            ),
+            timeout=TIMEOUT,
+        )
+        return str(response.user.user_id)
+
+    async def shop(user_id: str) -> list[order_pb2.Order]:
+        placed = []
+        for _ in range(ORDERS_EACH):
+            await carts.AddItem(
+                cart_pb2.AddItemRequest(user_id=user_id, product_id="sku-1001", quantity=1),
+                timeout=TIMEOUT,
+            )
+            response = await orders.PlaceOrder(
+                order_pb2.PlaceOrderRequest(
+                    user_id=user_id,
+                    idempotency_key=uuid.uuid4().hex,
+                    card=CARD,
+                    shipping_address=ADDRESS,
+                ),
+                timeout=TIMEOUT,
+            )
+            placed.append(response.order)
+        return placed
+
+    try:
+        # Sign-ups (Argon2) before the timed window: they are not what this test loads.
+        user_ids = await asyncio.gather(*(customer() for _ in range(CUSTOMERS)))
+        since = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        results = await asyncio.gather(*(shop(user_id) for user_id in user_ids))
+    finally:
+        for ch in channels:
+            await ch.close()
+
+    placed = [order for per_customer in results for order in per_customer]
+    assert len(placed) == CUSTOMERS * ORDERS_EACH
+    settled = {order_pb2.Order.STATE_CONFIRMED, order_pb2.Order.STATE_CANCELLED}
+    assert all(order.state in settled for order in placed)
+    blocked = list(slow_callbacks(mesh.logs_dir, since))
+    assert not blocked, "callbacks held an event loop over 20 ms:\n" + "\n".join(
+        f"{b['log']}: {b.get('event')}" for b in blocked[:20]
+    )
