@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import pytest
 
 from harness.host import free_loopback
-from services.kit.server import SLOW_CALLBACK_SETTING
+from services.kit import loop_watch
 from tools.mesh import control
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
@@ -55,9 +55,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
         extra_upstreams=TEST_ONLY_UPSTREAMS,
         # INFO: the access log lines (one per RPC, with trace_id/span_id) are what
         # tests/observability joins with the traces; health checks stay at debug.
-        # A loop callback over 20 ms is logged (services/kit/server.py), for
-        # tests/mesh/test_event_loop.py.
-        extra_env={"MESHMART_LOG_LEVEL": "INFO", SLOW_CALLBACK_SETTING: "20"},
+        # A loop callback that blocks over 20 ms is logged (services/kit/loop_watch.py),
+        # for tests/mesh/test_event_loop.py.
+        extra_env={"MESHMART_LOG_LEVEL": "INFO", loop_watch.SETTING: "20"},
     )
     with running(plan):
         yield plan

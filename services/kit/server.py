@@ -23,6 +23,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from services.kit import loop_watch
 from services.kit.config import ConfigError, ServiceConfig, env_int, env_str, load_config
 from services.kit.interceptors import ServiceInterceptor
 from services.kit.logging import configure_logging, get_logger
@@ -220,11 +221,6 @@ async def _shutdown(
 
 
 EVENT_LOOP_SETTING = "MESHMART_EVENT_LOOP"
-# Milliseconds; above 0, asyncio's debug mode logs every callback (one step of a coroutine)
-# that held the loop longer, as a warning of logger "asyncio" ("Executing <...> took 0.031
-# seconds"). Off by default (debug mode costs CPU); the test mesh turns it on so that
-# tests/mesh/test_event_loop.py finds whatever blocks the loop.
-SLOW_CALLBACK_SETTING = "MESHMART_LOOP_SLOW_CALLBACK_MS"
 
 
 def event_loop_factory(
@@ -252,11 +248,10 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
     serving.
     """
     try:
-        slow_callback_ms = env_int(SLOW_CALLBACK_SETTING, 0, minimum=0)
-        debug = True if slow_callback_ms else None
-        with asyncio.Runner(loop_factory=event_loop_factory(), debug=debug) as runner:
+        slow_callback_ms = env_int(loop_watch.SETTING, 0, minimum=0)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             if slow_callback_ms:
-                runner.get_loop().slow_callback_duration = slow_callback_ms / 1000
+                loop_watch.watch(runner.get_loop(), slow_callback_ms)
             runner.run(main())
     except ConfigError as error:
         log.error("config.invalid", error=str(error))
