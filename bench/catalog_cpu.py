@@ -3,9 +3,13 @@
     .venv/bin/python -m bench.catalog_cpu --variant now=. --variant before=/tmp/before \
         [--variant uvloop=.+uvloop] [--rounds 3] [--duration 4] [--uvloop-path DIR]
 
-A variant is NAME=TREE, optionally +uvloop: the source tree catalog runs from (the work
-tree, or a `git worktree add` of another commit for a before/after) and whether uvloop is
-the event loop. The variants run alternately, round by round, each round in a fresh
+A variant is NAME=TREE, optionally +uvloop and/or +bare: the source tree catalog runs
+from (the work tree, or a `git worktree add` of another commit for a before/after),
+whether uvloop is the event loop, and with +bare, instead of catalog, a bare grpc.aio
+server of the same CatalogService/GetProduct answering the same message (built once at
+start from catalog's own seed, as catalog does): the limit the kit is measured against
+(issue 22: the kit within 1.25x of it), e.g. `--variant kit=. --variant bare=.+bare`.
+The variants run alternately, round by round, each round in a fresh
 catalog process on a free loopback address: start, wait until it answers, warm up, then
 ghz at saturation (32 concurrent calls on one connection) for --duration seconds, with the
 kit's tracing on (OpenTelemetry instrumentation, nothing sampled) unless --tracing off.
@@ -37,6 +41,7 @@ from harness.host import cpu_seconds, free_loopback
 from tools.mesh.topology import ROOT
 
 PORT = 7110
+BARE_SERVER = Path(__file__).resolve().with_name("bare_catalog.py")
 
 # catalog's entry point, optionally on uvloop, optionally under cProfile: SIGUSR2 starts
 # profiling (after start-up and warm-up), SIGUSR1 writes the profile and exits.
@@ -45,6 +50,10 @@ import os, runpy, signal, sys
 if os.environ.get("BENCH_UVLOOP"):
     import uvloop
     uvloop.install()
+if os.environ.get("BENCH_BARE"):
+    sys.argv = ["bare"]
+    runpy.run_path(os.environ["BENCH_BARE"], run_name="__main__")
+    sys.exit(0)
 if os.environ.get("BENCH_PROFILE_OUT"):
     import cProfile, pstats
     profile = cProfile.Profile()
@@ -64,20 +73,21 @@ class Variant:
     name: str
     tree: Path = ROOT
     uvloop: bool = False
+    bare: bool = False  # bench/bare_catalog.py instead of the kit's catalog
 
     @classmethod
     def parse(cls, spec: str) -> Variant:
-        """NAME=TREE or NAME=TREE+uvloop."""
+        """NAME=TREE, then any of +uvloop, +bare."""
         name, sep, rest = spec.partition("=")
         if not sep or not name:
-            raise ValueError(f"--variant {spec!r}: expected NAME=TREE[+uvloop]")
-        tree, plus, flag = rest.partition("+")
-        if plus and flag != "uvloop":
-            raise ValueError(f"--variant {spec!r}: the only option is +uvloop")
+            raise ValueError(f"--variant {spec!r}: expected NAME=TREE[+uvloop][+bare]")
+        tree, *flags = rest.split("+")
+        if not set(flags) <= {"uvloop", "bare"}:
+            raise ValueError(f"--variant {spec!r}: the options are +uvloop and +bare")
         path = Path(tree or ".").resolve()
         if not (path / "services" / "catalog").is_dir():
             raise ValueError(f"--variant {spec!r}: {path} has no services/catalog")
-        return cls(name, path, bool(plus))
+        return cls(name, path, "uvloop" in flags, "bare" in flags)
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,7 @@ def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None 
                "MESHMART_LOG_LEVEL": "INFO", "MESHMART_METRICS_PORT": "0",
                **(tracing_env(address) if tracing else {}),
                **({"BENCH_UVLOOP": "1"} if variant.uvloop else {}),
+               **({"BENCH_BARE": str(BARE_SERVER)} if variant.bare else {}),
                **({"BENCH_PROFILE_OUT": str(profile_out)} if profile_out else {})}
         proc = subprocess.Popen([sys.executable, "-c", WRAPPER], cwd=variant.tree, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
