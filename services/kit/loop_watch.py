@@ -54,9 +54,9 @@ class _Threads:
         self.others: dict[int, int] = {}
         self.listed = 0.0
 
-    def other_fds(self) -> list[int]:
+    def other_fds(self, *, relist: bool = False) -> list[int]:
         now = time.monotonic()
-        if now - self.listed > 1.0:  # threads come and go (executors): list them anew
+        if relist or now - self.listed > 1.0:  # threads come and go: list them anew
             self.listed = now
             alive = {int(t) for t in os.listdir("/proc/self/task")} - {self.own_tid}
             for tid in set(self.others) - alive:
@@ -100,10 +100,11 @@ def _timed_run(handle: Any) -> None:
             cpu, waited = (a - b for a, b in zip(_schedstat(threads.own), own_before, strict=True))
             # The busiest other thread, running or waiting for a core meanwhile, may have
             # held the GIL the loop's thread waited for: that is not this callback's doing.
-            other = max(
-                (a - b for a, b in zip(_read(fds), others_before, strict=True) if b >= 0 <= a),
-                default=0,
-            )
+            # Threads listed since (started meanwhile, or in the last second) count with
+            # all their time so far.
+            new = [fd for fd in threads.other_fds(relist=True) if fd not in fds]
+            deltas = [a - b for a, b in zip(_read(fds), others_before, strict=True) if b >= 0 <= a]
+            other = max(deltas + [busy for busy in _read(new) if busy >= 0], default=0)
             blocked = wall - cpu - waited - min(other, wall)
             if blocked >= _threshold_ns[0]:
                 log.warning(

@@ -113,7 +113,7 @@ async def test_place_order_under_load_never_blocks_an_event_loop(mesh: MeshPlan)
         " clock, waiting for a core included):\n"
         + "\n".join(
             f"{b['log']}: blocked {b['blocked_ms']} ms (cpu {b['cpu_ms']}, waiting for a core"
-            f" {b['runqueue_ms']}): {b['callback']}"
+            f" {b['runqueue_ms']}, busiest other thread {b['other_thread_ms']}): {b['callback']}"
             for b in blocked[:20]
         )
     )
