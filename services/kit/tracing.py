@@ -7,8 +7,13 @@ How it fits the kit:
   ParentBased(TraceIdRatioBased(MESHMART_TRACE_SAMPLE_RATIO)), spans batched to
   MESHMART_ZIPKIN_URL (Zipkin v2 JSON). Without MESHMART_ZIPKIN_URL tracing is off and
   the kit behaves exactly as before (the inbound traceparent is forwarded unchanged).
-- Server: OpenTelemetry's gRPC instrumentation (its aio server interceptor) runs before
-  the kit's interceptor, so its span is current while the kit's runs; the kit then puts
+- Server: the sampling is decided first, from the call's traceparent (its sampled flag)
+  or, for a call that starts a trace, by the ratio (on a trace id drawn here, which the
+  span then gets, so the SDK's sampler agrees). Only a sampled call goes through
+  OpenTelemetry's gRPC instrumentation (its aio server interceptor, ~0.1 ms of CPU per
+  call: bench/TUNING.md e., f.); an unsampled one gets a non-recording span of the same
+  trace made current, which is all the kit reads from it. The span runs before the kit's
+  interceptor, so it is current while the kit's runs; the kit then puts
   *that span's* traceparent into the request scope (services/kit/context.py), which is
   what logs (trace_id, span_id), outbound calls and event envelopes carry.
 - Client: the instrumentation's aio client interceptors run before the kit's propagating
@@ -20,17 +25,21 @@ How it fits the kit:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import random
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -73,17 +82,81 @@ def load_tracing_settings(env: Mapping[str, str] | None = None) -> TracingSettin
     )
 
 
+# The trace id the sampling gate drew for a call that starts a trace and is sampled: the
+# root span takes it (_GateTraceIds), so the SDK's TraceIdRatioBased decides on the very
+# id the gate decided on. Set and consumed within the RPC's own task.
+_planned_trace_id: ContextVar[int | None] = ContextVar("meshmart_planned_trace_id", default=None)
+
+
+class _GateTraceIds(RandomIdGenerator):
+    def generate_trace_id(self) -> int:
+        planned = _planned_trace_id.get()
+        if planned is not None:
+            _planned_trace_id.set(None)
+            return planned
+        return super().generate_trace_id()
+
+
+def _inbound_traceparent(details: Any) -> tuple[int, int] | None:
+    """(trace id, flags) of the call's W3C traceparent, None when it has none (or a bad one)."""
+    for key, value in details.invocation_metadata or ():
+        if key == "traceparent" and isinstance(value, str):
+            parts = value.split("-")
+            if len(parts) != 4 or len(parts[1]) != 32 or len(parts[3]) != 2:
+                return None
+            try:
+                trace_id, flags = int(parts[1], 16), int(parts[3], 16)
+            except ValueError:
+                return None
+            return (trace_id, flags) if trace_id else None
+    return None
+
+
+class _SampledCallsOnly(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """OpenTelemetry's server interceptor for the calls that are sampled, a non-recording
+    span of the same trace for the others (module docstring)."""
+
+    def __init__(self, instrumented: Any, sample_ratio: float) -> None:
+        self._instrumented = instrumented
+        self._bound = TraceIdRatioBased.get_bound_for_rate(sample_ratio)
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
+    ) -> Any:
+        if not _is_traffic(details):
+            return await continuation(details)
+        inbound = _inbound_traceparent(details)
+        if inbound is None:  # this call starts a trace: the ratio decides, as the SDK would
+            trace_id = random.getrandbits(128) or 1
+            if trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound:
+                _planned_trace_id.set(trace_id)
+                return await self._instrumented.intercept_service(continuation, details)
+        elif inbound[1] & trace.TraceFlags.SAMPLED:
+            return await self._instrumented.intercept_service(continuation, details)
+        else:
+            trace_id = inbound[0]
+        # Not sampled: no span, but this call's place in its trace stays current (logs'
+        # trace_id, the traceparent of what it calls and publishes, unsampled downstream).
+        unsampled = trace.NonRecordingSpan(
+            trace.SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False)
+        )
+        otel_context.attach(trace.set_span_in_context(unsampled))  # the RPC task's own
+        return await continuation(details)
+
+
 class Tracing:
     """One process's tracer provider and the gRPC interceptors bound to it."""
 
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, sample_ratio: float = 1.0) -> None:
         self.provider = provider
+        self.sample_ratio = sample_ratio
         self.tracer = provider.get_tracer("meshmart.kit")
 
     def server_interceptor(self) -> Any:
-        return aio_server_interceptor(  # type: ignore[no-untyped-call]
+        instrumented = aio_server_interceptor(  # type: ignore[no-untyped-call]
             tracer_provider=self.provider, filter_=_is_traffic
         )
+        return _SampledCallsOnly(instrumented, self.sample_ratio)
 
     def client_interceptors(self) -> list[Any]:
         interceptors = aio_client_interceptors(  # type: ignore[no-untyped-call]
@@ -106,14 +179,16 @@ def build_tracing(
 ) -> Tracing:
     resource = Resource.create({"service.name": service, "service.instance.id": instance})
     provider = TracerProvider(
-        resource=resource, sampler=ParentBased(TraceIdRatioBased(sample_ratio))
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+        id_generator=_GateTraceIds(),
     )
     # Exported within a second: someone looking for the trace of a call they just made
     # should find it.
     provider.add_span_processor(
         BatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay_millis)
     )
-    return Tracing(provider)
+    return Tracing(provider, sample_ratio)
 
 
 # The process's tracing, set once by configure_tracing (or by a test through use()).

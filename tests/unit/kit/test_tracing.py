@@ -138,3 +138,57 @@ def test_without_tracing_a_consumer_keeps_the_envelope_traceparent() -> None:
     given = f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"
     with consumer_span("consume x", given) as traceparent:
         assert traceparent == given
+
+
+async def call_forward(front: str, metadata: tuple[tuple[str, str], ...] = ()) -> str:
+    async with grpc.aio.insecure_channel(front) as channel:
+        forward = channel.unary_unary(
+            f"/{FRONT}/Forward",
+            request_serializer=StringValue.SerializeToString,
+            response_deserializer=StringValue.FromString,
+        )
+        reply = await forward(StringValue(), metadata=metadata, timeout=5)
+    return str(reply.value)
+
+
+async def test_a_chain_under_an_unsampled_caller_records_no_span_and_keeps_its_trace(
+    tracing: tuple[Tracing, InMemorySpanExporter], capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracer, exporter = tracing
+    async with running_server([SPEC], tracing=tracer) as backend:
+        async with running_server([front_spec(backend, tracer)], tracing=tracer) as front:
+            scope = await call_forward(
+                front, (("traceparent", f"00-{CALLER_TRACE}-{CALLER_SPAN}-00"),)
+            )
+    assert spans_by_name(tracer, exporter) == {}
+    # The caller's trace, unsampled, in the scope (what goes downstream) and in the logs.
+    assert scope.startswith(f"00-{CALLER_TRACE}-") and scope.endswith("-00")
+    [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines() if "slow.started" in x]
+    assert line["trace_id"] == CALLER_TRACE
+
+
+async def test_a_call_starting_a_trace_is_sampled_by_the_ratio_and_traced_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for ratio, recorded in ((0.0, False), (1.0, True)):
+        exporter = InMemorySpanExporter()
+        tracer = build_tracing("kittest", "kittest-1", exporter, sample_ratio=ratio)
+        try:
+            async with running_server([SPEC], tracing=tracer) as backend:
+                async with running_server([front_spec(backend, tracer)], tracing=tracer) as front:
+                    scope = await call_forward(front)
+            spans = spans_by_name(tracer, exporter)
+        finally:
+            tracer.shutdown()
+        _, trace_id, _, flags = scope.split("-")
+        assert bool(int(flags, 16) & 1) is recorded  # the sampled flag
+        err = capsys.readouterr().err
+        [line] = [json.loads(x) for x in err.splitlines() if "slow.started" in x]
+        assert line["trace_id"] == trace_id  # the backend logs the front's trace, either way
+        if recorded:
+            front_server = spans[f"SERVER /{FRONT}/Forward"]
+            assert front_server.parent is None and front_server.context is not None
+            assert f"{front_server.context.trace_id:032x}" == trace_id
+            assert {f"{s.context.trace_id:032x}" for s in spans.values() if s.context} == {trace_id}
+        else:
+            assert spans == {}
