@@ -19,7 +19,7 @@ from typing import Any
 import grpc
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
-from services.catalog.servicer import product_message
+from services.catalog.servicer import product_responses
 from services.catalog.store import DB_FILE, MIGRATIONS, load_catalog
 from services.kit.db import Database
 
@@ -27,10 +27,7 @@ from services.kit.db import Database
 class BareCatalog(catalog_pb2_grpc.CatalogServiceServicer):
     def __init__(self, db: Database) -> None:
         catalog, _ = load_catalog(db)
-        self._responses = {
-            product.product_id: catalog_pb2.GetProductResponse(product=product_message(product))
-            for product in catalog.products
-        }
+        self._responses = product_responses(catalog)
 
     async def GetProduct(
         self, request: catalog_pb2.GetProductRequest, context: Any

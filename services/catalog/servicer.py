@@ -26,6 +26,14 @@ def product_message(product: Product) -> catalog_pb2.Product:
     )
 
 
+def product_responses(catalog: Catalog) -> dict[str, catalog_pb2.GetProductResponse]:
+    """GetProduct's answer for every product, by id (the snapshot never changes)."""
+    return {
+        product.product_id: catalog_pb2.GetProductResponse(product=product_message(product))
+        for product in catalog.products
+    }
+
+
 def _page_size(value: int) -> int:
     # 0..100 is the contract's rule (101+ is an error rather than clamped, unlike AIP-158).
     return validate.page_size(value)
@@ -36,10 +44,7 @@ class CatalogServicer(catalog_pb2_grpc.CatalogServiceServicer):
         self._catalog = catalog
         # GetProduct is the hot path: answer it with a response built once per product
         # (the snapshot never changes) instead of building protobuf on every call.
-        self._product_responses = {
-            product.product_id: catalog_pb2.GetProductResponse(product=product_message(product))
-            for product in catalog.products
-        }
+        self._product_responses = product_responses(catalog)
 
     async def GetProduct(
         self, request: catalog_pb2.GetProductRequest, context: Any
