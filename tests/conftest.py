@@ -58,6 +58,9 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
         # A loop callback that blocks over 20 ms is logged (services/kit/loop_watch.py),
         # for tests/mesh/test_event_loop.py.
         extra_env={"MESHMART_LOG_LEVEL": "INFO", loop_watch.SETTING: "20"},
+        # MESHMART_TEST_PODS=1: every instance in its own network namespace (root;
+        # tools/mesh/pods.py). Off by default: docs/mesh.md "Pods" says what is left.
+        pods=os.environ.get("MESHMART_TEST_PODS") == "1",
     )
     with running(plan):
         yield plan
@@ -76,6 +79,9 @@ def running(plan: MeshPlan) -> Iterator[None]:
         finally:
             left = control.mesh_pids(plan.run_dir)
             assert not left, f"mesh processes left after teardown: {left}"
+            if plan.pods:
+                pods = plan.pod_network.leftovers([i.instance_id for i in plan.instances()])
+                assert not pods, f"namespaces or links left after teardown: {pods}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
