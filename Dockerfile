@@ -12,9 +12,13 @@
 #   tools    runtime + tools/ (the mesh's code) and the descriptor set: one-shot jobs
 #   edge     tools + the Envoy binary of the official image: the edge gateway
 # Base images are pinned to versioned tags (Python 3.11 on Debian 12); digests are left
-# to the people who build it, since the tags are what this repository can check.
+# to the people who build it, since the tags are what this repository can check. Where no
+# registry answers, docker/compose.local.yml gives locally built bases of the same roles
+# through these ARGs (tools/compose/images.py).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG ENVOY_IMAGE=envoyproxy/envoy:v1.40.0
 
-FROM python:3.11-slim-bookworm AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 # /app/.venv mirrors the repository's .venv, so the mesh tools find `python` and `envoy`
@@ -23,9 +27,13 @@ RUN python -m venv /app/.venv
 COPY docker/requirements.txt /tmp/requirements.txt
 # Binary wheels only: no compiler in the image, and a missing wheel fails the build
 # instead of compiling something different from what the tests ran.
-RUN /app/.venv/bin/pip install --no-cache-dir --only-binary=:all: -r /tmp/requirements.txt
+# A CA bundle given as the build secret "ca" (a proxy's CA, tools/compose/images.py) is
+# used for the download and never stored in a layer.
+RUN --mount=type=secret,id=ca,required=false \
+    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    /app/.venv/bin/pip install --no-cache-dir --only-binary=:all: -r /tmp/requirements.txt
 
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 # One unprivileged user; /var/lib/meshmart holds the SQLite databases (data/, a named
 # volume per service) and the run directory (run/keys: the user service's JWT key,
 # run/mail: notification's emails; tools/compose/model.py STATE_DIRS).
@@ -63,7 +71,7 @@ RUN /app/.venv/bin/python -m compileall -q /app/tools
 USER 10001:10001
 CMD ["python", "-c", "raise SystemExit('meshmart/tools: give the command, e.g. python -m tools.compose.nats')"]
 
-FROM envoyproxy/envoy:v1.40.0 AS envoy
+FROM ${ENVOY_IMAGE} AS envoy
 
 FROM tools AS edge
 # Envoy of the official image (needs glibc >= 2.30; bookworm has 2.36), where the

@@ -97,8 +97,18 @@ test-chaos: setup ## only the chaos tests (they start a test mesh of their own, 
 	$(PY) -m pytest tests/chaos
 
 # --- containers (tools/compose; docker-compose.yml derives from topology.toml) ---------
-compose: setup ## regenerate docker-compose.yml and docker/requirements.txt (commit both)
+compose: setup ## regenerate docker-compose.yml, docker/compose.local.yml, prometheus/compose.yml, docker/requirements.txt (commit them)
 	$(PY) -m tools.compose
+
+.PHONY: compose-up compose-down compose-ps
+compose-up: setup ## build every image (locally with podman where no registry answers), docker-compose up --wait, print the URLs
+	@$(PY) -m tools.compose.run up
+
+compose-down: ## docker-compose down -v: no container, network or volume of the project left
+	@$(PY) -m tools.compose.run down
+
+compose-ps: ## docker-compose ps of make compose-up's containers
+	@$(PY) -m tools.compose.run ps
 
 # --- Python dependencies (pyproject.toml, locked in requirements.txt) -------------------
 .PHONY: lock

@@ -7,19 +7,33 @@
 # Settings are the Python service's (MESHMART_HOST, MESHMART_PORT, MESHMART_UPSTREAM_*,
 # MESHMART_CONSUL_HTTP_ADDR...), so docker-compose.yml can run it like any instance.
 
-FROM golang:1.26-bookworm AS build
-WORKDIR /src/services/recommendation-go
-# Modules first: the download layer is reused until go.mod/go.sum change.
-COPY gen/go/ /src/gen/go/
-COPY services/recommendation-go/go.mod services/recommendation-go/go.sum ./
-RUN go mod download
-COPY services/recommendation-go/ ./
-# The service, and the standard gRPC health probe (pinned) for the image's healthcheck
-# in docker-compose.yml: the image has no Python for the one-liner the others use.
-RUN CGO_ENABLED=0 go build -trimpath -o /out/recommendation-go . \
-    && CGO_ENABLED=0 GOBIN=/out go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
+# docker/compose.local.yml replaces both with locally built images of the same roles.
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG DEBIAN_IMAGE=debian:12-slim
 
-FROM debian:12-slim AS runtime
+FROM ${GO_IMAGE} AS build
+WORKDIR /src/services/recommendation-go
+# A CA bundle given as the build secret "ca" is used for the downloads, never stored.
+# The standard gRPC health probe (pinned) for the image's healthcheck in
+# docker-compose.yml (no Python here for the one-liner the others use): first, so its
+# layer is reused whatever changes in the repository.
+RUN --mount=type=secret,id=ca,required=false \
+    if [ -f /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
+    CGO_ENABLED=0 GOBIN=/out go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
+# Modules next: the download layer is reused until a go.mod or go.sum changes.
+COPY gen/go/go.mod gen/go/go.sum /src/gen/go/
+COPY services/recommendation-go/go.mod services/recommendation-go/go.sum ./
+RUN --mount=type=secret,id=ca,required=false \
+    if [ -f /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
+    go mod download
+COPY gen/go/ /src/gen/go/
+COPY services/recommendation-go/ ./
+# Go's build cache survives between builds (a cache mount, not a layer).
+RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/go-build \
+    if [ -f /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
+    CGO_ENABLED=0 go build -trimpath -o /out/recommendation-go .
+
+FROM ${DEBIAN_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --user-group --no-create-home \
         --shell /usr/sbin/nologin meshmart
 COPY --from=build /out/recommendation-go /out/grpc-health-probe /usr/local/bin/

@@ -6,9 +6,13 @@
 # docker-compose.yml builds it (context: docker/) and runs one per service instance in
 # that instance's network namespace.
 
-FROM hashicorp/consul:1.14.11 AS consul
+# docker/compose.local.yml replaces both with locally built images of the same roles.
+ARG CONSUL_IMAGE=hashicorp/consul:1.14.11
+ARG ENVOY_IMAGE=envoyproxy/envoy:v1.40.0
 
-FROM envoyproxy/envoy:v1.40.0
+FROM ${CONSUL_IMAGE} AS consul
+
+FROM ${ENVOY_IMAGE}
 COPY --from=consul /bin/consul /usr/local/bin/consul
 COPY sidecar-entrypoint.sh /usr/local/bin/sidecar-entrypoint
 RUN useradd --system --uid 10001 --user-group --no-create-home \

@@ -4,7 +4,8 @@
 #   chromium    the browser tests (tests/observability/test_console_browser.py; Playwright
 #               drives Debian's chromium, not a browser of its own)
 #   wrk         `make bench` (bench/edge_rest_vs_grpc.py: HTTP load through the edge)
-#   containers  podman, runc and debootstrap: tests/compose and `make compose-up` run
+#   containers  podman, runc, debootstrap and CNI's dnsname plugin (containers find each
+#               other by service name): tests/compose and `make compose-up` run
 #               docker-compose.yml in real containers (tools/compose/engine.py)
 #   usage: tools/install-apt.sh chromium|wrk|containers [--missing]
 #          (--missing: exit 0 when something is to install, 1 when all is there)
@@ -14,8 +15,8 @@ case "$what" in
   chromium) packages=(chromium); binaries=(/usr/bin/chromium); why="the browser tests need it" ;;
   wrk) packages=(wrk); binaries=(/usr/bin/wrk); why="make bench needs it (the edge benchmark)" ;;
   containers)
-    packages=(podman runc debootstrap)
-    binaries=(/usr/bin/podman /usr/sbin/runc /usr/sbin/debootstrap)
+    packages=(podman runc debootstrap golang-github-containernetworking-plugin-dnsname)
+    binaries=(/usr/bin/podman /usr/sbin/runc /usr/sbin/debootstrap /usr/lib/cni/dnsname)
     why="make compose-up and tests/compose need them (or Docker Engine 25+ with compose)" ;;
   *) echo "error: tools/install-apt.sh knows chromium, wrk and containers, not $what" >&2; exit 2 ;;
 esac
@@ -34,4 +35,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-for binary in "${binaries[@]}"; do echo "    $("$binary" --version 2>&1 | head -1) installed"; done
+echo "    ${missing[*]} installed"

@@ -20,6 +20,21 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _RESERVED = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"}
 
 
+class Reset:
+    """Compose's ``!reset``: in an override file, drop what the file below sets there."""
+
+
+RESET = Reset()
+
+
+class Override:
+    """Compose's ``!override``: in an override file, replace (not merge) what the file
+    below sets there with ``value`` (a non-empty mapping or sequence)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def _key(key: str) -> str:
     if _PLAIN_KEY.match(key) and key.lower() not in _RESERVED:
         return key
@@ -27,6 +42,8 @@ def _key(key: str) -> str:
 
 
 def _scalar(value: Any) -> str:
+    if isinstance(value, Reset):
+        return "!reset null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -41,7 +58,10 @@ def _lines(value: Any, indent: int) -> list[str]:
     out: list[str] = []
     if isinstance(value, Mapping):
         for key, item in value.items():
-            if isinstance(item, (Mapping, list, tuple)) and item:
+            if isinstance(item, Override):
+                out.append(f"{pad}{_key(key)}: !override")
+                out.extend(_lines(item.value, indent + 1))
+            elif isinstance(item, (Mapping, list, tuple)) and item:
                 out.append(f"{pad}{_key(key)}:")
                 out.extend(_lines(item, indent + 1))
             else:

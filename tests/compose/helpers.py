@@ -31,9 +31,10 @@ def run_compose(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def normalized(tmp: Path) -> dict[str, Any]:
-    """The file as Docker reads it: `docker-compose config --format json`."""
-    result = run_compose("config", "--format", "json", tmp=tmp)
+def normalized(tmp: Path, *files: str) -> dict[str, Any]:
+    """The file as Docker reads it (with more ``-f <file>`` merged over it):
+    `docker-compose config --format json`."""
+    result = run_compose(*files, "config", "--format", "json", tmp=tmp)
     assert result.returncode == 0, result.stderr
     model: dict[str, Any] = json.loads(result.stdout)
     return model

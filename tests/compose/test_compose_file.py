@@ -7,6 +7,7 @@ every assertion is about what Docker would run, after its own parsing and defaul
 from __future__ import annotations
 
 import asyncio
+import shlex
 import socket
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from tests.compose.helpers import normalized, run_compose
 from tools.compose import __main__ as compose_cli
 from tools.compose.model import (
     DATA_DIR,
+    LOCAL_OVERRIDE,
+    LOCAL_PREFIX,
+    PROMETHEUS_CONFIG,
     STATE_DIRS,
     ComposeModel,
     Versions,
@@ -33,7 +37,7 @@ from tools.mesh.entries import entry_files
 from tools.mesh.plan import MESH_MARKER, MeshPlan
 from tools.mesh.topology import ROOT, Instance, load_topology
 
-INFRA = {"consul", "consul-config", "zipkin"}
+INFRA = {"consul", "consul-config", "zipkin", "prometheus"}
 # Set by `make up` only when Zipkin is installed there; the containers always run it.
 ZIPKIN_SETTINGS = {"MESHMART_ZIPKIN_URL", "MESHMART_TRACE_SAMPLE_RATIO"}
 NATS_POD = {"nats-1", "nats-1-register", "nats-1-sidecar"}
@@ -61,6 +65,49 @@ def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     result = run_compose("config", "--quiet", tmp=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # no warning either (obsolete keys, unset variables)
+
+
+def test_the_local_override_changes_only_image_names_and_base_args(tmp_path: Path) -> None:
+    """docker/compose.local.yml merged over the file: the same containers, commands,
+    entrypoints, healthchecks, variables, volumes and addresses; only images differ."""
+    official = normalized(tmp_path / "a")
+    local = normalized(tmp_path / "b", "-f", str(LOCAL_OVERRIDE))
+    assert set(local["services"]) == set(official["services"])
+    for name, service in official["services"].items():
+        merged = local["services"][name]
+        for key in set(service) | set(merged):
+            if key in {"image", "build"}:
+                continue
+            if key == "healthcheck":  # start_interval: too new for podman's API
+                check = dict(merged[key])
+                if service[key]["test"][0] == "CMD":  # the same command, through sh
+                    kind, line = check.pop("test")
+                    assert kind == "CMD-SHELL" and line.startswith("exec "), name
+                    assert shlex.split(line.removeprefix("exec ")) == service[key]["test"][1:]
+                    check["test"] = service[key]["test"]
+                assert check == {k: v for k, v in service[key].items()
+                                 if k != "start_interval"}, name
+                continue
+            assert merged.get(key) == service.get(key), f"{name}.{key}"
+        if "build" in service:
+            assert merged["image"] == service["image"]  # built here under the same name
+            assert {k: v for k, v in merged["build"].items() if k != "args"} == {
+                k: v for k, v in service["build"].items() if k != "args"}
+            assert all(v.startswith(LOCAL_PREFIX) for v in merged["build"]["args"].values())
+        else:
+            assert merged["image"].startswith(LOCAL_PREFIX), name
+
+
+def test_prometheus_finds_every_target_through_the_consul_container(
+    compose: dict[str, Any], model: ComposeModel,
+) -> None:
+    prometheus = compose["services"]["prometheus"]
+    config = next(m for m in prometheus["volumes"]
+                  if m["target"] == "/etc/prometheus/prometheus.yml")
+    assert Path(config["source"]) == PROMETHEUS_CONFIG
+    assert PROMETHEUS_CONFIG.read_text() == model.prometheus_config()
+    assert f"server: {model.consul_http}" in PROMETHEUS_CONFIG.read_text()
+    assert prometheus["depends_on"]["consul"]["condition"] == LONG_RUNNING_CONDITION
 
 
 def test_the_committed_files_are_what_make_compose_writes_now() -> None:

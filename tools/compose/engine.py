@@ -1,0 +1,284 @@
+"""The container engine docker-compose drives: podman's Docker API, started and stopped here.
+
+``Engine.started()`` starts ``podman system service`` on a socket of its own (a folder
+under /tmp; its pid kept and stopped by pid), with the project's containers.conf
+(CONTAINERS_CONF, written by tools/install-containers.sh: runc, ulimits this machine
+allows; the machine's /etc/containers is left alone), and runs the compose v2 binary of
+`make setup` against it (DOCKER_HOST). ``compose()`` is `docker-compose -p <project> -f
+docker-compose.yml -f docker/compose.local.yml ...` (the local override only when the
+local images are used, see tools/compose/images.py).
+
+Healthchecks: podman runs a container's healthcheck from a systemd timer. Without
+systemd (containers, CI runners) no timer exists and a container would stay "starting"
+forever, so ``HealthTicker`` does the timer's job: ``podman healthcheck run`` for each
+container of the project, at the container's start interval while it starts and at its
+interval after. With Docker none of this is needed (its daemon runs the checks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tools.compose.model import START_INTERVAL
+from tools.mesh.observability import cache_dir
+from tools.mesh.topology import ROOT
+
+COMPOSE_BIN = ROOT / ".venv" / "bin" / "docker-compose"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+LOCAL_OVERRIDE = ROOT / "docker" / "compose.local.yml"
+CONTAINERS_CONF = cache_dir() / "containers" / "containers.conf"
+
+
+class EngineError(Exception):
+    """podman or docker-compose failed; the message says which command and why."""
+
+
+@dataclass
+class Engine:
+    run_dir: Path
+    project: str = "meshmart"
+    local_images: bool = True
+    process: subprocess.Popen[bytes] | None = None
+    ticker: HealthTicker | None = field(default=None, repr=False)
+
+    @property
+    def socket(self) -> Path:
+        return self.run_dir / "podman.sock"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
+        env.update({
+            "CONTAINERS_CONF": str(CONTAINERS_CONF),
+            "DOCKER_HOST": f"unix://{self.socket}",
+            "DOCKER_CONFIG": str(self.run_dir / "docker-config"),
+        })
+        return env
+
+    @property
+    def podman(self) -> list[str]:
+        return ["env", f"CONTAINERS_CONF={CONTAINERS_CONF}", "podman"]
+
+    @property
+    def files(self) -> list[str]:
+        files = ["-f", str(COMPOSE_FILE)]
+        if self.local_images:
+            files += ["-f", str(LOCAL_OVERRIDE)]
+        return files
+
+    # --- the service ------------------------------------------------------------------
+    def start(self) -> None:
+        for tool in ("podman", "runc"):
+            if shutil.which(tool) is None:
+                raise EngineError(f"{tool} is missing: run make setup as root, or "
+                                  "apt-get install podman runc debootstrap")
+        if not CONTAINERS_CONF.exists():
+            raise EngineError(f"{CONTAINERS_CONF} is missing: run make setup")
+        if not COMPOSE_BIN.exists():
+            raise EngineError(f"{COMPOSE_BIN} is missing: run make setup")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "podman-service.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [*self.podman, "system", "service", "--time=0", f"unix://{self.socket}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EngineError(f"podman system service exited {self.process.returncode}"
+                                  f" (see {self.run_dir / 'podman-service.log'})")
+            if self.socket.exists() and self.compose_ok("version"):
+                return
+            time.sleep(0.2)
+        raise EngineError("podman system service did not answer in 30 s")
+
+    def stop(self) -> None:
+        if self.ticker is not None:
+            self.ticker.stop()
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, project: str = "meshmart", local_images: bool = True,
+                run_dir: Path | None = None) -> Iterator[Engine]:
+        owned = run_dir is None
+        directory = run_dir or Path(tempfile.mkdtemp(prefix="meshmart-podman-"))
+        engine = cls(run_dir=directory, project=project, local_images=local_images)
+        try:
+            engine.start()
+            yield engine
+        finally:
+            engine.stop()
+            if owned:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    # --- compose ----------------------------------------------------------------------
+    def compose_command(self, *args: str) -> list[str]:
+        return [str(COMPOSE_BIN), "-p", self.project, *self.files,
+                "--project-directory", str(ROOT), *args]
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True,
+                capture: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            self.compose_command(*args), env=self.env, cwd=ROOT, text=True, timeout=timeout,
+            capture_output=capture, check=False,
+        )
+        if check and result.returncode != 0:
+            raise EngineError(f"docker-compose {' '.join(args)} exited {result.returncode}: "
+                              f"{(result.stderr or '').strip()[-2000:]}")
+        return result
+
+    def compose_ok(self, *args: str) -> bool:
+        return self.compose(*args, timeout=30, check=False).returncode == 0
+
+    def config(self) -> dict[str, Any]:
+        config: dict[str, Any] = json.loads(self.compose("config", "--format", "json").stdout)
+        return config
+
+    def has_image(self, image: str) -> bool:
+        return subprocess.run([*self.podman, "image", "exists", image],
+                              check=False).returncode == 0
+
+    def podman_json(self, *args: str) -> Any:
+        result = subprocess.run([*self.podman, *args], capture_output=True, text=True,
+                                check=False, timeout=60)
+        if result.returncode != 0:
+            raise EngineError(f"podman {' '.join(args)}: {result.stderr.strip()}")
+        return json.loads(result.stdout or "[]")
+
+    def containers(self) -> list[dict[str, Any]]:
+        """The project's containers, running or not (podman's own view)."""
+        found: list[dict[str, Any]] = self.podman_json(
+            "ps", "-a", "--format", "json",
+            "--filter", f"label=com.docker.compose.project={self.project}")
+        return found
+
+    def up(self, timeout: float = 900) -> float:
+        """`docker-compose up --wait --no-build` with the health ticker; seconds taken."""
+        started = time.monotonic()
+        self.ticker = HealthTicker(self)
+        self.ticker.start()
+        self.compose("up", "--detach", "--wait", "--no-build", "--pull", "never",
+                     "--wait-timeout", str(int(timeout)), timeout=timeout + 60)
+        return time.monotonic() - started
+
+    def down(self) -> None:
+        """`docker-compose down -v`, and nothing of the project left behind."""
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "25", timeout=300)
+        if self.ticker is not None:
+            self.ticker.stop()
+
+
+def parse_duration(text: str | None, default: float) -> float:
+    """A compose duration as podman reports it ("15s", "1m30s", "500ms", ns ints)."""
+    if text is None:
+        return default
+    if isinstance(text, int | float):
+        return float(text) / 1e9
+    total, number = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char.isdigit() or char == ".":
+            number += char
+            index += 1
+            continue
+        unit = "ms" if text[index:index + 2] == "ms" else char
+        total += float(number or 0) * units.get(unit, 1.0)
+        number, index = "", index + len(unit)
+    return total or default
+
+
+class HealthTicker(threading.Thread):
+    """Runs each project container's healthcheck on its schedule, as systemd's timer
+    would: `podman healthcheck run <id>` (podman records the result, compose reads it)."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(daemon=True, name="health-ticker")
+        self.engine = engine
+        self.halt = threading.Event()
+        self.due: dict[str, float] = {}
+        self.schedule: dict[str, tuple[float, float, float]] = {}
+        self.passed: set[str] = set()
+
+    def stop(self) -> None:
+        self.halt.set()
+        if self.is_alive():
+            self.join(timeout=30)
+
+    def _schedule(self, container: str, run: str) -> tuple[float, float, float]:
+        """(start interval, interval, end of the start period) of this start of it."""
+        if run not in self.schedule:
+            inspected = self.engine.podman_json("inspect", container)
+            config = inspected[0]["Config"] if inspected else {}
+            health = config.get("Healthcheck") or {}
+            started = time.monotonic()
+            self.schedule[run] = (
+                # compose.local.yml drops start_interval (podman's API is too old for
+                # compose to send it): the file's value.
+                parse_duration(health.get("StartInterval"), START_INTERVAL) if health else 0.0,
+                parse_duration(health.get("Interval"), 15.0) if health else 0.0,
+                started + parse_duration(health.get("StartPeriod"), 60.0),
+            )
+        return self.schedule[run]
+
+    def tick(self) -> None:
+        try:
+            running = [c for c in self.engine.containers() if c.get("State") == "running"]
+        except EngineError:
+            return
+        now = time.monotonic()
+        for container in running:
+            ident = container["Id"]
+            # Per start: a restarted container is in its start period again.
+            run = f"{ident}@{container.get('StartedAt')}"
+            start_interval, interval, start_until = self._schedule(ident, run)
+            if interval == 0.0 or self.due.get(run, 0.0) > now:
+                continue  # no healthcheck, or not yet due
+            result = subprocess.run([*self.engine.podman, "healthcheck", "run", ident],
+                                    capture_output=True, timeout=30, check=False)
+            # The start interval until the first pass (or the start period's end).
+            starting = result.returncode != 0 and now < start_until
+            self.due[run] = now + (start_interval if starting or run not in self.passed
+                                   else interval)
+            if result.returncode == 0:
+                self.passed.add(run)
+
+    def run(self) -> None:
+        while not self.halt.wait(0.5):
+            self.tick()
+
+
+def leftovers(engine: Engine) -> dict[str, list[str]]:
+    """What of the project podman still holds: containers, networks, volumes."""
+    label = f"label=com.docker.compose.project={engine.project}"
+    out: dict[str, list[str]] = {}
+    for kind, args in {
+        "containers": ("ps", "-a", "--format", "json", "--filter", label),
+        "networks": ("network", "ls", "--format", "json", "--filter", label),
+        "volumes": ("volume", "ls", "--format", "json", "--filter", label),
+    }.items():
+        items: Sequence[dict[str, Any]] = engine.podman_json(*args)
+        out[kind] = [str(i.get("Names") or i.get("Name") or i.get("name")) for i in items]
+    return out
