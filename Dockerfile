@@ -66,6 +66,7 @@ USER 0:0
 COPY topology.toml /app/topology.toml
 COPY tools/mesh/ /app/tools/mesh/
 COPY tools/compose/ /app/tools/compose/
+COPY tools/yamlout.py /app/tools/yamlout.py
 COPY gen/descriptors/ /app/gen/descriptors/
 RUN /app/.venv/bin/python -m compileall -q /app/tools
 USER 10001:10001
