@@ -68,6 +68,7 @@ COPY tools/mesh/ /app/tools/mesh/
 COPY tools/compose/ /app/tools/compose/
 COPY tools/yamlout.py /app/tools/yamlout.py
 COPY gen/descriptors/ /app/gen/descriptors/
+COPY gen/openapi/ /app/gen/openapi/
 RUN /app/.venv/bin/python -m compileall -q /app/tools
 USER 10001:10001
 CMD ["python", "-c", "raise SystemExit('meshmart/tools: give the command, e.g. python -m tools.compose.nats')"]
