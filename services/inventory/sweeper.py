@@ -8,30 +8,19 @@ expired reservations as EXPIRED in the database) even while nobody calls invento
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from services.inventory.store import StockLedger
 from services.kit.logging import get_logger
+from services.kit.worker import BackgroundWorker
 
 log = get_logger("inventory.sweeper")
 
 
-class ExpirySweeper:
+class ExpirySweeper(BackgroundWorker):
     def __init__(self, ledger: StockLedger, *, interval_seconds: float) -> None:
+        super().__init__(task_name="inventory-expiry-sweeper")
         self._ledger = ledger
         self._interval_seconds = interval_seconds
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inventory-expiry-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def sweep_once(self) -> int:
         expired = await self._ledger.db.run(self._ledger.expire_due)

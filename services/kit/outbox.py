@@ -35,6 +35,7 @@ from services.kit.db import Database
 from services.kit.events import Backoff, EventBus, new_envelope, subject_for
 from services.kit.logging import get_logger
 from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
+from services.kit.worker import BackgroundWorker
 
 log = get_logger("meshmart.outbox")
 
@@ -132,7 +133,7 @@ class RelayStats:
     publish_seconds: list[float] | None = None
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundWorker):
     """Publishes the outbox of ``db`` through ``bus``, in order, at least once (and, with
     JetStream's duplicate window, effectively once)."""
 
@@ -150,6 +151,7 @@ class OutboxRelay:
         retention_seconds: float = 86400.0,
         record_timings: bool = False,
     ) -> None:
+        super().__init__(task_name=f"outbox-relay:{holder}")
         self._db = db
         self._bus = bus
         self.holder = holder
@@ -160,7 +162,6 @@ class OutboxRelay:
         self._retention_us = int(retention_seconds * 1_000_000)
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
         self._last_prune = 0.0
         self.stats = RelayStats(publish_seconds=[] if record_timings else None)
         # Prometheus: the backlog is counted at scrape time; published/failures here.
@@ -173,17 +174,11 @@ class OutboxRelay:
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._task is None:
-            self._loop = asyncio.get_running_loop()
-            self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self.holder}")
+        self._loop = asyncio.get_running_loop()  # where wake() sets the event from
+        await super().start()
 
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await self._db.run(self._release_lease)
+    async def _stopped(self) -> None:
+        await self._db.run(self._release_lease)
 
     def wake(self) -> None:
         """Publish now rather than at the next poll (callable from any thread)."""

@@ -33,7 +33,6 @@ from services.kit.events.consumer import (
     ConsumerStats,
     EventConsumer,
     Handler,
-    Worker,
     apply_once,
     consumers_for,
     read_stream,
@@ -55,6 +54,7 @@ from services.kit.events.streams import (
     subject_for,
 )
 from services.kit.events.wiring import ServiceEvents
+from services.kit.worker import Worker
 
 __all__ = [
     "BACKLOG_POLL_SECONDS",

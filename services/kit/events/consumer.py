@@ -11,7 +11,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import nats.errors
 from google.protobuf.message import DecodeError
@@ -34,6 +33,7 @@ from services.kit.metrics import (
     EVENTS_DEAD_LETTERED,
 )
 from services.kit.tracing import consumer_span
+from services.kit.worker import BackgroundWorker
 
 log = get_logger("meshmart.events")
 
@@ -61,12 +61,6 @@ BACKLOG_POLL_SECONDS = 0.05
 Handler = Callable[[sqlite3.Connection, common_pb2.EventEnvelope], None]
 
 
-class Worker(Protocol):
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-
 @dataclass
 class ConsumerStats:
     applied: int = 0
@@ -78,7 +72,7 @@ class ConsumerStats:
     lags: list[float] = field(default_factory=list)
 
 
-class EventConsumer:
+class EventConsumer(BackgroundWorker):
     """A durable JetStream pull consumer on one stream, applying events exactly once.
 
     ``name`` is the durable consumer's name (one per service and stream; two instances
@@ -103,6 +97,7 @@ class EventConsumer:
         for event_type in handlers:
             if stream_for(event_type) != stream:
                 raise ValueError(f"{event_type} is not an event of stream {stream.name}")
+        super().__init__(task_name=f"consumer:{name}")
         self._bus = bus
         self._db = db
         self.name = name
@@ -113,7 +108,6 @@ class EventConsumer:
         self._fetch_timeout = fetch_timeout_seconds
         self._clock = clock
         self._record_lag = record_lag
-        self._task: asyncio.Task[None] | None = None
         self.stats = ConsumerStats()
         self._lag_histogram = CONSUMER_LAG.labels(name)
         self._pending_gauge = CONSUMER_PENDING.labels(name)
@@ -132,17 +126,6 @@ class EventConsumer:
             filter_subjects=sorted(subject_for(t) for t in self._handlers),
             max_ack_pending=1000,
         )
-
-    async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"consumer:{self.name}")
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         # Create-or-update: the definition in source control wins at every start.

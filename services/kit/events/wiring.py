@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from services.kit.config import ServiceConfig
 from services.kit.events.bus import EventBus
-from services.kit.events.consumer import Worker
 from services.kit.events.settings import EventSettings, load_event_settings
 from services.kit.logging import get_logger
+from services.kit.worker import Worker
 
 log = get_logger("meshmart.events")
 
