@@ -1,17 +1,28 @@
 """Typed service configuration, read once from the environment.
 
 Every setting is validated up front so a misconfigured process dies at start with a
-message naming the variable, instead of failing on the first request.
+message naming the variable, instead of failing on the first request. A service's own
+settings are a frozen dataclass whose fields say where they come from (``setting``),
+read by ``read_settings``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any, ClassVar, Protocol, TypeVar
+
+
+class _Dataclass(Protocol):
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+
+Settings = TypeVar("Settings", bound=_Dataclass)
 
 PREFIX = "MESHMART_"
 UPSTREAM_PREFIX = "MESHMART_UPSTREAM_"
@@ -247,3 +258,69 @@ def env_bool(name: str, default: bool, *, env: Mapping[str, str] | None = None) 
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_ms(
+    name: str,
+    default_ms: int,
+    *,
+    minimum: int = 1,
+    maximum: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> float:
+    """A duration set in whole milliseconds (``..._MS``), in seconds."""
+    return env_int(name, default_ms, minimum=minimum, maximum=maximum, env=env) / 1000
+
+
+_SETTING = "meshmart.setting"
+
+
+@dataclass(frozen=True)
+class _Setting:
+    variable: str
+    minimum: float | None
+    maximum: float | None
+    in_ms: bool
+
+
+def setting(
+    variable: str,
+    default: Any,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    in_ms: bool = False,
+) -> Any:
+    """A field of a settings dataclass that ``read_settings`` reads from ``variable``,
+    typed by its default (bool, int, float or str) and within [minimum, maximum].
+    ``in_ms``: the variable holds whole milliseconds (the bounds too), the field seconds."""
+    return field(default=default, metadata={_SETTING: _Setting(variable, minimum, maximum, in_ms)})
+
+
+def read_settings(
+    cls: type[Settings], env: Mapping[str, str] | None = None, **given: Any
+) -> Settings:
+    """An instance of the settings dataclass ``cls``: each ``setting`` field read from its
+    variable in ``env`` (default: os.environ), ``given`` as given, the rest at their
+    defaults."""
+    values = dict(given)
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get(_SETTING)
+        if spec is not None and f.name not in values:
+            values[f.name] = _read(spec, f.default, env)
+    return cls(**values)
+
+
+def _read(spec: _Setting, default: Any, env: Mapping[str, str] | None) -> Any:
+    name, low, high = spec.variable, spec.minimum, spec.maximum
+    if spec.in_ms:
+        return env_ms(name, round(default * 1000), minimum=1 if low is None else int(low),
+                      maximum=None if high is None else int(high), env=env)
+    if isinstance(default, bool):
+        return env_bool(name, default, env=env)
+    if isinstance(default, int):
+        return env_int(name, default, minimum=None if low is None else int(low),
+                       maximum=None if high is None else int(high), env=env)
+    if isinstance(default, float):
+        return env_float(name, default, minimum=low, maximum=high, env=env)
+    return env_str(name, default, env=env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.kit.config import env_float, env_int
+from services.kit.config import read_settings, setting
 from services.kit.db import Synchronous
 
 from .store import SYNCHRONOUS
@@ -19,32 +19,25 @@ SWEEP_INTERVAL_VARIABLE = "MESHMART_ORDER_SWEEP_INTERVAL_SECONDS"
 @dataclass(frozen=True)
 class OrderSettings:
     # Deadline of each call to user, cart and inventory. Envoy's retries happen inside it.
-    call_timeout_seconds: float = 2.0
+    call_timeout_seconds: float = setting(
+        CALL_TIMEOUT_VARIABLE, 2.0, minimum=0.05, maximum=60.0
+    )
     # Deadline of each call to payment (Charge, Refund, the ListPayments walk of a lookup):
     # a card network is slower than a table lookup.
-    payment_timeout_seconds: float = 5.0
+    payment_timeout_seconds: float = setting(
+        PAYMENT_TIMEOUT_VARIABLE, 5.0, minimum=0.05, maximum=120.0
+    )
     # How long inventory holds the stock if order never commits or releases it. It is the
     # backstop of compensation: even if every Release fails, the stock comes back.
-    reservation_ttl_seconds: int = 900
+    # Inventory accepts 1..3600 seconds.
+    reservation_ttl_seconds: int = setting(RESERVATION_TTL_VARIABLE, 900, minimum=1, maximum=3600)
     # How often orders whose compensation could not finish (an upstream was down) are
     # retried while the process runs; startup always retries them once. 0 turns it off.
-    sweep_interval_seconds: float = 30.0
+    sweep_interval_seconds: float = setting(SWEEP_INTERVAL_VARIABLE, 30.0, minimum=0.0)
     # Not read from the environment: a shop always commits orders FULL. A field only so
     # bench/durable_commits.py can run NORMAL beside it.
     synchronous: Synchronous = SYNCHRONOUS
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> OrderSettings:
-    return OrderSettings(
-        call_timeout_seconds=env_float(
-            CALL_TIMEOUT_VARIABLE, 2.0, minimum=0.05, maximum=60.0, env=env
-        ),
-        payment_timeout_seconds=env_float(
-            PAYMENT_TIMEOUT_VARIABLE, 5.0, minimum=0.05, maximum=120.0, env=env
-        ),
-        # Inventory accepts 1..3600 seconds.
-        reservation_ttl_seconds=env_int(
-            RESERVATION_TTL_VARIABLE, 900, minimum=1, maximum=3600, env=env
-        ),
-        sweep_interval_seconds=env_float(SWEEP_INTERVAL_VARIABLE, 30.0, minimum=0.0, env=env),
-    )
+    return read_settings(OrderSettings, env)

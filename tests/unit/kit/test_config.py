@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,11 @@ from services.kit.config import (
     ServiceConfig,
     env_float,
     env_int,
+    env_ms,
     env_str,
     load_config,
+    read_settings,
+    setting,
 )
 from tests.unit.kit.processes import start_module
 
@@ -101,6 +105,44 @@ def test_service_specific_helpers() -> None:
         env_int("B", 1, minimum=6, maximum=9, env=env)
     with pytest.raises(ConfigError, match="MISSING is required"):
         env_str("MISSING", env=env)
+
+
+@dataclass(frozen=True)
+class ExampleSettings:
+    timeout_seconds: float = setting("X_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=60.0)
+    budget_seconds: float = setting("X_BUDGET_MS", 0.4, in_ms=True, maximum=60_000)
+    retries: int = setting("X_RETRIES", 3, minimum=0)
+    strict: bool = setting("X_STRICT", False)
+    name: str = setting("X_NAME", "shop")
+    not_from_the_environment: str = "kept"
+
+
+def test_settings_declared_on_their_fields_are_read_typed_and_default_once() -> None:
+    assert read_settings(ExampleSettings, {}) == ExampleSettings()
+    read = read_settings(
+        ExampleSettings,
+        {"X_TIMEOUT_SECONDS": "0.5", "X_BUDGET_MS": "250", "X_RETRIES": "0",
+         "X_STRICT": "yes", "X_NAME": "mall"},
+        not_from_the_environment="given",
+    )
+    assert read == ExampleSettings(0.5, 0.25, 0, True, "mall", "given")
+    assert env_ms("X_BUDGET_MS", 400, env={}) == 0.4
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"X_TIMEOUT_SECONDS": "90"}, r"X_TIMEOUT_SECONDS must be a number in \[0.05, 60.0\]"),
+        ({"X_BUDGET_MS": "0"}, "X_BUDGET_MS must be an integer 1-60000"),
+        ({"X_RETRIES": "-1"}, "X_RETRIES must be an integer >= 0"),
+        ({"X_STRICT": "maybe"}, "X_STRICT must be a boolean"),
+    ],
+)
+def test_a_bad_declared_setting_raises_config_error_naming_it(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        read_settings(ExampleSettings, env)
 
 
 @pytest.mark.parametrize(
