@@ -1,7 +1,8 @@
 """Reading a running mesh, the same way for the mesh tests and the chaos scenarios:
-Consul's check state of a registration, a sidecar's counters, and whether every
-JetStream consumer has caught up. Each is one small synchronous HTTP request (run it in
-a worker thread, ``until(..., in_thread=True)``, while load runs on the event loop)."""
+Consul's check state of a registration, a sidecar's counters, whether every JetStream
+consumer has caught up, and the pid supervisord runs a program under. Each is one small
+synchronous HTTP (or XML-RPC) request (run it in a worker thread, ``until(...,
+in_thread=True)``, while load runs on the event loop)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from tools.mesh import envoy
 from tools.mesh.control import check_states
 from tools.mesh.nats import Nats
 from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Instance
 
 
@@ -17,6 +19,15 @@ def health_of(plan: MeshPlan, service_id: str) -> str:
     missing (not registered)."""
     checks, _ = check_states(plan)
     return checks.get(service_id, "missing")
+
+
+def pid_of(plan: MeshPlan, name: str) -> int:
+    """The pid supervisord has for program ``name`` ("catalog-1" or "services:catalog-1";
+    0 while it is not running)."""
+    for proc in Supervisor(plan).processes():
+        if name in (proc["name"], f"{proc['group']}:{proc['name']}"):
+            return int(proc["pid"])
+    raise KeyError(f"supervisord has no program {name!r}")
 
 
 def upstream_counter(caller: Instance, upstream: str, suffix: str) -> int:

@@ -1,5 +1,5 @@
-"""Small helpers the mesh tests share: calling through sidecars, payment's fault knob,
-supervisord's pids (reading Consul and Envoy: harness/mesh.py)."""
+"""Small helpers the mesh tests share: calling through sidecars, payment's fault knob
+(reading Consul, Envoy and supervisord's pids: harness/mesh.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
-from tools.mesh.plan import MeshPlan
-from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Instance
 
 CAPTURE_CARD = payment_pb2.Card(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
@@ -52,9 +50,3 @@ async def set_fault(inst: Instance, unavailable_ratio: float = 0.0, delay_ms: in
             timeout=5,
         )
 
-
-def pid_of(plan: MeshPlan, program: str) -> int:
-    for proc in Supervisor(plan).processes():
-        if proc["name"] == program:
-            return int(proc["pid"])
-    raise KeyError(program)

@@ -29,9 +29,8 @@ import pytest
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from harness.mesh import health_of
+from harness.mesh import health_of, pid_of
 from harness.wait import until
-from tests.mesh.helpers import pid_of
 from tools.mesh import canary, envoy
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor

@@ -22,14 +22,19 @@ import pytest
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from harness.mesh import health_of, listener_counter, public_http_counter, upstream_counter
+from harness.mesh import (
+    health_of,
+    listener_counter,
+    pid_of,
+    public_http_counter,
+    upstream_counter,
+)
 from harness.wait import until
 from tests.mesh.helpers import (
     catalog_stub,
     charge_request,
     list_products,
     payment_stub,
-    pid_of,
     set_fault,
 )
 from tools.mesh import control, entries, envoy

@@ -27,9 +27,9 @@ import pytest
 from google.protobuf import json_format
 
 from harness.host import free_loopback
-from harness.mesh import health_of, public_http_counter
+from harness.mesh import health_of, pid_of, public_http_counter
 from harness.wait import until
-from tests.mesh.helpers import charge_request, pid_of
+from tests.mesh.helpers import charge_request
 from tools.mesh import control
 from tools.mesh.http import get_json
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT

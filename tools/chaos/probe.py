@@ -17,6 +17,7 @@ import grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
 from harness.load import loopback_channel
+from harness.mesh import pid_of
 from harness.wait import TimedOut, until
 from tools.mesh import control, envoy
 from tools.mesh.http import HTTPFailure
@@ -41,14 +42,6 @@ NOT_ANSWERING = (HTTPFailure, grpc.aio.AioRpcError)
 def program(plan: MeshPlan, instance_id: str) -> str:
     """supervisord's name of an instance's process ("services:catalog-1")."""
     return f"services:{instance_id}"
-
-
-def pid_of(plan: MeshPlan, name: str) -> int:
-    """The pid supervisord has for program ``name`` (0 while it is not running)."""
-    for proc in Supervisor(plan).processes():
-        if name in (proc["name"], f"{proc['group']}:{proc['name']}"):
-            return int(proc["pid"])
-    raise ChaosError(f"supervisord has no program {name!r}")
 
 
 async def kill_9(plan: MeshPlan, name: str) -> int:
