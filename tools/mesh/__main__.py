@@ -19,7 +19,9 @@ from dataclasses import replace
 
 from tools.mesh import control
 from tools.mesh.cli import mesh_parser, plan_of, pods_notice
+from tools.mesh.edge.mesh import EdgeError
 from tools.mesh.entries import EntriesError
+from tools.mesh.nats import NatsError
 from tools.mesh.observability import ObservabilityError, trace_log_lines
 from tools.mesh.supervisor import render
 from tools.mesh.topology import TopologyError
@@ -72,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(f"{plan.supervisor_conf}\n")
     except (control.MeshError, EntriesError, TopologyError, ObservabilityError) as error:
         sys.stderr.write(f"error: {error}\n")
+        return 1
+    except (EdgeError, NatsError) as error:
+        # The edge or NATS did not come up (or register); what did start keeps running.
+        sys.stderr.write(
+            f"error: {error}\nnext: read that log; `make status` shows what is running, "
+            "`make down` stops it\n"
+        )
         return 1
     return 0
 
