@@ -290,6 +290,47 @@ class K8sModel:
         out["startupProbe"] = {**action, "periodSeconds": 1, "failureThreshold": 60}
         return out
 
+    def container(self, name: str, start: dict[str, Any], ports: dict[str, int],
+                  probe: dict[str, Any], kind: str, mounts: list[dict[str, Any]],
+                  env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """One container: how it starts (``start``: image, and command or args), its TCP
+        ports by name, the probes on ``probe``, the resources of ``kind``, the restricted
+        security context and its mounts."""
+        container: dict[str, Any] = {
+            "name": name, **start,
+            "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}
+                      for port_name, port in ports.items()],
+        }
+        if env is not None:
+            container["env"] = env
+        container.update({
+            **self.probes(probe),
+            "resources": resources(kind),
+            "securityContext": self.container_security(),
+            "volumeMounts": mounts,
+        })
+        return container
+
+    def pod(self, account: str, selector: dict[str, str], annotations: dict[str, str],
+            container: dict[str, Any], volumes: list[dict[str, Any]] | None = None,
+            grace_seconds: int | None = None) -> dict[str, Any]:
+        """A pod template: the selector's labels, the mesh annotations, the service
+        account, the restricted pod security context and one container."""
+        spec: dict[str, Any] = {"serviceAccountName": account}
+        if grace_seconds is not None:
+            spec["terminationGracePeriodSeconds"] = grace_seconds
+        spec["securityContext"] = self.pod_security()
+        spec["containers"] = [container]
+        if volumes is not None:
+            spec["volumes"] = volumes
+        return {
+            "metadata": {
+                "labels": {**selector, "app.kubernetes.io/part-of": PART_OF},
+                "annotations": annotations,
+            },
+            "spec": spec,
+        }
+
     @staticmethod
     def spread(selector: dict[str, str]) -> list[dict[str, Any]]:
         return [
@@ -409,48 +450,32 @@ class K8sModel:
             mounts.append({"name": "jwt-keys", "mountPath": KEYS_DIR, "readOnly": True})
         return volumes, mounts
 
-    def container(self, release: Release, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    def service_container(self, release: Release,
+                          mounts: list[dict[str, Any]]) -> dict[str, Any]:
         name = release.service.name
         inst = release.first
         kind = "go" if release.language == "go" else ("user" if name == "user" else "python")
-        container: dict[str, Any] = {"name": name}
         if release.language == "go":
-            container["image"] = self.versions.go_image(name)  # the binary is the entrypoint
+            start = {"image": self.versions.go_image(name)}  # the binary is the entrypoint
         else:
-            container["image"] = self.versions.service_image
-            container["command"] = ["python", "-m", f"services.{name}"]
-        container.update({
-            "ports": [{"name": "grpc", "containerPort": inst.port, "protocol": "TCP"},
-                      {"name": "metrics", "containerPort": app_metrics_port(inst),
-                       "protocol": "TCP"}],
-            "env": self.environment(release),
-            **self.probes({"grpc": {"port": inst.port}}),
-            "resources": resources(kind),
-            "securityContext": self.container_security(),
-            "volumeMounts": mounts,
-        })
-        return container
+            start = {"image": self.versions.service_image,
+                     "command": ["python", "-m", f"services.{name}"]}
+        return self.container(
+            name, start, {"grpc": inst.port, "metrics": app_metrics_port(inst)},
+            {"grpc": {"port": inst.port}}, kind, mounts, env=self.environment(release))
 
     def pod_template(self, release: Release, extra_volumes: list[dict[str, Any]],
                      extra_mounts: list[dict[str, Any]]) -> dict[str, Any]:
         volumes, mounts = self.volumes(release)
-        spec: dict[str, Any] = {
-            "serviceAccountName": release.service.name,
+        return self.pod(
+            release.service.name, release.selector,
+            self.mesh_annotations(self.upstream_ports(release), release.version, "grpc",
+                                  app_metrics_port(release.first), "/metrics"),
+            self.service_container(release, mounts + extra_mounts),
+            volumes=volumes + extra_volumes,
             # serve(): NOT_SERVING, drain, stop with a grace (compose's stop grace).
-            "terminationGracePeriodSeconds": _seconds(SERVICE_STOP_GRACE),
-            "securityContext": self.pod_security(),
-            "containers": [self.container(release, mounts + extra_mounts)],
-            "volumes": volumes + extra_volumes,
-        }
-        return {
-            "metadata": {
-                "labels": {**release.selector, "app.kubernetes.io/part-of": PART_OF},
-                "annotations": self.mesh_annotations(
-                    self.upstream_ports(release), release.version, "grpc",
-                    app_metrics_port(release.first), "/metrics"),
-            },
-            "spec": spec,
-        }
+            grace_seconds=_seconds(SERVICE_STOP_GRACE),
+        )
 
     def workloads(self, release: Release) -> list[Manifest]:
         name = release.service.name
@@ -503,33 +528,18 @@ class K8sModel:
         settings = self.nats.settings
         selector = {"app": NATS, "version": self.versions.nats}
         health = {"httpGet": {"path": "/healthz?js-enabled-only=true", "port": "monitor"}}
-        template = {
-            "metadata": {
-                "labels": {**selector, "app.kubernetes.io/part-of": PART_OF},
-                "annotations": self.mesh_annotations({}, self.versions.nats, "client", None, ""),
-            },
-            "spec": {
-                "serviceAccountName": NATS,
-                "securityContext": self.pod_security(),
-                "containers": [{
-                    "name": NATS,
-                    "image": self.versions.nats_image,
-                    # The image's entrypoint runs nats-server with these flags: the command
-                    # of `make up` (tools.mesh.nats), store under <run>/nats.
-                    "args": self.nats.server_command()[1:],
-                    "ports": [
-                        {"name": "client", "containerPort": settings.port, "protocol": "TCP"},
-                        {"name": "monitor", "containerPort": settings.monitor_port,
-                         "protocol": "TCP"},
-                    ],
-                    **self.probes(health),
-                    "resources": resources("nats"),
-                    "securityContext": self.container_security(),
-                    "volumeMounts": [{"name": "jetstream",
-                                      "mountPath": str(self.nats.store_dir)}],
-                }],
-            },
-        }
+        container = self.container(
+            NATS,
+            # The image's entrypoint runs nats-server with these flags: the command of
+            # `make up` (tools.mesh.nats), store under <run>/nats.
+            {"image": self.versions.nats_image, "args": self.nats.server_command()[1:]},
+            {"client": settings.port, "monitor": settings.monitor_port},
+            health, "nats",
+            [{"name": "jetstream", "mountPath": str(self.nats.store_dir)}],
+        )
+        template = self.pod(
+            NATS, selector,
+            self.mesh_annotations({}, self.versions.nats, "client", None, ""), container)
         return [
             self.service_account(NATS),
             self.service(NATS, "client", settings.port),
@@ -562,43 +572,29 @@ class K8sModel:
                    "--disable-hot-restart", "--log-level", "warn"]
         if settings.concurrency > 0:
             command += ["--concurrency", str(settings.concurrency)]
-        template = {
-            "metadata": {
-                "labels": {**selector, "app.kubernetes.io/part-of": PART_OF},
-                "annotations": self.mesh_annotations(
-                    dict(edge.instance.upstream_ports), self.versions.meshmart, "http",
-                    settings.admin_port, "/stats/prometheus"),
-            },
-            "spec": {
-                "serviceAccountName": EDGE,
-                "securityContext": self.pod_security(),
-                "containers": [{
-                    "name": EDGE,
-                    "image": self.versions.edge_image,
-                    "command": command,
-                    "ports": [
-                        {"name": "http", "containerPort": settings.port, "protocol": "TCP"},
-                        {"name": "admin", "containerPort": settings.admin_port,
-                         "protocol": "TCP"},
-                    ],
-                    **self.probes({"httpGet": {"path": "/ready", "port": "admin"}}),
-                    "resources": resources("edge"),
-                    "securityContext": self.container_security(),
-                    "volumeMounts": [
-                        {"name": "config", "mountPath": edge_dir, "readOnly": True},
-                        {"name": "jwks", "mountPath": KEYS_DIR, "readOnly": True},
-                        {"name": "tmp", "mountPath": "/tmp"},
-                    ],
-                }],
-                "volumes": [
-                    {"name": "config", "configMap": {"name": EDGE}},
-                    {"name": "jwks", "secret": {
-                        "secretName": JWT_SECRET, "defaultMode": SECRET_MODE,
-                        "items": [{"key": JWKS_FILE, "path": JWKS_FILE}]}},
-                    {"name": "tmp", "emptyDir": {}},
-                ],
-            },
-        }
+        container = self.container(
+            EDGE, {"image": self.versions.edge_image, "command": command},
+            {"http": settings.port, "admin": settings.admin_port},
+            {"httpGet": {"path": "/ready", "port": "admin"}}, "edge",
+            [
+                {"name": "config", "mountPath": edge_dir, "readOnly": True},
+                {"name": "jwks", "mountPath": KEYS_DIR, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        )
+        template = self.pod(
+            EDGE, selector,
+            self.mesh_annotations(dict(edge.instance.upstream_ports), self.versions.meshmart,
+                                  "http", settings.admin_port, "/stats/prometheus"),
+            container,
+            volumes=[
+                {"name": "config", "configMap": {"name": EDGE}},
+                {"name": "jwks", "secret": {
+                    "secretName": JWT_SECRET, "defaultMode": SECRET_MODE,
+                    "items": [{"key": JWKS_FILE, "path": JWKS_FILE}]}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        )
         return [
             self.service_account(EDGE),
             self.service(EDGE, "http", settings.port, kind="LoadBalancer"),
