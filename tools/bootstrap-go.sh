@@ -7,16 +7,9 @@
 #          tools/bootstrap-go.sh --version name       prints the version it builds
 # A tool whose folder has a file named test-only (etcd, kube-apiserver: tests/k8s) is built
 # only when named, as `make test` does (make test-servers), so `make up` never waits on it.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-cache="${MESHMART_CACHE:-$HOME/.cache/meshmart}/bin"
-mkdir -p "$cache" .venv/bin
-
-if ! command -v go >/dev/null; then
-  echo "error: Go is not installed; meshmart builds consul, nats-server, grpcurl, ghz and buf with it." >&2
-  echo "       Install Go 1.26.7 or newer and run 'make setup' again." >&2
-  exit 1
-fi
+source "$(dirname "$0")/go-build.sh"
+go_cache bin "meshmart builds consul, nats-server, grpcurl, ghz and buf with it." \
+  "Install Go 1.26.7 or newer and run 'make setup' again."
 
 # version of the module the tool comes from: the first requirement in its go.mod
 version_of() { awk '/^require \(/ {block=1; next} block && NF>=2 {print $2; exit} /^require / {print $3; exit}' "$1/go.mod"; }
@@ -44,23 +37,12 @@ fi
 for name in "${names[@]}"; do
   dir="tools/go/$name"
   version=$(version_of "$dir")
-  bin="$cache/$name-$version"
-  if [ ! -x "$bin" ]; then
-    hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
-    [ "$name" = prometheus ] && hint=" (first run takes a few minutes)"
-    [ "$name" = kube-apiserver ] && hint=" (first run takes about 20 minutes on 2 busy cores)"
-    # Under tools/setup.sh the numbered step line says it (MESHMART_SETUP_STEP).
-    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> building $name $version$hint..."
-    start=$SECONDS
-    # An optional `tags` file: build tags, e.g. prometheus without the cloud discoveries.
-    tags=""; [ -f "$dir/tags" ] && tags=$(cat "$dir/tags")
-    if ! (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -tags "$tags" -o "$bin.partial" "$(cat package)"); then
-      echo "error: building $name $version failed (see the go output above)." >&2
-      echo "       Check that the Go module proxy is reachable ('go env GOPROXY') and run 'make setup' again." >&2
-      exit 1
-    fi
-    mv "$bin.partial" "$bin"
-    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "    $name $version built in $((SECONDS - start))s -> $bin"
-  fi
-  ln -sfn "$bin" ".venv/bin/$name"
+  hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
+  [ "$name" = prometheus ] && hint=" (first run takes a few minutes)"
+  [ "$name" = kube-apiserver ] && hint=" (first run takes about 20 minutes on 2 busy cores)"
+  # An optional `tags` file: build tags, e.g. prometheus without the cloud discoveries.
+  tags=""; [ -f "$dir/tags" ] && tags=$(cat "$dir/tags")
+  GOFLAGS=-mod=mod go_build "$name" "$name $version" "$hint" "$cache/$name-$version" "$dir" \
+    "Check that the Go module proxy is reachable ('go env GOPROXY') and run 'make setup' again." \
+    -tags "$tags" "$(cat "$dir/package")"
 done

@@ -5,15 +5,8 @@
 # nothing changed it only hashes a few dozen files (well under a second).
 #   usage: tools/build-go-services.sh [name ...]   (default: every Go service)
 #          tools/build-go-services.sh --missing       prints the services not built yet
-set -euo pipefail
-cd "$(dirname "$0")/.."
-cache="${MESHMART_CACHE:-$HOME/.cache/meshmart}/services"
-mkdir -p "$cache" .venv/bin
-
-if ! command -v go >/dev/null; then
-  echo "error: Go is not installed; meshmart builds its Go services with it." >&2
-  exit 1
-fi
+source "$(dirname "$0")/go-build.sh"
+go_cache services "meshmart builds its Go services with it."
 
 # What a build depends on: the module's own files and the generated stubs it replaces
 # in (../../gen/go). Paths are part of the hash, so a renamed file rebuilds too.
@@ -42,19 +35,7 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || mapfile -t names < <(every_service)
 for name in "${names[@]}"; do
   dir="services/$name"
-  bin="$cache/$name-$(source_hash "$dir")"
-  if [ ! -x "$bin" ]; then
-    # Under tools/setup.sh the numbered step line says it (MESHMART_SETUP_STEP).
-    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> building $dir (go build)..."
-    start=$SECONDS
-    if ! (cd "$dir" && go build -trimpath -o "$bin.partial" .); then
-      echo "error: building $dir failed (see the go output above)." >&2
-      exit 1
-    fi
-    # Older builds stay: another checkout sharing this cache (a CI clone, a worktree)
-    # may still run the binary its own sources hash to.
-    mv "$bin.partial" "$bin"
-    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "    $name built in $((SECONDS - start))s -> $bin"
-  fi
-  ln -sfn "$bin" ".venv/bin/$name"
+  # Older builds stay: another checkout sharing this cache (a CI clone, a worktree) may
+  # still run the binary its own sources hash to.
+  go_build "$name" "$dir" " (go build)" "$cache/$name-$(source_hash "$dir")" "$dir" "" .
 done

@@ -1,0 +1,41 @@
+# What tools/bootstrap-go.sh and tools/build-go-services.sh share; sourced by both, not run.
+#   go_cache DIR WHAT...   the cache folder "$cache" (DIR under $MESHMART_CACHE, default
+#                          ~/.cache/meshmart) and .venv/bin made; Go required (WHAT: the
+#                          lines of the error that says what needs it)
+#   go_build NAME LABEL HINT BIN DIR ADVICE [ARGS...]
+#                          unless BIN is built: `go build -trimpath -o BIN ARGS` in DIR
+#                          (through BIN.partial, so a failed build leaves no BIN), saying
+#                          "building LABEL HINT" unless tools/setup.sh's numbered step line
+#                          (MESHMART_SETUP_STEP) says it, and ADVICE when it fails; then
+#                          .venv/bin/NAME links to BIN
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+go_cache() {
+  cache="${MESHMART_CACHE:-$HOME/.cache/meshmart}/$1"
+  shift
+  mkdir -p "$cache" .venv/bin
+  if ! command -v go >/dev/null; then
+    echo "error: Go is not installed; $1" >&2
+    shift
+    for line in "$@"; do echo "       $line" >&2; done
+    exit 1
+  fi
+}
+
+go_build() {
+  local name=$1 label=$2 hint=$3 bin=$4 dir=$5 advice=$6
+  shift 6
+  if [ ! -x "$bin" ]; then
+    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> building $label$hint..."
+    local start=$SECONDS
+    if ! (cd "$dir" && go build -trimpath -o "$bin.partial" "$@"); then
+      echo "error: building $label failed (see the go output above)." >&2
+      [ -z "$advice" ] || echo "       $advice" >&2
+      exit 1
+    fi
+    mv "$bin.partial" "$bin"
+    [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "    $label built in $((SECONDS - start))s -> $bin"
+  fi
+  ln -sfn "$bin" ".venv/bin/$name"
+}
