@@ -9,13 +9,13 @@ import asyncio
 import json
 import time
 import urllib.parse
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
 import requests
 
+from harness.wait import until
 from tests.mesh.helpers import charge_request, payment_stub, set_fault
 from tests.observability.conftest import Purchase
 from tools.mesh import control
@@ -25,51 +25,47 @@ from tools.mesh.plan import MeshPlan
 
 pytestmark = pytest.mark.mesh
 
-T = TypeVar("T")
 # The purchase path: every service a REST purchase touches (the edge calls user, catalog,
 # cart and order; order calls user, cart, inventory and payment).
 PURCHASE_SERVICES = ("user", "catalog", "cart", "order", "inventory", "payment")
 
 
-def eventually(probe: Callable[[], T | None], within: float, what: str, step: float = 1.0) -> T:
-    """probe() until it returns something truthy (HTTP failures count as not yet)."""
-    deadline = time.monotonic() + within
-    last: Any = None
-    while True:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except (HTTPFailure, KeyError, requests.RequestException) as error:
-            last = error
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last})")
-        time.sleep(step)
+# How these tests wait (harness.wait): each probe is a blocking HTTP read, run in a worker
+# thread; Prometheus, Zipkin or a log not answering (yet) is "not yet".
+NOT_ANSWERING = (HTTPFailure, KeyError, requests.RequestException)
 
 
-def test_prometheus_counts_the_purchase_for_every_service_and_sidecar_found_via_consul(
+async def test_prometheus_counts_the_purchase_for_every_service_and_sidecar_found_via_consul(
     observability: Observability, purchase: Purchase
 ) -> None:
     def by_service(promql: str) -> dict[str, float]:
         return observability.query(promql)
 
     wanted = set(PURCHASE_SERVICES)
-    calls = eventually(
-        lambda: (lambda got: got if wanted <= {s for s, v in got.items() if v > 0} else None)(
-            by_service('sum by (service) (grpc_server_handled_total{job="services",'
-                       'grpc_service=~"meshmart\\\\..+"})')),
-        within=60, what=f"RPC counts of {sorted(wanted)} in Prometheus",
+    seen: dict[str, dict[str, float]] = {}
+
+    def counted(name: str, promql: str) -> bool:
+        seen[name] = by_service(promql)
+        return wanted <= {s for s, v in seen[name].items() if v > 0}
+
+    await until(
+        lambda: counted("calls", 'sum by (service) (grpc_server_handled_total{job="services",'
+                                 'grpc_service=~"meshmart\\\\..+"})'),
+        60, f"RPC counts of {sorted(wanted)} in Prometheus",
+        step=1, in_thread=True, not_yet=NOT_ANSWERING,
     )
+    calls = seen["calls"]
     assert all(calls[s] > 0 for s in wanted), calls
     # Each sidecar on the path answered requests on its public listener; the edge's
     # own Envoy counted the REST requests.
-    sidecars = eventually(
-        lambda: (lambda got: got if wanted <= {s for s, v in got.items() if v > 0} else None)(
-            by_service('sum by (service) (envoy_http_downstream_rq_total{job="envoy",'
-                       'envoy="sidecar",envoy_http_conn_manager_prefix="public_listener"})')),
-        within=60, what="sidecar request counts in Prometheus",
+    await until(
+        lambda: counted("sidecars", 'sum by (service) (envoy_http_downstream_rq_total{'
+                                    'job="envoy",envoy="sidecar",'
+                                    'envoy_http_conn_manager_prefix="public_listener"})'),
+        60, "sidecar request counts in Prometheus",
+        step=1, in_thread=True, not_yet=NOT_ANSWERING,
     )
+    sidecars = seen["sidecars"]
     assert all(sidecars[s] > 0 for s in wanted), sidecars
     edge = by_service('sum by (service) (envoy_http_downstream_rq_total{envoy="gateway"})')
     assert edge.get("edge", 0) > 0, edge
@@ -85,11 +81,11 @@ def test_prometheus_counts_the_purchase_for_every_service_and_sidecar_found_via_
     # A target's health is its last scrape's: one that timed out on a starved box (or a
     # sidecar the NATS chaos test restarted) is "down" until the next, 5 s later. Every
     # target is scraped successfully within a few intervals.
-    def every_target_up() -> list[dict[str, Any]] | None:
-        now = active_targets()
-        return now if all(t["health"] == "up" for t in now) else None
+    def every_target_up() -> bool:
+        return all(t["health"] == "up" for t in active_targets())
 
-    eventually(every_target_up, within=60, what="every target's last scrape up", step=2)
+    await until(every_target_up, 60, "every target's last scrape up",
+                step=2, in_thread=True, not_yet=NOT_ANSWERING)
 
 
 def zipkin_trace(observability: Observability, trace_id: str) -> list[dict[str, Any]]:
@@ -98,7 +94,7 @@ def zipkin_trace(observability: Observability, trace_id: str) -> list[dict[str, 
     return spans
 
 
-def test_the_purchase_is_one_trace_across_five_services_and_the_event_consumer(
+async def test_the_purchase_is_one_trace_across_five_services_and_the_event_consumer(
     observability: Observability, purchase: Purchase
 ) -> None:
     # Each reporter sends its spans on its own schedule (a sidecar's Envoy once it holds 5
@@ -106,16 +102,20 @@ def test_the_purchase_is_one_trace_across_five_services_and_the_event_consumer(
     # in pieces: wait until no span's parent is still missing, not just for the first
     # services to show up. (Seen after the NATS chaos test: cart's and inventory's spans
     # had arrived, their sidecars' spans not yet.)
-    def complete() -> list[dict[str, Any]] | None:
-        spans = zipkin_trace(observability, purchase.trace_id)
+    seen: list[dict[str, Any]] = []
+
+    def complete() -> bool:
+        seen[:] = spans = zipkin_trace(observability, purchase.trace_id)
         names = {s["localEndpoint"]["serviceName"] for s in spans}
         consumer = any(s.get("kind") == "CONSUMER" and s["localEndpoint"]["serviceName"]
                        == "notification" for s in spans)
         known = {s["id"] for s in spans} | {purchase.root_span_id}
         whole = all(s.get("parentId") in known for s in spans)
-        return spans if len(names) >= 5 and consumer and whole else None
+        return len(names) >= 5 and consumer and whole
 
-    spans = eventually(complete, within=60, what="the purchase's trace in Zipkin", step=2)
+    await until(complete, 60, "the purchase's trace in Zipkin",
+                step=2, in_thread=True, not_yet=NOT_ANSWERING)
+    spans = seen
     services = {s["localEndpoint"]["serviceName"] for s in spans}
     assert {"order", "user", "cart", "inventory", "payment", "notification"} <= services
     ids = {s["id"] for s in spans}
@@ -154,18 +154,22 @@ def test_the_purchase_is_one_trace_across_five_services_and_the_event_consumer(
     assert ("order", "/meshmart.order.v1.orderservice/placeorder") in chain, chain
 
 
-def test_a_payment_log_line_of_the_purchase_carries_its_trace_id(
+async def test_a_payment_log_line_of_the_purchase_carries_its_trace_id(
     mesh: MeshPlan, purchase: Purchase, observability: Observability
 ) -> None:
-    def lines() -> list[dict[str, Any]]:
-        found = []
-        for path in sorted(mesh.logs_dir.glob("payment-[0-9]*.log")):
-            for raw in path.read_text(errors="replace").splitlines():
-                if purchase.trace_id in raw:
-                    found.append(json.loads(raw))
-        return found
+    found: list[dict[str, Any]] = []
 
-    found = eventually(lines, within=20, what="a payment log line with the trace id")
+    def lines() -> bool:
+        found[:] = [
+            json.loads(raw)
+            for path in sorted(mesh.logs_dir.glob("payment-[0-9]*.log"))
+            for raw in path.read_text(errors="replace").splitlines()
+            if purchase.trace_id in raw
+        ]
+        return bool(found)
+
+    await until(lines, 20, "a payment log line with the trace id",
+                step=1, in_thread=True, not_yet=NOT_ANSWERING)
     charge = [x for x in found if x.get("method", "").endswith("/Charge")]
     assert charge, found
     line = charge[0]
@@ -227,15 +231,19 @@ def test_the_consul_ui_reads_prometheus_through_its_metrics_proxy(
     assert "zipkin" in config["DashboardURLTemplates"]["service"]
 
 
-def test_make_status_shows_rate_errors_and_p99_per_service(
+async def test_make_status_shows_rate_errors_and_p99_per_service(
     mesh: MeshPlan, purchase: Purchase
 ) -> None:
-    status = eventually(
-        lambda: (lambda text: text if "\norder " in text.split("from Prometheus")[-1]
-                 and " ms" in text.split("from Prometheus")[-1] else None)(
-            control.render_status(mesh)),
-        within=60, what="the Prometheus table in make status",
-    )
+    shown: list[str] = [""]
+
+    def prometheus_table() -> bool:
+        shown[0] = control.render_status(mesh)
+        table = shown[0].split("from Prometheus")[-1]
+        return "\norder " in table and " ms" in table
+
+    await until(prometheus_table, 60, "the Prometheus table in make status",
+                step=1, in_thread=True, not_yet=NOT_ANSWERING)
+    status = shown[0]
     table = status.split("from Prometheus")[1]
     header = next(line for line in table.splitlines() if line.startswith("service"))
     assert header.split() == ["service", "rps", "(1m)", "errors", "p99"]
