@@ -12,14 +12,16 @@ Use it from any test that needs real services talking to each other:
 ``shop.targets`` holds every server's "127.0.0.1:<port>" (for a service under test that
 calls these as upstreams). The order server can be stopped and started again on the same
 database (``stop_order``/``start_order``), as a crashed and restarted process would be.
-``Gate`` holds one RPC of an in-process server at a point the test chooses.
+``Gate`` holds one RPC of an in-process server at a point the test chooses;
+``register_user`` registers a customer through any UserService stub (the mesh tests'
+too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,6 +74,25 @@ TEST_ORDER_SETTINGS = OrderSettings(
     reservation_ttl_seconds=300,
     sweep_interval_seconds=0,
 )
+
+
+async def register_user(
+    users: user_pb2_grpc.UserServiceAsyncStub,
+    email: str | None = None,
+    full_name: str = "Ada Lovelace",
+    *,
+    timeout_seconds: float = TIMEOUT,
+) -> user_pb2.User:
+    """A new customer, with the tests' PASSWORD (a fresh e-mail address unless given)."""
+    response: user_pb2.RegisterResponse = await users.Register(
+        user_pb2.RegisterRequest(
+            email=email or f"{uuid.uuid4().hex[:12]}@example.com",
+            password=PASSWORD,
+            full_name=full_name,
+        ),
+        timeout=timeout_seconds,
+    )
+    return response.user
 
 
 def card(number: str = CAPTURE_CARD) -> payment_pb2.Card:
@@ -188,12 +209,7 @@ class Shop:
     async def register(
         self, email: str | None = None, full_name: str = "Ada Lovelace"
     ) -> user_pb2.User:
-        email = email or f"user{next(_emails)}@example.com"
-        response: user_pb2.RegisterResponse = await self.user.Register(
-            user_pb2.RegisterRequest(email=email, password=PASSWORD, full_name=full_name),
-            timeout=TIMEOUT,
-        )
-        return response.user
+        return await register_user(self.user, email, full_name)
 
     async def login(self, email: str) -> user_pb2.LoginResponse:
         response: user_pb2.LoginResponse = await self.user.Login(
@@ -255,9 +271,6 @@ class Shop:
             payment_pb2.SetFaultRequest(unavailable_ratio=unavailable_ratio, delay_ms=delay_ms),
             timeout=TIMEOUT,
         )
-
-
-_emails = itertools.count(1)
 
 
 class OrderProcess:

@@ -27,9 +27,10 @@ from decimal import Decimal
 import grpc
 import pytest
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
-from meshmart.user.v1 import user_pb2, user_pb2_grpc
+from meshmart.user.v1 import user_pb2_grpc
 
 from harness.mesh import health_of, pid_of
+from harness.shop import register_user
 from harness.wait import until
 from tools.mesh import canary, envoy
 from tools.mesh.plan import MeshPlan
@@ -76,15 +77,13 @@ class Storefront:
 async def customer(mesh: MeshPlan) -> str:
     """A user registered on user-1's own port (as an operator would)."""
     async with grpc.aio.insecure_channel(mesh.instance("user-1").grpc_target) as channel:
-        reply = await user_pb2_grpc.UserServiceStub(channel).Register(
-            user_pb2.RegisterRequest(
-                email=f"canary-{uuid.uuid4().hex[:12]}@example.com",
-                password="correct horse battery",
-                full_name="Canary Customer",
-            ),
-            timeout=TIMEOUT,
+        user = await register_user(
+            user_pb2_grpc.UserServiceStub(channel),
+            f"canary-{uuid.uuid4().hex[:12]}@example.com",
+            "Canary Customer",
+            timeout_seconds=TIMEOUT,
         )
-    return str(reply.user.user_id)
+    return user.user_id
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ import pytest
 from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
 from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2
-from meshmart.user.v1 import user_pb2, user_pb2_grpc
+from meshmart.user.v1 import user_pb2_grpc
 
+from harness.shop import register_user
 from tools.mesh.plan import MeshPlan
 
 pytestmark = pytest.mark.mesh
@@ -64,15 +65,7 @@ async def test_place_order_under_load_never_blocks_an_event_loop(mesh: MeshPlan)
     orders = order_pb2_grpc.OrderServiceStub(channels[2])
 
     async def customer() -> str:
-        response = await users.Register(
-            user_pb2.RegisterRequest(
-                email=f"{uuid.uuid4().hex[:12]}@example.com",
-                password="correct horse battery",
-                full_name="Ada Lovelace",
-            ),
-            timeout=TIMEOUT,
-        )
-        return str(response.user.user_id)
+        return (await register_user(users, timeout_seconds=TIMEOUT)).user_id
 
     async def shop(user_id: str) -> list[order_pb2.Order]:
         placed = []
