@@ -1,6 +1,6 @@
 """What tests, benchmarks and the chaos scenarios share to drive a running system.
 
-  shop.py            the whole shop in-process (each service's own build(config))
+  shop.py            the whole shop in-process (each service's own build(config, stack))
   host.py            free loopback addresses and ports, a process's (or a mesh's) CPU
                      time, and waiting until a mesh has gone quiet (``settled``)
   wait.py            ``until`` (a condition within a deadline) and ``first_seen`` (a

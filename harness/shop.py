@@ -10,11 +10,13 @@ Use it from any test that needs real services talking to each other:
         order = await shop.place_order(user.user_id, "key-1")
 
 ``shop.targets`` holds every server's "127.0.0.1:<port>" (for a service under test that
-calls these as upstreams). The order server can be stopped and started again on the same
-database (``stop_order``/``start_order``), as a crashed and restarted process would be.
-``Gate`` holds one RPC of an in-process server at a point the test chooses;
-``register_user`` registers a customer through any UserService stub (the mesh tests'
-too).
+calls these as upstreams). With ``event_settings`` (a NATS URL and the tests' quick
+retries) the builds run their events too, as each service's main does; ``shop.events``
+holds each one's ServiceEvents (its outbox relay and consumers). The order server can
+be stopped and started again on the same database (``stop_order``/``start_order``), as a
+crashed and restarted process would be. ``Gate`` holds one RPC of an in-process server
+at a point the test chooses; ``register_user`` registers a customer through any
+UserService stub (the mesh tests' too).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,8 @@ from services.inventory import app as inventory_app
 from services.inventory.settings import InventorySettings
 from services.kit.config import ServiceConfig
 from services.kit.db import Synchronous
-from services.kit.server import Service
+from services.kit.events import EventSettings, ServiceEvents
+from services.kit.server import Build, Service
 from services.kit.testing import running_service
 from services.order import app as order_app
 from services.order.settings import OrderSettings
@@ -160,7 +164,9 @@ class _Gates(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-def _config(name: str, data_dir: Path, upstreams: Mapping[str, str] | None = None) -> ServiceConfig:
+def service_config(
+    name: str, data_dir: Path, upstreams: Mapping[str, str] | None = None
+) -> ServiceConfig:
     """What ``build`` reads, as load_config would give it: files under ``data_dir``."""
     return ServiceConfig(
         name=name,
@@ -171,6 +177,22 @@ def _config(name: str, data_dir: Path, upstreams: Mapping[str, str] | None = Non
         drain_seconds=0.0,
         upstreams=dict(upstreams or {}),
     )
+
+
+class Kept:
+    """A build that keeps the Service it returned, for a test to read (its events)."""
+
+    def __init__(self, build: Build) -> None:
+        self._build = build
+        self.service: Service | None = None
+
+    def __call__(self, config: ServiceConfig, stack: contextlib.AsyncExitStack) -> Service:
+        self.service = self._build(config, stack)
+        return self.service
+
+    @property
+    def events(self) -> ServiceEvents | None:
+        return None if self.service is None else self.service.events
 
 
 def _stub(factory: Callable[[grpc.aio.Channel], Any], channel: grpc.aio.Channel) -> Any:
@@ -188,6 +210,8 @@ class Shop:
     payment: payment_pb2_grpc.PaymentServiceAsyncStub
     payment_admin: payment_pb2_grpc.PaymentAdminServiceAsyncStub
     order_process: OrderProcess
+    # Each service's events, by service (only with running_shop's event_settings).
+    events: dict[str, ServiceEvents] = field(default_factory=dict)
 
     @property
     def order(self) -> order_pb2_grpc.OrderServiceAsyncStub:
@@ -284,11 +308,14 @@ class OrderProcess:
         upstreams: Mapping[str, str],
         settings: OrderSettings,
         gates: _Gates,
+        event_settings: EventSettings | None = None,
     ) -> None:
         self._data_dir = data_dir
         self._upstreams = dict(upstreams)
         self._settings = settings
         self._gates = gates
+        self._event_settings = event_settings
+        self.events: ServiceEvents | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._stub: order_pb2_grpc.OrderServiceAsyncStub | None = None
         self._client: grpc.aio.Channel | None = None
@@ -305,11 +332,14 @@ class OrderProcess:
         if self._stack is not None:
             raise RuntimeError("the order server is already running")
         async with contextlib.AsyncExitStack() as stack:
-            config = _config("order", self._data_dir, self._upstreams)
-            service = order_app.build(config, self._settings)
+            config = service_config("order", self._data_dir, self._upstreams)
+            build = Kept(partial(
+                order_app.build, settings=self._settings, event_settings=self._event_settings
+            ))
             self.target = await stack.enter_async_context(
-                running_service(service, inner=[self._gates])
+                running_service(config, build, inner=[self._gates])
             )
+            self.events = build.events
             self._stack = stack.pop_all()
         # The tests' channel outlives the server, so a call in flight when the server
         # stops fails as it would against a killed process (UNAVAILABLE), not locally.
@@ -335,6 +365,7 @@ async def running_shop(
     order_settings: OrderSettings = TEST_ORDER_SETTINGS,
     gates: Mapping[str, Gate] | None = None,
     money_synchronous: Synchronous | None = None,
+    event_settings: EventSettings | None = None,
 ) -> AsyncIterator[Shop]:
     """Every service of the shop on 127.0.0.1, each built by its own ``app.build`` with
     its database under ``data_dir``.
@@ -342,6 +373,7 @@ async def running_shop(
     ``gates`` maps "<service>.<Method>" (e.g. "payment.Charge", "inventory.Commit") to a
     Gate holding that RPC. ``money_synchronous`` overrides what payment and order commit
     with (FULL, their stores' SYNCHRONOUS), for bench/durable_commits.py to compare.
+    ``event_settings``: the services' events on (else off, as without MESHMART_NATS_URL).
     """
     gates = gates or {}
     payment_settings = PaymentSettings(Fault())
@@ -351,9 +383,16 @@ async def running_shop(
     held = _Gates(gates)
     async with contextlib.AsyncExitStack() as stack:
 
-        async def serve(name: str, build: Callable[[ServiceConfig], Service]) -> str:
-            service = build(_config(name, data_dir, targets))
-            return await stack.enter_async_context(running_service(service, inner=[held]))
+        events: dict[str, ServiceEvents] = {}
+
+        async def serve(name: str, build: Build) -> str:
+            kept = Kept(build)
+            target = await stack.enter_async_context(
+                running_service(service_config(name, data_dir, targets), kept, inner=[held])
+            )
+            if kept.events is not None and kept.events.enabled:
+                events[name] = kept.events
+            return target
 
         async def channel(target: str) -> grpc.aio.Channel:
             return await stack.enter_async_context(grpc.aio.insecure_channel(target))
@@ -361,33 +400,42 @@ async def running_shop(
         targets: dict[str, str] = {}
         targets["user"] = await serve(
             "user",
-            lambda config: user_app.build(
-                config,
-                UserSettings(token_ttl_seconds=900),
+            partial(
+                user_app.build,
+                settings=UserSettings(token_ttl_seconds=900),
                 # Real Argon2 with cheap parameters: the shop's tests are not about hashing.
                 passwords=Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)),
+                event_settings=event_settings,
             ),
         )
         targets["catalog"] = await serve("catalog", catalog_app.build)
         # No sweep within a test: every ledger operation expires what is due anyway.
         targets["inventory"] = await serve(
             "inventory",
-            lambda config: inventory_app.build(config, InventorySettings(3600.0)),
+            partial(
+                inventory_app.build,
+                settings=InventorySettings(3600.0),
+                event_settings=event_settings,
+            ),
         )
         targets["cart"] = await serve(
             "cart",
-            lambda config: cart_app.build(
-                config, CartSettings(currency="EUR", catalog_timeout_seconds=2.0)
+            partial(
+                cart_app.build,
+                settings=CartSettings(currency="EUR", catalog_timeout_seconds=2.0),
             ),
         )
         targets["payment"] = await serve(
-            "payment", lambda config: payment_app.build(config, payment_settings)
+            "payment",
+            partial(payment_app.build, settings=payment_settings, event_settings=event_settings),
         )
 
-        order = OrderProcess(data_dir, targets, order_settings, held)
+        order = OrderProcess(data_dir, targets, order_settings, held, event_settings)
         stack.push_async_callback(order.stop)
         await order.start()
         targets["order"] = order.target
+        if order.events is not None and order.events.enabled:
+            events["order"] = order.events
 
         payment_channel = await channel(targets["payment"])
         shop = Shop(
@@ -401,6 +449,7 @@ async def running_shop(
             payment=_stub(payment_pb2_grpc.PaymentServiceStub, payment_channel),
             payment_admin=_stub(payment_pb2_grpc.PaymentAdminServiceStub, payment_channel),
             order_process=order,
+            events=events,
         )
         try:
             yield shop

@@ -3,25 +3,26 @@ PAYMENTS streams (off without MESHMART_NATS_URL: the read model then stays as it
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from services.analytics.projection import CONSUMER_NAME, handlers
 from services.analytics.servicer import AnalyticsServicer, service_spec
 from services.analytics.store import DB_FILE, MIGRATIONS, SalesReadModel
 from services.kit.config import ServiceConfig
 from services.kit.db import Database
-from services.kit.events import ServiceEvents, consumers_for
-from services.kit.server import Service
+from services.kit.events import EventSettings, ServiceEvents, consumers_for
+from services.kit.server import Service, opened
 
 
-def build(config: ServiceConfig) -> Service:
-    db = Database(config.data_dir / DB_FILE, MIGRATIONS)
-    events = ServiceEvents.from_env(
+def build(
+    config: ServiceConfig, stack: AsyncExitStack, *, event_settings: EventSettings | None = None
+) -> Service:
+    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
+    events = opened(stack, ServiceEvents.from_env(
         config,
-        lambda bus, event_settings: consumers_for(
-            bus, db, name=CONSUMER_NAME, handlers=handlers(), settings=event_settings
+        lambda bus, settings: consumers_for(
+            bus, db, name=CONSUMER_NAME, handlers=handlers(), settings=settings
         ),
-    )
-    return Service(
-        specs=[service_spec(AnalyticsServicer(SalesReadModel(db)))],
-        on_start=[events.start],
-        resources=[db, events],
-    )
+        settings=event_settings,
+    ))
+    return Service(specs=[service_spec(AnalyticsServicer(SalesReadModel(db)))], events=events)

@@ -3,6 +3,7 @@ database -> CartBook -> servicer."""
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import cast
 
 from meshmart.catalog.v1 import catalog_pb2_grpc
@@ -10,7 +11,7 @@ from meshmart.catalog.v1 import catalog_pb2_grpc
 from services.kit.clients import connect
 from services.kit.config import ServiceConfig
 from services.kit.db import Database
-from services.kit.server import Service
+from services.kit.server import Service, opened
 
 from .catalog_client import CatalogProducts
 from .domain import CartBook
@@ -19,10 +20,13 @@ from .settings import CartSettings, load_settings
 from .store import MIGRATIONS, CartStore
 
 
-def build(config: ServiceConfig, settings: CartSettings | None = None) -> Service:
+def build(
+    config: ServiceConfig, stack: AsyncExitStack, settings: CartSettings | None = None
+) -> Service:
     settings = settings or load_settings()
-    catalog_channel = connect(config, "catalog")
-    db = Database(config.data_dir / "cart.sqlite3", MIGRATIONS)
+    # Closed after the drain: in-flight AddItems no longer need the channel.
+    catalog_channel = opened(stack, connect(config, "catalog"))
+    db = opened(stack, Database(config.data_dir / "cart.sqlite3", MIGRATIONS))
     # grpc is untyped, so mypy cannot pick the stub's aio overload by itself.
     stub = cast(
         "catalog_pb2_grpc.CatalogServiceAsyncStub",
@@ -30,5 +34,4 @@ def build(config: ServiceConfig, settings: CartSettings | None = None) -> Servic
     )
     products = CatalogProducts(stub, timeout_seconds=settings.catalog_timeout_seconds)
     book = CartBook(CartStore(db), products, settings.currency)
-    # Closed after the drain: in-flight AddItems no longer need the channel.
-    return Service(specs=[service_spec(CartServicer(book))], resources=[db, catalog_channel])
+    return Service(specs=[service_spec(CartServicer(book))])

@@ -1,11 +1,13 @@
 """serve(): the one way a meshmart service runs.
 
-A service's ``app.build(config)`` returns a ``Service``: its specs, hooks and resources.
-``serve`` builds a grpc.aio server with the kit interceptor, the official health service
-("" and each service) and reflection listing the services; then, on SIGTERM/SIGINT:
-health NOT_SERVING -> on_stop hooks (deregistration) -> drain delay -> stop(grace) ->
-the resources closed, the last first (one AsyncExitStack). ``main(name, build)`` is a
-service's whole ``__main__``.
+A service's ``app.build(config, stack)`` opens its resources onto ``stack`` as it goes
+(``opened``) and returns a ``Service``: its specs and hooks. ``serve`` owns that one
+AsyncExitStack, so a build that fails halfway closes what it had opened. It builds a
+grpc.aio server with the kit interceptor, the official health service ("" and each
+service) and reflection listing the services; then, on SIGTERM/SIGINT: health
+NOT_SERVING -> on_stop hooks (deregistration) -> drain delay -> stop(grace) -> the
+resources closed, the last opened first. ``main(name, build)`` is a service's whole
+``__main__``.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import inspect
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -30,6 +32,9 @@ from services.kit.logging import configure_logging, get_logger
 from services.kit.metrics import metrics_port_setting, start_metrics_endpoint
 from services.kit.registration import advertised_host, mesh_hooks
 from services.kit.tracing import Tracing, configure_tracing
+
+if TYPE_CHECKING:
+    from services.kit.events import ServiceEvents
 
 try:  # the asyncio servicer ships with grpcio-health-checking >= 1.32
     from grpc_health.v1.health import aio as _health_aio
@@ -67,32 +72,46 @@ class Resource(Protocol):
     def close(self) -> Any: ...  # None, or an awaitable (grpc.aio.Channel.close)
 
 
+R = TypeVar("R", bound=Resource)
+
+
 @dataclass(frozen=True)
 class Service:
-    """What a service's ``build(config)`` returns, for serve() (and the tests) to run.
-
-    on_start hooks run once the server is SERVING (e.g. start consumers); on_stop hooks
-    right after health turns NOT_SERVING. ``resources`` are closed once the server has
-    stopped (in-flight RPCs drained), the last first: list a database before what uses it.
-    """
+    """What a service's ``build(config, stack)`` returns, for serve() (and the tests) to
+    run: once the server is SERVING, ``events`` (its bus, outbox relay and consumers) is
+    started, then the on_start hooks run; on_stop hooks right after health turns
+    NOT_SERVING. (``events`` is closed with the resources: the build opens it.)"""
 
     specs: Sequence[ServiceSpec]
     on_start: Sequence[Hook] = ()
     on_stop: Sequence[Hook] = ()
-    resources: Sequence[Resource] = field(default_factory=tuple)
+    events: ServiceEvents | None = None
     grace_seconds: float = 10.0
+
+    @property
+    def starting(self) -> list[Hook]:
+        """What runs once SERVING, in order: the events, then the on_start hooks."""
+        return [*([] if self.events is None else [self.events.start]), *self.on_start]
+
+
+# A service's build: opens its resources onto the stack (``opened``) and returns what it
+# serves. serve() and kit.testing.running_service own the stack and unwind it after the
+# server has stopped, or at once when the build raises.
+Build = Callable[[ServiceConfig, contextlib.AsyncExitStack], Service]
+
+
+def opened(stack: contextlib.AsyncExitStack, resource: R) -> R:
+    """``resource``, just opened: closed when ``stack`` unwinds, after the server has
+    stopped (in-flight RPCs drained), the last opened first. Call it right after opening,
+    so a build that fails further on still closes it."""
+    stack.push_async_callback(close_resource, resource)
+    return resource
 
 
 async def close_resource(resource: Resource) -> None:
     result = resource.close()
     if inspect.isawaitable(result):
         await result
-
-
-def closing(stack: contextlib.AsyncExitStack, service: Service) -> None:
-    """Push ``service``'s resources onto ``stack`` (closed the last first)."""
-    for resource in service.resources:
-        stack.push_async_callback(close_resource, resource)
 
 
 class StartupError(RuntimeError):
@@ -140,12 +159,12 @@ def build_server(
     return BuiltServer(server=server, health=health, port=port, service_names=names)
 
 
-async def serve(config: ServiceConfig, service: Service) -> None:
-    """Serve ``service`` on config.host:config.port until SIGTERM/SIGINT, then shut down
-    gracefully and close its resources (also when starting fails)."""
+async def serve(config: ServiceConfig, build: Build) -> None:
+    """Build the service and serve it on config.host:config.port until SIGTERM/SIGINT,
+    then shut down gracefully and close its resources (also when building or starting
+    fails)."""
     async with contextlib.AsyncExitStack() as stack:
-        closing(stack, service)
-        await _serve(config, service)
+        await _serve(config, build(config, stack))
 
 
 async def _serve(config: ServiceConfig, service: Service) -> None:
@@ -176,7 +195,7 @@ async def _serve(config: ServiceConfig, service: Service) -> None:
     log.info("server.started", address=config.address, services=list(built.service_names),
              event_loop=type(loop).__module__.split(".")[0])
     try:
-        for hook in [*service.on_start, *mesh_start]:
+        for hook in [*service.starting, *mesh_start]:
             await hook()
         # Only a signal ends serving. (Not server.wait_for_termination(): cancelling that
         # waiter cancels grpc's own shutdown future and aborts in-flight RPCs.)
@@ -269,12 +288,11 @@ def run(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
     sys.exit(0)
 
 
-def main(name: str, build: Callable[[ServiceConfig], Service]) -> NoReturn:
+def main(name: str, build: Build) -> NoReturn:
     """A service's whole ``__main__``: ``main("catalog", build)`` reads the config of
     ``name``, builds the service and serves it (exit codes: see ``run``)."""
 
     async def serve_built() -> None:
-        config = load_config(name)
-        await serve(config, build(config))
+        await serve(load_config(name), build)
 
     run(serve_built)

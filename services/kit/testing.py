@@ -10,7 +10,7 @@ import grpc
 
 from services.kit.config import ServiceConfig
 from services.kit.logging import configure_logging
-from services.kit.server import Service, ServiceSpec, build_server, closing
+from services.kit.server import Build, ServiceSpec, build_server
 from services.kit.tracing import Tracing
 
 
@@ -63,16 +63,16 @@ async def running_server(
 
 @asynccontextmanager
 async def running_service(
-    service: Service, inner: Sequence[grpc.aio.ServerInterceptor] = ()
+    config: ServiceConfig, build: Build, inner: Sequence[grpc.aio.ServerInterceptor] = ()
 ) -> AsyncIterator[str]:
-    """``service`` (what a service's ``build`` returns) served as serve() serves it, on a
-    free port of 127.0.0.1: on_start hooks once SERVING; on leaving, on_stop hooks, the
-    server stopped at once (no drain: a test ends like a killed process) and the
-    resources closed, the last first. Yields the target."""
+    """A service's ``build`` served as serve() serves it, on a free port of 127.0.0.1:
+    on_start hooks once SERVING; on leaving, on_stop hooks, the server stopped at once
+    (no drain: a test ends like a killed process) and the resources closed, the last
+    opened first (at once if ``build`` raises). Yields the target."""
     async with AsyncExitStack() as stack:
-        closing(stack, service)
+        service = build(config, stack)
         target = await stack.enter_async_context(running_server(service.specs, inner=inner))
-        for hook in service.on_start:
+        for hook in service.starting:
             await hook()
         for hook in reversed(service.on_stop):
             stack.push_async_callback(hook)

@@ -4,11 +4,13 @@ consumed and nothing is written), and the servicer that lists them."""
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from services.kit.config import ServiceConfig
 from services.kit.db import Database
-from services.kit.events import ServiceEvents, consumers_for
+from services.kit.events import EventSettings, ServiceEvents, consumers_for
 from services.kit.logging import get_logger
-from services.kit.server import Service
+from services.kit.server import Service, opened
 from services.notification.events import CONSUMER_NAME, Notifier
 from services.notification.mailbox import Mailbox
 from services.notification.servicer import NotificationServicer, service_spec
@@ -18,19 +20,20 @@ from services.notification.store import DB_FILE, MIGRATIONS, NotificationStore
 log = get_logger("notification")
 
 
-def build(config: ServiceConfig) -> Service:
+def build(
+    config: ServiceConfig, stack: AsyncExitStack, *, event_settings: EventSettings | None = None
+) -> Service:
     settings = load_settings(config)
-    db = Database(config.data_dir / DB_FILE, MIGRATIONS)
+    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
     notifier = Notifier(Mailbox(settings.mail_dir))
-    events = ServiceEvents.from_env(
+    events = opened(stack, ServiceEvents.from_env(
         config,
-        lambda bus, event_settings: consumers_for(
-            bus, db, name=CONSUMER_NAME, handlers=notifier.handlers(), settings=event_settings
+        lambda bus, settings: consumers_for(
+            bus, db, name=CONSUMER_NAME, handlers=notifier.handlers(), settings=settings
         ),
-    )
+        settings=event_settings,
+    ))
     log.info("notification.mailbox", directory=str(settings.mail_dir))
     return Service(
-        specs=[service_spec(NotificationServicer(NotificationStore(db)))],
-        on_start=[events.start],
-        resources=[db, events],
+        specs=[service_spec(NotificationServicer(NotificationStore(db)))], events=events
     )

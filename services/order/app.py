@@ -9,6 +9,7 @@ exactly the same object graph; only where the upstreams point differs.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import cast
 
@@ -21,9 +22,9 @@ from meshmart.user.v1 import user_pb2_grpc
 from services.kit.clients import connect
 from services.kit.config import ServiceConfig
 from services.kit.db import Database
-from services.kit.events import ServiceEvents, consumers_for
+from services.kit.events import EventSettings, ServiceEvents, consumers_for
 from services.kit.outbox import Outbox, OutboxRelay
-from services.kit.server import Service, ServiceSpec
+from services.kit.server import Service, ServiceSpec, opened
 
 from .events import CONSUMER_NAME, OrderEvents, consumed_events
 from .saga import PlaceOrderSaga
@@ -87,27 +88,38 @@ def _order_service(
     )
 
 
-def build(config: ServiceConfig, settings: OrderSettings | None = None) -> Service:
+def build(
+    config: ServiceConfig,
+    stack: AsyncExitStack,
+    settings: OrderSettings | None = None,
+    *,
+    event_settings: EventSettings | None = None,
+) -> Service:
+    # Each resource is closed after the drain, the last opened first: sagas still running
+    # are interrupted (the next start finishes them, exactly as after a crash); events the
+    # relay has not published yet stay in the outbox for the next start.
     settings = settings or load_settings()
-    channels = {name: connect(config, name) for name in UPSTREAMS}
-    db = Database(config.data_dir / "order.sqlite3", MIGRATIONS, synchronous=settings.synchronous)
+    db = opened(stack, Database(
+        config.data_dir / "order.sqlite3", MIGRATIONS, synchronous=settings.synchronous
+    ))
+    channels = {name: opened(stack, connect(config, name)) for name in UPSTREAMS}
     service = _order_service(db, channels, settings)
-    events = ServiceEvents.from_env(
+    events = opened(stack, ServiceEvents.from_env(
         config,
-        lambda bus, event_settings: [
+        lambda bus, settings: [
             OutboxRelay(db, bus, holder=config.instance_id, outbox=service.outbox),
             *consumers_for(
-                bus, db, name=CONSUMER_NAME, handlers=consumed_events(), settings=event_settings
+                bus, db, name=CONSUMER_NAME, handlers=consumed_events(), settings=settings
             ),
         ],
-    )
+        settings=event_settings,
+    ))
+    opened(stack, service.saga)
     return Service(
         specs=[service.spec],
-        # Startup recovery runs once the server is up: orders a previous run left
-        # unfinished are confirmed or cancelled before anything else is resumed.
-        on_start=[events.start, service.saga.start],
-        # Closed after the drain, the last first: sagas still running are interrupted
-        # (the next start finishes them, exactly as after a crash); events the relay has
-        # not published yet stay in the outbox for the next start.
-        resources=[db, *channels.values(), events, service.saga],
+        # Startup recovery runs once the server is up (after the events have started):
+        # orders a previous run left unfinished are confirmed or cancelled before
+        # anything else is resumed.
+        on_start=[service.saga.start],
+        events=events,
     )

@@ -8,12 +8,14 @@ unique per database file, so two instances share one file to never charge twice.
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from services.kit.clock import utc_now
 from services.kit.config import ServiceConfig
 from services.kit.db import Database
-from services.kit.events import ServiceEvents
+from services.kit.events import EventSettings, ServiceEvents
 from services.kit.outbox import OutboxRelay
-from services.kit.server import Service
+from services.kit.server import Service, opened
 
 from .domain import PaymentProcessor, authorize
 from .faults import FaultInjector
@@ -23,18 +25,23 @@ from .settings import PaymentSettings, load_settings
 from .store import MIGRATIONS, PaymentStore
 
 
-def build(config: ServiceConfig, settings: PaymentSettings | None = None) -> Service:
+def build(
+    config: ServiceConfig,
+    stack: AsyncExitStack,
+    settings: PaymentSettings | None = None,
+    *,
+    event_settings: EventSettings | None = None,
+) -> Service:
     settings = settings or load_settings()
-    db = Database(config.data_dir / "payment.sqlite3", MIGRATIONS, synchronous=settings.synchronous)
+    db = opened(stack, Database(
+        config.data_dir / "payment.sqlite3", MIGRATIONS, synchronous=settings.synchronous
+    ))
     store = PaymentStore(db, new_id)
-    events = ServiceEvents.from_env(
+    events = opened(stack, ServiceEvents.from_env(
         config,
         lambda bus, _: [OutboxRelay(db, bus, holder=config.instance_id, outbox=store.outbox)],
-    )
+        settings=event_settings,
+    ))
     processor = PaymentProcessor(store, authorize, utc_now)
     faults = FaultInjector(settings.initial_fault)
-    return Service(
-        specs=service_specs(processor, faults),
-        on_start=[events.start],
-        resources=[db, events],
-    )
+    return Service(specs=service_specs(processor, faults), events=events)

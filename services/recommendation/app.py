@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
 from typing import cast
 
 import grpc
@@ -12,7 +13,7 @@ from meshmart.user.v1 import user_pb2_grpc
 
 from services.kit.clients import connect
 from services.kit.config import ServiceConfig, env_str
-from services.kit.server import Service, ServiceSpec
+from services.kit.server import Service, ServiceSpec, opened
 from services.recommendation.domain import Recommender
 from services.recommendation.servicer import RecommendationServicer
 from services.recommendation.settings import RecommendationSettings, load_settings
@@ -66,14 +67,20 @@ def _spec(
     )
 
 
-def build(config: ServiceConfig, settings: RecommendationSettings | None = None) -> Service:
+def build(
+    config: ServiceConfig,
+    stack: AsyncExitStack,
+    settings: RecommendationSettings | None = None,
+) -> Service:
     settings = settings or load_settings()
     # The release label the mesh registers (meta.version, the canary's subset), echoed in
     # every answer's x-meshmart-version header.
     version = env_str("MESHMART_SERVICE_VERSION", "dev")
-    channels = {name: connect(config, name) for name in ("order", "catalog", "user")}
+    # Closed only after the drain: in-flight RPCs use the channels until then.
+    channels = {
+        name: opened(stack, connect(config, name)) for name in ("order", "catalog", "user")
+    }
     spec = _spec(
         channels["order"], channels["catalog"], channels["user"], settings, version=version
     )
-    # Closed only after the drain: in-flight RPCs use the channels until then.
-    return Service(specs=[spec], resources=list(channels.values()))
+    return Service(specs=[spec])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from typing import cast
 
 import grpc
@@ -15,7 +16,7 @@ from meshmart.user.v1 import user_pb2_grpc
 
 from services.kit.clients import connect
 from services.kit.config import ServiceConfig
-from services.kit.server import Service, ServiceSpec
+from services.kit.server import Service, ServiceSpec, opened
 from services.storefront.dashboard import DashboardBuilder, Timeouts, Upstreams
 from services.storefront.servicer import StorefrontServicer
 from services.storefront.settings import load_settings
@@ -57,8 +58,10 @@ def _spec(channels: Mapping[str, grpc.aio.Channel], timeouts: Timeouts) -> Servi
     )
 
 
-def build(config: ServiceConfig, timeouts: Timeouts | None = None) -> Service:
+def build(
+    config: ServiceConfig, stack: AsyncExitStack, timeouts: Timeouts | None = None
+) -> Service:
     timeouts = timeouts or load_settings()
-    channels = {name: connect(config, name) for name in UPSTREAMS}
     # Closed only after the drain: in-flight RPCs use the channels until then.
-    return Service(specs=[_spec(channels, timeouts)], resources=list(channels.values()))
+    channels = {name: opened(stack, connect(config, name)) for name in UPSTREAMS}
+    return Service(specs=[_spec(channels, timeouts)])

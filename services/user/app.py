@@ -3,12 +3,14 @@ and the relay of its outbox (off without MESHMART_NATS_URL: events then wait the
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from services.kit.config import ServiceConfig
 from services.kit.db import Database
-from services.kit.events import ServiceEvents
+from services.kit.events import EventSettings, ServiceEvents
 from services.kit.logging import get_logger
 from services.kit.outbox import Outbox, OutboxRelay
-from services.kit.server import Service
+from services.kit.server import Service, opened
 from services.user.domain import UserAccounts
 from services.user.keys import ensure_signing_key, keys_dir
 from services.user.passwords import Passwords
@@ -22,26 +24,26 @@ log = get_logger("user")
 
 def build(
     config: ServiceConfig,
+    stack: AsyncExitStack,
     settings: UserSettings | None = None,
     *,
     passwords: Passwords | None = None,
+    event_settings: EventSettings | None = None,
 ) -> Service:
     """``passwords``: the hasher (tests pass cheap Argon2 parameters)."""
     settings = settings or load_settings()
     key = ensure_signing_key(keys_dir(config.run_dir))
     log.info("user.signing_key", kid=key.kid)
-    db = Database(config.data_dir / DB_FILE, MIGRATIONS)
+    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
     outbox = Outbox("user")
-    events = ServiceEvents.from_env(
-        config, lambda bus, _: [OutboxRelay(db, bus, holder=config.instance_id, outbox=outbox)]
-    )
+    events = opened(stack, ServiceEvents.from_env(
+        config,
+        lambda bus, _: [OutboxRelay(db, bus, holder=config.instance_id, outbox=outbox)],
+        settings=event_settings,
+    ))
     accounts = UserAccounts(
         UserStore(db, outbox),
         passwords or Passwords(),
         TokenIssuer(key, ttl_seconds=settings.token_ttl_seconds),
     )
-    return Service(
-        specs=[service_spec(UserServicer(accounts))],
-        on_start=[events.start],
-        resources=[db, events],
-    )
+    return Service(specs=[service_spec(UserServicer(accounts))], events=events)

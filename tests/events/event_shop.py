@@ -1,20 +1,20 @@
 """The in-process shop (harness/shop.py) with its asynchronous half switched on.
 
-Next to ``running_shop``'s servers it runs, on a real nats-server, exactly the workers
-each service's main starts: the outbox relays of user, order and payment; the consumers
-of order (UserUpdated), inventory (OrderCancelled), notification and analytics; plus the
-notification and analytics gRPC servers. Each worker opens its service's SQLite file on
-its own connection, as a second thread of that process would.
+Every service is built by its own ``app.build`` with events on, on a real nats-server,
+so each runs exactly the workers its main starts: the outbox relays of user, order and
+payment; the consumers of order (UserUpdated) and inventory (OrderCancelled); and the
+notification and analytics services, each a gRPC server and its consumers.
 
-    async with running_shop(tmp_path) as shop, running_events(tmp_path, shop, url) as ev:
+    async with running_events(tmp_path, nats_url) as (shop, events):
         ...
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,46 +22,30 @@ import grpc
 from meshmart.analytics.v1 import analytics_pb2_grpc
 from meshmart.notification.v1 import notification_pb2, notification_pb2_grpc
 
-from harness.shop import TIMEOUT, Shop
-from services.analytics import projection
-from services.analytics.servicer import AnalyticsServicer
-from services.analytics.servicer import service_spec as analytics_spec
+from harness.shop import TIMEOUT, Gate, Kept, Shop, running_shop, service_config
+from services.analytics import app as analytics_app
 from services.analytics.store import DB_FILE as ANALYTICS_DB_FILE
 from services.analytics.store import MIGRATIONS as ANALYTICS_MIGRATIONS
-from services.analytics.store import SalesReadModel
-from services.inventory import events as inventory_events
-from services.inventory.store import DB_FILE as INVENTORY_DB_FILE
-from services.inventory.store import MIGRATIONS as INVENTORY_MIGRATIONS
-from services.inventory.store import StockLedger
 from services.kit.db import Database
-from services.kit.events import EventBus, EventConsumer, EventSettings, consumers_for
+from services.kit.events import EventBus, EventConsumer, EventSettings, ServiceEvents
 from services.kit.outbox import OutboxRelay
-from services.kit.testing import running_server
-from services.notification.events import CONSUMER_NAME as NOTIFICATION
-from services.notification.events import Notifier
-from services.notification.mailbox import Mailbox
-from services.notification.servicer import NotificationServicer
-from services.notification.servicer import service_spec as notification_spec
-from services.notification.store import DB_FILE as NOTIFICATION_DB_FILE
-from services.notification.store import MIGRATIONS as NOTIFICATION_MIGRATIONS
-from services.notification.store import NotificationStore
-from services.order import events as order_events
-from services.order.store import MIGRATIONS as ORDER_MIGRATIONS
-from services.payment.store import MIGRATIONS as PAYMENT_MIGRATIONS
-from services.user.store import DB_FILE as USER_DB_FILE
-from services.user.store import MIGRATIONS as USER_MIGRATIONS
+from services.kit.testing import running_service
+from services.notification import app as notification_app
+from services.notification.settings import load_settings as notification_settings
 
+# Quick retries, so a test that makes a handler fail does not wait a second per delivery.
 SETTINGS = EventSettings(max_deliveries=5, retry_delay_seconds=0.05, ack_wait_seconds=5.0)
 
 
 @dataclass
 class EventShop:
+    # A client of the test's own, to publish as another service would.
     bus: EventBus
     relays: dict[str, OutboxRelay]
     consumers: list[EventConsumer]
     notification: notification_pb2_grpc.NotificationServiceAsyncStub
     analytics: analytics_pb2_grpc.AnalyticsServiceAsyncStub
-    notification_db: Database
+    # The analytics read model, on a connection of the test's own.
     analytics_db: Database
     mail_dir: Path
 
@@ -82,102 +66,53 @@ def _stub(factory: Any, channel: grpc.aio.Channel) -> Any:
     return factory(channel)
 
 
+def _workers(
+    events: Mapping[str, ServiceEvents],
+) -> tuple[dict[str, OutboxRelay], list[EventConsumer]]:
+    """Each service's outbox relay, by service, and every consumer."""
+    workers = [(name, worker) for name, each in events.items() for worker in each.workers]
+    relays = {name: w for name, w in workers if isinstance(w, OutboxRelay)}
+    return relays, [w for _, w in workers if isinstance(w, EventConsumer)]
+
+
 @contextlib.asynccontextmanager
 async def running_events(
-    data_dir: Path, shop: Shop, nats_url: str, *, record: bool = False
-) -> AsyncIterator[EventShop]:
-    """The shop's events on ``nats_url`` (``record``: keep publish timings and lags)."""
-    del shop  # the servers need nothing from here; named so the order of use is clear
+    data_dir: Path, nats_url: str, *, gates: Mapping[str, Gate] | None = None
+) -> AsyncIterator[tuple[Shop, EventShop]]:
+    """The shop, and notification and analytics, with their events on ``nats_url``."""
+    settings = replace(SETTINGS, nats_url=nats_url)
     async with contextlib.AsyncExitStack() as stack:
-
-        def database(name: str, migrations: Sequence[str]) -> Database:
-            db = Database(data_dir / name, migrations)
-            stack.callback(db.close)
-            return db
+        shop = await stack.enter_async_context(
+            running_shop(data_dir, gates=gates, event_settings=settings)
+        )
+        targets: dict[str, str] = {}
+        events = dict(shop.events)
+        for name, app in (("notification", notification_app), ("analytics", analytics_app)):
+            kept = Kept(partial(app.build, event_settings=settings))
+            targets[name] = await stack.enter_async_context(
+                running_service(service_config(name, data_dir), kept)
+            )
+            assert kept.events is not None
+            events[name] = kept.events
+        relays, consumers = _workers(events)
 
         bus = EventBus(nats_url, name="event-shop")
         await bus.start()
         stack.push_async_callback(bus.close)
-
-        relays = {
-            name: OutboxRelay(
-                database(file, migrations),
-                bus,
-                holder=f"{name}-test",
-                poll_interval_seconds=0.02,
-                record_timings=record,
-            )
-            for name, file, migrations in (
-                ("user", USER_DB_FILE, USER_MIGRATIONS),
-                ("order", "order.sqlite3", ORDER_MIGRATIONS),
-                ("payment", "payment.sqlite3", PAYMENT_MIGRATIONS),
-            )
-        }
-
-        notification_db = database(NOTIFICATION_DB_FILE, NOTIFICATION_MIGRATIONS)
-        analytics_db = database(ANALYTICS_DB_FILE, ANALYTICS_MIGRATIONS)
-        mail_dir = data_dir / "mail"
-        order_db = database("order.sqlite3", ORDER_MIGRATIONS)
-        inventory_db = database(INVENTORY_DB_FILE, INVENTORY_MIGRATIONS)
-        consumers = [
-            *consumers_for(
-                bus,
-                order_db,
-                name=order_events.CONSUMER_NAME,
-                handlers=order_events.consumed_events(),
-                settings=SETTINGS,
-                record_lag=record,
-            ),
-            *consumers_for(
-                bus,
-                inventory_db,
-                name=inventory_events.CONSUMER_NAME,
-                handlers=inventory_events.consumed_events(StockLedger(inventory_db)),
-                settings=SETTINGS,
-                record_lag=record,
-            ),
-            *consumers_for(
-                bus,
-                notification_db,
-                name=NOTIFICATION,
-                handlers=Notifier(Mailbox(mail_dir)).handlers(),
-                settings=SETTINGS,
-                record_lag=record,
-            ),
-            *consumers_for(
-                bus,
-                analytics_db,
-                name=projection.CONSUMER_NAME,
-                handlers=projection.handlers(),
-                settings=SETTINGS,
-                record_lag=record,
-            ),
-        ]
-        for worker in [*relays.values(), *consumers]:
-            await worker.start()
-            stack.push_async_callback(worker.stop)
-
-        notification_target = await stack.enter_async_context(
-            running_server(
-                [notification_spec(NotificationServicer(NotificationStore(notification_db)))]
-            )
-        )
-        analytics_target = await stack.enter_async_context(
-            running_server([analytics_spec(AnalyticsServicer(SalesReadModel(analytics_db)))])
-        )
+        analytics_db = Database(data_dir / ANALYTICS_DB_FILE, ANALYTICS_MIGRATIONS)
+        stack.callback(analytics_db.close)
         notification_channel = await stack.enter_async_context(
-            grpc.aio.insecure_channel(notification_target)
+            grpc.aio.insecure_channel(targets["notification"])
         )
         analytics_channel = await stack.enter_async_context(
-            grpc.aio.insecure_channel(analytics_target)
+            grpc.aio.insecure_channel(targets["analytics"])
         )
-        yield EventShop(
+        yield shop, EventShop(
             bus=bus,
             relays=relays,
             consumers=consumers,
             notification=_stub(notification_pb2_grpc.NotificationServiceStub, notification_channel),
             analytics=_stub(analytics_pb2_grpc.AnalyticsServiceStub, analytics_channel),
-            notification_db=notification_db,
             analytics_db=analytics_db,
-            mail_dir=mail_dir,
+            mail_dir=notification_settings(service_config("notification", data_dir)).mail_dir,
         )

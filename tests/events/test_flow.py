@@ -19,7 +19,7 @@ from meshmart.payment.v1 import payment_pb2
 from meshmart.user.v1 import user_pb2
 from nats.aio.client import Client as NatsClient
 
-from harness.shop import DECLINE_CARD, TIMEOUT, Gate, Shop, running_shop
+from harness.shop import DECLINE_CARD, TIMEOUT, Gate, Shop
 from harness.wait import until
 from services.analytics.rebuild import differences, rebuild
 from services.analytics.store import MIGRATIONS as ANALYTICS_MIGRATIONS
@@ -54,9 +54,9 @@ class World:
 async def world(tmp_path: Path, nats_url: str, nc: NatsClient) -> AsyncIterator[World]:
     user_gate = Gate()
     user_gate.release()  # open unless a test closes it
-    async with (
-        running_shop(tmp_path, gates={"user.GetUser": user_gate}) as shop,
-        running_events(tmp_path, shop, nats_url) as events,
+    async with running_events(tmp_path, nats_url, gates={"user.GetUser": user_gate}) as (
+        shop,
+        events,
     ):
         yield World(shop, events, nc, tmp_path, nats_url, user_gate)
 

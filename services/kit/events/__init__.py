@@ -21,7 +21,8 @@ NATS): events then wait in the outbox until a run with NATS publishes them.
 - settings.py: EventSettings, load_event_settings (MESHMART_NATS_URL, MESHMART_EVENTS_*);
 - bus.py: EventBus (the connection, publish with JetStream's ack), Backoff;
 - consumer.py: EventConsumer, consumers_for, apply_once, read_stream, CONSUMER_MIGRATION;
-- wiring.py: ServiceEvents, one process's bus and workers (start on serve()'s on_start).
+- wiring.py: ServiceEvents, one process's bus and workers (``Service.events``: serve()
+  starts it once SERVING).
 
 Everything a service or test uses is importable from ``services.kit.events``.
 """

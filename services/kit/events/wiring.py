@@ -1,5 +1,5 @@
 """ServiceEvents: what one service process runs for events (the bus and its workers),
-started by serve()'s on_start and closed after serve() returns."""
+started by serve() once SERVING (``Service.events``) and closed after serve() returns."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ log = get_logger("meshmart.events")
 
 class ServiceEvents:
     """Everything event-related one service process runs: the bus and its workers
-    (outbox relay, consumers). ``start`` as serve()'s on_start hook; ``close`` after
-    serve() returns (so events committed while draining are still published next run).
+    (outbox relay, consumers). serve() starts it once SERVING (``Service.events``); it is
+    closed after serve() returns (so events committed while draining are still published
+    next run).
     """
 
     def __init__(self, bus: EventBus | None, workers: Sequence[Worker] = ()) -> None:
@@ -30,12 +31,14 @@ class ServiceEvents:
         config: ServiceConfig,
         build: Callable[[EventBus, EventSettings], Sequence[Worker]],
         env: Mapping[str, str] | None = None,
+        settings: EventSettings | None = None,
     ) -> ServiceEvents:
         """Events of ``config``'s service; off (and saying so) without MESHMART_NATS_URL.
 
         ``build`` creates the workers once the bus exists (not called when off).
+        ``settings``: these instead of the environment's (the in-process tests' shop).
         """
-        settings = load_event_settings(env)
+        settings = settings or load_event_settings(env)
         if settings.nats_url is None:
             return cls(None)
         bus = EventBus(

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 from services.kit.config import ServiceConfig, env_float
 from services.kit.logging import get_logger
 from services.kit.server import Service, main
@@ -24,7 +26,7 @@ async def failing_stop() -> None:
     raise ConnectionError("consul unreachable")
 
 
-def build(config: ServiceConfig) -> Service:
+def build(config: ServiceConfig, stack: AsyncExitStack) -> Service:
     # A service-specific setting, read and validated the same way as the kit's own.
     grace = env_float("KITTEST_GRACE_SECONDS", 10.0, minimum=0.0)
     return Service(

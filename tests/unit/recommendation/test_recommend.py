@@ -8,6 +8,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -49,8 +50,9 @@ async def recommendation(
 ) -> AsyncIterator[recommendation_pb2_grpc.RecommendationServiceAsyncStub]:
     targets = {"order": order_target, "catalog": catalog_target, "user": user_target}
     async with (
-        running_service(build(config_for_tests("recommendation", upstreams=targets), settings))
-        as target,
+        running_service(
+            config_for_tests("recommendation", upstreams=targets), partial(build, settings=settings)
+        ) as target,
         grpc.aio.insecure_channel(target) as channel,
     ):
         yield recommendation_pb2_grpc.RecommendationServiceStub(channel)  # type: ignore[misc]

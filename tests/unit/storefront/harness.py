@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import grpc
 from meshmart.storefront.v1 import storefront_pb2, storefront_pb2_grpc
@@ -73,16 +74,15 @@ async def running_storefront(
         stack.push_async_callback(recommendation.aclose)
         recommendation_target = await recommendation.enter_async_context(
             running_service(
-                recommendation_app.build(
-                    config_for_tests("recommendation", upstreams=upstreams),
-                    RECOMMENDATION_SETTINGS,
-                )
+                config_for_tests("recommendation", upstreams=upstreams),
+                partial(recommendation_app.build, settings=RECOMMENDATION_SETTINGS),
             )
         )
         targets = {**shop.targets, "recommendation": recommendation_target, **(overrides or {})}
         storefront_target = await stack.enter_async_context(
             running_service(
-                storefront_app.build(config_for_tests("storefront", upstreams=targets), timeouts)
+                config_for_tests("storefront", upstreams=targets),
+                partial(storefront_app.build, timeouts=timeouts),
             )
         )
         client = await stack.enter_async_context(grpc.aio.insecure_channel(storefront_target))
