@@ -65,7 +65,8 @@ labels=(); commands=()
 add() { labels+=("$1"); shift; commands+=("$*"); }
 venv_ok || add "installing the Python packages ($extras) into .venv (about a minute)" install_venv
 mkdir -p .venv/bin
-for name in $(tools/bootstrap-go.sh --missing "${tools[@]}"); do
+missing_go=$(tools/bootstrap-go.sh --missing "${tools[@]}")
+for name in $missing_go; do
   case "$name" in
     consul) about=" (about 4 min)" ;;
     prometheus|promtool) about=" (about 2 min)" ;;
@@ -96,6 +97,15 @@ fi
 export MESHMART_SETUP_STEP=1  # the steps' own scripts leave the progress lines to us
 total=${#labels[@]}
 began=$SECONDS
+# The Go builds' downloads run meanwhile, all at once, while the steps before them work.
+if [ -n "$missing_go" ]; then
+  echo "==> fetching the Go modules of $(echo $missing_go | tr ' ' ',') in the background"
+  # Its own process group (setsid), so a failing step stops it and its go commands.
+  # shellcheck disable=SC2086
+  setsid tools/bootstrap-go.sh --prefetch $missing_go &
+  prefetch=$!
+  trap 'kill -- "-$prefetch" 2>/dev/null || true' EXIT
+fi
 for i in "${!labels[@]}"; do
   echo "==> [$((i + 1))/$total] ${labels[$i]} ..."
   start=$SECONDS
