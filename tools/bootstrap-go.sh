@@ -40,10 +40,6 @@ case "${1:-}" in
     exit 0 ;;
 esac
 
-# One build at a time per cache: a second `make setup` waits instead of building twice.
-exec 9>"$cache/.lock"
-flock 9
-
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   for dir in tools/go/*/; do

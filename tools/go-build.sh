@@ -4,7 +4,8 @@
 #                          lines of the error that says what needs it)
 #   go_build NAME LABEL HINT BIN DIR ADVICE [ARGS...]
 #                          unless BIN is built: `go build -trimpath -o BIN ARGS` in DIR
-#                          (through BIN.partial, so a failed build leaves no BIN), saying
+#                          (through BIN.partial, so a failed build leaves no BIN; BIN.lock
+#                          keeps two checkouts from building it at once), saying
 #                          "building LABEL HINT" unless tools/setup.sh's numbered step line
 #                          (MESHMART_SETUP_STEP) says it, and ADVICE when it fails; then
 #                          .venv/bin/NAME links to BIN
@@ -26,6 +27,14 @@ go_cache() {
 go_build() {
   local name=$1 label=$2 hint=$3 bin=$4 dir=$5 advice=$6
   shift 6
+  # One build of a binary at a time: a second checkout's `make setup` waits for the
+  # first's build of that very binary instead of building it twice, and never waits on a
+  # binary it already has.
+  if [ ! -x "$bin" ]; then
+    local lock
+    exec {lock}>"$bin.lock"
+    flock "$lock"
+  fi
   if [ ! -x "$bin" ]; then
     [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> building $label$hint..."
     local start=$SECONDS
