@@ -1,6 +1,6 @@
 """The whole shop in-process: user, catalog, inventory, cart, payment and order, each a real
 gRPC server built by the service's own ``app.build`` (what ``python -m services.<name>``
-serves) on its own SQLite file, wired by targets.
+serves) on its own SQLite file (or its own PostgreSQL database), wired by targets.
 
 Use it from any test that needs real services talking to each other:
 
@@ -58,6 +58,8 @@ from services.user import app as user_app
 from services.user.passwords import Passwords
 from services.user.settings import UserSettings
 
+# The services running_shop starts (each with a database of its own).
+SERVICES = ("user", "catalog", "inventory", "cart", "payment", "order")
 # Deadline of every call the helpers make; generous, the machine is shared.
 TIMEOUT = 10.0
 PASSWORD = "correct horse battery"
@@ -165,13 +167,18 @@ class _Gates(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def service_config(
-    name: str, data_dir: Path, upstreams: Mapping[str, str] | None = None
+    name: str,
+    data_dir: Path,
+    upstreams: Mapping[str, str] | None = None,
+    database_urls: Mapping[str, str] | None = None,
 ) -> ServiceConfig:
-    """What ``build`` reads, as load_config would give it: files under ``data_dir``."""
+    """What ``build`` reads, as load_config would give it: files under ``data_dir``, or
+    the service's PostgreSQL database when ``database_urls`` names one."""
     return ServiceConfig(
         name=name,
         port=1,  # a placeholder: running_service binds a free port
         data_dir=data_dir,
+        database_url=(database_urls or {}).get(name, ""),
         run_dir=data_dir,
         log_level="DEBUG",
         drain_seconds=0.0,
@@ -309,8 +316,10 @@ class OrderProcess:
         settings: OrderSettings,
         gates: _Gates,
         event_settings: EventSettings | None = None,
+        database_urls: Mapping[str, str] | None = None,
     ) -> None:
         self._data_dir = data_dir
+        self._database_urls = dict(database_urls or {})
         self._upstreams = dict(upstreams)
         self._settings = settings
         self._gates = gates
@@ -332,7 +341,9 @@ class OrderProcess:
         if self._stack is not None:
             raise RuntimeError("the order server is already running")
         async with contextlib.AsyncExitStack() as stack:
-            config = service_config("order", self._data_dir, self._upstreams)
+            config = service_config(
+                "order", self._data_dir, self._upstreams, self._database_urls
+            )
             build = Kept(partial(
                 order_app.build, settings=self._settings, event_settings=self._event_settings
             ))
@@ -366,9 +377,11 @@ async def running_shop(
     gates: Mapping[str, Gate] | None = None,
     money_synchronous: Synchronous | None = None,
     event_settings: EventSettings | None = None,
+    database_urls: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Shop]:
     """Every service of the shop on 127.0.0.1, each built by its own ``app.build`` with
-    its database under ``data_dir``.
+    its database under ``data_dir``, or at ``database_urls[service]`` (PostgreSQL; see
+    harness/postgres.py ``Databases.urls``).
 
     ``gates`` maps "<service>.<Method>" (e.g. "payment.Charge", "inventory.Commit") to a
     Gate holding that RPC. ``money_synchronous`` overrides what payment and order commit
@@ -388,7 +401,9 @@ async def running_shop(
         async def serve(name: str, build: Build) -> str:
             kept = Kept(build)
             target = await stack.enter_async_context(
-                running_service(service_config(name, data_dir, targets), kept, inner=[held])
+                running_service(
+                    service_config(name, data_dir, targets, database_urls), kept, inner=[held]
+                )
             )
             if kept.events is not None and kept.events.enabled:
                 events[name] = kept.events
@@ -430,7 +445,9 @@ async def running_shop(
             partial(payment_app.build, settings=payment_settings, event_settings=event_settings),
         )
 
-        order = OrderProcess(data_dir, targets, order_settings, held, event_settings)
+        order = OrderProcess(
+            data_dir, targets, order_settings, held, event_settings, database_urls
+        )
         stack.push_async_callback(order.stop)
         await order.start()
         targets["order"] = order.target

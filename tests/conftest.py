@@ -24,6 +24,9 @@ from contextlib import contextmanager
 import pytest
 
 from harness.host import free_loopback
+
+# The session's PostgreSQL and the engine fixtures (harness/postgres.py), for every suite.
+from harness.postgres import databases, engine, postgres_cluster  # noqa: F401
 from services.kit import loop_watch
 from tools.mesh import control
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT

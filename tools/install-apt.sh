@@ -3,22 +3,28 @@
 # and we may (root); otherwise says what to do and goes on.
 #   chromium    the browser tests (tests/observability/test_console_browser.py; Playwright
 #               drives Debian's chromium, not a browser of its own)
+#   postgresql  Debian's PostgreSQL 15 server (postgresql-15; only the client comes with
+#               the machine): the tests on PostgreSQL start a cluster of their own with its
+#               initdb and postgres (harness/postgres.py, tools/postgres.py)
 #   wrk         `make bench` (bench/edge_rest_vs_grpc.py: HTTP load through the edge)
 #   containers  podman, runc, debootstrap and CNI's dnsname plugin (containers find each
 #               other by service name): tests/compose and `make compose-up` run
 #               docker-compose.yml in real containers (tools/compose/engine.py)
-#   usage: tools/install-apt.sh chromium|wrk|containers [--missing]
+#   usage: tools/install-apt.sh chromium|postgresql|wrk|containers [--missing]
 #          (--missing: exit 0 when something is to install, 1 when all is there)
 set -euo pipefail
-what=${1:?usage: tools/install-apt.sh chromium|wrk|containers [--missing]}
+what=${1:?usage: tools/install-apt.sh chromium|postgresql|wrk|containers [--missing]}
 case "$what" in
   chromium) packages=(chromium); binaries=(/usr/bin/chromium); why="the browser tests need it" ;;
+  postgresql)
+    packages=(postgresql-15); binaries=(/usr/lib/postgresql/15/bin/postgres)
+    why="the tests on PostgreSQL need its server (initdb, postgres); without it they fail saying so" ;;
   wrk) packages=(wrk); binaries=(/usr/bin/wrk); why="make bench needs it (the edge benchmark)" ;;
   containers)
     packages=(podman runc debootstrap golang-github-containernetworking-plugin-dnsname)
     binaries=(/usr/bin/podman /usr/sbin/runc /usr/sbin/debootstrap /usr/lib/cni/dnsname)
     why="make compose-up and tests/compose need them (or Docker Engine 25+ with compose)" ;;
-  *) echo "error: tools/install-apt.sh knows chromium, wrk and containers, not $what" >&2; exit 2 ;;
+  *) echo "error: tools/install-apt.sh knows chromium, postgresql, wrk and containers, not $what" >&2; exit 2 ;;
 esac
 missing=()
 for i in "${!packages[@]}"; do [ -x "${binaries[$i]}" ] || missing+=("${packages[$i]}"); done

@@ -8,8 +8,9 @@
 #          npm); the Zipkin server jar (with java and mvn)
 #   test   (make setup, test, lint, proto...)  up, with every extra in the venv, plus
 #          grpcurl, ghz, buf, the protoc plugins, promtool, the docker compose plugin,
-#          Debian's chromium for the browser tests, and podman, runc and debootstrap for
-#          the container tests (apt-get, as root) with the project's own containers.conf
+#          Debian's chromium for the browser tests, postgresql-15 (the server) for the
+#          tests on PostgreSQL, and podman, runc and debootstrap for the container tests
+#          (apt-get, as root) with the project's own containers.conf
 #   bench  (make bench)  test, plus wrk (apt-get, as root)
 # Each step that has work to do prints its number, how many there are, and its time.
 #   usage: tools/setup.sh [up|test|bench] [--versions]   (default: test)
@@ -86,6 +87,9 @@ if tools/fetch-zipkin.sh --missing; then
 fi
 if [ "$profile" != up ] && [ ! -x /usr/bin/chromium ]; then
   add "installing Debian's chromium for the browser tests (apt-get, a minute)" tools/install-apt.sh chromium
+fi
+if [ "$profile" != up ] && tools/install-apt.sh postgresql --missing; then
+  add "installing Debian's postgresql-15 server for the tests on PostgreSQL (apt-get, about 10 s)" tools/install-apt.sh postgresql
 fi
 if [ "$profile" != up ] && tools/install-apt.sh containers --missing; then
   add "installing podman, runc and debootstrap for the container tests (apt-get)" tools/install-apt.sh containers

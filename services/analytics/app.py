@@ -9,7 +9,7 @@ from services.analytics.projection import CONSUMER_NAME, handlers
 from services.analytics.servicer import AnalyticsServicer, service_spec
 from services.analytics.store import DB_FILE, MIGRATIONS, SalesReadModel
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import open_database
 from services.kit.events import EventSettings, ServiceEvents, consumers_for
 from services.kit.server import Service, opened
 
@@ -17,7 +17,7 @@ from services.kit.server import Service, opened
 def build(
     config: ServiceConfig, stack: AsyncExitStack, *, event_settings: EventSettings | None = None
 ) -> Service:
-    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
+    db = opened(stack, open_database(config, DB_FILE, MIGRATIONS))
     events = opened(stack, ServiceEvents.from_env(
         config,
         lambda bus, settings: consumers_for(

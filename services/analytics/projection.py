@@ -15,7 +15,6 @@ streams from scratch gives the same read model (rebuild.py).
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Mapping
 
 from google.protobuf import timestamp_pb2
@@ -23,6 +22,7 @@ from meshmart.common.v1 import common_pb2
 from meshmart.order.v1 import events_pb2 as order_events_pb2
 from meshmart.payment.v1 import events_pb2 as payment_events_pb2
 
+from services.kit.db import Connection
 from services.kit.events import Handler, unpack
 
 ORDER_CONFIRMED = "order.OrderConfirmed"
@@ -39,7 +39,7 @@ def handlers() -> Mapping[str, Handler]:
     return {ORDER_CONFIRMED: order_confirmed, PAYMENT_REFUNDED: payment_refunded}
 
 
-def order_confirmed(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) -> None:
+def order_confirmed(conn: Connection, envelope: common_pb2.EventEnvelope) -> None:
     order = unpack(envelope, order_events_pb2.OrderConfirmed).order
     # The confirmation moment; the envelope's time if an old producer left it unset.
     day = utc_day(order.updated_at if order.HasField("updated_at") else envelope.occurred_at)
@@ -66,13 +66,13 @@ def order_confirmed(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope
         )
         conn.execute(
             "INSERT INTO product_totals (product_id, units) VALUES (?, ?)"
-            " ON CONFLICT (product_id) DO UPDATE SET units = units + excluded.units",
+            " ON CONFLICT (product_id) DO UPDATE SET units = product_totals.units + excluded.units",
             (line.product_id, line.quantity),
         )
     _apply_refund_if_known(conn, order.order_id)
 
 
-def payment_refunded(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) -> None:
+def payment_refunded(conn: Connection, envelope: common_pb2.EventEnvelope) -> None:
     payment = unpack(envelope, payment_events_pb2.PaymentRefunded).payment
     conn.execute(
         "INSERT INTO refunds (order_id, payment_id, day, amount_minor) VALUES (?, ?, ?, ?)"
@@ -87,7 +87,7 @@ def payment_refunded(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelop
     _apply_refund_if_known(conn, payment.order_id)
 
 
-def _apply_refund_if_known(conn: sqlite3.Connection, order_id: str) -> None:
+def _apply_refund_if_known(conn: Connection, order_id: str) -> None:
     refund = conn.execute(
         "SELECT r.day, o.currency FROM refunds r JOIN confirmed_orders o USING (order_id)"
         " WHERE r.order_id = ? AND r.applied = 0",
@@ -106,22 +106,23 @@ def _apply_refund_if_known(conn: sqlite3.Connection, order_id: str) -> None:
 
 
 def _add_day(
-    conn: sqlite3.Connection, day: str, *, orders: int, revenue: int, currency: str
+    conn: Connection, day: str, *, orders: int, revenue: int, currency: str
 ) -> None:
     conn.execute(
         "INSERT INTO daily_sales (day, orders, revenue_minor, currency) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (day) DO UPDATE SET orders = orders + excluded.orders,"
-        " revenue_minor = revenue_minor + excluded.revenue_minor",
+        " ON CONFLICT (day) DO UPDATE SET orders = daily_sales.orders + excluded.orders,"
+        " revenue_minor = daily_sales.revenue_minor + excluded.revenue_minor",
         (day, orders, revenue, currency),
     )
 
 
 def _add_product_day(
-    conn: sqlite3.Connection, day: str, product_id: str, units: int, revenue: int, currency: str
+    conn: Connection, day: str, product_id: str, units: int, revenue: int, currency: str
 ) -> None:
     conn.execute(
         "INSERT INTO product_daily_sales (day, product_id, units, revenue_minor, currency)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (day, product_id) DO UPDATE SET"
-        " units = units + excluded.units, revenue_minor = revenue_minor + excluded.revenue_minor",
+        " units = product_daily_sales.units + excluded.units,"
+        " revenue_minor = product_daily_sales.revenue_minor + excluded.revenue_minor",
         (day, product_id, units, revenue, currency),
     )

@@ -10,7 +10,7 @@ from meshmart.catalog.v1 import catalog_pb2_grpc
 
 from services.kit.clients import connect
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import open_database
 from services.kit.server import Service, opened
 
 from .catalog_client import CatalogProducts
@@ -26,7 +26,7 @@ def build(
     settings = settings or load_settings()
     # Closed after the drain: in-flight AddItems no longer need the channel.
     catalog_channel = opened(stack, connect(config, "catalog"))
-    db = opened(stack, Database(config.data_dir / "cart.sqlite3", MIGRATIONS))
+    db = opened(stack, open_database(config, "cart.sqlite3", MIGRATIONS))
     # grpc is untyped, so mypy cannot pick the stub's aio overload by itself.
     stub = cast(
         "catalog_pb2_grpc.CatalogServiceAsyncStub",

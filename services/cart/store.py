@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
-from services.kit.db import Database, from_row
+from services.kit.db import Connection, Database, Row, from_row
 from services.kit.errors import InvalidArgument, NotFound
 
 from .model import MAX_LINES, MAX_QUANTITY, CartLine, Product
@@ -29,7 +28,7 @@ MIGRATIONS = [SCHEMA_V1]
 _LINE_COLUMNS = "product_id, name, quantity, unit_price_minor, currency"
 
 
-def _row_to_line(row: sqlite3.Row) -> CartLine:
+def _row_to_line(row: Row) -> CartLine:
     return from_row(CartLine, row)
 
 
@@ -131,7 +130,7 @@ class CartStore:
             conn.execute("DELETE FROM cart_items WHERE user_id = ?", (user_id,))
 
     @staticmethod
-    def _lines(conn: sqlite3.Connection, user_id: str) -> tuple[CartLine, ...]:
+    def _lines(conn: Connection, user_id: str) -> tuple[CartLine, ...]:
         rows = conn.execute(
             f"SELECT {_LINE_COLUMNS} FROM cart_items WHERE user_id = ?"
             " ORDER BY added_us, product_id",

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 from services.catalog.servicer import CatalogServicer, service_spec
 from services.catalog.store import DB_FILE, MIGRATIONS, load_catalog
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import open_database
 from services.kit.logging import get_logger
 from services.kit.server import Service, opened
 
@@ -15,7 +15,7 @@ log = get_logger("catalog")
 
 
 def build(config: ServiceConfig, stack: AsyncExitStack) -> Service:
-    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
+    db = opened(stack, open_database(config, DB_FILE, MIGRATIONS))
     catalog, added = load_catalog(db)
     log.info("catalog.loaded", products=len(catalog), seeded=added)
     return Service(specs=[service_spec(CatalogServicer(catalog))])

@@ -1,7 +1,7 @@
 """The products a fresh catalog starts with.
 
 The catalog has no write RPCs yet, so this table is the shop's assortment: it is
-inserted on every start with INSERT OR IGNORE (see `store.ProductStore.seed`), which
+inserted on every start with ON CONFLICT DO NOTHING (see `store.ProductStore.seed`), which
 adds new rows and never overwrites a row an operator changed in the database.
 Inventory keeps its own opening stock for the same SKUs (services/inventory/seed.py);
 a unit test checks that both lists name the same products.

@@ -35,7 +35,7 @@ class ProductStore:
         """Insert the seed products that are missing; returns how many were added.
 
         Idempotent, and safe when both catalog instances start at once: the write lock
-        serialises them and INSERT OR IGNORE never touches an existing row.
+        serialises them and ON CONFLICT DO NOTHING never touches an existing row.
         """
         rows = [
             (
@@ -51,13 +51,12 @@ class ProductStore:
             for p in products
         ]
         with self.db.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO products (product_id, name, description, category,"
-                " price_minor, currency, image_url, popularity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            return conn.executemany(
+                "INSERT INTO products (product_id, name, description, category,"
+                " price_minor, currency, image_url, popularity) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (product_id) DO NOTHING",
                 rows,
-            )
-            return conn.total_changes - before
+            ).rowcount
 
     def load_all(self) -> list[Product]:
         rows = self.db.read().execute(

@@ -13,7 +13,7 @@ from services.inventory.settings import InventorySettings, load_settings
 from services.inventory.store import DB_FILE, MIGRATIONS, StockLedger
 from services.inventory.sweeper import ExpirySweeper
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import open_database
 from services.kit.events import EventSettings, ServiceEvents, consumers_for
 from services.kit.logging import get_logger
 from services.kit.server import Service, opened
@@ -29,7 +29,7 @@ def build(
     event_settings: EventSettings | None = None,
 ) -> Service:
     settings = settings or load_settings()
-    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
+    db = opened(stack, open_database(config, DB_FILE, MIGRATIONS))
     ledger = StockLedger(db)
     added = ledger.seed(OPENING_STOCK)
     log.info("inventory.seeded", products_added=added)

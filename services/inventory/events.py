@@ -8,7 +8,6 @@ saga's own Release or when the stock was already sold.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 
 from meshmart.common.v1 import common_pb2
@@ -16,6 +15,7 @@ from meshmart.order.v1 import events_pb2
 
 from services.inventory.domain import ReservationState
 from services.inventory.store import StockLedger
+from services.kit.db import Connection
 from services.kit.events import Handler, unpack
 from services.kit.logging import get_logger
 
@@ -26,7 +26,7 @@ CONSUMER_NAME = "inventory"
 
 
 def consumed_events(ledger: StockLedger) -> Mapping[str, Handler]:
-    def order_cancelled(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) -> None:
+    def order_cancelled(conn: Connection, envelope: common_pb2.EventEnvelope) -> None:
         order_id = unpack(envelope, events_pb2.OrderCancelled).order.order_id
         state = ledger.release_for_cancelled_order(conn, order_id)
         if state is ReservationState.RELEASED:

@@ -1,10 +1,11 @@
-"""The stock ledger: stock rows and reservations in SQLite, changed only under the
-database's write lock.
+"""The stock ledger: stock rows and reservations, changed only under the database's
+write lock.
 
 Never oversell: every read-check-write runs inside ``Database.transaction()`` (BEGIN
-IMMEDIATE), so two Reserve calls, even from two processes on the same file, see each
-other's effect; and the stock table's CHECK (reserved <= on_hand) makes an oversell
-impossible to commit even if a code path forgot to check.
+IMMEDIATE on SQLite, the advisory write lock on PostgreSQL), so two Reserve calls, even
+from two processes on the same database, see each other's effect; and the stock table's
+CHECK (reserved <= on_hand) makes an oversell impossible to commit even if a code path
+forgot to check.
 
 Expiry is applied lazily at the start of every operation (so no caller ever sees an
 expired reservation still holding stock) and by the service's periodic sweeper (so
@@ -13,7 +14,6 @@ abandoned stock returns even when nobody touches the inventory).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -28,7 +28,7 @@ from services.inventory.domain import (
     out_of_stock,
     release_needs_work,
 )
-from services.kit.db import Database
+from services.kit.db import Connection, Database
 from services.kit.errors import DomainError, NotFound
 from services.kit.events import CONSUMER_MIGRATION
 
@@ -85,17 +85,16 @@ class StockLedger:
     def seed(self, opening_stock: Mapping[str, int]) -> int:
         """Add stock rows for products that have none; returns how many were added."""
         with self.db.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO stock (product_id, on_hand) VALUES (?, ?)",
+            return conn.executemany(
+                "INSERT INTO stock (product_id, on_hand) VALUES (?, ?)"
+                " ON CONFLICT (product_id) DO NOTHING",
                 opening_stock.items(),
-            )
-            return conn.total_changes - before
+            ).rowcount
 
     def reserve(self, order_id: str, lines: Sequence[Line], ttl_seconds: int) -> Reservation:
         """Hold every line for order_id, all or nothing; a repeat returns the existing one."""
 
-        def hold(conn: sqlite3.Connection, now: int) -> Reservation:
+        def hold(conn: Connection, now: int) -> Reservation:
             existing = self._load(conn, order_id)
             if existing is not None:
                 return existing
@@ -124,7 +123,7 @@ class StockLedger:
     def commit(self, order_id: str) -> Reservation:
         """Sell the reserved stock: it stops being reserved and leaves on_hand for good."""
 
-        def sell(conn: sqlite3.Connection, now: int) -> Reservation:
+        def sell(conn: Connection, now: int) -> Reservation:
             reservation = self._load_or_raise(conn, order_id)
             if not commit_needs_work(reservation):
                 return reservation
@@ -140,7 +139,7 @@ class StockLedger:
     def release(self, order_id: str) -> Reservation:
         """Give the reserved stock back to the shelf."""
 
-        def give_back(conn: sqlite3.Connection, now: int) -> Reservation:
+        def give_back(conn: Connection, now: int) -> Reservation:
             reservation = self._load_or_raise(conn, order_id)
             if not release_needs_work(reservation):
                 return reservation
@@ -153,7 +152,7 @@ class StockLedger:
         return self._write(give_back)
 
     def release_for_cancelled_order(
-        self, conn: sqlite3.Connection, order_id: str
+        self, conn: Connection, order_id: str
     ) -> ReservationState | None:
         """Give back what a cancelled order still holds, on the caller's transaction.
 
@@ -206,7 +205,7 @@ class StockLedger:
         with self.db.transaction() as conn:
             return self._expire_due(conn, now)
 
-    def _write(self, operation: Callable[[sqlite3.Connection, int], Reservation]) -> Reservation:
+    def _write(self, operation: Callable[[Connection, int], Reservation]) -> Reservation:
         """Run ``operation`` under the write lock, after expiring what is due.
 
         A DomainError from the operation (refusals are raised before it writes anything)
@@ -223,7 +222,7 @@ class StockLedger:
                 refused = error
         raise refused
 
-    def _load_or_raise(self, conn: sqlite3.Connection, order_id: str) -> Reservation:
+    def _load_or_raise(self, conn: Connection, order_id: str) -> Reservation:
         reservation = self._load(conn, order_id)
         if reservation is None:
             raise NotFound(f"no reservation for order {order_id}")
@@ -231,7 +230,7 @@ class StockLedger:
 
     def _set_state(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         reservation: Reservation,
         state: ReservationState,
         now: int,
@@ -242,7 +241,7 @@ class StockLedger:
         )
         return replace(reservation, state=state)
 
-    def _shortages(self, conn: sqlite3.Connection, lines: Sequence[Line]) -> list[Shortage]:
+    def _shortages(self, conn: Connection, lines: Sequence[Line]) -> list[Shortage]:
         """The lines stock cannot cover; NotFound for a product without a stock row."""
         shortages: list[Shortage] = []
         for line in lines:
@@ -256,14 +255,14 @@ class StockLedger:
                 shortages.append(Shortage(line.product_id, line.quantity, row["available"]))
         return shortages
 
-    def _expire_due(self, conn: sqlite3.Connection, now: int) -> int:
+    def _expire_due(self, conn: Connection, now: int) -> int:
         conn.execute(
             f"""
             UPDATE stock SET reserved = reserved - (
                 SELECT sum(due.quantity) FROM ({_DUE_LINES}) AS due
                 WHERE due.product_id = stock.product_id
             )
-            WHERE product_id IN (SELECT product_id FROM ({_DUE_LINES}))
+            WHERE product_id IN (SELECT product_id FROM ({_DUE_LINES}) AS due_now)
             """,
             {"now": now},
         )
@@ -273,7 +272,7 @@ class StockLedger:
             {"now": now},
         ).rowcount
 
-    def _load(self, conn: sqlite3.Connection, order_id: str) -> Reservation | None:
+    def _load(self, conn: Connection, order_id: str) -> Reservation | None:
         row = conn.execute(
             "SELECT state, expires_at_ms FROM reservations WHERE order_id = ?", (order_id,)
         ).fetchone()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 
 class _Dataclass(Protocol):
@@ -27,6 +28,7 @@ Settings = TypeVar("Settings", bound=_Dataclass)
 PREFIX = "MESHMART_"
 UPSTREAM_PREFIX = "MESHMART_UPSTREAM_"
 USER_ASSERTERS_VARIABLE = "MESHMART_USER_ASSERTERS"
+DATABASE_URL_VARIABLE = "MESHMART_DATABASE_URL"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _HOST_PORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]+)$")
 
@@ -44,6 +46,9 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     instance_id: str = ""
     data_dir: Path = Path(".run/data")
+    # postgresql://role:password@host:port/database: the service's state lives there
+    # instead of a SQLite file in data_dir (services/kit/db.py open_database).
+    database_url: str = ""
     run_dir: Path = Path(".run")
     log_level: str = "INFO"
     # Seconds between NOT_SERVING and server.stop(): long enough for health checkers
@@ -86,6 +91,8 @@ class ServiceConfig:
             "MESHMART_DATA_DIR": str(self.data_dir),
             "MESHMART_RUN_DIR": str(self.run_dir),
         }
+        if self.database_url:
+            env[DATABASE_URL_VARIABLE] = self.database_url
         if self.log_level != _DEFAULTS.log_level:
             env["MESHMART_LOG_LEVEL"] = self.log_level
         if self.drain_seconds != _DEFAULTS.drain_seconds:
@@ -134,12 +141,28 @@ def load_config(name: str, env: Mapping[str, str] | None = None) -> ServiceConfi
         port=port,
         instance_id=env_str("MESHMART_INSTANCE_ID", f"{name}-{port}", env=source),
         data_dir=Path(env_str("MESHMART_DATA_DIR", ".run/data", env=source)),
+        database_url=_read_database_url(source),
         run_dir=Path(env_str("MESHMART_RUN_DIR", ".run", env=source)),
         log_level=log_level,
         drain_seconds=env_float("MESHMART_DRAIN_SECONDS", 1.0, minimum=0.0, env=source),
         upstreams=_read_upstreams(source),
         user_asserters=_read_asserters(source),
     )
+
+
+def _read_database_url(env: Mapping[str, str]) -> str:
+    raw = _lookup(DATABASE_URL_VARIABLE, env)
+    if raw is None:
+        return ""
+    parts = urlsplit(raw)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise ConfigError(
+            f"{DATABASE_URL_VARIABLE} must be postgresql://role:password@host:port/database"
+            f" (unset: a SQLite file in MESHMART_DATA_DIR), got scheme {parts.scheme!r}"
+        )
+    if not parts.path.strip("/"):
+        raise ConfigError(f"{DATABASE_URL_VARIABLE} must name the database (…/database)")
+    return raw
 
 
 def _read_asserters(env: Mapping[str, str]) -> frozenset[str] | None:

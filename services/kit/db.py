@@ -1,18 +1,22 @@
-"""One SQLite file per service: WAL, versioned migrations, explicit write transactions.
+"""A service's database: a SQLite file by default, or PostgreSQL when the service is given
+``MESHMART_DATABASE_URL=postgresql://...`` (``open_database``). Versioned migrations,
+explicit write transactions, the same code path on both engines; what differs between
+them (SQL, locks, versions, driver) is in services/kit/dialect.py.
 
-Writers use ``BEGIN IMMEDIATE``, which takes the database's write lock up front. Two
-instances of a service (two processes on one file) therefore serialise their
-read-check-write sequences, so e.g. two concurrent reservations cannot both see the same
-stock and oversell it.
+Writers get the database's one write lock up front: ``BEGIN IMMEDIATE`` on SQLite, an
+advisory transaction lock on PostgreSQL. Two instances of a service (two processes on
+one file, or on one PostgreSQL database) therefore serialise their read-check-write
+sequences, so e.g. two concurrent reservations cannot both see the same stock and
+oversell it.
 
-Nothing here runs on the event loop: a COMMIT may fsync (``synchronous = FULL``) and a
-``BEGIN IMMEDIATE`` may wait up to ``busy_timeout`` for another process's write lock. A
-service awaits ``db.run(fn, *args)``, which runs the plain sync ``fn`` (a store method,
-that opens ``transaction()`` or uses ``read()``) in this Database's own thread; the
-connection is used by that thread alone, so the process's transactions run one after the
-other. (Opening the Database migrates on the caller's thread: at start, before serving.)
-The mesh test tests/mesh/test_event_loop.py fails if any callback still blocks the loop.
-Threads that write concurrently (tests) each open their own Database.
+Nothing here runs on the event loop: a COMMIT may fsync (``synchronous = FULL``), a
+write may wait for another process's write lock, and PostgreSQL is a network round trip
+per statement. A service awaits ``db.run(fn, *args)``, which runs the plain sync ``fn``
+(a store method, that opens ``transaction()`` or uses ``read()``) in this Database's own
+thread; the connection is used by that thread alone, so the process's transactions run
+one after the other. (Opening the Database migrates on the caller's thread: at start,
+before serving.) The mesh test tests/mesh/test_event_loop.py fails if any callback still
+blocks the loop. Threads that write concurrently (tests) each open their own Database.
 """
 
 from __future__ import annotations
@@ -23,52 +27,109 @@ import dataclasses
 import functools
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
-# How hard a COMMIT waits for the disk (SQLite's PRAGMA synchronous, in WAL mode):
-#   NORMAL  fsync at checkpoints only: a power loss (not a crash of the process) can lose
-#           the last acknowledged commits; the file never corrupts.
-#   FULL    fsync of the WAL on every COMMIT: what a client was told is on disk.
-Synchronous = Literal["NORMAL", "FULL"]
+import psycopg
+
+from services.kit.dialect import (
+    Engine,
+    EngineName,
+    PostgresEngine,
+    SQLiteEngine,
+    Synchronous,
+    is_database_url,
+    split_statements,
+)
+
+if TYPE_CHECKING:
+    from services.kit.config import ServiceConfig
+
+__all__ = [
+    "Connection",
+    "Database",
+    "DatabaseError",
+    "IntegrityError",
+    "MigrationError",
+    "Row",
+    "Synchronous",
+    "from_row",
+    "is_unique_violation",
+    "open_database",
+    "split_statements",
+]
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
+# What a store catches, whichever engine it runs on.
+DatabaseError: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
+IntegrityError: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
+
 
 class MigrationError(RuntimeError):
-    """The database file does not match the migrations this code ships."""
+    """The database does not match the migrations this code ships."""
+
+
+class Row(Protocol):
+    """A result row: ``row[0]`` or ``row["column"]``, iterable, ``keys()`` (a sqlite3.Row,
+    or dialect.PgRow)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
+    def keys(self) -> list[str]: ...
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection:
+    """What ``transaction()`` and ``read()`` hand a store, on either engine: ``execute``
+    and ``executemany`` with SQLite's ``?`` / ``:name`` parameters, rows readable by
+    position or by column name."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> EngineName:
+        return self._engine.name
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._engine.in_transaction()
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
+        cursor: Cursor = self._engine.execute(sql, params)
+        return cursor
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> Cursor:
+        """``sql`` once per row; the cursor's ``rowcount`` is the rows changed in all."""
+        cursor: Cursor = self._engine.executemany(sql, list(rows))
+        return cursor
 
 
 class Database:
-    """A service's SQLite database, migrated to the latest version at open."""
+    """A service's database (a SQLite file, or a PostgreSQL URL), migrated to the latest
+    version at open."""
 
     def __init__(
         self,
-        path: Path | str,
+        target: Path | str,
         migrations: Sequence[str],
         *,
         busy_timeout_ms: int = 5000,
         synchronous: Synchronous = "NORMAL",
     ) -> None:
-        self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves (the sqlite3 module's
-        # implicit transactions would start with a deferred BEGIN, defeating the above).
-        # check_same_thread=False: opened (and migrated) on the caller's thread, then used
-        # by run()'s thread; the single-writer discipline is enforced by transaction().
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self._conn.row_factory = sqlite3.Row
-        # Serialises transaction() between threads sharing this object; re-entrant so a
-        # nested or interleaved transaction on the event-loop thread fails fast below
-        # instead of deadlocking.
-        self._write_lock = threading.RLock()
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self._conn.execute("PRAGMA journal_mode = WAL")
         # FULL where an acknowledged commit is money (payment, order: their store's
         # SYNCHRONOUS). The others stay NORMAL, the fsync per commit not worth it there:
         # catalog is seeded, a lost cart line or sign-up is redone by the user, a lost
@@ -76,10 +137,45 @@ class Database:
         # analytics rebuilds from the streams, a lost notification is a message, not money.
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
-        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+        self._engine: Engine
+        if is_database_url(target):
+            self._engine = PostgresEngine(
+                str(target), busy_timeout_ms=busy_timeout_ms, synchronous=synchronous
+            )
+        else:
+            self._engine = SQLiteEngine(
+                Path(target), busy_timeout_ms=busy_timeout_ms, synchronous=synchronous
+            )
+        self._conn = Connection(self._engine)
+        # Serialises transaction() between threads sharing this object; re-entrant so a
+        # nested or interleaved transaction on the event-loop thread fails fast below
+        # instead of deadlocking.
+        self._write_lock = threading.RLock()
         self.version = self._migrate(migrations)
         # One thread per database: its transactions queue here instead of on the loop.
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"db-{self.path.stem}")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"db-{self.label}")
+
+    @property
+    def engine(self) -> EngineName:
+        """"sqlite" or "postgresql"."""
+        return self._engine.name
+
+    @property
+    def label(self) -> str:
+        """Short name of the database, for metric labels: "payment.sqlite3", "payment"."""
+        return self._engine.label
+
+    @property
+    def location(self) -> str:
+        """Where the data is: the file, or the URL without its password."""
+        return self._engine.location
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a PostgreSQL database has none: see ``location``)."""
+        if isinstance(self._engine, SQLiteEngine):
+            return self._engine.path
+        raise AttributeError(f"{self.location} is a PostgreSQL database, not a file")
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` run in this database's thread, awaited without blocking
@@ -90,41 +186,38 @@ class Database:
 
     def _migrate(self, migrations: Sequence[str]) -> int:
         # Under the write lock, so two instances starting together migrate exactly once.
-        with self.transaction() as conn:
-            current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        with self.transaction():
+            current = self._engine.schema_version()
             if current > len(migrations):
                 raise MigrationError(
-                    f"{self.path} is at schema version {current}, newer than the "
+                    f"{self.location} is at schema version {current}, newer than the "
                     f"{len(migrations)} migrations this code knows"
                 )
             for version, script in enumerate(migrations[current:], start=current + 1):
-                for statement in split_statements(script):
-                    conn.execute(statement)
-                # PRAGMA does not accept parameters; version is an int we computed.
-                conn.execute(f"PRAGMA user_version = {version}")
+                for statement in self._engine.statements(script):
+                    self._engine.execute(statement, None)
+                self._engine.set_schema_version(version)
             return len(migrations)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the block raises."""
+    def transaction(self) -> Iterator[Connection]:
+        """The write lock (``BEGIN IMMEDIATE``, or BEGIN + the advisory lock) ... ``COMMIT``,
+        or ``ROLLBACK`` if the block raises."""
         with self._write_lock:
-            if self._conn.in_transaction:
+            if self._engine.in_transaction():
                 raise RuntimeError(
                     "a transaction is already open on this database: transactions do not "
                     "nest, and an await inside transaction() lets another RPC start one"
                 )
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._engine.begin_write()
             try:
                 yield self._conn
-                self._conn.execute("COMMIT")
+                self._engine.commit()
             except BaseException:
-                # SQLite may already have rolled back (e.g. disk full), and a failed COMMIT
-                # leaves the transaction open: either way, leave the connection clean.
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._engine.rollback()
                 raise
 
-    def read(self) -> sqlite3.Connection:
+    def read(self) -> Connection:
         """The connection for reads (autocommit: each statement sees committed data).
 
         A service reads through ``run()`` as it writes (a read on the loop would share the
@@ -132,33 +225,42 @@ class Database:
         may read from anywhere."""
         return self._conn
 
+    def count_apart(self, sql: str) -> int | None:
+        """A count (``SELECT count(*) ...``) on a short connection of its own, from any
+        thread (the metrics scrape's); None when it cannot be read now."""
+        return self._engine.count_apart(sql)
+
     def close(self) -> None:
         self._thread.shutdown(wait=True)
-        self._conn.close()
+        self._engine.close()
 
 
-def split_statements(script: str) -> Iterator[str]:
-    """Split a migration script into statements, respecting strings and trigger bodies.
-
-    ``executescript`` would do this for us but commits any open transaction first,
-    which would make migrations non-atomic.
-    """
-    pending = ""
-    for piece in script.split(";"):
-        pending += piece + ";"
-        if sqlite3.complete_statement(pending):
-            statement = pending.strip()
-            pending = ""
-            if statement.strip(";").strip():
-                yield statement
-    if pending.strip(";").strip():
-        # complete_statement() never accepted it: let SQLite report the syntax error.
-        yield pending.rstrip(";")
+def open_database(
+    config: ServiceConfig,
+    file_name: str,
+    migrations: Sequence[str],
+    *,
+    synchronous: Synchronous = "NORMAL",
+) -> Database:
+    """The service's database: PostgreSQL at ``MESHMART_DATABASE_URL`` when set, else the
+    SQLite file ``file_name`` in ``MESHMART_DATA_DIR``."""
+    target: Path | str = config.database_url or config.data_dir / file_name
+    return Database(target, migrations, synchronous=synchronous)
 
 
-def from_row(record: type[T], row: sqlite3.Row | Mapping[str, Any], **converted: Any) -> T:
-    """The dataclass ``record`` built from ``row`` (a sqlite3.Row or a mapping), whose
-    columns are named like its fields; ``converted`` gives the fields whose column needs
+def is_unique_violation(error: BaseException, table: str, column: str) -> bool:
+    """Whether ``error`` is a UNIQUE constraint on ``table.column`` refusing a row."""
+    if isinstance(error, sqlite3.IntegrityError):
+        return f"{table}.{column}" in str(error)
+    if isinstance(error, psycopg.errors.UniqueViolation):
+        diag = error.diag
+        return diag.table_name == table and f"Key ({column})=" in (diag.message_detail or "")
+    return False
+
+
+def from_row(record: type[T], row: Row | Mapping[str, Any], **converted: Any) -> T:
+    """The dataclass ``record`` built from ``row`` (a Row or a mapping), whose columns
+    are named like its fields; ``converted`` gives the fields whose column needs
     converting first (``created_at=from_us(row["created_us"])``). A field without a default
     that is neither in the row nor converted raises KeyError naming it."""
     present = set(row.keys())

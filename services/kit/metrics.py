@@ -14,13 +14,11 @@ no endpoint (unit tests, `make run-local` unless asked).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from prometheus_client import (
@@ -195,12 +193,12 @@ class OutboxBacklog:
         self._paths: weakref.WeakValueDictionary[str, _Tracked] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
 
-    def track(self, db_path: Path) -> object:
-        """Count ``db_path``'s outbox for as long as the caller keeps the returned handle
+    def track(self, db: CountsApart) -> object:
+        """Count ``db``'s outbox for as long as the caller keeps the returned handle
         (the relay holds it: a stopped, collected relay's outbox is no longer reported)."""
-        tracked = _Tracked(db_path)
+        tracked = _Tracked(db)
         with self._lock:
-            self._paths[str(db_path)] = tracked
+            self._paths[db.location] = tracked
         return tracked
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -212,28 +210,25 @@ class OutboxBacklog:
         with self._lock:
             tracked = list(self._paths.values())
         for entry in tracked:
-            pending = entry.pending()
+            pending = entry.db.count_apart("SELECT count(*) FROM outbox WHERE sent_us IS NULL")
             if pending is not None:
-                family.add_metric([entry.path.name], pending)
+                family.add_metric([entry.db.label], pending)
         yield family
 
 
-class _Tracked:
-    def __init__(self, path: Path) -> None:
-        self.path = path
+class CountsApart(Protocol):
+    """A database that counts on a connection of its own (services.kit.db.Database)."""
 
-    def pending(self) -> int | None:
-        try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
-        except sqlite3.Error:
-            return None
-        try:
-            row = conn.execute("SELECT count(*) FROM outbox WHERE sent_us IS NULL").fetchone()
-            return int(row[0])
-        except sqlite3.Error:
-            return None  # no outbox table yet, or the file is being replaced
-        finally:
-            conn.close()
+    @property
+    def label(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    def count_apart(self, sql: str) -> int | None: ...
+
+
+class _Tracked:
+    def __init__(self, db: CountsApart) -> None:
+        self.db = db
 
 
 OUTBOX_BACKLOG = OutboxBacklog()

@@ -13,7 +13,8 @@ JetStream strictly in commit order, one publish-with-ack at a time, with the eve
 - relay (process) killed after a publish ack but before marking the row: the next run
   publishes it again, JetStream recognises the id inside its duplicate window and
   stores nothing new (and consumers dedupe by event id besides);
-- several processes on one database (payment runs two instances on one file): a lease
+- several processes on one database (payment runs two instances on one file, or one
+  PostgreSQL database): a lease
   row lets one relay publish at a time, which keeps the order; the other takes over
   when the lease expires.
 """
@@ -23,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 from meshmart.common.v1 import common_pb2
 
-from services.kit.db import Database
+from services.kit.db import Connection, Database, DatabaseError
 from services.kit.events import Backoff, EventBus, new_envelope, subject_for
 from services.kit.logging import get_logger
 from services.kit.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
@@ -67,7 +67,7 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def add_event(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) -> None:
+def add_event(conn: Connection, envelope: common_pb2.EventEnvelope) -> None:
     """Write ``envelope`` into the outbox on ``conn``, which must be inside the state
     change's ``db.transaction()``."""
     if not conn.in_transaction:
@@ -97,7 +97,7 @@ class Outbox:
 
     def add(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         event_type: str,
         payload: Message,
         *,
@@ -165,9 +165,9 @@ class OutboxRelay(BackgroundWorker):
         self._last_prune = 0.0
         self.stats = RelayStats(publish_seconds=[] if record_timings else None)
         # Prometheus: the backlog is counted at scrape time; published/failures here.
-        self._backlog_handle = OUTBOX_BACKLOG.track(db.path)
-        self._published = OUTBOX_PUBLISHED.labels(db.path.name)
-        self._publish_failures = OUTBOX_PUBLISH_FAILURES.labels(db.path.name)
+        self._backlog_handle = OUTBOX_BACKLOG.track(db)
+        self._published = OUTBOX_PUBLISHED.labels(db.label)
+        self._publish_failures = OUTBOX_PUBLISH_FAILURES.labels(db.label)
         if outbox is not None:
             outbox.subscribe(self.wake)
 
@@ -312,7 +312,7 @@ class OutboxRelay(BackgroundWorker):
             )
 
     def _record_failure(self, seq: int, error: BaseException) -> None:
-        with contextlib.suppress(sqlite3.Error), self._db.transaction() as conn:
+        with contextlib.suppress(*DatabaseError), self._db.transaction() as conn:
             conn.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE seq = ?",
                 (repr(error)[:500], seq),
@@ -333,7 +333,7 @@ class OutboxRelay(BackgroundWorker):
             return True
 
     def _release_lease(self) -> None:
-        with contextlib.suppress(sqlite3.Error), self._db.transaction() as conn:
+        with contextlib.suppress(*DatabaseError), self._db.transaction() as conn:
             conn.execute("DELETE FROM outbox_lease WHERE holder = ?", (self.holder,))
 
     def _prune(self) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import open_database
 from services.kit.events import EventSettings, ServiceEvents, consumers_for
 from services.kit.logging import get_logger
 from services.kit.server import Service, opened
@@ -24,7 +24,7 @@ def build(
     config: ServiceConfig, stack: AsyncExitStack, *, event_settings: EventSettings | None = None
 ) -> Service:
     settings = load_settings(config)
-    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
+    db = opened(stack, open_database(config, DB_FILE, MIGRATIONS))
     notifier = Notifier(Mailbox(settings.mail_dir))
     events = opened(stack, ServiceEvents.from_env(
         config,

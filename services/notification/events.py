@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 from collections.abc import Callable, Mapping
 
 from meshmart.common.v1 import common_pb2
@@ -23,6 +22,7 @@ from meshmart.payment.v1 import events_pb2 as payment_events_pb2
 from meshmart.user.v1 import events_pb2 as user_events_pb2
 
 from services.kit.clock import to_us, utc_now
+from services.kit.db import Connection
 from services.kit.events import Handler, unpack
 from services.kit.logging import get_logger
 from services.notification.mailbox import Mailbox
@@ -68,7 +68,7 @@ class Notifier:
     # -- handlers ---------------------------------------------------------------------
 
     def _order_confirmed(
-        self, conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope
+        self, conn: Connection, envelope: common_pb2.EventEnvelope
     ) -> None:
         order = unpack(envelope, order_events_pb2.OrderConfirmed).order
         recipient = self._recipient_of_order(conn, order)
@@ -87,7 +87,7 @@ class Notifier:
         self._send(conn, envelope, recipient, f"Your order {order.order_id} is confirmed", body)
 
     def _order_cancelled(
-        self, conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope
+        self, conn: Connection, envelope: common_pb2.EventEnvelope
     ) -> None:
         order = unpack(envelope, order_events_pb2.OrderCancelled).order
         recipient = self._recipient_of_order(conn, order)
@@ -100,7 +100,7 @@ class Notifier:
         self._send(conn, envelope, recipient, f"Your order {order.order_id} was cancelled", body)
 
     def _payment_refunded(
-        self, conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope
+        self, conn: Connection, envelope: common_pb2.EventEnvelope
     ) -> None:
         payment = unpack(envelope, payment_events_pb2.PaymentRefunded).payment
         recipient = NotificationStore.recipient(conn, payment.user_id) or Recipient(
@@ -116,7 +116,7 @@ class Notifier:
             conn, envelope, recipient, f"Refund of {money(payment.amount)} for your order", body
         )
 
-    def _user_updated(self, conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) -> None:
+    def _user_updated(self, conn: Connection, envelope: common_pb2.EventEnvelope) -> None:
         user = unpack(envelope, user_events_pb2.UserUpdated).user
         version = to_us(user.updated_at.ToDatetime(dt.UTC)) if user.HasField("updated_at") else 0
         NotificationStore.remember_recipient(
@@ -125,7 +125,7 @@ class Notifier:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _recipient_of_order(self, conn: sqlite3.Connection, order: order_pb2.Order) -> Recipient:
+    def _recipient_of_order(self, conn: Connection, order: order_pb2.Order) -> Recipient:
         if order.HasField("customer") and order.customer.email:
             found = Recipient(order.user_id, order.customer.email, order.customer.full_name)
             # Version 0: fills a gap, never overrides what UserUpdated told us.
@@ -135,7 +135,7 @@ class Notifier:
 
     def _send(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         envelope: common_pb2.EventEnvelope,
         recipient: Recipient,
         subject: str,

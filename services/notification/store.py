@@ -11,11 +11,10 @@ import base64
 import binascii
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database, from_row
+from services.kit.db import Connection, Database, from_row
 from services.kit.errors import InvalidArgument
 from services.kit.events import CONSUMER_MIGRATION
 
@@ -99,14 +98,14 @@ class NotificationStore:
         self.db = db
 
     @staticmethod
-    def recipient(conn: sqlite3.Connection, user_id: str) -> Recipient | None:
+    def recipient(conn: Connection, user_id: str) -> Recipient | None:
         row = conn.execute(
             "SELECT user_id, email, full_name FROM recipients WHERE user_id = ?", (user_id,)
         ).fetchone()
         return None if row is None else Recipient(row[0], row[1], row[2])
 
     @staticmethod
-    def remember_recipient(conn: sqlite3.Connection, recipient: Recipient, version_us: int) -> None:
+    def remember_recipient(conn: Connection, recipient: Recipient, version_us: int) -> None:
         conn.execute(
             """
             INSERT INTO recipients (user_id, email, full_name, version_us) VALUES (?, ?, ?, ?)
@@ -118,7 +117,7 @@ class NotificationStore:
         )
 
     @staticmethod
-    def insert(conn: sqlite3.Connection, notification: Notification) -> None:
+    def insert(conn: Connection, notification: Notification) -> None:
         conn.execute(
             "INSERT INTO notifications (notification_id, user_id, channel, recipient, subject,"
             " body, event_id, file, created_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

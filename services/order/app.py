@@ -21,7 +21,7 @@ from meshmart.user.v1 import user_pb2_grpc
 
 from services.kit.clients import connect
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import Database, open_database
 from services.kit.events import EventSettings, ServiceEvents, consumers_for
 from services.kit.outbox import Outbox, OutboxRelay
 from services.kit.server import Service, ServiceSpec, opened
@@ -99,8 +99,8 @@ def build(
     # are interrupted (the next start finishes them, exactly as after a crash); events the
     # relay has not published yet stay in the outbox for the next start.
     settings = settings or load_settings()
-    db = opened(stack, Database(
-        config.data_dir / "order.sqlite3", MIGRATIONS, synchronous=settings.synchronous
+    db = opened(stack, open_database(
+        config, "order.sqlite3", MIGRATIONS, synchronous=settings.synchronous
     ))
     channels = {name: opened(stack, connect(config, name)) for name in UPSTREAMS}
     service = _order_service(db, channels, settings)

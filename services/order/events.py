@@ -13,7 +13,6 @@ Consumed: user.UserUpdated keeps the local copy of each customer's contact data 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Mapping
 
 from meshmart.common.v1 import common_pb2
@@ -21,6 +20,7 @@ from meshmart.order.v1 import events_pb2
 from meshmart.user.v1 import events_pb2 as user_events_pb2
 
 from services.kit.clock import utc_now
+from services.kit.db import Connection
 from services.kit.events import Handler, unpack
 from services.kit.outbox import Outbox
 
@@ -43,7 +43,7 @@ class OrderEvents:
         self.outbox = outbox
 
     def order_created(
-        self, conn: sqlite3.Connection, order: Order, customer: Contact | None
+        self, conn: Connection, order: Order, customer: Contact | None
     ) -> None:
         self.outbox.add(
             conn,
@@ -53,7 +53,7 @@ class OrderEvents:
         )
 
     def order_state_changed(
-        self, conn: sqlite3.Connection, order: Order, customer: Contact | None
+        self, conn: Connection, order: Order, customer: Contact | None
     ) -> None:
         message = order_to_proto(order, customer)
         if order.state is OrderState.CONFIRMED:
@@ -77,7 +77,7 @@ def consumed_events(
 ) -> Mapping[str, Handler]:
     """Handlers of the events order consumes (for services.kit.events.consumers_for)."""
 
-    def user_updated(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) -> None:
+    def user_updated(conn: Connection, envelope: common_pb2.EventEnvelope) -> None:
         user = unpack(envelope, user_events_pb2.UserUpdated).user
         contact = Contact(
             user_id=user.user_id,

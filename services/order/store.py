@@ -13,12 +13,11 @@ import base64
 import binascii
 import datetime as dt
 import json
-import sqlite3
 from collections.abc import Iterable
 from typing import Protocol
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database, Synchronous, from_row
+from services.kit.db import Connection, Database, Row, Synchronous, from_row
 from services.kit.errors import InvalidArgument
 from services.kit.events import CONSUMER_MIGRATION
 from services.kit.outbox import OUTBOX_MIGRATION
@@ -158,11 +157,11 @@ class OrderEventSink(Protocol):
     """
 
     def order_created(
-        self, conn: sqlite3.Connection, order: Order, customer: Contact | None
+        self, conn: Connection, order: Order, customer: Contact | None
     ) -> None: ...
 
     def order_state_changed(
-        self, conn: sqlite3.Connection, order: Order, customer: Contact | None
+        self, conn: Connection, order: Order, customer: Contact | None
     ) -> None: ...
 
 
@@ -304,7 +303,7 @@ class OrderStore:
         return OrderPage(orders=self._hydrate(conn, rows), next_page_token=token)
 
     @staticmethod
-    def _find_by_key(conn: sqlite3.Connection, user_id: str, idempotency_key: str) -> Order | None:
+    def _find_by_key(conn: Connection, user_id: str, idempotency_key: str) -> Order | None:
         row = conn.execute(
             "SELECT * FROM orders WHERE user_id = ? AND idempotency_key = ?",
             (user_id, idempotency_key),
@@ -312,7 +311,7 @@ class OrderStore:
         return None if row is None else OrderStore._hydrate(conn, [row])[0]
 
     @staticmethod
-    def _hydrate(conn: sqlite3.Connection, rows: Iterable[sqlite3.Row]) -> list[Order]:
+    def _hydrate(conn: Connection, rows: Iterable[Row]) -> list[Order]:
         rows = list(rows)
         if not rows:
             return []
@@ -357,7 +356,7 @@ class OrderStore:
             self.upsert_contact(conn, contact, now)
 
     @staticmethod
-    def upsert_contact(conn: sqlite3.Connection, contact: Contact, now: dt.datetime) -> bool:
+    def upsert_contact(conn: Connection, contact: Contact, now: dt.datetime) -> bool:
         """Store ``contact`` unless the copy holds newer data; True if it was stored.
 
         Runs on the caller's transaction (the UserUpdated consumer's, or save_contact's).
@@ -397,7 +396,7 @@ class OrderStore:
         return found
 
     @staticmethod
-    def _contact(conn: sqlite3.Connection, user_id: str) -> Contact | None:
+    def _contact(conn: Connection, user_id: str) -> Contact | None:
         row = conn.execute("SELECT * FROM contacts WHERE user_id = ?", (user_id,)).fetchone()
         if row is None:
             return None

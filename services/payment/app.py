@@ -12,7 +12,7 @@ from contextlib import AsyncExitStack
 
 from services.kit.clock import utc_now
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import open_database
 from services.kit.events import EventSettings, ServiceEvents
 from services.kit.outbox import OutboxRelay
 from services.kit.server import Service, opened
@@ -33,8 +33,8 @@ def build(
     event_settings: EventSettings | None = None,
 ) -> Service:
     settings = settings or load_settings()
-    db = opened(stack, Database(
-        config.data_dir / "payment.sqlite3", MIGRATIONS, synchronous=settings.synchronous
+    db = opened(stack, open_database(
+        config, "payment.sqlite3", MIGRATIONS, synchronous=settings.synchronous
     ))
     store = PaymentStore(db, new_id)
     events = opened(stack, ServiceEvents.from_env(

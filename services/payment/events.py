@@ -10,12 +10,11 @@ exactly when the payment does, whichever of the two payment instances wrote it.
 
 from __future__ import annotations
 
-import sqlite3
-
 from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import events_pb2, payment_pb2
 
 from services.kit.clock import timestamp
+from services.kit.db import Connection
 from services.kit.outbox import Outbox
 
 from .model import Payment, PaymentStatus
@@ -24,7 +23,7 @@ PAYMENT_CAPTURED = "payment.PaymentCaptured"
 PAYMENT_REFUNDED = "payment.PaymentRefunded"
 
 
-def payment_captured(outbox: Outbox, conn: sqlite3.Connection, payment: Payment) -> None:
+def payment_captured(outbox: Outbox, conn: Connection, payment: Payment) -> None:
     outbox.add(
         conn,
         PAYMENT_CAPTURED,
@@ -33,7 +32,7 @@ def payment_captured(outbox: Outbox, conn: sqlite3.Connection, payment: Payment)
     )
 
 
-def payment_refunded(outbox: Outbox, conn: sqlite3.Connection, payment: Payment) -> None:
+def payment_refunded(outbox: Outbox, conn: Connection, payment: Payment) -> None:
     outbox.add(
         conn,
         PAYMENT_REFUNDED,

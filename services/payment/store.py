@@ -12,11 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import sqlite3
 from collections.abc import Callable
 
 from services.kit.clock import from_us, to_us
-from services.kit.db import Database, Synchronous, from_row
+from services.kit.db import Connection, Database, Row, Synchronous, from_row
 from services.kit.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.kit.outbox import OUTBOX_MIGRATION, Outbox
 
@@ -66,7 +65,7 @@ _PAYMENT_COLUMNS = """
 _PAYMENT_FROM = "payments p LEFT JOIN refunds r ON r.payment_id = p.payment_id"
 
 
-def _row_to_payment(row: sqlite3.Row) -> Payment:
+def _row_to_payment(row: Row) -> Payment:
     return from_row(
         Payment,
         row,
@@ -219,7 +218,7 @@ class PaymentStore:
         return PaymentPage(payments=payments, next_page_token=next_token)
 
     @staticmethod
-    def _find_by_key(conn: sqlite3.Connection, idempotency_key: str) -> Payment | None:
+    def _find_by_key(conn: Connection, idempotency_key: str) -> Payment | None:
         row = conn.execute(
             f"SELECT {_PAYMENT_COLUMNS} FROM {_PAYMENT_FROM} WHERE p.idempotency_key = ?",
             (idempotency_key,),
@@ -227,7 +226,7 @@ class PaymentStore:
         return None if row is None else _row_to_payment(row)
 
     @staticmethod
-    def _get(conn: sqlite3.Connection, payment_id: str) -> Payment | None:
+    def _get(conn: Connection, payment_id: str) -> Payment | None:
         row = conn.execute(
             f"SELECT {_PAYMENT_COLUMNS} FROM {_PAYMENT_FROM} WHERE p.payment_id = ?",
             (payment_id,),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from services.kit.config import ServiceConfig
-from services.kit.db import Database
+from services.kit.db import open_database
 from services.kit.events import EventSettings, ServiceEvents
 from services.kit.logging import get_logger
 from services.kit.outbox import Outbox, OutboxRelay
@@ -34,7 +34,7 @@ def build(
     settings = settings or load_settings()
     key = ensure_signing_key(keys_dir(config.run_dir))
     log.info("user.signing_key", kid=key.kid)
-    db = opened(stack, Database(config.data_dir / DB_FILE, MIGRATIONS))
+    db = opened(stack, open_database(config, DB_FILE, MIGRATIONS))
     outbox = Outbox("user")
     events = opened(stack, ServiceEvents.from_env(
         config,

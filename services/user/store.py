@@ -1,12 +1,11 @@
-"""The user service's SQLite file: users and their password hashes."""
+"""The user service's database: users and their password hashes."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.kit.db import Database, from_row
+from services.kit.db import Database, IntegrityError, Row, from_row, is_unique_violation
 from services.kit.outbox import OUTBOX_MIGRATION, Outbox
 from services.user.events import USER_UPDATED, user_updated
 
@@ -46,7 +45,7 @@ class UserRecord:
     updated_at: datetime
 
 
-def _record(row: sqlite3.Row) -> UserRecord:
+def _record(row: Row) -> UserRecord:
     return from_row(
         UserRecord,
         row,
@@ -80,10 +79,10 @@ class UserStore:
                 self._outbox.add(
                     conn, USER_UPDATED, user_updated(user), occurred_at=user.updated_at
                 )
-        except sqlite3.IntegrityError as error:
+        except IntegrityError as error:
             # The UNIQUE index decides, not a prior SELECT: two concurrent registrations
             # of one email (even on two processes) cannot both pass it.
-            if "users.email" in str(error):
+            if is_unique_violation(error, "users", "email"):
                 raise EmailTaken(user.email) from None
             raise
 
@@ -129,8 +128,8 @@ class UserStore:
                     return None
                 record = _record(row)
                 self._outbox.add(conn, USER_UPDATED, user_updated(record), occurred_at=updated_at)
-        except sqlite3.IntegrityError as error:
-            if email is not None and "users.email" in str(error):
+        except IntegrityError as error:
+            if email is not None and is_unique_violation(error, "users", "email"):
                 raise EmailTaken(email) from None
             raise
         return record

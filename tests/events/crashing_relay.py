@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from pathlib import Path
 
 from services.kit.events import EventBus
 from services.kit.outbox import OutboxRelay, PendingEvent
@@ -27,7 +26,7 @@ class CrashingRelay(OutboxRelay):
 
 
 async def main(db_path: str, url: str, crash_after: int) -> None:
-    db = open_db(Path(db_path))
+    db = open_db(db_path)  # a SQLite file or a PostgreSQL URL
     bus = EventBus(url, name="crashing-relay")
     await bus.start()
     # Small windows, so it dies with part of the outbox not even sent yet.

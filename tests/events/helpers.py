@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from meshmart.common.v1 import common_pb2
@@ -10,28 +9,31 @@ from meshmart.order.v1 import events_pb2, order_pb2
 from nats.aio.client import Client as NatsClient
 from nats.js.api import RawStreamMsg
 
-from services.kit.db import Database
+from services.kit.db import Connection, Database
 from services.kit.events import CONSUMER_MIGRATION, decode_envelope, unpack
 from services.kit.outbox import OUTBOX_MIGRATION
 
 # A service's own table next to the kit's: "notes" stands for any state change.
 SCHEMA = """
 CREATE TABLE notes (order_id TEXT PRIMARY KEY, body TEXT NOT NULL);
-CREATE TABLE effects (order_id TEXT NOT NULL, event_id TEXT NOT NULL);
+CREATE TABLE effects (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, order_id TEXT NOT NULL, event_id TEXT NOT NULL
+);
 """
 MIGRATIONS = [SCHEMA, OUTBOX_MIGRATION, CONSUMER_MIGRATION]
 PLACED = "order.OrderPlaced"
 
 
-def open_db(path: Path) -> Database:
-    return Database(path, MIGRATIONS)
+def open_db(target: Path | str) -> Database:
+    """The test service's database: a SQLite file, or a PostgreSQL URL."""
+    return Database(target, MIGRATIONS)
 
 
 def placed(order_id: str) -> events_pb2.OrderPlaced:
     return events_pb2.OrderPlaced(order=order_pb2.Order(order_id=order_id, user_id="usr-1"))
 
 
-def record_effect(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) -> None:
+def record_effect(conn: Connection, envelope: common_pb2.EventEnvelope) -> None:
     """A consumer's effect: one row per application (a doubled effect shows as two)."""
     order = unpack(envelope, events_pb2.OrderPlaced).order
     conn.execute(
@@ -40,7 +42,7 @@ def record_effect(conn: sqlite3.Connection, envelope: common_pb2.EventEnvelope) 
 
 
 def effects(db: Database) -> list[str]:
-    rows = db.read().execute("SELECT order_id FROM effects ORDER BY rowid").fetchall()
+    rows = db.read().execute("SELECT order_id FROM effects ORDER BY seq").fetchall()
     return [row[0] for row in rows]
 
 

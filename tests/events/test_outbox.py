@@ -1,11 +1,11 @@
-"""The transactional outbox and its relay, against a real nats-server and real SQLite."""
+"""The transactional outbox and its relay, against a real nats-server, on real SQLite
+and again on PostgreSQL (harness/postgres.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import nats
 import pytest
@@ -13,6 +13,7 @@ from nats.aio.client import Client as NatsClient
 
 from harness import ROOT
 from harness.nats_server import NatsServer
+from harness.postgres import Databases
 from harness.wait import until
 from services.kit.db import Database
 from services.kit.events import (
@@ -65,8 +66,10 @@ async def bus(nats_url: str) -> AsyncIterator[EventBus]:
         await bus.close()
 
 
-async def test_the_event_row_commits_with_the_state_change_or_not_at_all(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "svc.sqlite3")
+async def test_the_event_row_commits_with_the_state_change_or_not_at_all(
+    databases: Databases,
+) -> None:
+    db = open_db(databases.target("svc", "svc.sqlite3"))
     outbox = Outbox("svc")
     commit_orders(db, outbox, ["ord-1"])
 
@@ -87,9 +90,9 @@ async def test_the_event_row_commits_with_the_state_change_or_not_at_all(tmp_pat
 
 
 async def test_the_relay_publishes_in_commit_order_with_the_event_id_as_msg_id(
-    tmp_path: Path, bus: EventBus, nc: NatsClient
+    databases: Databases, bus: EventBus, nc: NatsClient
 ) -> None:
-    db = open_db(tmp_path / "svc.sqlite3")
+    db = open_db(databases.target("svc", "svc.sqlite3"))
     outbox = Outbox("svc")
     order_ids = [f"ord-{i:03d}" for i in range(30)]
     commit_orders(db, outbox, order_ids)
@@ -110,9 +113,9 @@ async def test_the_relay_publishes_in_commit_order_with_the_event_id_as_msg_id(
 
 
 async def test_an_event_sent_again_is_dropped_by_jetstream(
-    tmp_path: Path, bus: EventBus, nc: NatsClient
+    databases: Databases, bus: EventBus, nc: NatsClient
 ) -> None:
-    db = open_db(tmp_path / "svc.sqlite3")
+    db = open_db(databases.target("svc", "svc.sqlite3"))
     commit_orders(db, Outbox("svc"), ["ord-1", "ord-2", "ord-3"])
     relay = OutboxRelay(db, bus, holder="svc-1")
     assert await relay.publish_pending() == 3
@@ -127,9 +130,9 @@ async def test_an_event_sent_again_is_dropped_by_jetstream(
 
 
 async def test_the_relay_waits_out_a_broker_outage_and_loses_nothing(
-    tmp_path: Path, nats_server: NatsServer, bus: EventBus
+    databases: Databases, nats_server: NatsServer, bus: EventBus
 ) -> None:
-    db = open_db(tmp_path / "svc.sqlite3")
+    db = open_db(databases.target("svc", "svc.sqlite3"))
     outbox = Outbox("svc")
     relay = OutboxRelay(db, bus, holder="svc-1", outbox=outbox, poll_interval_seconds=0.1)
     await relay.start()
@@ -152,10 +155,10 @@ async def test_the_relay_waits_out_a_broker_outage_and_loses_nothing(
 
 
 async def test_an_event_committed_while_nats_is_down_arrives_exactly_once(
-    tmp_path: Path, nats_server: NatsServer, nats_url: str
+    databases: Databases, nats_server: NatsServer, nats_url: str
 ) -> None:
-    producer_db = open_db(tmp_path / "producer.sqlite3")
-    consumer_db = open_db(tmp_path / "consumer.sqlite3")
+    producer_db = open_db(databases.target("producer", "producer.sqlite3"))
+    consumer_db = open_db(databases.target("consumer", "consumer.sqlite3"))
     outbox = Outbox("svc")
     nats_server.kill()
     commit_orders(producer_db, outbox, ["ord-1"])
@@ -186,9 +189,9 @@ async def test_an_event_committed_while_nats_is_down_arrives_exactly_once(
 
 
 async def test_a_relay_killed_mid_batch_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, nats_url: str, bus: EventBus
+    databases: Databases, nats_url: str, bus: EventBus
 ) -> None:
-    db_path = tmp_path / "svc.sqlite3"
+    db_path = databases.target("svc", "svc.sqlite3")
     db = open_db(db_path)
     order_ids = [f"ord-{i:02d}" for i in range(20)]
     commit_orders(db, Outbox("svc"), order_ids)
@@ -210,7 +213,7 @@ async def test_a_relay_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     assert stored_before_crash == order_ids[: len(stored_before_crash)]  # in commit order
     assert relay_pending(db) == 20  # it died before marking anything sent
 
-    consumer_db = open_db(tmp_path / "consumer.sqlite3")
+    consumer_db = open_db(databases.target("consumer", "consumer.sqlite3"))
     consumer = EventConsumer(
         bus, consumer_db, name="ledger", stream=ORDERS, handlers={PLACED: record_effect}
     )
@@ -235,9 +238,9 @@ def relay_pending(db: Database) -> int:
 
 
 async def test_two_relays_on_one_database_publish_one_at_a_time_in_order(
-    tmp_path: Path, nats_url: str
+    databases: Databases, nats_url: str
 ) -> None:
-    path = tmp_path / "shared.sqlite3"
+    path = databases.target("shared", "shared.sqlite3")
     # Two processes' worth: two connections, two buses, two relays on one file.
     dbs = [open_db(path), open_db(path)]
     buses = [EventBus(nats_url, name=f"payment-{n}") for n in (1, 2)]

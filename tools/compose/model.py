@@ -246,9 +246,12 @@ class Addresses:
 
 # --- what the images run -------------------------------------------------------------
 def owns_database(service: str) -> bool:
-    """A service with a SQLite database (services.kit.db.Database) gets a named volume,
-    shared by its instances (payment's idempotency keys are unique across instances)."""
-    return any("Database(" in f.read_text() for f in (ROOT / "services" / service).glob("*.py"))
+    """A service with a database (services.kit.db.open_database: a SQLite file unless
+    MESHMART_DATABASE_URL is set) gets a named volume, shared by its instances
+    (payment's idempotency keys are unique across instances)."""
+    return any(
+        "open_database(" in f.read_text() for f in (ROOT / "services" / service).glob("*.py")
+    )
 
 
 # State a service keeps outside its database, in the run directory: each gets a named

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from services.kit import context as rpc_context
-from services.kit.db import Database
+from services.kit.db import Connection, Database
 from services.kit.events.bus import MSG_ID_HEADER, TYPE_HEADER, Backoff, EventBus
 from services.kit.events.envelope import decode_envelope
 from services.kit.events.settings import EventSettings
@@ -58,7 +57,7 @@ BACKLOG_POLL_SECONDS = 0.05
 
 # A handler applies one event inside the consumer's transaction. It must not await
 # (the kit's rule for transactions) and raises to reject the event (it is retried).
-Handler = Callable[[sqlite3.Connection, common_pb2.EventEnvelope], None]
+Handler = Callable[[Connection, common_pb2.EventEnvelope], None]
 
 
 @dataclass
@@ -317,7 +316,7 @@ class EventConsumer(BackgroundWorker):
 
 
 def apply_once(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     consumer: str,
     handlers: Mapping[str, Handler],

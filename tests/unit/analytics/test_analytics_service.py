@@ -4,8 +4,7 @@ projection from events (no broker needed: the handlers run as the consumer runs 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -18,6 +17,7 @@ from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import events_pb2 as payment_events
 from meshmart.payment.v1 import payment_pb2
 
+from harness.postgres import Databases
 from services.analytics import projection
 from services.analytics.servicer import AnalyticsServicer, service_spec
 from services.analytics.store import MIGRATIONS, SalesReadModel
@@ -87,8 +87,11 @@ def apply(db: Database, *envelopes: Any) -> list[bool]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "analytics.sqlite3", MIGRATIONS)
+def db(databases: Databases) -> Iterator[Database]:
+    """Analytics' read model, on SQLite and again on PostgreSQL."""
+    database = Database(databases.target("analytics", "analytics.sqlite3"), MIGRATIONS)
+    yield database
+    database.close()
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
+from harness.postgres import Databases
 from services.cart.store import MIGRATIONS
 from services.catalog.servicer import CatalogServicer, service_spec
 from services.catalog.store import DB_FILE as CATALOG_DB_FILE
@@ -18,9 +18,9 @@ from tests.unit.cart.harness import CartHarness, running_cart
 
 
 @pytest.fixture
-async def catalog_target(tmp_path: Path) -> AsyncIterator[str]:
+async def catalog_target(databases: Databases) -> AsyncIterator[str]:
     """The real catalog service with its seed products."""
-    db = Database(tmp_path / CATALOG_DB_FILE, CATALOG_MIGRATIONS)
+    db = Database(databases.target("catalog", CATALOG_DB_FILE), CATALOG_MIGRATIONS)
     catalog, _ = load_catalog(db)
     try:
         async with running_server([service_spec(CatalogServicer(catalog))]) as target:
@@ -30,8 +30,9 @@ async def catalog_target(tmp_path: Path) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def cart_db(tmp_path: Path) -> Iterator[Database]:
-    db = Database(tmp_path / "cart.sqlite3", MIGRATIONS)
+def cart_db(databases: Databases) -> Iterator[Database]:
+    """Cart's database, on SQLite and again on PostgreSQL."""
+    db = Database(databases.target("cart", "cart.sqlite3"), MIGRATIONS)
     yield db
     db.close()
 

@@ -1,16 +1,17 @@
-"""CatalogService over real gRPC, backed by a real SQLite file in tmp_path."""
+"""CatalogService over real gRPC, backed by a real SQLite file in tmp_path, and again by
+a PostgreSQL database of the session cluster."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import cast
 
 import grpc
 import pytest
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 
+from harness.postgres import Databases
 from services.catalog.seed import SEED_PRODUCTS
 from services.catalog.servicer import CatalogServicer, service_spec
 from services.catalog.store import DB_FILE, MIGRATIONS, ProductStore, load_catalog
@@ -22,8 +23,8 @@ TIMEOUT = 5.0
 
 
 @pytest.fixture
-async def stub(tmp_path: Path) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceAsyncStub]:
-    db = Database(tmp_path / DB_FILE, MIGRATIONS)
+async def stub(databases: Databases) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceAsyncStub]:
+    db = Database(databases.target("catalog", DB_FILE), MIGRATIONS)
     catalog, _ = load_catalog(db)
     try:
         async with (
@@ -38,8 +39,8 @@ async def stub(tmp_path: Path) -> AsyncIterator[catalog_pb2_grpc.CatalogServiceA
         db.close()
 
 
-def test_seed_is_idempotent_and_realistic(tmp_path: Path) -> None:
-    db = Database(tmp_path / DB_FILE, MIGRATIONS)
+def test_seed_is_idempotent_and_realistic(databases: Databases) -> None:
+    db = Database(databases.target("catalog", DB_FILE), MIGRATIONS)
     store = ProductStore(db)
     assert store.seed(SEED_PRODUCTS) == len(SEED_PRODUCTS)
     assert store.seed(SEED_PRODUCTS) == 0

@@ -2,8 +2,9 @@
 
 Calls go over real gRPC, from several client channels, first against one in-process
 server and then against two server processes (`python -m services.inventory`) sharing
-one SQLite file, which is how two instances of the service would run. Whatever the
-interleaving, exactly the available units are reserved and none is oversold.
+one database, which is how two instances of the service would run: one SQLite file, and
+again one PostgreSQL database. Whatever the interleaving, exactly the available units
+are reserved and none is oversold.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from meshmart.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
 from harness.host import free_port
+from harness.postgres import Databases
 from services.inventory.servicer import InventoryServicer, service_spec
 from services.inventory.store import DB_FILE, MIGRATIONS, StockLedger
 from services.kit.db import Database
@@ -62,9 +64,9 @@ async def reserve_all(
     return Counter(outcomes)
 
 
-def held_units(db_path: Path, product_id: str) -> tuple[int, int, int]:
-    """(on_hand, reserved, units in RESERVED reservations) read straight from SQLite."""
-    db = Database(db_path, MIGRATIONS)
+def held_units(target: Path | str, product_id: str) -> tuple[int, int, int]:
+    """(on_hand, reserved, units in RESERVED reservations) read straight from the database."""
+    db = Database(target, MIGRATIONS)
     try:
         on_hand, reserved = (
             db.read()
@@ -86,8 +88,8 @@ def held_units(db_path: Path, product_id: str) -> tuple[int, int, int]:
         db.close()
 
 
-def prepare_stock(db_path: Path, stock: dict[str, int]) -> None:
-    db = Database(db_path, MIGRATIONS)
+def prepare_stock(target: Path | str, stock: dict[str, int]) -> None:
+    db = Database(target, MIGRATIONS)
     StockLedger(db).seed(stock)
     db.close()
 
@@ -96,8 +98,8 @@ def stub_for(channel: grpc.aio.Channel) -> Stub:
     return cast("Stub", inventory_pb2_grpc.InventoryServiceStub(channel))
 
 
-async def test_concurrent_reserves_in_one_process_never_oversell(tmp_path: Path) -> None:
-    db_path = tmp_path / DB_FILE
+async def test_concurrent_reserves_in_one_process_never_oversell(databases: Databases) -> None:
+    db_path = databases.target("inventory", DB_FILE)
     prepare_stock(db_path, {"sku-race": LAST_UNITS})
     db = Database(db_path, MIGRATIONS)
     try:
@@ -124,8 +126,8 @@ async def test_concurrent_reserves_in_one_process_never_oversell(tmp_path: Path)
 
 
 @pytest.fixture
-async def two_instances(tmp_path: Path) -> AsyncIterator[list[str]]:
-    """Two `python -m services.inventory` processes on one data dir; yields their targets."""
+async def two_instances(tmp_path: Path, databases: Databases) -> AsyncIterator[list[str]]:
+    """Two `python -m services.inventory` processes on one database; yields their targets."""
     processes: list[asyncio.subprocess.Process] = []
     targets: list[str] = []
     try:
@@ -135,7 +137,7 @@ async def two_instances(tmp_path: Path) -> AsyncIterator[list[str]]:
                 **os.environ,
                 "MESHMART_PORT": str(port),
                 "MESHMART_INSTANCE_ID": f"inventory-{number}",
-                "MESHMART_DATA_DIR": str(tmp_path),
+                **databases.env("inventory", DB_FILE),
                 "MESHMART_RUN_DIR": str(tmp_path),
                 "MESHMART_DRAIN_SECONDS": "0",
                 "MESHMART_LOG_LEVEL": "WARNING",
@@ -175,10 +177,11 @@ async def two_instances(tmp_path: Path) -> AsyncIterator[list[str]]:
 
 
 async def test_two_processes_on_one_database_never_oversell(
-    tmp_path: Path, two_instances: list[str]
+    databases: Databases, two_instances: list[str]
 ) -> None:
+    target = databases.target("inventory", DB_FILE)
     # The instances seeded the opening stock at start; these products are the test's own.
-    prepare_stock(tmp_path / DB_FILE, {"sku-race": LAST_UNITS, "sku-a": 30, "sku-b": 15})
+    prepare_stock(target, {"sku-race": LAST_UNITS, "sku-a": 30, "sku-b": 15})
     channels = [grpc.aio.insecure_channel(t) for t in two_instances for _ in range(3)]
     stubs = [stub_for(c) for c in channels]
     try:
@@ -206,11 +209,11 @@ async def test_two_processes_on_one_database_never_oversell(
         grpc.StatusCode.OK: LAST_UNITS,
         grpc.StatusCode.FAILED_PRECONDITION: CONCURRENT_ORDERS - LAST_UNITS,
     }
-    assert held_units(tmp_path / DB_FILE, "sku-race") == (LAST_UNITS, LAST_UNITS, LAST_UNITS)
+    assert held_units(target, "sku-race") == (LAST_UNITS, LAST_UNITS, LAST_UNITS)
     assert pairs == {
         grpc.StatusCode.OK: 7,
         grpc.StatusCode.FAILED_PRECONDITION: CONCURRENT_ORDERS - 7,
     }
-    assert held_units(tmp_path / DB_FILE, "sku-b") == (15, 14, 14)
+    assert held_units(target, "sku-b") == (15, 14, 14)
     assert repeats == {grpc.StatusCode.OK: 20}
-    assert held_units(tmp_path / DB_FILE, "sku-a") == (30, 7 + 5, 7 + 5)
+    assert held_units(target, "sku-a") == (30, 7 + 5, 7 + 5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import cast
 
 import grpc
@@ -13,6 +12,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from meshmart.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 
+from harness.postgres import Databases
 from services.catalog.seed import SEED_PRODUCTS
 from services.inventory.domain import Line
 from services.inventory.seed import OPENING_STOCK
@@ -84,8 +84,9 @@ class InventoryApi:
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[InventoryApi]:
-    db = Database(tmp_path / DB_FILE, MIGRATIONS)
+async def api(databases: Databases) -> AsyncIterator[InventoryApi]:
+    """Over gRPC, on SQLite and again on PostgreSQL."""
+    db = Database(databases.target("inventory", DB_FILE), MIGRATIONS)
     clock = FakeClock()
     ledger = StockLedger(db, clock_ms=clock)
     ledger.seed({"sku-1001": 10, "sku-1002": 5, "sku-1003": 1})
@@ -108,8 +109,8 @@ def test_opening_stock_covers_exactly_the_catalog_seed() -> None:
     assert all(quantity > 0 for quantity in OPENING_STOCK.values())
 
 
-def test_seeding_is_idempotent_and_keeps_existing_counts(tmp_path: Path) -> None:
-    db = Database(tmp_path / DB_FILE, MIGRATIONS)
+def test_seeding_is_idempotent_and_keeps_existing_counts(databases: Databases) -> None:
+    db = Database(databases.target("inventory", DB_FILE), MIGRATIONS)
     ledger = StockLedger(db)
     assert ledger.seed(OPENING_STOCK) == len(OPENING_STOCK)
     ledger.reserve("order-1", [Line("sku-1001", 1)], 60)

@@ -31,6 +31,7 @@ def test_defaults_and_upstreams() -> None:
     assert config.instance_id == "cart-7130"
     assert config.data_dir == Path(".run/data")
     assert config.run_dir == Path(".run")
+    assert config.database_url == ""  # SQLite, in data_dir
     assert config.upstream("catalog") == "127.0.0.1:7110"
 
 
@@ -48,6 +49,7 @@ def test_defaults_and_upstreams() -> None:
             drain_seconds=0.25,
             upstreams={"recommendation-go": "127.0.0.1:30505", "order": "127.0.0.1:30501"},
             user_asserters=frozenset({"edge", "storefront"}),
+            database_url="postgresql://storefront:secret@10.89.0.3:5432/storefront",
         ),
         ServiceConfig(name="catalog", port=7110),  # every default
     ],
@@ -86,6 +88,14 @@ def test_missing_upstream_names_its_variable() -> None:
         ({"MESHMART_PORT": "1", "MESHMART_LOG_LEVEL": "loud"}, "MESHMART_LOG_LEVEL"),
         ({"MESHMART_PORT": "1", "MESHMART_DRAIN_SECONDS": "-1"}, "MESHMART_DRAIN_SECONDS"),
         ({"MESHMART_PORT": "1", "MESHMART_UPSTREAM_USER": "nohost"}, "MESHMART_UPSTREAM_USER"),
+        (
+            {"MESHMART_PORT": "1", "MESHMART_DATABASE_URL": "mysql://u:p@h:3306/db"},
+            "MESHMART_DATABASE_URL must be postgresql://",
+        ),
+        (
+            {"MESHMART_PORT": "1", "MESHMART_DATABASE_URL": "postgresql://u:p@h:5432/"},
+            "MESHMART_DATABASE_URL must name the database",
+        ),
     ],
 )
 def test_bad_setting_raises_config_error_naming_it(env: dict[str, str], message: str) -> None:

@@ -4,7 +4,7 @@ NotificationService on a real in-process server."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from meshmart.payment.v1 import payment_pb2
 from meshmart.user.v1 import events_pb2 as user_events
 from meshmart.user.v1 import user_pb2
 
+from harness.postgres import Databases
 from services.kit.db import Database
 from services.kit.events import new_envelope
 from services.kit.testing import running_server
@@ -87,8 +88,11 @@ def payment_refunded() -> Any:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "notification.sqlite3", MIGRATIONS)
+def db(databases: Databases) -> Iterator[Database]:
+    """Notification's database, on SQLite and again on PostgreSQL."""
+    database = Database(databases.target("notification", "notification.sqlite3"), MIGRATIONS)
+    yield database
+    database.close()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The PlaceOrder saga against the real user, catalog, inventory, cart and payment servers.
 
 Every test checks the order's final state *and* what the other services say: stock
-levels, the payments list, the cart.
+levels, the payments list, the cart. Each runs on SQLite and again with every service on
+PostgreSQL (harness/postgres.py).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from meshmart.inventory.v1 import inventory_pb2
 from meshmart.order.v1 import order_pb2
 from meshmart.payment.v1 import payment_pb2
 
+from harness.postgres import Databases
 from harness.shop import (
     ADDRESS,
     DECLINE_CARD,
     INSUFFICIENT_FUNDS_CARD,
+    SERVICES,
     Gate,
     Shop,
     card,
@@ -161,9 +164,13 @@ async def test_a_new_key_after_a_confirmed_order_finds_the_cart_empty(shop: Shop
     assert len(await shop.payments(user_id)) == 1
 
 
-async def test_a_caller_who_gives_up_does_not_abandon_the_order(tmp_path: Path) -> None:
+async def test_a_caller_who_gives_up_does_not_abandon_the_order(
+    tmp_path: Path, databases: Databases
+) -> None:
     held_charge = Gate()
-    async with running_shop(tmp_path, gates={"payment.Charge": held_charge}) as shop:
+    async with running_shop(
+        tmp_path, database_urls=databases.urls(*SERVICES), gates={"payment.Charge": held_charge}
+    ) as shop:
         user_id, _ = await customer_with_cart(shop)
         impatient = shop.order.PlaceOrder(
             order_pb2.PlaceOrderRequest(
@@ -196,10 +203,12 @@ async def place_until_held(shop: Shop, user_id: str, gate: Gate) -> asyncio.Task
 
 
 async def test_order_killed_while_payment_hangs_is_cancelled_at_restart(
-    tmp_path: Path,
+    tmp_path: Path, databases: Databases
 ) -> None:
     hung_charge = Gate()  # payment never answers, and never charges
-    async with running_shop(tmp_path, gates={"payment.Charge": hung_charge}) as shop:
+    async with running_shop(
+        tmp_path, database_urls=databases.urls(*SERVICES), gates={"payment.Charge": hung_charge}
+    ) as shop:
         user_id, stock_before = await customer_with_cart(shop)
         placing = await place_until_held(shop, user_id, hung_charge)
         assert (await shop.stock("sku-1001"))["sku-1001"][1] == 2, "stock is reserved"
@@ -220,10 +229,12 @@ async def test_order_killed_while_payment_hangs_is_cancelled_at_restart(
 
 
 async def test_order_killed_after_the_charge_went_through_is_confirmed_at_restart(
-    tmp_path: Path,
+    tmp_path: Path, databases: Databases
 ) -> None:
     lost_answer = Gate(after=True)  # payment captures; order dies before hearing so
-    async with running_shop(tmp_path, gates={"payment.Charge": lost_answer}) as shop:
+    async with running_shop(
+        tmp_path, database_urls=databases.urls(*SERVICES), gates={"payment.Charge": lost_answer}
+    ) as shop:
         user_id, stock_before = await customer_with_cart(shop)
         placing = await place_until_held(shop, user_id, lost_answer)
 
@@ -242,10 +253,12 @@ async def test_order_killed_after_the_charge_went_through_is_confirmed_at_restar
 
 
 async def test_order_killed_while_commit_hangs_is_confirmed_at_restart(
-    tmp_path: Path,
+    tmp_path: Path, databases: Databases
 ) -> None:
     hung_commit = Gate()
-    async with running_shop(tmp_path, gates={"inventory.Commit": hung_commit}) as shop:
+    async with running_shop(
+        tmp_path, database_urls=databases.urls(*SERVICES), gates={"inventory.Commit": hung_commit}
+    ) as shop:
         user_id, stock_before = await customer_with_cart(shop)
         placing = await place_until_held(shop, user_id, hung_commit)
 
@@ -262,12 +275,16 @@ async def test_order_killed_while_commit_hangs_is_confirmed_at_restart(
         assert stock_after["sku-1001"] == (stock_before["sku-1001"][0] - 2, 0)
 
 
-async def test_a_refund_that_failed_is_made_by_the_next_start(tmp_path: Path) -> None:
+async def test_a_refund_that_failed_is_made_by_the_next_start(
+    tmp_path: Path, databases: Databases
+) -> None:
     # The stock is released behind the saga's back while it commits, and payment is down
     # when the saga refunds: the order is CANCELLED at once, the money goes back when order
     # next starts.
     held_commit = Gate()
-    async with running_shop(tmp_path, gates={"inventory.Commit": held_commit}) as shop:
+    async with running_shop(
+        tmp_path, database_urls=databases.urls(*SERVICES), gates={"inventory.Commit": held_commit}
+    ) as shop:
         user_id, stock_before = await customer_with_cart(shop)
         placing = await place_until_held(shop, user_id, held_commit)
         [pending] = await shop_orders(shop, user_id)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
+from harness.postgres import Databases
 from services.kit.db import Database
 from services.kit.errors import FailedPrecondition, NotFound, Unavailable
 from services.order.model import (
@@ -64,7 +64,8 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
+async def shop(databases: Databases) -> AsyncIterator[Shop]:
+    """The saga with fake upstreams, its store on SQLite and again on PostgreSQL."""
     faults = Faults()
     users, carts = FakeUsers(faults), FakeCarts(faults)
     inventory = FakeInventory(faults, {"sku-1": 10, "sku-2": 1})
@@ -72,11 +73,11 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
     users.users[USER] = Contact(USER, "ada@example.com", "Ada Lovelace", "")
     carts.add(USER, "sku-1", 2, 1250)
     carts.add(USER, "sku-2", 1, 990)
-    databases: list[Database] = []
+    opened: list[Database] = []
 
     def start_process() -> tuple[PlaceOrderSaga, OrderStore]:
-        db = Database(tmp_path / "order.sqlite3", MIGRATIONS)
-        databases.append(db)
+        db = Database(databases.target("order", "order.sqlite3"), MIGRATIONS)
+        opened.append(db)
         store = OrderStore(db)
         saga = PlaceOrderSaga(
             store,
@@ -91,7 +92,7 @@ async def shop(tmp_path: Path) -> AsyncIterator[Shop]:
     shop = Shop(faults, users, carts, inventory, payments, start_process, *start_process())
     yield shop
     await shop.saga.close()
-    for db in databases:
+    for db in opened:
         db.close()
 
 

@@ -1,16 +1,17 @@
-"""A real payment server in-process, on a real SQLite file in tmp_path."""
+"""A real payment server in-process, on a real SQLite file in tmp_path, or on a
+PostgreSQL database of the session cluster (harness/postgres.py)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import cast
 
 import grpc
 import pytest
 from meshmart.payment.v1 import payment_pb2_grpc
 
+from harness.postgres import Databases
 from services.kit.db import Database
 from services.kit.testing import running_server
 from services.payment.domain import PaymentProcessor, authorize
@@ -22,14 +23,16 @@ from tests.unit.payment.harness import PaymentHarness, TickingClock
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "payment.sqlite3", MIGRATIONS)
+def db(databases: Databases) -> Iterator[Database]:
+    """Payment's database, on SQLite and again on PostgreSQL: every payment test runs
+    on both."""
+    database = Database(databases.target("payment", "payment.sqlite3"), MIGRATIONS)
     yield database
     database.close()
 
 
 @pytest.fixture
-async def payment(db: Database) -> AsyncIterator[PaymentHarness]:
+async def payment(db: Database, databases: Databases) -> AsyncIterator[PaymentHarness]:
     processor = PaymentProcessor(PaymentStore(db, new_id), authorize, TickingClock())
     # Seeded so the fault tests see one reproducible sequence of draws.
     faults = FaultInjector(Fault(), rng=random.Random(7))
@@ -47,6 +50,6 @@ async def payment(db: Database) -> AsyncIterator[PaymentHarness]:
                 payment_pb2_grpc.PaymentAdminServiceStub(channel),
             ),
             db=db,
-            db_path=db.path,
+            databases=databases,
             faults=faults,
         )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
+from harness.postgres import Databases
 from services.kit.db import Database
 from services.payment.faults import FaultInjector
 
@@ -59,8 +59,22 @@ class PaymentHarness:
     stub: payment_pb2_grpc.PaymentServiceAsyncStub
     admin: payment_pb2_grpc.PaymentAdminServiceAsyncStub
     db: Database
-    db_path: Path
+    databases: Databases
     faults: FaultInjector
+
+    def stored_bytes(self) -> bytes:
+        """Everything the payment database holds: the SQLite files (WAL included), or
+        every row of every table as PostgreSQL prints it."""
+        if self.db.engine == "sqlite":
+            return b"".join(p.read_bytes() for p in self.db.path.parent.glob("payment.sqlite3*"))
+        tables = self.db.read().execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )
+        return b"".join(
+            str(row[0]).encode()
+            for (table,) in tables.fetchall()
+            for row in self.db.read().execute(f'SELECT t::text FROM "{table}" t').fetchall()
+        )
 
     def payment_rows(self) -> list[dict[str, object]]:
         rows = self.db.read().execute("SELECT * FROM payments ORDER BY created_us").fetchall()

@@ -58,7 +58,7 @@ async def test_a_decline_is_stored_and_replayed_not_an_rpc_error(payment: Paymen
 async def test_the_full_card_number_is_never_stored(payment: PaymentHarness) -> None:
     await payment.stub.Charge(charge_request(), timeout=5)
 
-    raw = b"".join(p.read_bytes() for p in payment.db_path.parent.glob("payment.sqlite3*"))
+    raw = payment.stored_bytes()
     assert CAPTURE_CARD.encode() not in raw
     assert b"4242" in raw
 

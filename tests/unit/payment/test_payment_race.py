@@ -1,9 +1,11 @@
-"""Racing charges with one key where the race is real: separate SQLite connections.
+"""Racing charges with one key where the race is real: separate connections.
 
 Inside one process the event loop runs each Charge's transaction to the end before the
 next starts, so the in-process concurrency test cannot interleave them. Two payment
-instances share one database file; these tests give every racer its own connection
-(threads) or its own process, which is where BEGIN IMMEDIATE and the UNIQUE key matter.
+instances share one database (a file, or a PostgreSQL database); these tests give every
+racer its own connection (threads) or its own process, which is where the write lock
+(BEGIN IMMEDIATE, PostgreSQL's advisory lock) and the UNIQUE key matter. Each runs on
+both engines.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import grpc
 import pytest
 from meshmart.payment.v1 import payment_pb2_grpc
 
+from harness.postgres import Databases
 from services.kit.db import Database
 from services.payment.model import ChargeCommand, Payment, PaymentStatus, new_id
 from services.payment.store import MIGRATIONS, PaymentStore
@@ -29,10 +32,10 @@ from tests.unit.payment.harness import TODAY, PaymentHarness, charge_request
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_racing_connections_authorize_a_key_exactly_once(tmp_path: Path) -> None:
-    path = tmp_path / "payment.sqlite3"
+def test_racing_connections_authorize_a_key_exactly_once(databases: Databases) -> None:
+    target = databases.target("payment", "payment.sqlite3")
     racers = 12
-    databases = [Database(path, MIGRATIONS) for _ in range(racers)]
+    connections = [Database(target, MIGRATIONS) for _ in range(racers)]
     start = threading.Barrier(racers)
     authorizations: list[int] = []
     results: list[Payment] = []
@@ -51,7 +54,7 @@ def test_racing_connections_authorize_a_key_exactly_once(tmp_path: Path) -> None
         with lock:
             results.append(payment)
 
-    threads = [threading.Thread(target=racer, args=(db,)) for db in databases]
+    threads = [threading.Thread(target=racer, args=(db,)) for db in connections]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -60,10 +63,10 @@ def test_racing_connections_authorize_a_key_exactly_once(tmp_path: Path) -> None
         assert len(results) == racers
         assert len(authorizations) == 1
         assert {p.payment_id for p in results} == {results[0].payment_id}
-        count = databases[0].read().execute("SELECT count(*) FROM payments").fetchone()[0]
+        count = connections[0].read().execute("SELECT count(*) FROM payments").fetchone()[0]
         assert count == 1
     finally:
-        for db in databases:
+        for db in connections:
             db.close()
 
 
@@ -75,12 +78,12 @@ def _free_port() -> int:
 
 @pytest.fixture
 def second_instance(payment: PaymentHarness) -> Iterator[str]:
-    """`python -m services.payment` in its own process, on the harness's database file."""
+    """`python -m services.payment` in its own process, on the harness's database."""
     port = _free_port()
     env = {
         **os.environ,
         "MESHMART_PORT": str(port),
-        "MESHMART_DATA_DIR": str(payment.db_path.parent),
+        **payment.databases.env("payment", "payment.sqlite3"),
         "MESHMART_LOG_LEVEL": "WARNING",
         "MESHMART_DRAIN_SECONDS": "0",
     }
@@ -99,7 +102,7 @@ def second_instance(payment: PaymentHarness) -> Iterator[str]:
         assert process.returncode == 0, stderr.decode(errors="replace")
 
 
-async def test_two_instances_on_one_file_make_one_payment_per_key(
+async def test_two_instances_on_one_database_make_one_payment_per_key(
     payment: PaymentHarness, second_instance: str
 ) -> None:
     async with grpc.aio.insecure_channel(second_instance) as channel:

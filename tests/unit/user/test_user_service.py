@@ -1,4 +1,5 @@
-"""UserService over real gRPC, with a real SQLite file and real keys in tmp_path."""
+"""UserService over real gRPC, with real keys in tmp_path and a real SQLite file, and
+again a PostgreSQL database of the session cluster."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from argon2 import PasswordHasher
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
+from harness.postgres import Databases
 from services.kit.context import USER_ID_KEY
 from services.kit.db import Database
 from services.kit.testing import running_server
@@ -62,9 +64,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def api(tmp_path: Path, run_dir: Path) -> AsyncIterator[UserApi]:
+async def api(databases: Databases, run_dir: Path) -> AsyncIterator[UserApi]:
     key = ensure_signing_key(keys_dir(run_dir))
-    db = Database(tmp_path / DB_FILE, MIGRATIONS)
+    db = Database(databases.target("user", DB_FILE), MIGRATIONS)
     passwords = CountingPasswords()
     accounts = UserAccounts(UserStore(db), passwords, TokenIssuer(key, ttl_seconds=TTL))
     try:
@@ -262,10 +264,10 @@ async def test_update_profile_of_another_user_is_denied(api: UserApi) -> None:
 
 
 async def test_login_upgrades_a_hash_made_with_older_parameters(
-    tmp_path: Path, run_dir: Path
+    databases: Databases, run_dir: Path
 ) -> None:
     key = ensure_signing_key(keys_dir(run_dir))
-    db = Database(tmp_path / DB_FILE, MIGRATIONS)
+    db = Database(databases.target("user", DB_FILE), MIGRATIONS)
     store = UserStore(db)
     old = Passwords(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
     new = Passwords(PasswordHasher(time_cost=2, memory_cost=16, parallelism=1))
