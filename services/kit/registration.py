@@ -156,7 +156,7 @@ def service_registration(
     port: int,
     version: str,
     tags: Sequence[str],
-    check: Mapping[str, str],
+    check: Mapping[str, str] | None,
     sidecar_port: int,
     meta: Mapping[str, str] | None = None,
     sidecar_metrics_addr: str | None = None,
@@ -169,7 +169,9 @@ def service_registration(
     Connect sidecar: what every part of the mesh registers (a service through the kit, the
     edge gateway and NATS through tools/mesh).
 
-    ``check`` is the instance's own check: its name and probe (``GRPC``, ``HTTP``, ...).
+    ``check`` is the instance's own check: its name and probe (``GRPC``, ``HTTP``, ...);
+    None for an identity with no process behind it (the operator, tools/mesh/operator.py),
+    whose sidecar's checks are all there is.
     ``meta`` is added to ``version`` and ``instance``; ``upstreams`` maps a destination to
     the host:port of the sidecar's local listener for it; ``sidecar_metrics_addr`` is where
     the sidecar's Envoy serves Prometheus metrics. ``deregister_critical=False`` keeps a
@@ -178,13 +180,16 @@ def service_registration(
     its own 127.0.0.1, which only its sidecar reaches); Consul's agent then runs the check
     through the sidecar (``Proxy.Expose.Checks``: a plaintext listener on ``address``
     forwarding exactly the checks' paths, as consul-k8s does)."""
-    service_check: dict[str, str] = {
-        **check,
-        "Interval": f"{CHECK_INTERVAL_SECONDS}s",
-        "Timeout": f"{CHECK_TIMEOUT_SECONDS}s",
-    }
-    if deregister_critical:
-        service_check["DeregisterCriticalServiceAfter"] = f"{DEREGISTER_CRITICAL_AFTER_MINUTES}m"
+    service_check: dict[str, str] = {}
+    if check is not None:
+        service_check = {
+            **check,
+            "Interval": f"{CHECK_INTERVAL_SECONDS}s",
+            "Timeout": f"{CHECK_TIMEOUT_SECONDS}s",
+        }
+        if deregister_critical:
+            service_check["DeregisterCriticalServiceAfter"] = (
+                f"{DEREGISTER_CRITICAL_AFTER_MINUTES}m")
     listeners = []
     for upstream, target in sorted((upstreams or {}).items()):
         host, _, bind_port = target.rpartition(":")
@@ -209,14 +214,13 @@ def service_registration(
     config.update(proxy_config or {})
     if config:
         proxy["Config"] = config
-    return {
+    body: dict[str, Any] = {
         "Name": name,
         "ID": instance_id,
         "Address": address,
         "Port": port,
         "Tags": list(tags),
         "Meta": {"version": version, "instance": instance_id, **(meta or {})},
-        "Check": service_check,
         "Connect": {
             "SidecarService": {
                 "Port": sidecar_port,
@@ -237,6 +241,9 @@ def service_registration(
             }
         },
     }
+    if service_check:
+        body["Check"] = service_check
+    return body
 
 
 def registration(
@@ -272,7 +279,7 @@ def register_arguments(body: Mapping[str, Any]) -> dict[str, Any]:
         "port": body["Port"],
         "tags": body["Tags"],
         "meta": body["Meta"],
-        "check": body["Check"],
+        "check": body.get("Check"),
         "connect": body["Connect"],
         # A restarted instance re-registers with the same id: replace, don't accumulate.
         "replace_existing_checks": True,

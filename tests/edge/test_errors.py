@@ -156,21 +156,21 @@ def test_a_body_over_the_limit_is_refused(api: EdgeClient, edge: Edge) -> None:
 async def test_a_service_slower_than_the_route_timeout_is_a_504_not_an_empty_200(
     api: EdgeClient, edge: Edge
 ) -> None:
-    from tests.mesh.helpers import set_fault
+    from harness.operator import set_fault
 
     user = api.new_user()
     payments = edge.plan.topology.instances_of("payment", edge.plan.address)
     timeout_s = edge_api.USER_READ.timeout_s
     try:
         for inst in payments:  # every read of payment now takes longer than the route allows
-            await set_fault(inst, delay_ms=int((timeout_s + 2) * 1000))
+            await set_fault(edge.plan, inst, delay_ms=int((timeout_s + 2) * 1000))
         started = time.monotonic()
         response = await asyncio.to_thread(
             api.get, f"/api/v1/users/{user.user_id}/payments", headers=user.auth)
         elapsed = time.monotonic() - started
     finally:
         for inst in payments:
-            await set_fault(inst)
+            await set_fault(edge.plan, inst)
     assert response.status_code == 504, response.text
     assert error_of(response)["code"] == DEADLINE_EXCEEDED
     assert timeout_s - 0.5 < elapsed < timeout_s + 1.5

@@ -1,5 +1,6 @@
-"""Small helpers the mesh tests share: calling through sidecars, payment's fault knob
-(reading Consul, Envoy and supervisord's pids: harness/mesh.py)."""
+"""Small helpers the mesh tests share: calling through sidecars (reading Consul, Envoy
+and supervisord's pids: harness/mesh.py; payment's fault knob, through the operator's
+sidecar: harness/operator.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import grpc
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
-
-from tools.mesh.topology import Instance
 
 CAPTURE_CARD = payment_pb2.Card(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
 
@@ -39,14 +38,3 @@ def catalog_stub(target: str) -> tuple[grpc.aio.Channel, catalog_pb2_grpc.Catalo
 
 async def list_products(stub: catalog_pb2_grpc.CatalogServiceStub) -> Any:
     return await stub.ListProducts(catalog_pb2.ListProductsRequest(page_size=1), timeout=5)
-
-
-async def set_fault(inst: Instance, unavailable_ratio: float = 0.0, delay_ms: int = 0) -> None:
-    """PaymentAdminService.SetFault on the instance's own port (loopback, not the mesh)."""
-    async with grpc.aio.insecure_channel(inst.grpc_target) as channel:
-        admin = payment_pb2_grpc.PaymentAdminServiceStub(channel)
-        await admin.SetFault(
-            payment_pb2.SetFaultRequest(unavailable_ratio=unavailable_ratio, delay_ms=delay_ms),
-            timeout=5,
-        )
-

@@ -29,13 +29,13 @@ from harness.mesh import (
     public_http_counter,
     upstream_counter,
 )
+from harness.operator import set_fault
 from harness.wait import until
 from tests.mesh.helpers import (
     catalog_stub,
     charge_request,
     list_products,
     payment_stub,
-    set_fault,
 )
 from tools.mesh import control, entries, envoy
 from tools.mesh.http import get_json
@@ -172,7 +172,7 @@ async def test_retries_hide_a_payment_instance_failing_half_its_calls(mesh: Mesh
     order = mesh.instance("order-1")
     flaky = mesh.instance("payment-1")
     retries_before = upstream_counter(order, "payment", "upstream_rq_retry")
-    await set_fault(flaky, unavailable_ratio=0.5)
+    await set_fault(mesh, flaky, unavailable_ratio=0.5)
     try:
         channel, stub = payment_stub(order.upstream_target("payment"))
         async with channel:
@@ -184,7 +184,7 @@ async def test_retries_hide_a_payment_instance_failing_half_its_calls(mesh: Mesh
                 except grpc.aio.AioRpcError as error:
                     failures.append(error.code())
     finally:
-        await set_fault(flaky)
+        await set_fault(mesh, flaky)
     assert failures == []
     assert upstream_counter(order, "payment", "upstream_rq_retry") > retries_before
 
@@ -198,7 +198,7 @@ async def test_a_slow_payment_trips_the_circuit_breaker_instead_of_queueing(
     overflow_before = overflow_count(order)
     payments = [mesh.instance("payment-1"), mesh.instance("payment-2")]
     for p in payments:
-        await set_fault(p, delay_ms=slow_ms)
+        await set_fault(mesh, p, delay_ms=slow_ms)
     try:
         channel, stub = payment_stub(order.upstream_target("payment"))
         async with channel:
@@ -216,7 +216,7 @@ async def test_a_slow_payment_trips_the_circuit_breaker_instead_of_queueing(
             results = await asyncio.gather(*(one() for _ in range(concurrency)))
     finally:
         for p in payments:
-            await set_fault(p)
+            await set_fault(mesh, p)
     ok = [t for c, t in results if c == grpc.StatusCode.OK]
     shed = [t for c, t in results if c == grpc.StatusCode.UNAVAILABLE]
     assert len(ok) + len(shed) == concurrency, results
@@ -266,7 +266,7 @@ async def test_outlier_detection_ejects_a_failing_instance_and_readmits_it(
     )
     channel, stub = payment_stub(order.upstream_target("payment"))
     async with channel:
-        await set_fault(bad, unavailable_ratio=1.0)
+        await set_fault(mesh, bad, unavailable_ratio=1.0)
         try:
             for _ in range(40):
                 # Every call still succeeds: retries land on payment-1.
@@ -280,7 +280,7 @@ async def test_outlier_detection_ejects_a_failing_instance_and_readmits_it(
                 > ejections_before
             )
         finally:
-            await set_fault(bad)
+            await set_fault(mesh, bad)
         # Back after the ejection time (10s x number of ejections so far).
         await until(lambda: host().healthy, 90, "payment-2 to be readmitted")
         served_before = host().rq_success

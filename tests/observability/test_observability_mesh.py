@@ -15,8 +15,9 @@ import grpc
 import pytest
 import requests
 
+from harness.operator import set_fault
 from harness.wait import until
-from tests.mesh.helpers import charge_request, payment_stub, set_fault
+from tests.mesh.helpers import charge_request, payment_stub
 from tests.observability.conftest import Purchase
 from tools.mesh import control
 from tools.mesh.http import HTTPFailure, get_json
@@ -193,7 +194,7 @@ async def test_a_failing_payment_raises_its_error_ratio_and_the_alert_goes_pendi
 ) -> None:
     payments = [i for i in mesh.instances() if i.service == "payment"]
     for inst in payments:
-        await set_fault(inst, unavailable_ratio=1.0)
+        await set_fault(mesh, inst, unavailable_ratio=1.0)
     try:
         # Charges straight to each instance (the loopback admin path the chaos tests use):
         # every one fails with UNAVAILABLE, a server-side error.
@@ -213,7 +214,7 @@ async def test_a_failing_payment_raises_its_error_ratio_and_the_alert_goes_pendi
         ratio = await asyncio.to_thread(observability.query, "service:grpc_error_ratio:rate1m")
     finally:
         for inst in payments:
-            await set_fault(inst, unavailable_ratio=0.0)
+            await set_fault(mesh, inst, unavailable_ratio=0.0)
     assert ratio.get("payment", 0) > 0.05, ratio
     assert state in ("pending", "firing"), state
 

@@ -14,10 +14,12 @@ import time
 from dataclasses import dataclass
 
 import grpc
-from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
-from harness.load import loopback_channel
 from harness.mesh import pid_of
+
+# Re-exported for the scenarios: payment's knob, through the operator's sidecar.
+from harness.operator import payment_faults as payment_faults
+from harness.operator import set_payment_fault as set_payment_fault
 from harness.wait import TimedOut, until
 from tools.mesh import control, envoy
 from tools.mesh.http import HTTPFailure
@@ -98,39 +100,6 @@ def callers_of(plan: MeshPlan, service: str) -> list[tuple[Instance, str]]:
     """Every (caller instance, upstream name) of the plan whose sidecar routes to
     ``service``."""
     return [(i, service) for i in plan.instances() if service in i.upstream_ports]
-
-
-# --------------------------------------------------------------------------- payment's knob
-
-
-async def set_payment_fault(
-    plan: MeshPlan, unavailable_ratio: float = 0.0, delay_ms: int = 0
-) -> None:
-    """PaymentAdminService.SetFault on every payment instance's own port (loopback, not
-    through the mesh: the knob belongs to the process)."""
-    for inst in plan.instances():
-        if inst.service != "payment":
-            continue
-        async with loopback_channel(inst.grpc_target) as channel:
-            await payment_pb2_grpc.PaymentAdminServiceStub(channel).SetFault(
-                payment_pb2.SetFaultRequest(unavailable_ratio=unavailable_ratio,
-                                            delay_ms=delay_ms),
-                timeout=5,
-            )
-
-
-async def payment_faults(plan: MeshPlan) -> dict[str, tuple[float, int]]:
-    """instance id -> (unavailable_ratio, delay_ms) as each payment process has it."""
-    out = {}
-    for inst in plan.instances():
-        if inst.service != "payment":
-            continue
-        async with loopback_channel(inst.grpc_target) as channel:
-            reply = await payment_pb2_grpc.PaymentAdminServiceStub(channel).GetFault(
-                payment_pb2.GetFaultRequest(), timeout=5
-            )
-        out[inst.instance_id] = (reply.fault.unavailable_ratio, reply.fault.delay_ms)
-    return out
 
 
 # --------------------------------------------------------------------------- healthy again

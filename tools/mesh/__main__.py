@@ -23,6 +23,7 @@ from tools.mesh.edge.mesh import EdgeError
 from tools.mesh.entries import EntriesError
 from tools.mesh.nats import NatsError
 from tools.mesh.observability import ObservabilityError, trace_log_lines
+from tools.mesh.operator import Operator, OperatorError
 from tools.mesh.supervisor import render
 from tools.mesh.topology import TopologyError
 
@@ -68,11 +69,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"{inst.instance_id:<18} grpc {inst.port}  sidecar {inst.sidecar_port}  "
                     f"admin {inst.admin_port}  metrics {inst.metrics_port}  {ups}\n"
                 )
+            # The operator's listeners (tools/mesh/operator.py): what grpcurl dials.
+            op = Operator(plan).instance
+            ups = ", ".join(f"{u}={op.upstream_target(u)}" for u in op.upstream_ports)
+            sys.stdout.write(f"{op.instance_id:<18} sidecar {op.sidecar_port}  "
+                             f"admin {op.admin_port}  metrics {op.metrics_port}  {ups}\n")
         elif args.command == "config":
             plan.run_dir.mkdir(parents=True, exist_ok=True)
             plan.supervisor_conf.write_text(render(plan, control.programs(plan)))
             sys.stdout.write(f"{plan.supervisor_conf}\n")
-    except (control.MeshError, EntriesError, TopologyError, ObservabilityError) as error:
+    except (control.MeshError, EntriesError, TopologyError, ObservabilityError,
+            OperatorError) as error:
         sys.stderr.write(f"error: {error}\n")
         return 1
     except (EdgeError, NatsError) as error:

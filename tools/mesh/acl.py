@@ -11,8 +11,10 @@ per grant, each written to ``<tokens dir>/<name>.token`` with mode 0600:
               service nor fetch another service's leaf certificate.
   prometheus  node and service read: what Consul service discovery needs, and agent read
               for the agent's /v1/agent/metrics; nothing more.
-  operator    read-only on everything a person looks at (services, nodes, intentions,
-              config entries): the token `make up` would print for the Consul UI.
+  operator    the operator's service identity (its sidecar, tools/mesh/operator.py) and
+              read-only on everything a person looks at (services, nodes, intentions,
+              config entries): the token `make up` prints for the Consul UI. It may
+              register only "operator" and write nothing else.
   agent       the agent's own token (node write, service read), set on the agent.
 
 The anonymous token gets no policy: with default deny it reads nothing.
@@ -94,7 +96,8 @@ def grants(topology: Topology, *, connect_services: Iterable[str], node: str) ->
           for n in names),
         Grant("prometheus", "meshmart Prometheus: Consul service discovery",
               rules=PROMETHEUS_RULES),
-        Grant("operator", "meshmart operator: read-only (the Consul UI)", rules=OPERATOR_RULES),
+        Grant("operator", "meshmart operator: its sidecar, and read-only (the Consul UI)",
+              service_identity="operator", rules=OPERATOR_RULES),
         Grant("agent", f"meshmart agent of node {node}", rules=agent_rules(node)),
     ]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.nats import SERVICE_NAME as NATS
+from tools.mesh.operator import Operator
 from tools.mesh.plan import MeshPlan
 
 ENTRIES_DIR = "consul/config-entries"
@@ -48,8 +49,14 @@ def entry_files(root: Path) -> list[EntryFile]:
         for path in sorted((root / ENTRIES_DIR).glob("*/*.hcl"))
         if path.stem in KIND_ORDER
     ]
-    # Wildcard/global entries (in _global/) first within a kind: sorted() does that.
-    return sorted(files, key=lambda f: KIND_ORDER.index(f.kind))
+    # Wildcard/global entries (in _global/) first within a kind: sorted() does that. A
+    # resolver that redirects to another's subset (payment-1 -> payment) comes after the
+    # resolvers: Consul refuses a redirect to a subset it does not know yet.
+    return sorted(files, key=lambda f: (KIND_ORDER.index(f.kind), _redirects(f)))
+
+
+def _redirects(entry: EntryFile) -> bool:
+    return entry.kind == "service-resolver" and "Redirect" in entry.path.read_text()
 
 
 def _cli_env(plan: MeshPlan) -> dict[str, str] | None:
@@ -110,6 +117,9 @@ def check(plan: MeshPlan, component_edges: set[tuple[str, str]]) -> list[str]:
                 )
     if not wildcard_deny:
         problems.append("no default-deny intention (* -> * deny)")
+    # The operator's intentions (exactly reflection, health, reads, admin services) and
+    # its per-instance resolvers (tools/mesh/operator.py).
+    problems += Operator(plan).entry_problems(intentions, resolvers)
     # The call graph, plus the components' calls (the edge gateway -> every service with
     # public RPCs, event clients -> NATS).
     edges = topo.edges() | component_edges

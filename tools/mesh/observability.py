@@ -239,7 +239,8 @@ class Observability(Component):
                  "metrics from Prometheus)"]
         if (operator := self.plan.token_file("operator")) is not None:
             # The UI's "Log in" button takes a token's SecretID.
-            lines.append(f"{'':19}ACLs on (default deny): Log in with the read-only token: "
+            lines.append(f"{'':19}ACLs on (default deny): Log in with the operator's token "
+                         "(reads all, writes nothing but its own registration): "
                          f"cat {operator}")
         if self.has_zipkin:
             lines.append(f"Zipkin (traces)    {self.zipkin_url}/zipkin/")

@@ -22,4 +22,19 @@ Sources = [
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },
+  {
+    Name        = "operator"
+    Description = "operator: reflection, health, the reads of analytics (tools/mesh/operator.py)"
+    Permissions = [
+      # grpcurl list / describe (v1 first, then v1alpha: allow both) and grpc.health.v1.
+      { Action = "allow", HTTP { PathPrefix = "/grpc.reflection.v1.ServerReflection/" } },
+      { Action = "allow", HTTP { PathPrefix = "/grpc.reflection.v1alpha.ServerReflection/" } },
+      { Action = "allow", HTTP { PathPrefix = "/grpc.health.v1.Health/" } },
+      # The reads: the RPCs whose REST face is a GET (no side effects).
+      { Action = "allow", HTTP { PathExact = "/meshmart.analytics.v1.AnalyticsService/GetSalesReport" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.analytics.v1.AnalyticsService/GetPopularProducts" } },
+      # Everything else (writes, internal RPCs).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
 ]

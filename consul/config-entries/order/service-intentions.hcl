@@ -1,6 +1,6 @@
 # Who may call order: exactly its callers in topology.toml, and only
 # meshmart.order.v1.OrderService
-# (not reflection, not health: operators reach those on the service's own port).
+# (reflection and health: only the operator, the last source below).
 # Each permission list ends with an explicit deny: with ACLs off, a request that
 # matches no permission would otherwise fall through to the default *allow*.
 Kind = "service-intentions"
@@ -35,6 +35,21 @@ Sources = [
       { Action = "allow", HTTP { PathExact = "/meshmart.order.v1.OrderService/ListOrders" } },
       { Action = "allow", HTTP { PathExact = "/meshmart.order.v1.OrderService/PlaceOrder" } },
       # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+  {
+    Name        = "operator"
+    Description = "operator: reflection, health, the reads of order (tools/mesh/operator.py)"
+    Permissions = [
+      # grpcurl list / describe (v1 first, then v1alpha: allow both) and grpc.health.v1.
+      { Action = "allow", HTTP { PathPrefix = "/grpc.reflection.v1.ServerReflection/" } },
+      { Action = "allow", HTTP { PathPrefix = "/grpc.reflection.v1alpha.ServerReflection/" } },
+      { Action = "allow", HTTP { PathPrefix = "/grpc.health.v1.Health/" } },
+      # The reads: the RPCs whose REST face is a GET (no side effects).
+      { Action = "allow", HTTP { PathExact = "/meshmart.order.v1.OrderService/GetOrder" } },
+      { Action = "allow", HTTP { PathExact = "/meshmart.order.v1.OrderService/ListOrders" } },
+      # Everything else (writes, internal RPCs).
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },

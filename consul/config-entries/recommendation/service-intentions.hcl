@@ -1,6 +1,6 @@
 # Who may call recommendation: exactly its callers in topology.toml, and only
 # meshmart.recommendation.v1.RecommendationService
-# (not reflection, not health: operators reach those on the service's own port).
+# (reflection and health: only the operator, the last source below).
 # Each permission list ends with an explicit deny: with ACLs off, a request that
 # matches no permission would otherwise fall through to the default *allow*.
 Kind = "service-intentions"
@@ -24,6 +24,20 @@ Sources = [
       # stay unreachable from it even if a route were added by mistake.
       { Action = "allow", HTTP { PathExact = "/meshmart.recommendation.v1.RecommendationService/Recommend" } },
       # Everything else (internal RPCs, reflection, health).
+      { Action = "deny", HTTP { PathPrefix = "/" } },
+    ]
+  },
+  {
+    Name        = "operator"
+    Description = "operator: reflection, health, the reads of recommendation (tools/mesh/operator.py)"
+    Permissions = [
+      # grpcurl list / describe (v1 first, then v1alpha: allow both) and grpc.health.v1.
+      { Action = "allow", HTTP { PathPrefix = "/grpc.reflection.v1.ServerReflection/" } },
+      { Action = "allow", HTTP { PathPrefix = "/grpc.reflection.v1alpha.ServerReflection/" } },
+      { Action = "allow", HTTP { PathPrefix = "/grpc.health.v1.Health/" } },
+      # The reads: the RPCs whose REST face is a GET (no side effects).
+      { Action = "allow", HTTP { PathExact = "/meshmart.recommendation.v1.RecommendationService/Recommend" } },
+      # Everything else (writes, internal RPCs).
       { Action = "deny", HTTP { PathPrefix = "/" } },
     ]
   },

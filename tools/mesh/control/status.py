@@ -99,19 +99,8 @@ def hints(plan: MeshPlan) -> str:
         f"'http://{plan.consul_http}/v1/health/service/catalog?passing'",
     ]
     by_id = {i.instance_id: i for i in plan.instances()}
-    if "catalog-1" in by_id:
-        cat = by_id["catalog-1"]
-        # With pods its port is on the pod's loopback: grpcurl runs in the pod (ip netns).
-        grpcurl = shell_line(plan.in_pod(cat, ["grpcurl"]))
-        target = f"{cat.local_address}:{cat.port}"
-        label = "grpcurl (in pod)  " if plan.pods else "grpcurl (direct)  "
-        lines += [
-            f"{label} {grpcurl} -plaintext {target} list",
-            f"                   {grpcurl} -plaintext {target} describe "
-            "meshmart.catalog.v1.CatalogService",
-            f"                   {grpcurl} -plaintext -d '{{\"page_size\": 2}}' {target} "
-            "meshmart.catalog.v1.CatalogService/ListProducts",
-        ]
+    # grpcurl against a service: through the operator's sidecar (tools/mesh/operator.py,
+    # its hints), never a service's own port, which with pods only its sidecar reaches.
     if "cart-1" in by_id and "catalog" in by_id["cart-1"].upstream_ports:
         cart = by_id["cart-1"]
         grpcurl = shell_line(plan.in_pod(cart, ["grpcurl"]))
