@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,17 +93,28 @@ def request_scope(
     Also used outside RPCs (background jobs, event consumers) to give their outbound
     calls and log lines a request id.
     """
-    scope = RequestScope(
+    token = enter_scope(request_id, user_id, traceparent, timeout)
+    try:
+        yield current_request_id() or ""  # never "": enter_scope made one
+    finally:
+        _scope.reset(token)
+
+
+def enter_scope(
+    request_id: str | None, user_id: str | None, traceparent: str | None, timeout: float | None
+) -> Token[RequestScope | None]:
+    """What request_scope() binds, bound until ``leave_scope(token)`` (the interceptor's
+    per-RPC path, without a context manager's generator)."""
+    return _scope.set(RequestScope(
         request_id=request_id or new_request_id(),
         user_id=user_id,
         traceparent=traceparent,
         deadline=None if timeout is None else time.monotonic() + timeout,
-    )
-    token = _scope.set(scope)
-    try:
-        yield scope.request_id
-    finally:
-        _scope.reset(token)
+    ))
+
+
+def leave_scope(token: Token[RequestScope | None]) -> None:
+    _scope.reset(token)
 
 
 def metadata_value(metadata: Any, key: str) -> str | None:

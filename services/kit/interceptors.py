@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractContextManager
+from contextvars import Token
 from typing import Any, NoReturn
 
 import grpc
@@ -25,11 +25,14 @@ from grpc_status import rpc_status
 from services.kit import context as rpc_context
 from services.kit import validate
 from services.kit.errors import DomainError, InvalidArgument
-from services.kit.logging import get_logger
+from services.kit.logging import AccessLog, get_logger
 from services.kit.metrics import rpc_metrics
 from services.kit.tracing import traceparent_of_current_span
 
 log = get_logger("meshmart.rpc")
+# The access log's line per RPC (the same fields as ``log.info("rpc", ...)``, written
+# without structlog's per-call logger machinery: bench/TUNING.md g.).
+_access = AccessLog("meshmart.rpc")
 
 # Health checks and reflection arrive every few seconds from Consul and operators;
 # logging them at debug keeps the access log about real traffic.
@@ -78,8 +81,9 @@ class _Call:
         self.error: str | None = None
         self.started = time.perf_counter()
 
-    def scope(self, servicer_context: Any) -> AbstractContextManager[str]:
-        """The request scope of this RPC, from its metadata and deadline."""
+    def enter(self, servicer_context: Any) -> Token[rpc_context.RequestScope | None]:
+        """Enter the request scope of this RPC, from its metadata and deadline (left by
+        finish(), once it has written the access line)."""
         wanted: dict[str, str | None] = {
             rpc_context.REQUEST_ID_KEY: None,
             rpc_context.USER_ID_KEY: None,
@@ -97,17 +101,17 @@ class _Call:
             )
         except DomainError as refusal:
             self.refusal, user_id = refusal, None
-        return rpc_context.request_scope(
-            request_id=wanted[rpc_context.REQUEST_ID_KEY],
-            user_id=user_id,
+        return rpc_context.enter_scope(
+            wanted[rpc_context.REQUEST_ID_KEY],
+            user_id,
             # With tracing, this RPC's own server span (a child of the caller's), so what
             # it calls and logs hangs under it; without, the caller's, forwarded as is.
-            traceparent=traceparent_of_current_span() or wanted[rpc_context.TRACEPARENT_KEY],
-            timeout=remaining if isinstance(remaining, int | float) else None,
+            traceparent_of_current_span() or wanted[rpc_context.TRACEPARENT_KEY],
+            remaining if isinstance(remaining, int | float) else None,
         )
 
     def admit(self) -> None:
-        """Raise the refusal scope() found, if any (first thing in the handler's try)."""
+        """Raise the refusal enter() found, if any (first thing in the handler's try)."""
         if self.refusal is not None:
             raise self.refusal
 
@@ -125,9 +129,17 @@ class _Call:
         await servicer_context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
         raise AssertionError("context.abort returned")  # abort always raises
 
-    def finish(self, servicer_context: Any) -> None:
+    def finish(
+        self, servicer_context: Any, scope: Token[rpc_context.RequestScope | None]
+    ) -> None:
         """Write the access-log line, with the code the handler may have set itself
-        (context.abort / set_code) when the kit did not set one."""
+        (context.abort / set_code) when the kit did not set one; then leave the scope."""
+        try:
+            self._record(servicer_context)
+        finally:
+            rpc_context.leave_scope(scope)
+
+    def _record(self, servicer_context: Any) -> None:
         if self.code is grpc.StatusCode.OK:
             code = servicer_context.code()
             if isinstance(code, grpc.StatusCode):
@@ -136,16 +148,15 @@ class _Call:
                 self.code = _CODES_BY_VALUE.get(code, grpc.StatusCode.UNKNOWN)
         seconds = time.perf_counter() - self.started
         rpc_metrics().observe(self.method, self.kind, self.code, seconds)
-        duration_ms = round(seconds * 1000, 3)
-        quiet = self.method.startswith(_QUIET_PREFIXES) and self.code is grpc.StatusCode.OK
         fields: dict[str, Any] = {
             "method": self.method,
             "code": self.code.name,
-            "duration_ms": duration_ms,
+            "duration_ms": round(seconds * 1000, 3),
         }
         if self.error is not None:
             fields["error"] = self.error
-        (log.debug if quiet else log.info)("rpc", **fields)
+        quiet = self.code is grpc.StatusCode.OK and self.method.startswith(_QUIET_PREFIXES)
+        _access.line(fields, level="debug" if quiet else "info")
 
 
 _CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
@@ -161,20 +172,20 @@ def _check(request: Any) -> None:
 def _wrap_unary_response(behaviour: Behaviour, method: str, asserters: Asserters) -> Behaviour:
     async def wrapper(request: Any, servicer_context: Any) -> Any:
         call = _Call(method, asserters=asserters)
-        with call.scope(servicer_context):
-            try:
-                call.admit()
-                _check(request)
-                return await behaviour(request, servicer_context)
-            except grpc.aio.AbortError:
-                raise
-            except asyncio.CancelledError:
-                call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
-                raise
-            except Exception as error:
-                await call.fail(servicer_context, error)
-            finally:
-                call.finish(servicer_context)
+        token = call.enter(servicer_context)
+        try:
+            call.admit()
+            _check(request)
+            return await behaviour(request, servicer_context)
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
+            raise
+        except Exception as error:
+            await call.fail(servicer_context, error)
+        finally:
+            call.finish(servicer_context, token)
 
     return wrapper
 
@@ -184,20 +195,20 @@ def _wrap_stream_writer(behaviour: Behaviour, method: str, asserters: Asserters)
 
     async def wrapper(request: Any, servicer_context: Any) -> None:
         call = _Call(method, "stream", asserters)
-        with call.scope(servicer_context):
-            try:
-                call.admit()
-                _check(request)
-                await behaviour(request, servicer_context)
-            except grpc.aio.AbortError:
-                raise
-            except asyncio.CancelledError:
-                call.code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as error:
-                await call.fail(servicer_context, error)
-            finally:
-                call.finish(servicer_context)
+        token = call.enter(servicer_context)
+        try:
+            call.admit()
+            _check(request)
+            await behaviour(request, servicer_context)
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            call.code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            await call.fail(servicer_context, error)
+        finally:
+            call.finish(servicer_context, token)
 
     return wrapper
 
@@ -209,21 +220,21 @@ def _wrap_stream_generator(
 
     async def wrapper(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
         call = _Call(method, "stream", asserters)
-        with call.scope(servicer_context):
-            try:
-                call.admit()
-                _check(request)
-                async for response in behaviour(request, servicer_context):
-                    yield response
-            except grpc.aio.AbortError:
-                raise
-            except asyncio.CancelledError:
-                call.code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as error:
-                await call.fail(servicer_context, error)
-            finally:
-                call.finish(servicer_context)
+        token = call.enter(servicer_context)
+        try:
+            call.admit()
+            _check(request)
+            async for response in behaviour(request, servicer_context):
+                yield response
+        except grpc.aio.AbortError:
+            raise
+        except asyncio.CancelledError:
+            call.code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as error:
+            await call.fail(servicer_context, error)
+        finally:
+            call.finish(servicer_context, token)
 
     return wrapper
 

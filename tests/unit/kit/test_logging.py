@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from services.kit.context import request_scope
-from services.kit.logging import configure_logging, get_logger
+from services.kit.logging import AccessLog, configure_logging, get_logger
 from services.kit.testing import running_server
 from tests.unit.kit.echo_service import SPEC, EchoClient, StringValue
 
@@ -64,3 +64,36 @@ def test_level_follows_reconfiguration_for_existing_loggers(
     logger.debug("shown")
     configure_logging("svc", "svc-1", "INFO")
     assert [r["event"] for r in _records(capsys.readouterr().err)] == ["shown"]
+
+
+def test_the_access_line_has_the_fields_of_a_structlog_line_in_the_same_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The access log is written without structlog's logger (services/kit/logging.py
+    # AccessLog): operators' queries must find every field a structlog line has.
+    configure_logging("catalog", "catalog-7111", "INFO")
+    fields = {"method": "/meshmart.catalog.v1.CatalogService/GetProduct", "code": "NOT_FOUND",
+              "duration_ms": 0.412, "error": "product 'sku-0' not found"}
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with request_scope(request_id="req-3", traceparent=traceparent):
+        get_logger("meshmart.rpc").info("rpc", **fields)
+        AccessLog("meshmart.rpc").line(fields)
+    structlog_line, access_line = _records(capsys.readouterr().err)
+    assert list(access_line) == list(structlog_line)
+    assert list(access_line) == ["logger_name", "method", "code", "duration_ms", "error",
+                                 "event", "level", "timestamp", "service", "instance",
+                                 "request_id", "trace_id"]
+    assert {k: v for k, v in access_line.items() if k != "timestamp"} == {
+        k: v for k, v in structlog_line.items() if k != "timestamp"}
+    assert access_line["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_the_access_line_follows_the_level(capsys: pytest.CaptureFixture[str]) -> None:
+    access = AccessLog("meshmart.rpc")
+    configure_logging("svc", "svc-1", "INFO")
+    access.line({"method": "/grpc.health.v1.Health/Check", "code": "OK"}, level="debug")
+    configure_logging("svc", "svc-1", "DEBUG")
+    access.line({"method": "/grpc.health.v1.Health/Watch", "code": "OK"}, level="debug")
+    configure_logging("svc", "svc-1", "INFO")
+    [record] = _records(capsys.readouterr().err)
+    assert (record["method"], record["level"]) == ("/grpc.health.v1.Health/Watch", "debug")
