@@ -1,7 +1,8 @@
 """CPU per call of one catalog process alone (no mesh), and A/B runs of kit changes.
 
     .venv/bin/python -m bench.catalog_cpu --variant now=. --variant before=/tmp/before \
-        [--variant uvloop=.+uvloop] [--rounds 3] [--duration 4] [--uvloop-path DIR]
+        [--variant uvloop=.+uvloop] [--variant bare=.+bare] [--rounds 3] [--duration 4] \
+        [--rate 600] [--sample-ratio 0.1] [--uvloop-path DIR]
 
 A variant is NAME=TREE, optionally +uvloop and/or +bare: the source tree catalog runs
 from (the work tree, or a `git worktree add` of another commit for a before/after),
@@ -11,9 +12,16 @@ start from catalog's own seed, as catalog does): the limit the kit is measured a
 (issue 22: the kit within 1.25x of it), e.g. `--variant kit=. --variant bare=.+bare`.
 The variants run alternately, round by round, each round in a fresh
 catalog process on a free loopback address: start, wait until it answers, warm up, then
-ghz at saturation (32 concurrent calls on one connection) for --duration seconds, with the
-kit's tracing on (OpenTelemetry instrumentation, nothing sampled) unless --tracing off.
-CPU per call = the process's user + system CPU time (/proc) over the calls answered.
+ghz at saturation (32 concurrent calls on one connection) for --duration seconds, then,
+with --rate N, ghz at N RPC/s (16 in flight at most) for as long, in the same process.
+The kit runs with the production defaults: tracing on at the mesh's default sampling
+(--sample-ratio, default tools/mesh/observability.py's 0.1: a tenth of the calls, which
+all start a trace here, are recorded and exported to a Zipkin stand-in of this process
+that accepts and counts the spans), the RED metrics, the access log at INFO (to
+/dev/null). --tracing off runs it without tracing. CPU per call = the process's user +
+system CPU time (/proc) over the calls answered. With a +bare variant, the summary gives
+each variant's CPU per call over the bare one's (issue 22 goal 1: at most 1.25x at
+saturation, 1.3x at 600 RPC/s).
 
 bench/report.py's section 3 measures the work tree the same way; bench/TUNING.md records
 the A/B runs. uvloop is not a project dependency: --uvloop-path names a directory that
@@ -24,12 +32,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.server
+import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,10 +49,12 @@ from pathlib import Path
 from bench.mesh_overhead import CALL, PAYLOAD
 from harness.ghz import ghz, status_codes
 from harness.host import cpu_seconds, free_loopback
+from tools.mesh.observability import DEFAULT_TRACE_SAMPLE_RATIO
 from tools.mesh.topology import ROOT
 
 PORT = 7110
 SATURATION = 32  # calls in flight on the one connection
+AT_RATE_CONCURRENCY = 16  # at most in flight at a fixed rate (--rate)
 BARE_SERVER = Path(__file__).resolve().with_name("bare_catalog.py")
 
 # catalog's entry point, optionally on uvloop, optionally under cProfile: SIGUSR2 starts
@@ -91,26 +104,68 @@ class Variant:
         return cls(name, path, "uvloop" in flags, "bare" in flags)
 
 
+SATURATED = "saturation"
+
+
 @dataclass(frozen=True)
 class Sample:
-    rps: float  # ghz's RPC/s at saturation (ghz on the same cores)
+    rps: float  # ghz's RPC/s (ghz on the same cores)
     cpu_ms: float  # catalog's CPU per answered call
     calls: int
+    mode: str = SATURATED  # or "600 RPC/s"
 
 
+class ZipkinSink:
+    """Stands in for Zipkin: accepts the spans a catalog exports (POST /api/v2/spans,
+    202) and counts them, so an exporting process pays what it pays against a real one
+    (encoding, HTTP), while the receiving side's CPU is not the catalog's."""
+
+    def __init__(self) -> None:
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with contextlib.suppress(ValueError):
+                    sink.spans += len(json.loads(body))
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.spans = 0
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/api/v2/spans"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
+_sink: list[ZipkinSink] = []
 
 
-def tracing_env(address: str) -> dict[str, str]:
-    """The kit's tracing on, nothing sampled (no Zipkin needs to listen)."""
-    return {"MESHMART_ZIPKIN_URL": f"http://{address}:9411/api/v2/spans",
-            "MESHMART_TRACE_SAMPLE_RATIO": "0"}
+def zipkin_sink() -> ZipkinSink:
+    """This process's Zipkin stand-in (started on first use, a daemon thread)."""
+    if not _sink:
+        _sink.append(ZipkinSink())
+    return _sink[0]
+
+
+def tracing_env(sample_ratio: float) -> dict[str, str]:
+    """The kit's tracing on at ``sample_ratio``, exporting to this process's sink."""
+    return {"MESHMART_ZIPKIN_URL": zipkin_sink().url,
+            "MESHMART_TRACE_SAMPLE_RATIO": str(sample_ratio)}
 
 
 @contextlib.contextmanager
 def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None = None,
-            profile_out: Path | None = None) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+            profile_out: Path | None = None,
+            sample_ratio: float = DEFAULT_TRACE_SAMPLE_RATIO,
+            ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A catalog process from ``variant``'s tree on a free loopback address, answering
     and warmed up; stopped (by pid) on exit. Yields (process, ghz target)."""
     address = free_loopback(PORT, first=200)
@@ -123,7 +178,7 @@ def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None 
                "MESHMART_HOST": address, "MESHMART_PORT": str(PORT),
                "MESHMART_DATA_DIR": tmp, "MESHMART_RUN_DIR": tmp,
                "MESHMART_LOG_LEVEL": "INFO", "MESHMART_METRICS_PORT": "0",
-               **(tracing_env(address) if tracing else {}),
+               **(tracing_env(sample_ratio) if tracing else {}),
                **({"BENCH_UVLOOP": "1"} if variant.uvloop else {}),
                **({"BENCH_BARE": str(BARE_SERVER)} if variant.bare else {}),
                **({"BENCH_PROFILE_OUT": str(profile_out)} if profile_out else {})}
@@ -154,10 +209,12 @@ def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None 
                     proc.wait()
 
 
-def saturate(proc: subprocess.Popen[bytes], target: str, seconds: int) -> Sample:
-    """ghz at saturation (c=32, one connection) for ``seconds``; the process's CPU per call."""
+def saturate(proc: subprocess.Popen[bytes], target: str, seconds: int, rate: int = 0) -> Sample:
+    """ghz at saturation (c=32, one connection) for ``seconds``, or at ``rate`` RPC/s (16
+    in flight at most); the process's CPU per call."""
+    concurrency = AT_RATE_CONCURRENCY if rate else SATURATION
     before = cpu_seconds(proc.pid)
-    result = ghz(target, CALL, PAYLOAD, concurrency=SATURATION, seconds=seconds)
+    result = ghz(target, CALL, PAYLOAD, concurrency=concurrency, seconds=seconds, rps=rate)
     used = cpu_seconds(proc.pid) - before
     if proc.poll() is not None:
         raise RuntimeError(f"catalog on {target} exited during the run")
@@ -166,21 +223,27 @@ def saturate(proc: subprocess.Popen[bytes], target: str, seconds: int) -> Sample
     # failures than that would make it meaningless.
     codes = status_codes(result)
     failed = sum(n for code, n in codes.items() if code not in ("OK", "Canceled"))
-    if failed > SATURATION:
+    if failed > concurrency:
         raise RuntimeError(f"catalog on {target} failed calls during the run: {codes}")
     calls = codes.get("OK", 0)
-    return Sample(float(result["rps"]), used / calls * 1000, calls)
+    return Sample(float(result["rps"]), used / calls * 1000, calls,
+                  f"{rate} RPC/s" if rate else SATURATED)
 
 
 def measure(variant: Variant, seconds: int, *, tracing: bool = True,
-            uvloop_path: Path | None = None) -> Sample:
-    with catalog(variant, tracing=tracing, uvloop_path=uvloop_path) as (proc, target):
-        return saturate(proc, target, seconds)
+            uvloop_path: Path | None = None, rates: tuple[int, ...] = (),
+            sample_ratio: float = DEFAULT_TRACE_SAMPLE_RATIO) -> list[Sample]:
+    """One process of ``variant``: saturation, then each of ``rates``."""
+    with catalog(variant, tracing=tracing, uvloop_path=uvloop_path,
+                 sample_ratio=sample_ratio) as (proc, target):
+        return [saturate(proc, target, seconds, rate) for rate in (0, *rates)]
 
 
-def profile(variant: Variant, seconds: int, out: Path, *, tracing: bool = True) -> None:
+def profile(variant: Variant, seconds: int, out: Path, *, tracing: bool = True,
+            sample_ratio: float = DEFAULT_TRACE_SAMPLE_RATIO) -> None:
     """cProfile of ``seconds`` of saturation (after start-up and warm-up) into ``out``."""
-    with catalog(variant, tracing=tracing, profile_out=out) as (proc, target):
+    with catalog(variant, tracing=tracing, profile_out=out,
+                 sample_ratio=sample_ratio) as (proc, target):
         proc.send_signal(signal.SIGUSR2)
         ghz(target, CALL, PAYLOAD, concurrency=32, seconds=seconds)
         proc.send_signal(signal.SIGUSR1)
@@ -188,16 +251,23 @@ def profile(variant: Variant, seconds: int, out: Path, *, tracing: bool = True) 
 
 
 def ab(variants: list[Variant], rounds: int, seconds: int, *, tracing: bool = True,
-       uvloop_path: Path | None = None) -> dict[str, list[Sample]]:
+       uvloop_path: Path | None = None, rates: tuple[int, ...] = (),
+       sample_ratio: float = DEFAULT_TRACE_SAMPLE_RATIO) -> dict[str, list[Sample]]:
     """Every variant once per round, in turn (the order rotates each round)."""
     samples: dict[str, list[Sample]] = {v.name: [] for v in variants}
     for r in range(rounds):
         for variant in variants[r % len(variants):] + variants[:r % len(variants)]:
-            sample = measure(variant, seconds, tracing=tracing, uvloop_path=uvloop_path)
-            samples[variant.name].append(sample)
-            print(f"round {r + 1} {variant.name:<12} {sample.rps:>7,.0f} RPC/s  CPU per call "
-                  f"{sample.cpu_ms:.3f} ms  (load {os.getloadavg()[0]:.1f})", flush=True)
+            for sample in measure(variant, seconds, tracing=tracing, uvloop_path=uvloop_path,
+                                  rates=rates, sample_ratio=sample_ratio):
+                samples[variant.name].append(sample)
+                print(f"round {r + 1} {variant.name:<12} {sample.mode:<12} "
+                      f"{sample.rps:>7,.0f} RPC/s  CPU per call {sample.cpu_ms:.3f} ms  "
+                      f"(load {os.getloadavg()[0]:.1f})", flush=True)
     return samples
+
+
+def median_cpu(runs: list[Sample], mode: str) -> float:
+    return statistics.median(s.cpu_ms for s in runs if s.mode == mode)
 
 
 def _variant(spec: str) -> Variant:
@@ -215,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=4, help="seconds of load per run")
     parser.add_argument("--tracing", choices=("on", "off"), default="on")
+    parser.add_argument("--sample-ratio", type=float, default=DEFAULT_TRACE_SAMPLE_RATIO,
+                        help="MESHMART_TRACE_SAMPLE_RATIO of the kit's variants "
+                             "(default: the mesh's)")
+    parser.add_argument("--rate", type=int, action="append", default=[],
+                        help="also measure at this many RPC/s, after saturation (repeat)")
     parser.add_argument("--uvloop-path", type=Path, default=None,
                         help="a directory with uvloop in it (pip install --target DIR uvloop)")
     args = parser.parse_args(argv)
@@ -223,17 +298,29 @@ def main(argv: list[str] | None = None) -> int:
             import uvloop  # noqa: F401  (installed in the venv: nothing to add)
         if "uvloop" not in sys.modules:
             parser.error("a +uvloop variant needs --uvloop-path (uvloop is not in the venv)")
-    print(f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores; tracing "
-          f"{args.tracing}; {args.rounds} rounds of {args.duration}s per variant", flush=True)
+    tracing = (f"tracing on, sample ratio {args.sample_ratio:g}" if args.tracing == "on"
+               else "tracing off")
+    print(f"load average {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores; {tracing}; "
+          f"{args.rounds} rounds of {args.duration}s per variant", flush=True)
     samples = ab(args.variant, args.rounds, args.duration, tracing=args.tracing == "on",
-                 uvloop_path=args.uvloop_path)
+                 uvloop_path=args.uvloop_path, rates=tuple(args.rate),
+                 sample_ratio=args.sample_ratio)
     first = args.variant[0].name
-    base = statistics.median(s.cpu_ms for s in samples[first])
-    print(f"\nvariant       CPU per call (median)  RPC/s (median)  vs {first}")
-    for name, runs in samples.items():
-        cpu = statistics.median(s.cpu_ms for s in runs)
-        rps = statistics.median(s.rps for s in runs)
-        print(f"{name:<12} {cpu:>12.3f} ms {rps:>17,.0f} {cpu / base - 1:>+10.1%}")
+    bare = next((v.name for v in args.variant if v.bare), None)
+    modes = [SATURATED, *(f"{rate} RPC/s" for rate in args.rate)]
+    for mode in modes:
+        base = median_cpu(samples[first], mode)
+        print(f"\n{mode}: variant   CPU per call (median)  per round  RPC/s (median)  "
+              f"vs {first}{f'  / {bare}' if bare else ''}")
+        for name, runs in samples.items():
+            cpu = median_cpu(runs, mode)
+            rounds = ", ".join(f"{s.cpu_ms:.3f}" for s in runs if s.mode == mode)
+            rps = statistics.median(s.rps for s in runs if s.mode == mode)
+            ratio = f"  {cpu / median_cpu(samples[bare], mode):.2f}x" if bare else ""
+            print(f"{name:<12} {cpu:>10.3f} ms  ({rounds})  {rps:>9,.0f}  "
+                  f"{cpu / base - 1:>+7.1%}{ratio}")
+    if _sink:
+        print(f"\nspans exported to the Zipkin stand-in: {_sink[0].spans:,}")
     print(f"(load average at the end {os.getloadavg()[0]:.1f})")
     return 0
 

@@ -16,6 +16,9 @@ class Goals:
     p99_added_ms: float
     saturation_ratio: float
     python_rpc_per_core: float
+    kit_over_bare: float
+    kit_over_bare_at_rate: float
+    at_rate_rps: int
     rest_over_grpc: float
     envoy_idle_mb: float
 
@@ -29,6 +32,9 @@ def load_goals(path: Path = GOALS_FILE) -> Goals:
         p99_added_ms=mesh["p99_added_ms"],
         saturation_ratio=mesh["saturation_ratio"],
         python_rpc_per_core=data["python_process"]["rpc_per_core"],
+        kit_over_bare=data["python_process"]["kit_over_bare"],
+        kit_over_bare_at_rate=data["python_process"]["kit_over_bare_at_rate"],
+        at_rate_rps=data["python_process"]["at_rate_rps"],
         rest_over_grpc=data["edge"]["rest_over_grpc"],
         envoy_idle_mb=data["memory"]["envoy_idle_mb"],
     )

@@ -8,10 +8,12 @@
    Python process's saturation, so the latencies are also compared at 40% of the mesh
    path's saturation, where they show the overhead rather than queueing.
 2. One Python service process: catalog alone (no mesh), ghz at saturation with 32
-   concurrent calls on one connection, with tracing off and on (the kit's OpenTelemetry
-   instrumentation, nothing sampled), CPU per call from /proc (bench/catalog_cpu.py), and
-   where that CPU goes (cProfile of the process, grouped: grpc.aio's core,
-   OpenTelemetry, the kit, structlog, the servicer, asyncio).
+   concurrent calls on one connection and at 600 RPC/s, with the production defaults
+   (tracing at the mesh's sampling, RED metrics, access log) against a bare grpc.aio
+   server of the same call, interleaved round by round (kit / bare: issue 22 goal 1),
+   and with tracing off; CPU per call from /proc (bench/catalog_cpu.py), and where the
+   kit's CPU goes (cProfile of the process, grouped: grpc.aio's core, OpenTelemetry, the
+   kit, structlog, the servicer, asyncio).
 3. The edge: GET product as REST through the edge vs gRPC through the same Envoy vs gRPC
    straight to catalog (bench/edge_rest_vs_grpc.py, which starts the whole shop).
 4. PlaceOrder, the whole saga, as REST through the edge: orders/s and p99, in the same
@@ -63,6 +65,9 @@ GOAL_P90_MS = GOALS.p90_added_ms
 GOAL_P99_MS = GOALS.p99_added_ms
 GOAL_SATURATION = GOALS.saturation_ratio
 GOAL_PYTHON_RPS = GOALS.python_rpc_per_core
+GOAL_KIT_OVER_BARE = GOALS.kit_over_bare
+GOAL_KIT_OVER_BARE_AT_RATE = GOALS.kit_over_bare_at_rate
+AT_RATE_RPS = GOALS.at_rate_rps
 GOAL_ENVOY_IDLE_MB = GOALS.envoy_idle_mb
 GOAL_REST_GRPC = GOALS.rest_over_grpc
 
@@ -173,18 +178,38 @@ PROFILE_GROUPS = (
 )
 
 
-def python_process(report: Report, duration: int) -> None:
-    """catalog alone on a free loopback address: RPC/s at saturation and CPU per call,
-    tracing off and on, then a profile of where a call's CPU goes."""
-    work_tree = catalog_cpu.Variant("work tree")
-    results: dict[str, catalog_cpu.Sample] = {}
-    for label, tracing in (("tracing off", False), ("tracing on (nothing sampled)", True)):
-        results[label] = catalog_cpu.measure(work_tree, duration, tracing=tracing)
+def python_process(report: Report, duration: int, rounds: int) -> None:
+    """catalog alone on a free loopback address against a bare grpc.aio server of the same
+    call (interleaved rounds): CPU per call at saturation and at 600 RPC/s; tracing off
+    once; then a profile of where a call's CPU goes."""
+    kit = catalog_cpu.Variant("the kit")
+    bare = catalog_cpu.Variant("bare grpc.aio", bare=True)
+    ratio = catalog_cpu.DEFAULT_TRACE_SAMPLE_RATIO
+    runs = catalog_cpu.ab([kit, bare], rounds, duration, rates=(AT_RATE_RPS,))
+    results: dict[str, catalog_cpu.Sample] = {
+        "tracing off": catalog_cpu.measure(kit, duration, tracing=False)[0],
+        f"tracing on (sample ratio {ratio:g}, the mesh's)": next(
+            r for r in runs[kit.name] if r.mode == catalog_cpu.SATURATED),
+    }
     with tempfile.TemporaryDirectory(prefix="meshmart-profile-") as tmp:
-        catalog_cpu.profile(work_tree, duration, Path(tmp) / "profile", tracing=True)
+        catalog_cpu.profile(kit, duration, Path(tmp) / "profile", tracing=True)
         shares, total_cpu = _profile_shares(Path(tmp) / "profile")
     report.add()
     report.add("## 2. One Python service process (catalog alone, GetProduct, ghz c=32)")
+    report.add()
+    report.add(f"The kit with its production defaults (tracing at sample ratio {ratio:g}, "
+               f"RED metrics, the access log at INFO) against a bare grpc.aio server "
+               f"answering the same message (bench/bare_catalog.py), CPU per call, medians "
+               f"of {rounds} interleaved rounds of {duration}s:")
+    report.add()
+    goal_rows = []
+    for mode, goal in ((catalog_cpu.SATURATED, GOAL_KIT_OVER_BARE),
+                       (f"{AT_RATE_RPS} RPC/s", GOAL_KIT_OVER_BARE_AT_RATE)):
+        b = catalog_cpu.median_cpu(runs[bare.name], mode)
+        k = catalog_cpu.median_cpu(runs[kit.name], mode)
+        goal_rows.append([mode, f"{b:.3f} ms", f"{k:.3f} ms", f"{k / b:.2f}x",
+                          f"<= {goal}x: {mark(k / b <= goal)}"])
+    report.table(["CPU per call", "bare grpc.aio", "the kit", "kit / bare", "goal"], goal_rows)
     report.add()
     rows = [[label, f"{r.rps:,.0f}", f"{r.cpu_ms:.3f} ms", f"{1000 / r.cpu_ms:,.0f}"]
             for label, r in results.items()]
@@ -446,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     report.add()
     report.add(f"![the side-by-side figures of this report, each with its goal]({png.name})")
     overhead(report, args.duration, args.rounds)
-    python_process(report, max(3, args.duration // 2))
+    python_process(report, max(3, args.duration // 2), args.rounds)
     if args.skip_edge:
         report.add()
         report.add("## 3-5. The edge, PlaceOrder, memory of the whole shop")
