@@ -5,8 +5,9 @@
 #
 # The instance registers itself, with its sidecar, once it is SERVING; until then
 # `consul connect envoy -sidecar-for` fails at once. So: wait for the registration
-# (the same job tools/mesh/sidecar.py does for `make up`), then *become* consul connect
-# envoy, which execs Envoy: Docker's signals reach Envoy directly.
+# (the same job tools/mesh/sidecar.py does for `make up`), then run consul connect envoy,
+# which execs Envoy; this shell stays as PID 1 to pass Docker's signals on to Envoy and
+# to notice the pod going away (below).
 set -eu
 instance=${1:?usage: sidecar-entrypoint <instance-id> [flags]}
 shift
@@ -22,4 +23,23 @@ until consul connect envoy -sidecar-for "$instance" -bootstrap "$@" >/dev/null 2
   sleep 1
 done
 echo "sidecar: $instance registered; starting Envoy" >&2
-exec consul connect envoy -sidecar-for "$instance" "$@"
+consul connect envoy -sidecar-for "$instance" "$@" &
+envoy=$!  # consul connect envoy execs Envoy: this is Envoy's pid
+trap 'kill -TERM "$envoy" 2>/dev/null' TERM INT
+# The pod's network namespace is the instance container's. When that container stops or
+# dies, the engine removes the namespace's interface but leaves this container running
+# in it, cut off, with its healthcheck (the admin on the pod's loopback) still passing.
+# So once the interface is gone, Envoy is stopped and the container exits 75 (EX_TEMPFAIL):
+# started again (restart policy, `docker compose up -d`; with podman,
+# tools/compose/engine.py), it joins the instance's new namespace.
+iface=$(awk -F: 'NR > 2 { gsub(/ /, "", $1); if ($1 != "lo") { print $1; exit } }' /proc/net/dev)
+while kill -0 "$envoy" 2>/dev/null; do
+  if [ -n "$iface" ] && ! grep -q "^ *$iface:" /proc/net/dev; then
+    echo "sidecar: $iface is gone (the pod $instance stopped); stopping Envoy" >&2
+    kill -TERM "$envoy"
+    wait "$envoy" || true
+    exit 75
+  fi
+  sleep 1
+done
+wait "$envoy"

@@ -160,6 +160,8 @@ def test_each_sidecar_runs_in_its_instance_network_namespace(compose: dict[str, 
         assert "networks" not in sidecar  # it has no network of its own
         assert sidecar["command"][0] == instance  # consul connect envoy -sidecar-for it
         assert sidecar["depends_on"][instance]["condition"] == LONG_RUNNING_CONDITION
+        # Not restarted by compose with its instance: it follows it by itself (exit 75).
+        assert not sidecar["depends_on"][instance].get("restart")
 
 
 def test_every_image_is_pinned_to_a_version(compose: dict[str, Any]) -> None:

@@ -13,6 +13,11 @@ systemd (containers, CI runners) no timer exists and a container would stay "sta
 forever, so ``HealthTicker`` does the timer's job: ``podman healthcheck run`` for each
 container of the project, at the container's start interval while it starts and at its
 interval after. With Docker none of this is needed (its daemon runs the checks).
+
+Restarts: a sidecar exits 75 when its pod's network goes (its instance stopped or died,
+docker/sidecar-entrypoint.sh). podman applies the restart policy once, at that exit,
+and gives up for good because the instance it joins is not running. So the ticker
+starts such a sidecar again once its instance runs again: it joins the new namespace.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from tools.mesh.topology import ROOT
 COMPOSE_BIN = ROOT / ".venv" / "bin" / "docker-compose"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 LOCAL_OVERRIDE = ROOT / "docker" / "compose.local.yml"
+# docker/sidecar-entrypoint.sh's exit code when the pod's network is gone.
+POD_GONE = 75
 CONTAINERS_CONF = cache_dir() / "containers" / "containers.conf"
 
 
@@ -50,6 +57,9 @@ class Engine:
     run_dir: Path
     project: str = "meshmart"
     local_images: bool = True
+    # More `-f <file>` merged last (tests/compose: the published ports on a loopback
+    # address of the test session's own).
+    overrides: tuple[Path, ...] = ()
     process: subprocess.Popen[bytes] | None = None
     ticker: HealthTicker | None = field(default=None, repr=False)
 
@@ -76,6 +86,8 @@ class Engine:
         files = ["-f", str(COMPOSE_FILE)]
         if self.local_images:
             files += ["-f", str(LOCAL_OVERRIDE)]
+        for override in self.overrides:
+            files += ["-f", str(override)]
         return files
 
     # --- the service ------------------------------------------------------------------
@@ -120,10 +132,11 @@ class Engine:
     @classmethod
     @contextlib.contextmanager
     def started(cls, project: str = "meshmart", local_images: bool = True,
-                run_dir: Path | None = None) -> Iterator[Engine]:
+                run_dir: Path | None = None, overrides: Sequence[Path] = ()) -> Iterator[Engine]:
         owned = run_dir is None
         directory = run_dir or Path(tempfile.mkdtemp(prefix="meshmart-podman-"))
-        engine = cls(run_dir=directory, project=project, local_images=local_images)
+        engine = cls(run_dir=directory, project=project, local_images=local_images,
+                     overrides=tuple(overrides))
         try:
             engine.start()
             yield engine
@@ -221,6 +234,7 @@ class HealthTicker(threading.Thread):
         self.due: dict[str, float] = {}
         self.schedule: dict[str, tuple[float, float, float]] = {}
         self.passed: set[str] = set()
+        self.exits: dict[str, tuple[bool, str]] = {}
 
     def stop(self) -> None:
         self.halt.set()
@@ -243,11 +257,39 @@ class HealthTicker(threading.Thread):
             )
         return self.schedule[run]
 
+    def restart_given_up(self, containers: list[dict[str, Any]]) -> None:
+        """Start the sidecars podman's restart policy gave up on (exit POD_GONE) once
+        the instance whose network namespace each joins runs again."""
+        running = {c["Id"] for c in containers if c.get("State") == "running"}
+        for container in containers:
+            # "stopped", not "exited", after podman's restart attempt failed.
+            if container.get("State") not in ("exited", "stopped"):
+                continue
+            if container.get("ExitCode") != POD_GONE:
+                continue
+            # Inspected once per exit: (its policy restarts it, the namespace's owner).
+            key = f"{container['Id']}@{container.get('ExitedAt')}"
+            if key not in self.exits:
+                inspected = self.engine.podman_json("inspect", container["Id"])
+                host = inspected[0]["HostConfig"] if inspected else {}
+                policy = (host.get("RestartPolicy") or {}).get("Name", "")
+                mode = str(host.get("NetworkMode", ""))
+                self.exits[key] = (
+                    policy in ("always", "unless-stopped"),
+                    mode.removeprefix("container:") if mode.startswith("container:") else "",
+                )
+            restarts, owner = self.exits[key]
+            if restarts and owner in running:
+                subprocess.run([*self.engine.podman, "start", container["Id"]],
+                               capture_output=True, timeout=60, check=False)
+
     def tick(self) -> None:
         try:
-            running = [c for c in self.engine.containers() if c.get("State") == "running"]
+            containers = self.engine.containers()
+            self.restart_given_up(containers)
         except EngineError:
             return
+        running = [c for c in containers if c.get("State") == "running"]
         now = time.monotonic()
         for container in running:
             ident = container["Id"]

@@ -368,6 +368,10 @@ class ComposeModel:
                 # The plaintext xDS port (agent.hcl turns the TLS one off).
                 "CONSUL_GRPC_ADDR": f"consul:{rules.consul_grpc_port}",
             },
+            # No `restart: true`: when its instance restarts, the sidecar leaves the old
+            # namespace by itself and is started again in the new one (exit 75, see
+            # docker/sidecar-entrypoint.sh); compose restarting it once more, after the
+            # instance is healthy, would stop a sidecar already taking calls.
             "depends_on": {instance_id: {"condition": "service_healthy"}},
             "healthcheck": {"test": envoy_ready_check(admin_port), **HEALTH_TIMING},
             "restart": "unless-stopped",
