@@ -36,6 +36,8 @@ from tools.k8s.model import (
 from tools.mesh import control
 from tools.mesh.edge.settings import SERVICE_NAME as EDGE
 from tools.mesh.nats import SERVICE_NAME as NATS
+from tools.mesh.operator import Operator
+from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import ROOT
 
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -133,10 +135,12 @@ def test_nothing_is_in_the_manifests_that_the_topology_lacks_and_the_reverse(
         if m.kind == "Namespace" or m.name == "mesh-only":  # namespace-wide
             continue
         assert m.body["metadata"]["labels"]["app"] in services, m.path
-    # The config entries: each names a service of the mesh (or is a global one).
+    # The config entries: each names a service of the mesh, a global one, or one of the
+    # operator's per-instance virtual services (payment-1: a redirect to that instance).
+    virtual = set(Operator(MeshPlan(topology=model.topology)).instance_targets())
     for r in mesh_resources(ROOT, NAMESPACE):
         name = r.entry["Name"]
-        assert name in services or name in ("*", "global"), r.path
+        assert name in services | virtual or name in ("*", "global"), r.path
 
 
 def test_every_upstream_is_an_upstream_annotation_at_the_topologys_port(

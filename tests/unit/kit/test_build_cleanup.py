@@ -69,9 +69,9 @@ async def test_serve_closes_what_orders_build_opened_before_a_missing_upstream(
         data_dir=tmp_path,
         upstreams={name: "127.0.0.1:1" for name in ("user", "cart", "inventory")},
     )
-    databases = Opened(order_app.Database)
+    databases = Opened(order_app.open_database)
     channels = Opened(order_app.connect)
-    monkeypatch.setattr(order_app, "Database", databases)
+    monkeypatch.setattr(order_app, "open_database", databases)
     monkeypatch.setattr(order_app, "connect", channels)
 
     with pytest.raises(ConfigError, match="MESHMART_UPSTREAM_PAYMENT"):
