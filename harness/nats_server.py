@@ -6,23 +6,16 @@ directory survives a kill, so a restarted server has every stream and consumer b
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 from harness import ROOT
 from harness.host import free_port
+from tools.logged_process import start_logged_process
 
 NATS_SERVER = ROOT / ".venv" / "bin" / "nats-server"
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL it when the process that started it dies, so a
-    test run killed by a timeout leaves no broker behind (Linux prctl PR_SET_PDEATHSIG)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 class NatsServer:
@@ -67,27 +60,12 @@ class NatsServer:
             "--server_name",
             "meshmart-test",
         ]
-        log = self.log_path.open("ab")
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
+        # SIGKILL when we die: a test run killed by a timeout leaves no broker behind.
+        process, ready = start_logged_process(
+            command, log_path=self.log_path, ready_line=b"Server is ready",
+            death_signal=signal.SIGKILL, name="nats-server",
         )
         self._process = process
-        ready = threading.Event()
-
-        def pump() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                log.write(line)
-                log.flush()
-                if b"Server is ready" in line:
-                    ready.set()
-            log.close()
-
-        threading.Thread(target=pump, name="nats-server-log", daemon=True).start()
         if not ready.wait(timeout):
             self.kill()
             raise RuntimeError(f"nats-server not ready within {timeout}s; see {self.log_path}")

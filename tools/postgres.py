@@ -23,7 +23,6 @@ Who may do what (docs/design.md "PostgreSQL"):
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import pwd
@@ -33,13 +32,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from tools.logged_process import start_logged_process
 
 BIN_DIRS = (Path("/usr/lib/postgresql/15/bin"),)
 SERVER_USER = "postgres"
@@ -69,13 +69,6 @@ def server_binary(name: str) -> Path:
         f"{name} not found: the PostgreSQL 15 server is not installed "
         "(make setup installs it with apt-get as root; or: apt-get install postgresql-15)"
     )
-
-
-def _die_with_parent() -> None:
-    """In the child before exec (after it became the server user): SIGQUIT, PostgreSQL's
-    immediate shutdown, when the process that started it dies, so a killed test run
-    leaves no server behind (Linux prctl PR_SET_PDEATHSIG)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGQUIT)
 
 
 def role_name(service: str) -> str:
@@ -165,29 +158,13 @@ class PostgresCluster:
         line). It dies with this process (PR_SET_PDEATHSIG) if ``stop`` never runs."""
         self.init()
         command = [str(server_binary("postgres")), "-D", str(self.data), *self._server_options()]
-        log = self.log_path.open("ab")
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            user=self._as_user,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
+        process, ready = start_logged_process(
+            command, log_path=self.log_path, ready_line=READY_LINE,
+            # SIGQUIT: PostgreSQL's immediate shutdown, when we die without stopping it.
+            death_signal=signal.SIGQUIT, name="postgres", user=self._as_user,
         )
         self._process = process
         self.pid_path.write_text(f"{process.pid}\n")
-        ready = threading.Event()
-
-        def pump() -> None:
-            assert process.stderr is not None
-            for line in process.stderr:
-                log.write(line)
-                log.flush()
-                if READY_LINE in line:
-                    ready.set()
-            log.close()
-
-        threading.Thread(target=pump, name="postgres-log", daemon=True).start()
         if not ready.wait(timeout):
             self.stop()
             raise ClusterError(f"postgres not ready within {timeout:g}s; see {self.log_path}")
