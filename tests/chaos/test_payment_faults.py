@@ -53,7 +53,8 @@ async def test_a_hung_payment_opens_the_circuit_callers_fail_fast_and_all_recove
         f"{r.during.latency_ms(100, 'UNAVAILABLE'):.1f} ms; waited for the deadline: "
         f"{r.during.codes['DEADLINE_EXCEEDED']}; order's Envoy counted {r.overflowed} overflows\n"
         f"dashboard meanwhile: {r.dashboard.summary()}\n"
-        f"after the fault: Charges {r.after.summary().splitlines()[0]}; dashboard "
+        f"healthy again {r.recovered:.1f}s after the fault was removed; then Charges "
+        f"{r.after.summary().splitlines()[0]}; dashboard "
         f"{r.dashboard_after.summary().splitlines()[0]}"
     )
 
@@ -74,7 +75,8 @@ async def test_a_hung_payment_opens_the_circuit_callers_fail_fast_and_all_recove
     assert r.dashboard.failed == 0, f"{r.dashboard.summary()}\n{r.dashboard.details}"
     degraded = sum(n for tag, n in r.dashboard.tags.items() if "payment" in tag)
     assert degraded == r.dashboard.ok > 0, r.dashboard.summary()
-    # Fault removed: Charges succeed again and the dashboard has payment back.
+    # Fault removed: the mesh is healthy again (probe.restore: no caller has payment
+    # ejected) within its bound, and then Charges succeed and the dashboard has payment.
     assert r.after.failed == 0 and r.after.ok > 0, r.after.summary()
     assert r.dashboard_after.failed == 0, r.dashboard_after.summary()
     assert not any("payment" in tag for tag in r.dashboard_after.tags), r.dashboard_after.tags

@@ -390,7 +390,8 @@ class HungPaymentResult:
     during: LoadReport  # Charge as order while payment hangs
     dashboard: LoadReport  # GetDashboard meanwhile (tags: what it said was degraded)
     overflowed: int  # calls order's sidecar refused at its payment limits
-    after: LoadReport  # Charge as order once the fault is removed
+    recovered: float  # fault removed -> the mesh healthy again, no host ejected (s)
+    after: LoadReport  # Charge as order once the mesh has recovered
     dashboard_after: LoadReport
 
     @property
@@ -407,8 +408,9 @@ async def hung_payment(
     carries ``rate`` Charges/s with a ``deadline``: the calls admitted up to order's limit
     towards payment (16 in flight) wait for their deadline, every other one is refused at
     once by the open circuit. Then, payment still hung, the storefront dashboard must
-    still answer, with payment marked degraded. Then the fault is removed and both must
-    recover."""
+    still answer, with payment marked degraded. Then the fault is removed: once the mesh
+    is healthy again (outlier detection has let payment's instances back, which takes
+    its ejection time, not a fixed delay) both must answer without a failure."""
     order = plan.instance("order-1")
 
     def overflow() -> int:
@@ -445,12 +447,14 @@ async def hung_payment(
         finally:
             await probe.set_payment_fault(plan)
         overflowed = overflow() - overflow_before
-        say("  fault removed; the same load again for 3s")
+        recovered = await probe.restore(plan)
+        say(f"  fault removed; the mesh healthy again after {recovered:.1f}s; "
+            "the same load again for 3s")
         after, board_after = await asyncio.gather(
             open_loop(charge, rate=rate / 2, duration=3),
             open_loop(dashboard, rate=dashboard_rate, duration=3),
         )
-    return HungPaymentResult(during, board, overflowed, after, board_after)
+    return HungPaymentResult(during, board, overflowed, recovered, after, board_after)
 
 
 # --------------------------------------------------------------------------- 5. NATS killed
