@@ -41,11 +41,13 @@ venv_ok() {
   local have; have=$(cat "$stamp" 2>/dev/null || true)
   [ "$have" = "$want mesh,test,bench,dev" ] || [ "$have" = "$want $extras" ]
 }
-install_venv() {
+need_python() {
   if ! command -v "$python" >/dev/null; then
     echo "error: $python not found; meshmart needs Python 3.11 (set PYTHON=/path/to/python3.11)." >&2
     exit 1
   fi
+}
+install_venv() {
   "$python" -m venv .venv
   # The project itself, editable, with the pins of requirements.txt: only the packages
   # pyproject.toml declares (services, tools, bench, harness, tests, and gen/python's
@@ -64,7 +66,7 @@ install_venv() {
 # --- the plan: only the steps with work to do, so the count is what is left -------------
 labels=(); commands=()
 add() { labels+=("$1"); shift; commands+=("$*"); }
-venv_ok || add "installing the Python packages ($extras) into .venv (about a minute)" install_venv
+venv_ok || { need_python; add "installing the Python packages ($extras) into .venv (about a minute)" install_venv; }
 mkdir -p .venv/bin
 missing_go=$(tools/bootstrap-go.sh --missing "${tools[@]}")
 for name in $missing_go; do
@@ -108,14 +110,38 @@ if [ -n "$missing_go" ]; then
   # shellcheck disable=SC2086
   setsid tools/bootstrap-go.sh --prefetch $missing_go &
   prefetch=$!
-  trap 'kill -- "-$prefetch" 2>/dev/null || true' EXIT
 fi
-for i in "${!labels[@]}"; do
+trap '[ -z "${prefetch:-}" ] || kill -- "-$prefetch" 2>/dev/null || true
+      [ -z "${venv_pid:-}" ] || kill "$venv_pid" 2>/dev/null || true' EXIT
+first=0
+# The venv's install is mostly downloads: it runs beside the steps after it (the Go
+# builds are mostly compiling, and need nothing from the venv), and is waited for last.
+venv_pid=
+if [ "$total" -gt 1 ] && [ "${commands[0]}" = install_venv ]; then
+  echo "==> [1/$total] ${labels[0]}, beside the next steps ..."
+  venv_log=$(mktemp)
+  venv_start=$SECONDS
+  install_venv > "$venv_log" 2>&1 &
+  venv_pid=$!
+  first=1
+fi
+for ((i = first; i < total; i++)); do
   echo "==> [$((i + 1))/$total] ${labels[$i]} ..."
   start=$SECONDS
   ${commands[$i]}
   echo "    done in $((SECONDS - start)) s"
 done
+if [ -n "$venv_pid" ]; then
+  if ! wait "$venv_pid"; then
+    cat "$venv_log" >&2
+    echo "error: installing the Python packages into .venv failed (above); run make setup again" >&2
+    exit 1
+  fi
+  cat "$venv_log"
+  rm -f "$venv_log"
+  venv_pid=
+  echo "==> [1/$total] the Python packages: done in $((SECONDS - venv_start)) s"
+fi
 # Without java and mvn, or npm, a step is not planned: say what the mesh lacks.
 tools/fetch-zipkin.sh --notice
 tools/build-web.sh
