@@ -263,6 +263,29 @@ async def _open_loop(
     return report
 
 
+async def capacity(call: Call, *, seconds: float = 2.0, concurrency: int = 16) -> float:
+    """Calls per second answered OK by ``concurrency`` callers each sending its next call
+    as soon as the last is answered, for ``seconds``: what the path carries right now on
+    this machine. The chaos scenarios size their open-loop load from it, so that "under
+    steady load" means the same share of the machine on a quiet box and on a busy one."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    answered = 0
+
+    async def caller(first: int) -> None:
+        nonlocal answered
+        i = first
+        while loop.time() < end:
+            with contextlib.suppress(grpc.aio.AioRpcError, CallFailed):
+                await call(i)
+                answered += 1
+            i += concurrency
+
+    started = loop.time()
+    await asyncio.gather(*(caller(n) for n in range(concurrency)))
+    return answered / (loop.time() - started)
+
+
 # --------------------------------------------------------------------------- targets
 
 
