@@ -142,6 +142,7 @@ class KillResult:
     restarted_after: float  # supervisord runs it again (new pid)
     back_after: float  # passing again and routed to by every caller
     retries: int  # the caller's sidecar retries during the run
+    served_before_kill: int  # calls the victim answered in the steady state before it
     served_after_return: int  # calls the restarted instance answered once back
     overflows: dict[str, int]  # the caller sidecar's circuit breakers that refused calls
 
@@ -179,7 +180,9 @@ async def kill_one_catalog_instance(
         async with background_load(catalog_call(channel), rate=rate,
                                    max_seconds=max_seconds) as (stop, load):
             load_started = time.monotonic()
+            victim_served = _host_success(caller, victim)
             await asyncio.sleep(3)  # steady state first
+            served_before_kill = _host_success(caller, victim) - victim_served
             killed = await probe.kill_9(plan, probe.program(plan, victim_id))
             t_kill = time.monotonic()
             killed_at = t_kill - load_started
@@ -222,7 +225,8 @@ async def kill_one_catalog_instance(
         overflows = {k: n - overflows_before[k] for k, n in _overflows(caller, "catalog").items()
                      if n > overflows_before[k]}
     return KillResult(victim_id, rate, carried, report, killed_at, critical_after,
-                      dropped_after, restarted, back, retries, served, overflows)
+                      dropped_after, restarted, back, retries, served_before_kill, served,
+                      overflows)
 
 
 def seen(after: float | None, what: str) -> str:
