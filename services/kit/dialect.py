@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -87,8 +88,22 @@ class SQLiteEngine:
         self.raw.row_factory = sqlite3.Row
         self.raw.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         self.raw.execute("PRAGMA foreign_keys = ON")
-        self.raw.execute("PRAGMA journal_mode = WAL")
+        self._set_wal(busy_timeout_ms)
         self.raw.execute(f"PRAGMA synchronous = {synchronous}")
+
+    def _set_wal(self, busy_timeout_ms: int) -> None:
+        """journal_mode = WAL, retried until busy_timeout: SQLite may refuse the switch
+        with "database is locked" at once, without its busy handler, while another
+        process opens the same file (two instances starting together; seen in CI)."""
+        deadline = time.monotonic() + busy_timeout_ms / 1000
+        while True:
+            try:
+                self.raw.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     def query(self, sql: str, params: Any) -> tuple[str, Any]:
         return sql, params
