@@ -17,6 +17,7 @@ pytestmark = pytest.mark.mesh
 # Asked for; the scenario runs at less when the path carries less (scenarios.sized).
 RATE = 200
 
+
 async def test_killing_one_of_two_catalog_instances_under_load_fails_no_call(
     mesh: MeshPlan, numbers: Callable[[str], None],
 ) -> None:
