@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.mesh.nats import load_nats_settings
+from tools.mesh.nats import NatsSettings
 from tools.mesh.observability import (
     APP_METRICS_PORT_OFFSET,
     PROMETHEUS_PORT,
@@ -19,7 +19,7 @@ from tools.mesh.observability import (
     prometheus_config,
 )
 from tools.mesh.plan import MeshPlan
-from tools.mesh.topology import ROOT, load_topology
+from tools.mesh.topology import ROOT, load_table, load_topology
 
 PROMTOOL = ROOT / ".venv" / "bin" / "promtool"
 PROMETHEUS_DIR = ROOT / "prometheus"
@@ -94,5 +94,5 @@ def test_every_metrics_port_is_free_of_every_other_mesh_port(address: str) -> No
         assert port not in taken, f"{inst.instance_id} metrics {port} is {taken[port]}'s"
         assert first <= port < first + 100 < 32768
     # NATS clients: one port per instance slot from [nats] client_port_base.
-    nats_base = load_nats_settings(topology.source).client_port_base
+    nats_base = load_table(topology.source, "nats", NatsSettings).client_port_base
     assert nats_base + 100 <= first

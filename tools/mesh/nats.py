@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from tools.mesh.health import wait_for_state
 from tools.mesh.http import HTTPFailure, get_json, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.table import render_table
-from tools.mesh.topology import Instance, TopologyError
+from tools.mesh.topology import Instance, TopologyError, load_table
 from tools.mesh.version import source_version
 
 SERVICE_NAME = "nats"
@@ -56,16 +55,6 @@ class NatsSettings:
     clients: tuple[str, ...] = field(default_factory=tuple)
 
 
-def load_nats_settings(path: Path) -> NatsSettings:
-    with path.open("rb") as f:
-        raw = dict(tomllib.load(f).get("nats", {}))
-    known = set(NatsSettings.__dataclass_fields__)
-    if set(raw) - known:
-        raise TopologyError(f"{path}: [nats] has unknown keys {sorted(set(raw) - known)}")
-    clients = tuple(str(c) for c in raw.pop("clients", []))
-    return NatsSettings(clients=clients, **{k: int(v) for k, v in raw.items()})
-
-
 @dataclass(frozen=True)
 class Nats(Component):
     plan: MeshPlan
@@ -73,7 +62,7 @@ class Nats(Component):
     @property
     def settings(self) -> NatsSettings:
         """topology.toml [nats], read when asked (a test may rewrite the file)."""
-        return load_nats_settings(self.plan.topology.source)
+        return load_table(self.plan.topology.source, "nats", NatsSettings)
 
     @property
     def clients(self) -> list[str]:

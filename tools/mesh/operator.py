@@ -26,9 +26,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2
@@ -42,7 +40,7 @@ from tools.mesh.health import service_health, wait_for_state
 from tools.mesh.http import HTTPFailure, register_service
 from tools.mesh.plan import MeshPlan, Program
 from tools.mesh.table import render_table
-from tools.mesh.topology import Instance, TopologyError
+from tools.mesh.topology import Instance, TopologyError, load_table
 from tools.mesh.version import source_version
 
 SERVICE_NAME = "operator"
@@ -118,23 +116,13 @@ class OperatorSettings:
     per_instance: tuple[str, ...] = field(default_factory=tuple)
 
 
-def load_operator_settings(path: Path) -> OperatorSettings:
-    with path.open("rb") as f:
-        raw = dict(tomllib.load(f).get("operator", {}))
-    known = set(OperatorSettings.__dataclass_fields__)
-    if set(raw) - known:
-        raise TopologyError(f"{path}: [operator] has unknown keys {sorted(set(raw) - known)}")
-    per_instance = tuple(str(s) for s in raw.pop("per_instance", []))
-    return OperatorSettings(per_instance=per_instance, **{k: int(v) for k, v in raw.items()})
-
-
 @dataclass(frozen=True)
 class Operator(Component):
     plan: MeshPlan
 
     @property
     def settings(self) -> OperatorSettings:
-        return load_operator_settings(self.plan.topology.source)
+        return load_table(self.plan.topology.source, "operator", OperatorSettings)
 
     @property
     def services(self) -> list[str]:

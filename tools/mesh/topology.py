@@ -24,9 +24,9 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY_FILE = ROOT / "topology.toml"
@@ -253,6 +253,24 @@ def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
             _check_canary(s, path)
     _check_ports(topo)
     return topo
+
+
+Settings = TypeVar("Settings")
+
+
+def load_table(path: Path, table: str, settings: type[Settings]) -> Settings:
+    """topology.toml's ``[table]`` as ``settings``, a dataclass whose fields are ints or
+    tuples of strings (a TOML array); a key it has no field for is an error."""
+    with path.open("rb") as f:
+        raw = tomllib.load(f).get(table, {})
+    unknown = set(raw) - {f.name for f in fields(settings)}  # type: ignore[arg-type]
+    if unknown:
+        raise TopologyError(f"{path}: [{table}] has unknown keys {sorted(unknown)}")
+    values = {
+        key: tuple(str(v) for v in value) if isinstance(value, list) else int(value)
+        for key, value in raw.items()
+    }
+    return settings(**values)
 
 
 def _services(raw: Mapping[str, Any], path: Path) -> dict[str, Service]:

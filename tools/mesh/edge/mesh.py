@@ -25,14 +25,13 @@ from tools.mesh.edge.settings import (
     SERVICE_NAME,
     EdgeSettings,
     edge_instance,
-    load_edge_settings,
 )
 from tools.mesh.files import write_if_changed
 from tools.mesh.health import wait_for_state
 from tools.mesh.http import HTTPFailure, register_service
 from tools.mesh.observability import Observability
 from tools.mesh.plan import MeshPlan, Program
-from tools.mesh.topology import Instance, load_topology
+from tools.mesh.topology import Instance, load_table, load_topology
 from tools.mesh.version import source_version
 from tools.yamlout import dump
 
@@ -50,7 +49,7 @@ class Edge(Component):
     @cached_property
     def settings(self) -> EdgeSettings:
         """topology.toml [edge]: ports, browser origins, limits."""
-        return load_edge_settings(self.plan.topology.source)
+        return load_table(self.plan.topology.source, "edge", EdgeSettings)
 
     @cached_property
     def rpcs(self) -> list[api.Rpc]:

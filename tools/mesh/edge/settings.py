@@ -9,13 +9,10 @@ call there, so edge -> service is mTLS and subject to intentions like any other 
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-from tools.mesh.topology import TOPOLOGY_FILE, Instance, Topology, TopologyError
+from tools.mesh.topology import Instance, Topology
 
 SERVICE_NAME = "edge"
 INSTANCE_ID = "edge-1"
@@ -33,19 +30,6 @@ class EdgeSettings:
     max_request_bytes: int = 65536  # larger bodies get 413 before any service sees them
     # Envoy worker threads of the edge Envoy (0: one per core).
     concurrency: int = 2
-
-
-def load_edge_settings(path: Path = TOPOLOGY_FILE) -> EdgeSettings:
-    with path.open("rb") as f:
-        raw = tomllib.load(f).get("edge", {})
-    known = set(EdgeSettings.__dataclass_fields__)
-    unknown = set(raw) - known
-    if unknown:
-        raise TopologyError(f"{path}: [edge] has unknown keys {sorted(unknown)}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        values[key] = tuple(str(v) for v in value) if key == "cors_origins" else int(value)
-    return EdgeSettings(**values)
 
 
 def edge_instance(
