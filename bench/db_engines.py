@@ -26,12 +26,10 @@ import argparse
 import asyncio
 import itertools
 import shutil
-import statistics
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from bench.durable_commits import place_orders
+from bench.placed import Run, medians, place_orders
 from harness.host import free_port
 from harness.shop import SERVICES, running_shop
 from services.kit.logging import configure_logging
@@ -39,17 +37,6 @@ from tools.postgres import PostgresCluster
 
 ENGINES = ("sqlite", "postgresql")
 _databases = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Run:
-    engine: str
-    round: int
-    orders: int
-    p50_ms: float
-    p99_ms: float
-    mean_ms: float
-    orders_per_s: float
 
 
 async def one_run(
@@ -69,16 +56,7 @@ async def one_run(
     finally:
         for name in made:
             cluster.drop_database(name)
-    ms = sorted(1000 * s for s in latencies)
-    return Run(
-        engine=engine,
-        round=round_,
-        orders=len(ms),
-        p50_ms=ms[len(ms) // 2],
-        p99_ms=ms[min(len(ms) - 1, int(len(ms) * 0.99))],
-        mean_ms=statistics.fmean(ms),
-        orders_per_s=len(ms) / wall,
-    )
+    return Run.of(engine, round_, latencies, wall)
 
 
 async def main() -> None:
@@ -97,29 +75,11 @@ async def main() -> None:
             for engine in ENGINES if round_ % 2 else ENGINES[::-1]:
                 run = await one_run(engine, round_, args.orders, args.concurrency, cluster)
                 runs.append(run)
-                print(
-                    f"round {run.round} {run.engine:<10} {run.orders} orders"
-                    f"  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
-                    f"  mean {run.mean_ms:6.2f} ms  {run.orders_per_s:6.1f} orders/s",
-                    flush=True,
-                )
+                print(run.line(), flush=True)
     finally:
         cluster.stop()
         shutil.rmtree(directory, ignore_errors=True)
-    print(f"\nconcurrency {args.concurrency}, median over {args.rounds} rounds:")
-    summary = {
-        engine: {
-            field: statistics.median(getattr(r, field) for r in runs if r.engine == engine)
-            for field in ("p50_ms", "p99_ms", "mean_ms", "orders_per_s")
-        }
-        for engine in ENGINES
-    }
-    for engine in ENGINES:
-        s = summary[engine]
-        print(
-            f"  {engine:<10} p50 {s['p50_ms']:6.2f} ms  p99 {s['p99_ms']:6.2f} ms"
-            f"  mean {s['mean_ms']:6.2f} ms  {s['orders_per_s']:6.1f} orders/s"
-        )
+    summary = medians(runs, ENGINES, args.concurrency)
     pg, lite = summary["postgresql"], summary["sqlite"]
     print(
         f"  PostgreSQL / SQLite: orders/s {pg['orders_per_s'] / lite['orders_per_s']:.2f}x,"
