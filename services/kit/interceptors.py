@@ -169,9 +169,14 @@ def _check(request: Any) -> None:
         validate.check(request)
 
 
-def _wrap_unary_response(behaviour: Behaviour, method: str, asserters: Asserters) -> Behaviour:
+def _wrap_coroutine(
+    behaviour: Behaviour, method: str, asserters: Asserters, kind: str
+) -> Behaviour:
+    """A unary response (kind "unary"), or a streamed one written through
+    ``context.write`` (kind "stream", e.g. the health Watch)."""
+
     async def wrapper(request: Any, servicer_context: Any) -> Any:
-        call = _Call(method, asserters=asserters)
+        call = _Call(method, kind, asserters)
         token = call.enter(servicer_context)
         try:
             call.admit()
@@ -181,29 +186,6 @@ def _wrap_unary_response(behaviour: Behaviour, method: str, asserters: Asserters
             raise
         except asyncio.CancelledError:
             call.code = grpc.StatusCode.CANCELLED  # client went away or deadline hit
-            raise
-        except Exception as error:
-            await call.fail(servicer_context, error)
-        finally:
-            call.finish(servicer_context, token)
-
-    return wrapper
-
-
-def _wrap_stream_writer(behaviour: Behaviour, method: str, asserters: Asserters) -> Behaviour:
-    """Streaming response through ``context.write`` (e.g. the health Watch)."""
-
-    async def wrapper(request: Any, servicer_context: Any) -> None:
-        call = _Call(method, "stream", asserters)
-        token = call.enter(servicer_context)
-        try:
-            call.admit()
-            _check(request)
-            await behaviour(request, servicer_context)
-        except grpc.aio.AbortError:
-            raise
-        except asyncio.CancelledError:
-            call.code = grpc.StatusCode.CANCELLED
             raise
         except Exception as error:
             await call.fail(servicer_context, error)
@@ -243,9 +225,7 @@ def _wrap(behaviour: Behaviour, method: str, asserters: Asserters, *, streaming:
     if inspect.isasyncgenfunction(behaviour):
         return _wrap_stream_generator(behaviour, method, asserters)
     if inspect.iscoroutinefunction(behaviour):
-        if streaming:
-            return _wrap_stream_writer(behaviour, method, asserters)
-        return _wrap_unary_response(behaviour, method, asserters)
+        return _wrap_coroutine(behaviour, method, asserters, "stream" if streaming else "unary")
     # A synchronous behaviour runs in grpc's thread pool, outside this task's context;
     # it keeps gRPC's own handling. meshmart servicers are all async.
     return behaviour
