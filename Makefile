@@ -35,7 +35,7 @@ lint: setup ## ruff, mypy on the kit and the harness, buf lint, go build of the 
 	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go vet ./...) || exit 1; done
 
 test: setup lint proto-check breaking test-go test-servers ## the whole suite, mesh tests included (what CI runs)
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
 breaking: setup ## buf breaking: proto/ must stay wire/source compatible with the released contracts
 	cd proto && buf breaking --against released.binpb
