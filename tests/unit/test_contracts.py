@@ -19,8 +19,8 @@ from google.protobuf import descriptor_pb2
 ROOT = Path(__file__).resolve().parents[2]
 PROTOSET = ROOT / "gen" / "descriptors" / "meshmart.protoset"
 
-# RPCs only other services (or operators on loopback) may call. Keep in sync with the
-# "Internal." comments in proto/.
+# RPCs only other services (or the operator, through its sidecar) may call. Keep in sync
+# with the "Internal" comments in proto/.
 INTERNAL_RPCS = frozenset(
     {
         "meshmart.inventory.v1.InventoryService.Reserve",

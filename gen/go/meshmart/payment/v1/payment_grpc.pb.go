@@ -257,8 +257,11 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Internal, loopback only: injects faults into PaymentService so that tests and demos can
-// make payment flaky or slow. Not exposed by the edge or the mesh.
+// Internal, the operator's only: injects faults into PaymentService so that tests and demos
+// can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+// intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+// checks that on every `make up`), and the service refuses a peer that is not its host's
+// loopback (its own sidecar, in its pod).
 type PaymentAdminServiceClient interface {
 	// Replaces the fault settings of this instance (each instance has its own).
 	// Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),
@@ -301,8 +304,11 @@ func (c *paymentAdminServiceClient) GetFault(ctx context.Context, in *GetFaultRe
 // All implementations must embed UnimplementedPaymentAdminServiceServer
 // for forward compatibility.
 //
-// Internal, loopback only: injects faults into PaymentService so that tests and demos can
-// make payment flaky or slow. Not exposed by the edge or the mesh.
+// Internal, the operator's only: injects faults into PaymentService so that tests and demos
+// can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+// intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+// checks that on every `make up`), and the service refuses a peer that is not its host's
+// loopback (its own sidecar, in its pod).
 type PaymentAdminServiceServer interface {
 	// Replaces the fault settings of this instance (each instance has its own).
 	// Errors: INVALID_ARGUMENT (unavailable_ratio outside 0..1, delay_ms outside 0..60000),

@@ -220,8 +220,11 @@ class PaymentService:
 
 
 class PaymentAdminServiceStub:
-    """Internal, loopback only: injects faults into PaymentService so that tests and demos can
-    make payment flaky or slow. Not exposed by the edge or the mesh.
+    """Internal, the operator's only: injects faults into PaymentService so that tests and demos
+    can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+    intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+    checks that on every `make up`), and the service refuses a peer that is not its host's
+    loopback (its own sidecar, in its pod).
     """
 
     def __init__(self, channel):
@@ -243,8 +246,11 @@ class PaymentAdminServiceStub:
 
 
 class PaymentAdminServiceServicer:
-    """Internal, loopback only: injects faults into PaymentService so that tests and demos can
-    make payment flaky or slow. Not exposed by the edge or the mesh.
+    """Internal, the operator's only: injects faults into PaymentService so that tests and demos
+    can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+    intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+    checks that on every `make up`), and the service refuses a peer that is not its host's
+    loopback (its own sidecar, in its pod).
     """
 
     def SetFault(self, request, context):
@@ -286,8 +292,11 @@ def add_PaymentAdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class PaymentAdminService:
-    """Internal, loopback only: injects faults into PaymentService so that tests and demos can
-    make payment flaky or slow. Not exposed by the edge or the mesh.
+    """Internal, the operator's only: injects faults into PaymentService so that tests and demos
+    can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+    intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+    checks that on every `make up`), and the service refuses a peer that is not its host's
+    loopback (its own sidecar, in its pod).
     """
 
     @staticmethod

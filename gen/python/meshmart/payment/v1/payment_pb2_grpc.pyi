@@ -154,8 +154,11 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class PaymentAdminServiceStub:
-    """Internal, loopback only: injects faults into PaymentService so that tests and demos can
-    make payment flaky or slow. Not exposed by the edge or the mesh.
+    """Internal, the operator's only: injects faults into PaymentService so that tests and demos
+    can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+    intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+    checks that on every `make up`), and the service refuses a peer that is not its host's
+    loopback (its own sidecar, in its pod).
     """
 
     @_typing.overload
@@ -174,8 +177,11 @@ class PaymentAdminServiceStub:
 
 @_typing.type_check_only
 class PaymentAdminServiceAsyncStub(PaymentAdminServiceStub):
-    """Internal, loopback only: injects faults into PaymentService so that tests and demos can
-    make payment flaky or slow. Not exposed by the edge or the mesh.
+    """Internal, the operator's only: injects faults into PaymentService so that tests and demos
+    can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+    intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+    checks that on every `make up`), and the service refuses a peer that is not its host's
+    loopback (its own sidecar, in its pod).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -190,8 +196,11 @@ class PaymentAdminServiceAsyncStub(PaymentAdminServiceStub):
     """
 
 class PaymentAdminServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Internal, loopback only: injects faults into PaymentService so that tests and demos can
-    make payment flaky or slow. Not exposed by the edge or the mesh.
+    """Internal, the operator's only: injects faults into PaymentService so that tests and demos
+    can make payment flaky or slow. Not exposed by the edge; in the mesh, payment's
+    intentions allow no source but `operator` any *AdminService method (tools/mesh/entries.py
+    checks that on every `make up`), and the service refuses a peer that is not its host's
+    loopback (its own sidecar, in its pod).
     """
 
     @_abc_1.abstractmethod
