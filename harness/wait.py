@@ -6,7 +6,8 @@ function, or a lambda returning a coroutine). Sync conditions run on the event l
 unless ``in_thread``: a scenario that reads Consul or Envoy while a load driver runs on
 the same loop checks them in a worker thread so the load keeps its schedule. Exceptions
 listed in ``not_yet`` (say, a part of the mesh not answering yet) count as "not yet";
-any other exception ends the wait.
+any other exception ends the wait. ``until_blocking`` is the same wait for code without
+an event loop (a test driving Playwright's sync API).
 """
 
 from __future__ import annotations
@@ -56,6 +57,30 @@ async def until(
         if time.monotonic() - started > within:
             raise TimedOut(f"timed out after {within:g}s waiting for {what}")
         await asyncio.sleep(step)
+
+
+def until_blocking(
+    condition: Callable[[], bool],
+    within: float,
+    what: str,
+    *,
+    step: float = 0.1,
+    not_yet: tuple[type[BaseException], ...] = (),
+) -> float:
+    """``until`` for a blocking ``condition`` in code that has no event loop: checked in
+    this thread every ``step`` seconds; returns the seconds it took, raises TimedOut
+    naming ``what`` after ``within`` seconds."""
+    started = time.monotonic()
+    while True:
+        try:
+            held = bool(condition())
+        except not_yet:
+            held = False
+        if held:
+            return time.monotonic() - started
+        if time.monotonic() - started > within:
+            raise TimedOut(f"timed out after {within:g}s waiting for {what}")
+        time.sleep(step)
 
 
 async def first_seen(
