@@ -21,6 +21,9 @@ class ContainerPlan(MeshPlan):
     """A mesh plan whose Consul agent is elsewhere (host:port of its HTTP API)."""
 
     consul_addr: str = "consul:8500"
+    # The compose wiring carries no Consul tokens yet: its Consul runs without ACLs,
+    # whatever topology.toml's [mesh] acl says (docs/mesh.md, Consul ACLs).
+    acl: bool | None = False
 
     @property
     def consul_http(self) -> str:

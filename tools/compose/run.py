@@ -39,7 +39,9 @@ def local_images() -> bool:
 
 def urls() -> str:
     """The URLs `make up` prints, at the ports docker-compose.yml publishes on loopback."""
-    plan = MeshPlan(topology=load_topology(), address="127.0.0.1", run_dir=RUN_DIR / "plan")
+    # No ACLs in compose (ContainerPlan): no token to log in with.
+    plan = MeshPlan(topology=load_topology(), address="127.0.0.1", run_dir=RUN_DIR / "plan",
+                    acl=False)
     lines = [f"Consul UI          http://{plan.consul_http}/ui/"]
     edge = Edge(plan)
     # The edge's admin is not published (it is the pod's): every other line is.

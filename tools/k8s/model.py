@@ -201,8 +201,12 @@ class K8sModel:
     @cached_property
     def plan(self) -> MeshPlan:
         # Every process of a pod listens on all its addresses; what it calls through
-        # its sidecar is on 127.0.0.1 (consul-k8s binds upstream listeners there).
-        return MeshPlan(topology=self.topology, address="0.0.0.0", run_dir=Path(RUN_DIR))
+        # its sidecar is on 127.0.0.1 (consul-k8s binds upstream listeners there). No
+        # token files of tools/mesh/acl.py: consul-k8s manages the ACLs (manageSystemACLs,
+        # a pod's token from its ServiceAccount), and what the pods run here (the edge's
+        # and NATS's registration) sends no token yet (docs/mesh.md, Consul ACLs).
+        return MeshPlan(topology=self.topology, address="0.0.0.0", run_dir=Path(RUN_DIR),
+                        acl=False)
 
     @cached_property
     def edge(self) -> Edge:
