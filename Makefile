@@ -58,9 +58,10 @@ run-local: setup-up ## every built service on loopback without the mesh (Ctrl-C 
 # --- the mesh (tools/mesh; everything derives from topology.toml) -------------------
 # ADDRESS=127.0.0.x runs it on another loopback address (default 127.0.0.1).
 # ACL=1 switches Consul ACLs on (default deny; tools/mesh/acl.py), ACL=0 off.
-# PODS=1 runs every instance in its own network namespace (root: tools/mesh/pods.py).
+# Run as root, every instance gets its own network namespace (pods: tools/mesh/pods.py);
+# without root, or with PODS=0, every instance shares the loopback (`up` says which).
 up: setup-up ## start Consul, every service + its Envoy sidecar, config entries; wait; print status
-	@$(if $(ACL),MESHMART_MESH_ACL=$(ACL) )$(PY) -m tools.mesh up$(if $(ADDRESS), --address $(ADDRESS))$(if $(PODS), --pods)
+	@$(if $(ACL),MESHMART_MESH_ACL=$(ACL) )$(PY) -m tools.mesh up$(if $(ADDRESS), --address $(ADDRESS))$(if $(filter 0,$(PODS)), --no-pods,$(if $(PODS), --pods))
 
 down: ## stop the whole mesh gracefully and check no process of it is left
 	@$(PY) -m tools.mesh down$(if $(ADDRESS), --address $(ADDRESS))

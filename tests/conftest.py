@@ -31,9 +31,20 @@ from services.kit import loop_watch
 from tools.mesh import control
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
+from tools.mesh.pods import pods_unavailable
 from tools.mesh.topology import load_topology
 
 TEST_ONLY_UPSTREAMS = {"cart": ["payment"]}
+# Every instance of the session mesh in its own network namespace (tools/mesh/pods.py)
+# where the session may make them (root), as `make up` does; MESHMART_TEST_PODS=0: one
+# shared loopback.
+PODS = os.environ.get("MESHMART_TEST_PODS", "1") == "1" and not pods_unavailable()
+
+
+def pytest_report_header() -> str:
+    if PODS or os.environ.get("MESHMART_TEST_PODS") == "0":
+        return f"mesh: {'pods' if PODS else 'one shared loopback (MESHMART_TEST_PODS=0)'}"
+    return f"mesh: NOT isolated: {pods_unavailable()}, so every instance shares the loopback"
 
 
 def _free_loopback_address() -> str:
@@ -61,9 +72,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
         # A loop callback that blocks over 20 ms is logged (services/kit/loop_watch.py),
         # for tests/mesh/test_event_loop.py.
         extra_env={"MESHMART_LOG_LEVEL": "INFO", loop_watch.SETTING: "20"},
-        # MESHMART_TEST_PODS=1: every instance in its own network namespace (root;
-        # tools/mesh/pods.py). Off by default: docs/mesh.md "Pods" says what is left.
-        pods=os.environ.get("MESHMART_TEST_PODS") == "1",
+        pods=PODS,
     )
     with running(plan):
         yield plan

@@ -10,6 +10,7 @@ from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
+from harness.callers import caller_channel
 from tests.edge.client import EdgeClient
 from tests.mesh.helpers import charge_request
 from tools.mesh import envoy
@@ -120,7 +121,7 @@ async def test_only_the_edge_and_who_passes_its_requests_on_may_assert_an_end_us
 
     # storefront passes on the edge's requests: it may assert the user too.
     storefront = edge.plan.instance("storefront-1")
-    async with grpc.aio.insecure_channel(storefront.upstream_target("payment")) as channel:
+    async with caller_channel(edge.plan, storefront, "payment") as channel:
         listed = await payment_pb2_grpc.PaymentServiceStub(channel).ListPayments(
             listing, timeout=10, metadata=claim
         )
@@ -128,7 +129,7 @@ async def test_only_the_edge_and_who_passes_its_requests_on_may_assert_an_end_us
 
     # cart may call catalog (an intention allows it), but not in a user's name.
     cart = edge.plan.instance("cart-1")
-    async with grpc.aio.insecure_channel(cart.upstream_target("catalog")) as channel:
+    async with caller_channel(edge.plan, cart, "catalog") as channel:
         catalog = catalog_pb2_grpc.CatalogServiceStub(channel)
         products = catalog_pb2.ListProductsRequest(page_size=1)
         assert len((await catalog.ListProducts(products, timeout=10)).products) == 1
@@ -141,12 +142,24 @@ async def test_only_the_edge_and_who_passes_its_requests_on_may_assert_an_end_us
 async def test_a_charge_with_a_made_up_user_on_payments_own_port_is_refused(edge: Edge) -> None:
     # The walk-around: grpcurl -plaintext <payment's port> ... Charge with a
     # made-up x-meshmart-user-id. No sidecar in between, so no mesh identity either.
-    payment = edge.plan.instance("payment-1")
-    charge = charge_request("usr-victim")
-    async with grpc.aio.insecure_channel(payment.grpc_target) as channel:
-        with pytest.raises(grpc.aio.AioRpcError) as denied:
-            await payment_pb2_grpc.PaymentServiceStub(channel).Charge(
-                charge, timeout=10, metadata=[("x-meshmart-user-id", "usr-victim")]
-            )
+    plan, payment = edge.plan, edge.plan.instance("payment-1")
+    forged = [("x-meshmart-user-id", "usr-victim")]
+    if plan.pods:
+        # In a pod the port is on the pod's own loopback: from the host, at payment's
+        # address, nothing answers (from another pod: tests/mesh/test_pods.py).
+        async with grpc.aio.insecure_channel(payment.grpc_target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as unreachable:
+                await payment_pb2_grpc.PaymentServiceStub(channel).Charge(
+                    charge_request("usr-victim"), timeout=10, metadata=forged)
+        assert unreachable.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "Connection refused" in (unreachable.value.details() or ""), (
+            unreachable.value.details())
+    # Where the port is (in payment's pod, through a port forward, or on the shared
+    # loopback), the forged user is refused: the call came through no sidecar.
+    with plan.reach(payment, payment.port) as target:
+        async with grpc.aio.insecure_channel(target) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await payment_pb2_grpc.PaymentServiceStub(channel).Charge(
+                    charge_request("usr-victim"), timeout=10, metadata=forged)
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "outside the mesh" in (denied.value.details() or "")

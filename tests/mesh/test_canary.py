@@ -3,7 +3,8 @@ Go v2 (recommendation-3, -4) under one Consul name, divided by the service-split
 picked by the x-meshmart-version header, v2 failing over to v1.
 
 Every call is made "as storefront": to storefront-1's sidecar listener for recommendation,
-where the storefront process sends its own calls, so storefront's Envoy applies the split,
+where the storefront process sends its own calls (with pods through a port forward into
+storefront-1's pod, harness/callers.py), so storefront's Envoy applies the split,
 the routes, the retries and the failover. Each answer names the release that gave it in
 its x-meshmart-version response header. The split is changed the way `make canary` does
 (tools/mesh/canary.py: a live config write), and a change counts as made once storefront's
@@ -29,6 +30,7 @@ import pytest
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
 from meshmart.user.v1 import user_pb2_grpc
 
+from harness.callers import as_edge, caller_channel
 from harness.mesh import health_of, pid_of
 from harness.shop import register_user
 from harness.wait import until
@@ -75,8 +77,8 @@ class Storefront:
 
 @pytest.fixture(scope="module")
 async def customer(mesh: MeshPlan) -> str:
-    """A user registered on user-1's own port (as an operator would)."""
-    async with grpc.aio.insecure_channel(mesh.instance("user-1").grpc_target) as channel:
+    """A user signed up as the edge forwards a shopper's sign-up (harness/callers.py)."""
+    async with as_edge(mesh, "user") as channel:
         user = await register_user(
             user_pb2_grpc.UserServiceStub(channel),
             f"canary-{uuid.uuid4().hex[:12]}@example.com",
@@ -88,8 +90,7 @@ async def customer(mesh: MeshPlan) -> str:
 
 @pytest.fixture
 async def storefront(mesh: MeshPlan, customer: str) -> AsyncIterator[Storefront]:
-    target = mesh.instance(CALLER).upstream_target(SERVICE)
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with caller_channel(mesh, mesh.instance(CALLER), SERVICE) as channel:
         yield Storefront(
             recommendation_pb2_grpc.RecommendationServiceStub(channel),
             recommendation_pb2.RecommendRequest(user_id=customer, limit=3),

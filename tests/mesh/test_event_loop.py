@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
 from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2
 from meshmart.user.v1 import user_pb2_grpc
 
+from harness.callers import as_edge
 from harness.shop import register_user
 from tools.mesh.plan import MeshPlan
 
@@ -56,10 +56,8 @@ def log_lines(logs_dir: Path, since: str, marker: str) -> Iterator[dict[str, Any
 
 
 async def test_place_order_under_load_never_blocks_an_event_loop(mesh: MeshPlan) -> None:
-    def channel(service: str) -> grpc.aio.Channel:
-        return grpc.aio.insecure_channel(mesh.instance(f"{service}-1").grpc_target)
-
-    channels = [channel(name) for name in ("user", "cart", "order")]
+    # As the edge forwards shoppers' calls (its sidecar's listeners: harness/callers.py).
+    channels = [as_edge(mesh, name) for name in ("user", "cart", "order")]
     users = user_pb2_grpc.UserServiceStub(channels[0])
     carts = cart_pb2_grpc.CartServiceStub(channels[1])
     orders = order_pb2_grpc.OrderServiceStub(channels[2])

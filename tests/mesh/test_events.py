@@ -3,8 +3,9 @@ through the sidecars; a purchase becomes one notification and one analytics entr
 customer copy follows the user and serves GetOrder with user stopped; a broker restart
 loses and doubles nothing.
 
-Tests call each service on its own port (as an operator would); the services reach
-each other and NATS only through their sidecars. Every test restores what it stops.
+Tests call each service as the edge forwards a shopper's calls (its sidecar's listener,
+harness/callers.py); the services reach each other and NATS only through their sidecars.
+Every test restores what it stops.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import pytest
 from meshmart.analytics.v1 import analytics_pb2, analytics_pb2_grpc
 from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
@@ -25,6 +25,7 @@ from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
+from harness.callers import as_edge
 from harness.mesh import consumers_idle, health_of, listener_counter
 from harness.wait import until
 from tools.mesh import control
@@ -105,11 +106,8 @@ class Shop:
 
 @pytest.fixture
 async def shop(mesh: MeshPlan) -> AsyncIterator[Shop]:
-    def target(service: str) -> str:
-        return mesh.instance(f"{service}-1").grpc_target
-
     channels = {
-        name: grpc.aio.insecure_channel(target(name))
+        name: as_edge(mesh, name)
         for name in ("user", "cart", "order", "notification", "analytics")
     }
     try:

@@ -3,7 +3,9 @@
 Every call a test makes "as <service>" goes to that service instance's sidecar upstream
 listener, exactly where the service process itself sends its calls: the caller's Envoy
 applies retries, timeouts, circuit breaking and outlier detection, and the callee's
-Envoy terminates mTLS and enforces intentions.
+Envoy terminates mTLS and enforces intentions. With pods that listener is in the
+caller's pod: the test's channel reaches it through a port forward into that pod
+(harness/callers.py).
 
 The tests run in file order on one mesh; each one restores what it changed (faults
 off, killed instance back). The last one stops the mesh and checks every pid is gone.
@@ -19,9 +21,11 @@ import time
 
 import grpc
 import pytest
+from meshmart.catalog.v1 import catalog_pb2_grpc
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
+from harness.callers import caller_channel
 from harness.mesh import (
     health_of,
     listener_counter,
@@ -31,12 +35,7 @@ from harness.mesh import (
 )
 from harness.operator import set_fault
 from harness.wait import until
-from tests.mesh.helpers import (
-    catalog_stub,
-    charge_request,
-    list_products,
-    payment_stub,
-)
+from tests.mesh.helpers import charge_request, list_products
 from tools.mesh import control, entries, envoy
 from tools.mesh.http import get_json
 from tools.mesh.plan import MeshPlan
@@ -75,8 +74,8 @@ def test_consul_holds_exactly_the_call_graph_of_the_topology(mesh: MeshPlan) -> 
 async def test_order_reaches_payment_only_over_mtls(mesh: MeshPlan) -> None:
     order = mesh.instance("order-1")
     payments = [mesh.instance("payment-1"), mesh.instance("payment-2")]
-    channel, stub = payment_stub(order.upstream_target("payment"))
-    async with channel:
+    async with caller_channel(mesh, order, "payment") as channel:
+        stub = payment_pb2_grpc.PaymentServiceStub(channel)
         for _ in range(4):  # round robin: both payment instances get some
             reply = await stub.Charge(charge_request(), timeout=5)
             assert reply.payment.status == payment_pb2.Payment.STATUS_CAPTURED
@@ -103,8 +102,8 @@ async def test_a_caller_outside_the_call_graph_is_denied(mesh: MeshPlan) -> None
     cart = mesh.instance("cart-1")
     payments = [mesh.instance("payment-1"), mesh.instance("payment-2")]
     denied_before = sum(public_http_counter(p, "rbac.denied") for p in payments)
-    channel, stub = payment_stub(cart.upstream_target("payment"))
-    async with channel:
+    async with caller_channel(mesh, cart, "payment") as channel:
+        stub = payment_pb2_grpc.PaymentServiceStub(channel)
         for call in (
             stub.Charge(charge_request(), timeout=5),
             stub.ListPayments(payment_pb2.ListPaymentsRequest(user_id="u-1"), timeout=5),
@@ -118,8 +117,8 @@ async def test_a_caller_outside_the_call_graph_is_denied(mesh: MeshPlan) -> None
 async def test_only_order_may_charge_storefront_may_only_list_payments(mesh: MeshPlan) -> None:
     storefront = mesh.instance("storefront-1")
     order = mesh.instance("order-1")
-    channel, as_storefront = payment_stub(storefront.upstream_target("payment"))
-    async with channel:
+    async with caller_channel(mesh, storefront, "payment") as channel:
+        as_storefront = payment_pb2_grpc.PaymentServiceStub(channel)
         listed = await as_storefront.ListPayments(
             payment_pb2.ListPaymentsRequest(user_id="mesh-test-user", page_size=5), timeout=5
         )
@@ -134,8 +133,8 @@ async def test_only_order_may_charge_storefront_may_only_list_payments(mesh: Mes
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await call
             assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    channel, as_order = payment_stub(order.upstream_target("payment"))
-    async with channel:
+    async with caller_channel(mesh, order, "payment") as channel:
+        as_order = payment_pb2_grpc.PaymentServiceStub(channel)
         reply = await as_order.Charge(charge_request(), timeout=5)
         assert reply.payment.status == payment_pb2.Payment.STATUS_CAPTURED
         # order may charge and refund, but not read other users' payment lists.
@@ -149,7 +148,7 @@ async def test_recommendation_may_only_look_users_up(mesh: MeshPlan, instance_id
     # recommendation-1 is the Python release, recommendation-3 the Go canary: one Consul
     # name, so one intention, and each sidecar has its own listener for user.
     recommendation = mesh.instance(instance_id)
-    async with grpc.aio.insecure_channel(recommendation.upstream_target("user")) as channel:
+    async with caller_channel(mesh, recommendation, "user") as channel:
         as_recommendation = user_pb2_grpc.UserServiceStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as looked_up:
             await as_recommendation.GetUser(
@@ -174,8 +173,8 @@ async def test_retries_hide_a_payment_instance_failing_half_its_calls(mesh: Mesh
     retries_before = upstream_counter(order, "payment", "upstream_rq_retry")
     await set_fault(mesh, flaky, unavailable_ratio=0.5)
     try:
-        channel, stub = payment_stub(order.upstream_target("payment"))
-        async with channel:
+        async with caller_channel(mesh, order, "payment") as channel:
+            stub = payment_pb2_grpc.PaymentServiceStub(channel)
             failures = []
             for _ in range(100):
                 try:
@@ -200,8 +199,8 @@ async def test_a_slow_payment_trips_the_circuit_breaker_instead_of_queueing(
     for p in payments:
         await set_fault(mesh, p, delay_ms=slow_ms)
     try:
-        channel, stub = payment_stub(order.upstream_target("payment"))
-        async with channel:
+        async with caller_channel(mesh, order, "payment") as channel:
+            stub = payment_pb2_grpc.PaymentServiceStub(channel)
             await channel.channel_ready()
 
             async def one() -> tuple[grpc.StatusCode, float]:
@@ -264,8 +263,8 @@ async def test_outlier_detection_ejects_a_failing_instance_and_readmits_it(
     ejections_before = upstream_counter(
         order, "payment", "outlier_detection.ejections_enforced_total"
     )
-    channel, stub = payment_stub(order.upstream_target("payment"))
-    async with channel:
+    async with caller_channel(mesh, order, "payment") as channel:
+        stub = payment_pb2_grpc.PaymentServiceStub(channel)
         await set_fault(mesh, bad, unavailable_ratio=1.0)
         try:
             for _ in range(40):
@@ -295,8 +294,8 @@ async def test_a_killed_catalog_instance_goes_critical_and_traffic_moves_to_the_
     cart = mesh.instance("cart-1")
     victim = mesh.instance("catalog-2")
     victim_host = f"{victim.address}:{victim.sidecar_port}"
-    channel, stub = catalog_stub(cart.upstream_target("catalog"))
-    async with channel:
+    async with caller_channel(mesh, cart, "catalog") as channel:
+        stub = catalog_pb2_grpc.CatalogServiceStub(channel)
         await list_products(stub)
 
         # Hang the process (the listener stays open, the health check times out)...

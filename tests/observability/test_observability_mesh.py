@@ -14,10 +14,12 @@ from typing import Any
 import grpc
 import pytest
 import requests
+from meshmart.payment.v1 import payment_pb2_grpc
 
+from harness.callers import caller_channel
 from harness.operator import set_fault
 from harness.wait import until
-from tests.mesh.helpers import charge_request, payment_stub
+from tests.mesh.helpers import charge_request
 from tests.observability.conftest import Purchase
 from tools.mesh import control
 from tools.mesh.http import HTTPFailure, get_json
@@ -196,21 +198,21 @@ async def test_a_failing_payment_raises_its_error_ratio_and_the_alert_goes_pendi
     for inst in payments:
         await set_fault(mesh, inst, unavailable_ratio=1.0)
     try:
-        # Charges straight to each instance (the loopback admin path the chaos tests use):
-        # every one fails with UNAVAILABLE, a server-side error.
+        # Charges as order, the one caller that may charge (its sidecar's listener, in
+        # its pod with pods: harness/callers.py), round robin over both instances:
+        # every one fails with UNAVAILABLE, a server-side error (retries included).
         deadline = time.monotonic() + 90
         state = None
-        while time.monotonic() < deadline and state not in ("pending", "firing"):
-            for inst in payments:
-                channel, stub = payment_stub(inst.grpc_target)
-                async with channel:
-                    for _ in range(5):
-                        with pytest.raises(grpc.aio.AioRpcError) as failure:
-                            await stub.Charge(charge_request(), timeout=5)
-                        assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
-            await asyncio.sleep(1)
-            state = await asyncio.to_thread(
-                alert_state, observability, "ServiceErrorRatioHigh", "payment")
+        async with caller_channel(mesh, mesh.instance("order-1"), "payment") as channel:
+            stub = payment_pb2_grpc.PaymentServiceStub(channel)
+            while time.monotonic() < deadline and state not in ("pending", "firing"):
+                for _ in range(5 * len(payments)):
+                    with pytest.raises(grpc.aio.AioRpcError) as failure:
+                        await stub.Charge(charge_request(), timeout=5)
+                    assert failure.value.code() is grpc.StatusCode.UNAVAILABLE
+                await asyncio.sleep(1)
+                state = await asyncio.to_thread(
+                    alert_state, observability, "ServiceErrorRatioHigh", "payment")
         ratio = await asyncio.to_thread(observability.query, "service:grpc_error_ratio:rate1m")
     finally:
         for inst in payments:

@@ -8,7 +8,8 @@ sidecar passing, no caller with an ejected instance, so the next one starts clea
 
 Load comes from harness/load.py (open loop, bounded) and goes to loopback only: to a
 caller's sidecar listener (calling "as" that service, so the caller's Envoy applies
-retries, circuit breaking and outlier detection) or to a service's own port.
+retries, circuit breaking and outlier detection; with pods through a port forward into
+the caller's pod, harness/callers.py), or as the edge (tools/chaos/shop.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from meshmart.common.v1 import common_pb2
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.recommendation.v1 import recommendation_pb2, recommendation_pb2_grpc
 
-from harness.load import Call, LoadReport, capacity, loopback_channel, open_loop
+from harness.callers import caller_channel
+from harness.load import Call, LoadReport, capacity, open_loop
 from harness.mesh import consumers_idle, health_of, public_http_counter, upstream_counter
 from harness.wait import first_seen, until
 from tools.chaos import probe
@@ -168,9 +170,7 @@ async def kill_one_catalog_instance(
                             if i.service == "catalog"),
                 60, "both catalog instances routable from every caller",
                 in_thread=True, not_yet=probe.NOT_ANSWERING)
-    async with restoring(plan, say), loopback_channel(
-        caller.upstream_target("catalog")
-    ) as channel:
+    async with restoring(plan, say), caller_channel(plan, caller, "catalog") as channel:
         await warm_up(catalog_call(channel))
         rate, carried = await sized(catalog_call(channel), rate, share)
         say(f"  {rate:.0f} ListProducts/s as cart (cart-1's sidecar -> catalog-1 | catalog-2; "
@@ -308,12 +308,11 @@ async def rolling_restart(
         [user_id] = await s.customers(1, "rolling")
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(restoring(plan, say))
-        to_catalog = await stack.enter_async_context(
-            loopback_channel(cart.upstream_target("catalog")))
+        to_catalog = await stack.enter_async_context(caller_channel(plan, cart, "catalog"))
         to_payment = await stack.enter_async_context(
-            loopback_channel(storefront.upstream_target("payment")))
+            caller_channel(plan, storefront, "payment"))
         to_recommendation = await stack.enter_async_context(
-            loopback_channel(storefront.upstream_target("recommendation")))
+            caller_channel(plan, storefront, "recommendation"))
         payments = payment_pb2_grpc.PaymentServiceStub(to_payment)
         recommend = recommendation_pb2_grpc.RecommendationServiceStub(to_recommendation)
 
@@ -451,8 +450,8 @@ async def hung_payment(
         return sum(upstream_counter(order, "payment", suffix) for suffix in
                    ("upstream_rq_active_overflow", "upstream_rq_pending_overflow"))
 
-    async with shop(plan) as s, restoring(plan, say), loopback_channel(
-        order.upstream_target("payment")
+    async with shop(plan) as s, restoring(plan, say), caller_channel(
+        plan, order, "payment"
     ) as channel:
         [user_id] = await s.customers(1, "hung")
         payments = payment_pb2_grpc.PaymentServiceStub(channel)
@@ -607,7 +606,7 @@ async def caller_outside_the_call_graph(plan: MeshPlan, say: Say = quiet) -> Den
     result = DeniedResult()
     before = sum(await asyncio.gather(*(asyncio.to_thread(public_http_counter, p, "rbac.denied")
                                          for p in payments)))
-    async with loopback_channel(storefront.upstream_target("payment")) as channel:
+    async with caller_channel(plan, storefront, "payment") as channel:
         stub = payment_pb2_grpc.PaymentServiceStub(channel)
         calls = {
             "ListPayments": stub.ListPayments(

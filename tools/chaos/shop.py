@@ -1,7 +1,9 @@
 """Customers, purchases and the audit the saga and event scenarios rest on.
 
-A scenario calls each service on its own port (loopback, as an operator would); the
-services reach each other only through their sidecars, which is where the faults bite.
+A scenario calls each service as the edge forwards a shopper's calls (the edge's sidecar
+listener for it, on the host: harness/callers.py), never on a service's own port, which
+with pods only the service's own sidecar reaches; the services reach each other only
+through their sidecars, which is where the faults bite.
 Every scenario registers fresh customers, so everything those customers own (orders,
 payments, notifications) was made by that scenario and is audited in full.
 """
@@ -26,7 +28,7 @@ from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 from meshmart.storefront.v1 import storefront_pb2, storefront_pb2_grpc
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
-from harness.load import loopback_channel
+from harness.callers import as_edge
 from harness.wait import TimedOut, until
 from tools.chaos.probe import NOT_ANSWERING
 from tools.mesh.plan import MeshPlan
@@ -58,7 +60,7 @@ class Stubs:
 
 @asynccontextmanager
 async def shop(plan: MeshPlan) -> AsyncIterator[Shop]:
-    """Channels to the first instance of each service, closed at the end."""
+    """Channels to each service as the edge, closed at the end."""
     stubs: dict[str, Callable[[grpc.aio.Channel], Any]] = {
         "user": user_pb2_grpc.UserServiceStub,
         "cart": cart_pb2_grpc.CartServiceStub,
@@ -68,7 +70,7 @@ async def shop(plan: MeshPlan) -> AsyncIterator[Shop]:
         "analytics": analytics_pb2_grpc.AnalyticsServiceStub,
         "storefront": storefront_pb2_grpc.StorefrontServiceStub,
     }
-    channels = {name: loopback_channel(plan.instance(f"{name}-1").grpc_target) for name in stubs}
+    channels = {name: as_edge(plan, name) for name in stubs}
     try:
         yield Shop(Stubs(**{name: make(channels[name]) for name, make in stubs.items()}))
     finally:

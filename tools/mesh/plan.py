@@ -8,9 +8,11 @@ tools/mesh/control assembles every ``Program`` and supervisor.py renders them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -187,6 +189,18 @@ class MeshPlan:
         if not inst.pod_loopback:
             return command
         return [*self.pod_network.exec_prefix(inst.instance_id), *command]
+
+    @contextlib.contextmanager
+    def reach(self, inst: Instance, port: int) -> Iterator[str]:
+        """host:port from which the host reaches ``port`` on ``inst``'s local address
+        (a sidecar's upstream listener, or the service's own port) while the block runs:
+        with pods a port forward into its pod (PodNetwork.port_forward, `kubectl
+        port-forward`), without them that address itself."""
+        if not inst.pod_loopback:
+            yield f"{inst.local_address}:{port}"
+            return
+        with self.pod_network.port_forward(inst.instance_id, port, self.address) as target:
+            yield target
 
     def implementation_present(self, inst: Instance) -> bool:
         if inst.language == "go":

@@ -22,15 +22,19 @@ Linux and root only (CAP_NET_ADMIN): ``pods_unavailable`` says why pods cannot r
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
+import socket
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 NETNS_DIR = Path("/etc/netns")
+FORWARDER = Path(__file__).with_name("forward.py")
 SUBNET_BASE = ipaddress.IPv4Address("10.213.0.0")  # + (X << 8): the /24 of mesh 127.0.0.X
 
 
@@ -98,6 +102,32 @@ class PodNetwork:
         """The command prefix running a program in ``pod`` (ip execs it: same pid)."""
         # Absolute: supervisord's PATH has no sbin.
         return [shutil.which("ip") or "ip", "netns", "exec", self.namespace(pod)]
+
+    @contextlib.contextmanager
+    def port_forward(self, pod: str, port: int, host: str = "127.0.0.1") -> Iterator[str]:
+        """``host:<a free port>`` on the host, forwarded to ``port`` on ``pod``'s own
+        loopback while the block runs (as `kubectl port-forward`): one process,
+        tools/mesh/forward.py, accepting on a socket made here and dialling in the pod.
+        The socket listens before the process starts, so the address takes connections
+        at once; a connection the pod refuses is reset."""
+        listener = socket.create_server((host, 0), backlog=128)
+        try:
+            forwarder = subprocess.Popen(
+                [*self.exec_prefix(pod), sys.executable, str(FORWARDER),
+                 str(listener.fileno()), str(port)],
+                stdin=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=(listener.fileno(),),
+            )
+            address = f"{host}:{listener.getsockname()[1]}"
+        finally:
+            listener.close()  # the forwarder holds it now: its end is the address's end
+        try:
+            yield address
+        finally:
+            forwarder.terminate()
+            _, err = forwarder.communicate(timeout=10)
+            if forwarder.returncode not in (0, -15):
+                raise PodError(f"the port forward into {pod} to port {port} failed: "
+                               f"{err.decode(errors='replace').strip()}")
 
     def _bridge_ip(self, *args: str) -> None:
         ns = () if self.bridge_namespace is None else ("-n", self.bridge_namespace)

@@ -79,4 +79,19 @@ def test_without_root_pods_fall_back_to_the_shared_loopback_and_say_so(
     assert cli.pods_notice(args, plan) == (
         "notice: the mesh is NOT isolated: network namespaces need root (CAP_NET_ADMIN), "
         "so every instance shares the loopback 127.0.0.1")
-    assert "--pods" not in cli.run_args(plan)
+    assert "--no-pods" in cli.run_args(plan)
+
+
+@pytest.mark.parametrize("asked", [[], ["--pods"]])
+def test_a_new_up_asks_for_pods_unless_told_not_to(tmp_path: Path, asked: list[str]) -> None:
+    parser = cli.mesh_parser("t", None, ["up", "status"])
+    new_up = parser.parse_args(["up", "--run-dir", str(tmp_path), *asked])
+    assert cli.pods_wanted(new_up, cli.plan_of(new_up))
+    shared = parser.parse_args(["up", "--no-pods", "--run-dir", str(tmp_path)])
+    assert not cli.pods_wanted(shared, cli.plan_of(shared))
+    assert cli.pods_notice(shared, cli.plan_of(shared)) == ""
+    # Any other command follows the run's record of its pods.
+    status = parser.parse_args(["status", "--run-dir", str(tmp_path)])
+    assert not cli.pods_wanted(status, cli.plan_of(status))
+    (tmp_path / "pods").write_text("catalog-1\n")
+    assert cli.pods_wanted(status, cli.plan_of(status))
