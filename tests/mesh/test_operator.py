@@ -7,7 +7,7 @@ fault knob, PaymentAdminService, is the operator's alone: every other identity t
 a listener to payment (cart's test-only one, order, storefront, the edge) gets
 PERMISSION_DENIED from payment's sidecar, and the operator reaches each payment instance
 on its own (the virtual services payment-1, payment-2). A caller is run where its
-listener is: in its pod on a pods mesh (`ip netns exec`, MESHMART_TEST_PODS=1), on the
+listener is: in its pod on a pods mesh (`ip netns exec`; the default as root), on the
 host otherwise; the operator's and the edge's are on the host either way. Passes on both.
 """
 

@@ -1,6 +1,6 @@
 """Pods (tools/mesh/pods.py): every instance and its sidecar in its own network namespace.
 
-A small mesh of its own on pods (the code path of `make up PODS=1`: real Consul, Envoys
+A small mesh of its own on pods (the code path of `make up` as root: real Consul, Envoys
 and services; catalog x2, cart, payment, with cart's test-only listener to payment that
 no intention allows), on a free loopback address so it runs beside any other mesh.
 What these tests prove is what the shared loopback could not: a process in another pod
