@@ -28,7 +28,9 @@ from meshmart.user.v1 import user_pb2, user_pb2_grpc
 from harness.callers import as_edge
 from harness.mesh import consumers_idle, health_of, listener_counter
 from harness.wait import until
+from tools.chaos.probe import NOT_ANSWERING, callers_of, serving
 from tools.mesh import control
+from tools.mesh.edge.mesh import Edge
 from tools.mesh.http import get_json
 from tools.mesh.nats import INSTANCE_ID as NATS_INSTANCE
 from tools.mesh.nats import Nats
@@ -212,7 +214,11 @@ async def test_the_customer_copy_follows_update_profile_and_get_order_works_with
         assert (shown.customer.email, shown.customer.full_name) == (new_email, "Ada King")
     finally:
         supervisor.start("services:user-1")
-        await until(lambda: health_of(mesh, "user-1") == "passing", 60, "user-1 back")
+        # Back where the next test needs it: passing, and routed to by every caller's
+        # Envoy, the edge's included (Consul passes it a moment before they route to it).
+        callers = [(Edge(mesh).instance, "user"), *callers_of(mesh, "user")]
+        await until(lambda: serving(mesh, callers, mesh.instance("user-1")), 60,
+                    "user-1 back in every caller's Envoy", in_thread=True, not_yet=NOT_ANSWERING)
 
 
 async def test_a_broker_restart_loses_nothing_and_doubles_nothing(
