@@ -6,8 +6,11 @@ no intention allows), on a free loopback address so it runs beside any other mes
 What these tests prove is what the shared loopback could not: a process in another pod
 cannot walk around payment's sidecar, the sidecar admits only mesh certificates, an
 identity without an intention is refused, and an instance supervisord restarts comes
-back in its own pod at its own address and takes calls again. The fixture's teardown
-checks that no process, namespace or bridge of the run is left, even after a failure.
+back in its own pod at its own address and takes calls again. And the port forward
+through which the other tests call "as" a service on pods (MeshPlan.reach) carries those
+calls through the caller's sidecar while it is open, and is gone after. The fixture's
+teardown checks that no process, namespace or bridge of the run is left, even after a
+failure.
 
 Needs root and iproute2 (network namespaces), as CI has.
 """
@@ -18,18 +21,21 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf import json_format
+from meshmart.catalog.v1 import catalog_pb2_grpc
 
 from harness.host import free_loopback
-from harness.mesh import health_of, pid_of, public_http_counter
+from harness.mesh import health_of, pid_of, public_http_counter, upstream_counter
 from harness.wait import until
-from tests.mesh.helpers import charge_request
+from tests.mesh.helpers import charge_request, list_products
 from tools.mesh import control
 from tools.mesh.http import get_json
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
@@ -183,3 +189,24 @@ async def test_a_killed_instance_restarts_in_its_pod_at_its_address_and_takes_ca
 
     await until(calls_reach_catalog_1, 60, "a call through cart's sidecar on catalog-1",
                 in_thread=True, step=0.2)
+
+
+async def test_the_host_reaches_a_pods_listener_through_a_port_forward_while_it_is_open(
+    pod_mesh: MeshPlan,
+) -> None:
+    # How the tests and tools/chaos call "as cart" on pods (harness/callers.py): cart's
+    # listener for catalog is on cart's own loopback, the forward's end on the host.
+    cart = pod_mesh.instance("cart-1")
+    sent = upstream_counter(cart, "catalog", "upstream_rq_total")
+    with pod_mesh.reach(cart, cart.upstream_ports["catalog"]) as target:
+        host, port = target.rsplit(":", 1)
+        assert host == pod_mesh.address
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+            for _ in range(3):
+                assert len((await list_products(stub)).products) == 1
+    # The calls left through cart's sidecar (its catalog cluster made them)...
+    assert upstream_counter(cart, "catalog", "upstream_rq_total") >= sent + 3
+    # ...and the forward ended with the block: its process is gone, and its port with it.
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, int(port)), 5)
