@@ -137,8 +137,9 @@ class Load:
 
     Steady, not saturating: each caller pauses 20 ms between calls (at most ~150 calls/s
     in all). The box's two cores also run the whole mesh, and a recommendation starved of
-    CPU misses its own 300 ms catalog budget (UNAVAILABLE) whatever the split does; these
-    tests are about what the split, the routes and the failover do to calls."""
+    CPU misses its own catalog budget (UNAVAILABLE; 1 s on the session mesh,
+    tests/conftest.py) whatever the split does; these tests are about what the split, the
+    routes and the failover do to calls."""
 
     storefront: Storefront
     workers: int = 3
