@@ -4,6 +4,8 @@ their unit tests (prometheus/tests/) say."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -42,19 +44,40 @@ def test_the_committed_config_is_what_the_mesh_generates() -> None:
     )
 
 
-def test_promtool_accepts_the_config_with_its_rules() -> None:
-    output = promtool("check", "config", "prometheus.yml", cwd=PROMETHEUS_DIR)
+def write_token(path: Path) -> None:
+    """A token file where a config names one (promtool checks that it exists)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("a-token\n")
+
+
+def test_promtool_accepts_the_config_with_its_rules(tmp_path: Path) -> None:
+    """The committed file with its rules, in a copy of the checkout's layout: with ACLs
+    (topology.toml) it names Prometheus's token relative to itself, in the run
+    directory, which a test must not touch (a developer's mesh may be running there)."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(PROMETHEUS_DIR, checkout / "prometheus")
+    named = re.findall(r"credentials_file: (\S+)", (PROMETHEUS_DIR / "prometheus.yml").read_text())
+    assert bool(named) is load_topology().rules.acl
+    assert set(named) <= {"../.run/acl/prometheus.token"}
+    for token in set(named):
+        write_token(checkout / "prometheus" / token)
+    output = promtool("check", "config", "prometheus.yml", cwd=checkout / "prometheus")
     assert "SUCCESS: 1 rule files found" in output, output
 
 
-def test_a_test_mesh_config_is_valid_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("acl", [True, False], ids=["acl", "no-acl"])
+def test_a_test_mesh_config_is_valid_too(tmp_path: Path, acl: bool) -> None:
     """The config of a mesh on another address, with the rules by absolute path, as
-    `make up` and the mesh tests write it."""
-    plan = MeshPlan(topology=load_topology(), address="127.0.0.2", run_dir=tmp_path)
+    `make up` and the mesh tests write it (with ACLs, Prometheus's token file is the
+    run directory's)."""
+    plan = MeshPlan(topology=load_topology(), address="127.0.0.2", run_dir=tmp_path, acl=acl)
+    if (token := plan.token_file("prometheus")) is not None:
+        write_token(token)
     path = tmp_path / "prometheus.yml"
     path.write_text(prometheus_config(plan, rules_dir=PROMETHEUS_DIR / "rules"))
     output = promtool("check", "config", str(path))
     assert "127.0.0.2:8500" in path.read_text() and "SUCCESS" in output
+    assert (f"credentials_file: {token}" in path.read_text()) is acl
 
 
 def test_promtool_accepts_the_rules() -> None:

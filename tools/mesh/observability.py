@@ -306,19 +306,26 @@ def _java() -> str | None:
 # --------------------------------------------------------------------------- Prometheus
 
 
-def prometheus_config(plan: MeshPlan, rules_dir: Path | str) -> str:
+def prometheus_config(plan: MeshPlan, rules_dir: Path | str,
+                      config_dir: Path | None = None) -> str:
     """prometheus.yml of a mesh: three jobs, every target from Consul's catalog.
 
     services  the kit's /metrics of every instance (meta.metrics_port)
     envoy     every sidecar's Prometheus listener (its meta.metrics_port) and the edge
               Envoy's admin /stats/prometheus (meta.metrics_port + meta.metrics_path)
     consul    the agent's own /v1/agent/metrics
+
+    ``config_dir``: where the file will be; the token file is then named relative to it
+    (Prometheus resolves a relative path from the config's directory), so the committed
+    reference names no checkout's path. None: the token file's absolute path.
     """
     consul = plan.consul_http
     http_port = plan.topology.rules.consul_http_port
     # With ACLs: Prometheus's own token (tools/mesh/acl.py), read from its file on every
     # request, as a bearer token (Consul takes it as well as X-Consul-Token).
     token_file = plan.token_file("prometheus")
+    if token_file is not None and config_dir is not None:
+        token_file = Path(os.path.relpath(token_file, config_dir))
     auth = "" if token_file is None else (
         "        authorization:\n"
         f"          credentials_file: {token_file}\n"
@@ -420,7 +427,10 @@ def prometheus_config(plan: MeshPlan, rules_dir: Path | str) -> str:
 def committed_prometheus_config() -> str:
     """prometheus/prometheus.yml: the config of `make up`'s mesh (127.0.0.1), rules next to
     it. A reference to read and what promtool checks; each run writes its own copy."""
-    return prometheus_config(MeshPlan(topology=load_topology()), rules_dir="rules")
+    topology = load_topology()
+    # topology.toml's setting, not this process's MESHMART_MESH_ACL: the reference is one.
+    plan = MeshPlan(topology=topology, acl=topology.rules.acl)
+    return prometheus_config(plan, rules_dir="rules", config_dir=plan.root / PROMETHEUS_DIR)
 
 
 if __name__ == "__main__":  # python -m tools.mesh.observability: rewrite the reference

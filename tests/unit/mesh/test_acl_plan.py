@@ -88,3 +88,14 @@ def test_acl_in_topology_toml_must_be_a_boolean(tmp_path: Path) -> None:
     good = tmp_path / "good.toml"
     good.write_text("[mesh]\nacl = true\n[services.a]\nport = 7100\nupstreams = []\n")
     assert load_topology(good).rules.acl is True
+
+
+def test_a_config_at_a_known_place_names_prometheuss_token_relative_to_itself(
+    tmp_path: Path,
+) -> None:
+    """What the committed prometheus/prometheus.yml does: no checkout's absolute path."""
+    plan = plan_with(tmp_path / "run", on=True)
+    config = yaml.safe_load(prometheus_config(plan, "rules", config_dir=tmp_path / "prometheus"))
+    for job in config["scrape_configs"]:
+        for sd in job["consul_sd_configs"]:
+            assert sd["authorization"] == {"credentials_file": "../run/acl/prometheus.token"}
