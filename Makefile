@@ -34,8 +34,9 @@ lint: setup ## ruff, mypy on the kit and the harness, buf lint, go build of the 
 	cd gen/go && go build ./...
 	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go vet ./...) || exit 1; done
 
+# ACL=0 runs the test meshes without Consul ACLs (topology.toml [mesh] acl: on), ACL=1 with.
 test: setup lint proto-check breaking test-go test-servers ## the whole suite, mesh tests included (what CI runs)
-	$(PY) -m pytest --durations=25
+	$(if $(ACL),MESHMART_MESH_ACL=$(ACL) )$(PY) -m pytest --durations=25
 
 breaking: setup ## buf breaking: proto/ must stay wire/source compatible with the released contracts
 	cd proto && buf breaking --against released.binpb
@@ -57,7 +58,7 @@ run-local: setup-up ## every built service on loopback without the mesh (Ctrl-C 
 
 # --- the mesh (tools/mesh; everything derives from topology.toml) -------------------
 # ADDRESS=127.0.0.x runs it on another loopback address (default 127.0.0.1).
-# ACL=1 switches Consul ACLs on (default deny; tools/mesh/acl.py), ACL=0 off.
+# ACL=0 switches Consul ACLs off (on by default: default deny, tools/mesh/acl.py), ACL=1 on.
 # Run as root, every instance gets its own network namespace (pods: tools/mesh/pods.py);
 # without root, or with PODS=0, every instance shares the loopback (`up` says which).
 up: setup-up ## start Consul, every service + its Envoy sidecar, config entries; wait; print status
@@ -95,7 +96,7 @@ bench: setup-bench ## mesh overhead, one Python process, edge REST/gRPC, PlaceOr
 	@$(PY) -m bench.report
 
 test-chaos: setup ## only the chaos tests (they start a test mesh of their own, a few minutes)
-	$(PY) -m pytest tests/chaos
+	$(if $(ACL),MESHMART_MESH_ACL=$(ACL) )$(PY) -m pytest tests/chaos
 
 # --- containers (tools/compose; docker-compose.yml derives from topology.toml) ---------
 compose: setup ## regenerate docker-compose.yml, docker/compose.local.yml, prometheus/compose.yml, docker/requirements.txt (commit them)

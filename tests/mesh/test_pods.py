@@ -149,7 +149,8 @@ def namespace_of(pid: int) -> str:
 
 
 def catalog_address(plan: MeshPlan, instance_id: str) -> str:
-    for entry in get_json(f"{plan.consul_url}/v1/catalog/service/catalog"):
+    for entry in get_json(f"{plan.consul_url}/v1/catalog/service/catalog",
+                          token=plan.consul_token):
         if entry["ServiceID"] == instance_id:
             return str(entry["ServiceAddress"])
     return ""

@@ -52,7 +52,7 @@ class MeshRules:
     consul_serf_lan_port: int = 8301
     consul_serf_wan_port: int = 8302
     envoy_concurrency: int = 1  # Envoy worker threads per sidecar (0: one per core)
-    acl: bool = False  # Consul ACLs, default deny (tools/mesh/acl.py); `make up ACL=1`
+    acl: bool = True  # Consul ACLs, default deny (tools/mesh/acl.py); `make up ACL=0`: off
 
 
 # How an instance is started, by the language of its implementation:
@@ -321,7 +321,7 @@ def _rules(raw: Mapping[str, Any], path: Path) -> MeshRules:
     if unknown:
         raise TopologyError(f"{path}: [mesh] has unknown keys {sorted(unknown)}")
     ints = {k: int(v) for k, v in raw.items() if k != "acl"}
-    acl = raw.get("acl", False)
+    acl = raw.get("acl", MeshRules.acl)
     if not isinstance(acl, bool):
         raise TopologyError(f"{path}: [mesh] acl must be true or false, got {acl!r}")
     return MeshRules(**ints, acl=acl)
