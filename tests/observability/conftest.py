@@ -4,6 +4,7 @@ test chose, shared by the tests of tests/observability (the mesh is tests/confte
 from __future__ import annotations
 
 import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from harness.wait import until_blocking
 from tests.edge.client import ADDRESS, VISA_OK, EdgeClient
 from tools.mesh.edge.mesh import Edge
+from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.observability import Observability
 from tools.mesh.plan import MeshPlan
 
@@ -33,9 +36,30 @@ def observability(mesh: MeshPlan) -> Observability:
     return obs
 
 
+def order_upstreams_scraped(mesh: MeshPlan, observability: Observability) -> bool:
+    """Prometheus holds a sample of every order sidecar's request counters per upstream
+    (what the Consul UI's upstream cards rate over 15 minutes)."""
+    query = ('envoy_http_downstream_rq_xx{consul_source_service="order",'
+             'envoy_http_conn_manager_prefix="upstream"}')
+    body = get_json(f"{observability.prometheus_url}/api/v1/query?"
+                    + urllib.parse.urlencode({"query": query}))
+    seen = {(r["metric"].get("instance"), r["metric"].get("consul_upstream_service"))
+            for r in body["data"]["result"]}
+    wanted = {(inst.sidecar_id, upstream) for inst in mesh.instances()
+              if inst.service == "order" for upstream in mesh.topology.services["order"].upstreams}
+    return wanted <= seen
+
+
 @pytest.fixture(scope="session")
-def purchase(mesh: MeshPlan) -> Iterator[Purchase]:
-    """Register, log in, add to cart and order through the edge, in a trace we chose."""
+def purchase(mesh: MeshPlan, observability: Observability) -> Iterator[Purchase]:
+    """Register, log in, add to cart and order through the edge, in a trace we chose.
+
+    Only once Prometheus has scraped order's sidecars: a counter whose first sample
+    already counts the purchase never rises in Prometheus, so a rate over it (the
+    Consul UI's error ratio, 0/0) has nothing to show for 15 minutes."""
+    until_blocking(lambda: order_upstreams_scraped(mesh, observability), 90,
+                   "Prometheus's first scrape of order's sidecars", step=0.5,
+                   not_yet=(HTTPFailure,))
     edge = Edge(mesh)
     trace_id, span_id = os.urandom(16).hex(), os.urandom(8).hex()
     traceparent = {"traceparent": f"00-{trace_id}-{span_id}-01"}

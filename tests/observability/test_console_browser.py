@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page
 
-from harness.wait import until_blocking
+from harness.wait import TimedOut, until_blocking
 from tests.browser import TIMEOUT_MS, chromium, consul_ui_log_in, save
 from tests.observability.conftest import Purchase
 from tools.mesh.http import get_json
@@ -88,8 +88,11 @@ def test_the_consul_ui_shows_orders_upstreams_with_metrics_from_prometheus(
         return all(not math.isnan(shown[0][label].get(upstream, math.nan))
                    for label in UI_CARD_QUERIES for upstream in ORDER_UPSTREAMS)
 
-    until_blocking(every_card_has_its_figures, 90, "a figure in each of order's upstream "
-                   "cards through the UI's metrics proxy", step=1)
+    try:
+        until_blocking(every_card_has_its_figures, 90, "a figure in each of order's upstream "
+                       "cards through the UI's metrics proxy", step=1)
+    except TimedOut as timed_out:
+        raise AssertionError(f"{timed_out}; the queries answer {shown[0]}") from None
     page.goto(f"{mesh.consul_url}/ui/dc1/services/order/topology", timeout=TIMEOUT_MS)
     for upstream in ("user", "cart", "inventory", "payment"):
         page.get_by_text(upstream, exact=True).first.wait_for(timeout=TIMEOUT_MS)
