@@ -3,6 +3,7 @@ and that a mesh without them gets none of it. The mesh itself: tests/acl."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import yaml
 
 from services.kit.registration import load_mesh_settings
 from tools.mesh import acl, control
-from tools.mesh.observability import prometheus_config
+from tools.mesh.observability import Observability, prometheus_config
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import TopologyError, load_topology
 
@@ -99,3 +100,19 @@ def test_a_config_at_a_known_place_names_prometheuss_token_relative_to_itself(
     for job in config["scrape_configs"]:
         for sd in job["consul_sd_configs"]:
             assert sd["authorization"] == {"credentials_file": "../run/acl/prometheus.token"}
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["acl", "no-acl"])
+def test_up_says_how_to_log_the_consul_ui_in_read_only(tmp_path: Path, on: bool) -> None:
+    """`make up`'s hints: the UI's URL, and with ACLs the command that shows the operator's
+    token (read-only) for its "Log in"; without ACLs there is nothing to log in with."""
+    plan = plan_with(tmp_path, on=on)
+    hints = Observability(plan).hints()
+    assert f"Consul UI          http://{plan.consul_http}/ui/" in hints
+    log_in = f"Log in with the operator's token (reads all, writes nothing but its own " \
+             f"registration): cat {tmp_path / 'acl' / 'operator.token'}"
+    assert (log_in in hints) is on, hints
+    # ... and read-only it is: every rule of the operator's own policy is a read.
+    policies = re.findall(r'(?:policy|intentions|mesh|operator)\s*=\s*"(\w+)"',
+                          acl.OPERATOR_RULES)
+    assert policies and set(policies) == {"read"}
