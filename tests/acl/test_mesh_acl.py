@@ -1,9 +1,11 @@
-"""A whole mesh with Consul ACLs on (default deny), started by the code path of `make up
-ACL=1`: every instance and sidecar runs with its own service's token, the tools with the
-management token, and what the issue's zero-trust notes claim holds on the real parts.
+"""A whole mesh with Consul ACLs on (default deny): every instance and sidecar runs with
+its own service's token, the tools with the management token, and what the issue's
+zero-trust notes claim holds on the real parts.
 
-The mesh is this module's own (its own address and run directory), stopped at the end of
-the module; the session mesh of tests/conftest.py runs with the setting of topology.toml.
+The mesh is the session's (tests/conftest.py), which runs with topology.toml's setting,
+ACLs on; under `make test ACL=0` this module starts a mesh of its own with them on (its
+own address and run directory, stopped at the end of the module), so these claims are
+tested either way.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from typing import Any
 import grpc
 import pytest
 import requests
-from meshmart.payment.v1 import payment_pb2
+from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
+from harness.callers import caller_channel
 from harness.host import free_loopback
 from harness.wait import until
 from tests.browser import TIMEOUT_MS, chromium, consul_ui_log_in, save
 from tests.conftest import TEST_ONLY_UPSTREAMS, running
-from tests.mesh.helpers import charge_request, payment_stub
+from tests.mesh.helpers import charge_request
 from tools.mesh.control.components import programs
 from tools.mesh.http import get_text
 from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
@@ -33,7 +36,10 @@ pytestmark = pytest.mark.mesh
 
 
 @pytest.fixture(scope="module")
-def acl_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
+def acl_mesh(mesh: MeshPlan, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
+    if mesh.acl_enabled:
+        yield mesh
+        return
     run_dir = tmp_path_factory.mktemp("acl-mesh")
     topology = load_topology()
     address = free_loopback(topology.rules.consul_http_port, PROMETHEUS_PORT, ZIPKIN_PORT,
@@ -114,9 +120,9 @@ async def test_an_l7_intention_whose_permissions_match_nothing_falls_through_to_
 
     await until(every_payment_sidecar_names_cart, 60, "payment's sidecars got cart's rule",
                 in_thread=True)
-    channel, as_cart = payment_stub(cart.upstream_target("payment"))
     try:
-        async with channel:
+        async with caller_channel(acl_mesh, cart, "payment") as channel:
+            as_cart = payment_pb2_grpc.PaymentServiceStub(channel)
             for _ in range(4):  # round robin: both instances, twice
                 listed = await as_cart.ListPayments(
                     payment_pb2.ListPaymentsRequest(user_id="acl-user"), timeout=5)

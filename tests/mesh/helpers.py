@@ -7,10 +7,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import grpc
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from meshmart.common.v1 import common_pb2
-from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
+from meshmart.payment.v1 import payment_pb2
 
 CAPTURE_CARD = payment_pb2.Card(number="4242424242424242", exp_month=12, exp_year=2030, cvc="123")
 
@@ -24,16 +23,6 @@ def charge_request(user_id: str = "mesh-test-user") -> payment_pb2.ChargeRequest
         amount=common_pb2.Money(amount_minor=1250, currency="EUR"),
         card=CAPTURE_CARD,
     )
-
-
-def payment_stub(target: str) -> tuple[grpc.aio.Channel, payment_pb2_grpc.PaymentServiceStub]:
-    channel = grpc.aio.insecure_channel(target)
-    return channel, payment_pb2_grpc.PaymentServiceStub(channel)
-
-
-def catalog_stub(target: str) -> tuple[grpc.aio.Channel, catalog_pb2_grpc.CatalogServiceStub]:
-    channel = grpc.aio.insecure_channel(target)
-    return channel, catalog_pb2_grpc.CatalogServiceStub(channel)
 
 
 async def list_products(stub: catalog_pb2_grpc.CatalogServiceStub) -> Any:
