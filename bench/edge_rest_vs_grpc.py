@@ -50,7 +50,7 @@ from pathlib import Path
 
 from bench import place_order
 from harness.ghz import ghz, latency_ms
-from harness.host import free_loopback, settled
+from harness.host import free_mesh_address, settled
 from tools.mesh import control
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.plan import MeshPlan
@@ -240,7 +240,7 @@ def main() -> int:
         return 2
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="meshmart-edge-bench-"))
     topology = load_topology()
-    address = args.address or free_loopback(topology.rules.consul_http_port, first=20)
+    address = args.address or free_mesh_address(topology, first=20)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
     edge = Edge(plan)

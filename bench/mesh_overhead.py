@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.ghz import ghz, latency_ms, status_codes
-from harness.host import free_loopback
+from harness.host import free_mesh_address
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor, render
@@ -177,7 +177,7 @@ def main() -> int:
 def bench_plan(*, pods: bool) -> tuple[MeshPlan, Path]:
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-bench-"))
     topology = bench_topology()
-    address = free_loopback(topology.rules.consul_http_port, first=3)
+    address = free_mesh_address(topology, first=3)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir, pods=pods,
                     envoy_concurrency=1, extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
     return plan, run_dir

@@ -51,7 +51,7 @@ from typing import Any
 from bench import catalog_cpu, chart, mesh_overhead
 from bench.goals import GOALS
 from harness.ghz import ghz
-from harness.host import free_loopback
+from harness.host import free_mesh_address
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import ROOT
@@ -97,7 +97,7 @@ def mark(ok: bool) -> str:
 def overhead(report: Report, duration: int, rounds: int) -> None:
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-report-"))
     topology = mesh_overhead.bench_topology()
-    address = free_loopback(topology.rules.consul_http_port, first=3)
+    address = free_mesh_address(topology, first=3)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     envoy_concurrency=topology.rules.envoy_concurrency,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})

@@ -49,7 +49,7 @@ from typing import Any
 
 from bench.mesh_overhead import CALL, PAYLOAD, Run, bench_topology, summarize, tear_down
 from harness.ghz import ghz
-from harness.host import free_loopback
+from harness.host import free_mesh_address
 from services.kit.config import load_config
 from services.kit.registration import load_mesh_settings, registration
 from tools.mesh import control, envoy
@@ -441,7 +441,7 @@ def main() -> int:
         return 1
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-sidecar-cost-"))
     topology = bench_topology()
-    address = free_loopback(topology.rules.consul_http_port, first=5)
+    address = free_mesh_address(topology, first=5)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir, envoy_concurrency=1,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
     started = time.monotonic()

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 from tools.mesh import control
+from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
+from tools.mesh.topology import Topology
 
 
 def free_loopback(*ports: int, first: int = 2) -> str:
@@ -23,6 +25,17 @@ def free_loopback(*ports: int, first: int = 2) -> str:
         if all(_free(address, port) for port in ports):
             return address
     raise RuntimeError(f"no loopback address from 127.0.0.{first} with ports {ports} free")
+
+
+def free_mesh_address(topology: Topology, *, first: int = 2) -> str:
+    """The first 127.0.0.x (x >= ``first``) where every port a mesh binds on its address
+    is free: Consul's six, Prometheus's and Zipkin's. A mesh started there meets no other
+    mesh's Consul (one that found a single port taken would exit, and `up` would talk to
+    the other's)."""
+    r = topology.rules
+    consul = (r.consul_http_port, r.consul_grpc_port, r.consul_dns_port,
+              r.consul_server_port, r.consul_serf_lan_port, r.consul_serf_wan_port)
+    return free_loopback(*consul, PROMETHEUS_PORT, ZIPKIN_PORT, first=first)
 
 
 def _free(address: str, port: int) -> bool:

@@ -23,13 +23,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from harness.host import free_loopback
+from harness.host import free_mesh_address
 
 # The session's PostgreSQL and the engine fixtures (harness/postgres.py), for every suite.
 from harness.postgres import databases, engine, postgres_cluster  # noqa: F401
 from services.kit import loop_watch
 from tools.mesh import control
-from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
 from tools.mesh.pods import pods_unavailable
 from tools.mesh.topology import load_topology
@@ -48,15 +47,12 @@ def pytest_report_header() -> str:
 
 
 def _free_loopback_address() -> str:
-    """127.0.0.2, or the next 127.0.0.x whose Consul HTTP, Prometheus and Zipkin ports
-    are free (a mesh being torn down frees Consul's port before Prometheus and Zipkin
-    have stopped)."""
+    """127.0.0.2, or the next 127.0.0.x where no port of a mesh is taken (a mesh being torn
+    down frees Consul's ports before Prometheus and Zipkin have stopped)."""
     wanted = os.environ.get("MESHMART_TEST_MESH_ADDRESS")
     if wanted:
         return wanted
-    return free_loopback(
-        load_topology().rules.consul_http_port, PROMETHEUS_PORT, ZIPKIN_PORT, first=2
-    )
+    return free_mesh_address(load_topology())
 
 
 @pytest.fixture(scope="session")

@@ -21,14 +21,13 @@ import requests
 from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
 from harness.callers import caller_channel
-from harness.host import free_loopback
+from harness.host import free_mesh_address
 from harness.wait import until
 from tests.browser import TIMEOUT_MS, chromium, consul_ui_log_in, save
 from tests.conftest import TEST_ONLY_UPSTREAMS, running
 from tests.mesh.helpers import charge_request
 from tools.mesh.control.components import programs
 from tools.mesh.http import get_text
-from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import load_topology
 
@@ -42,8 +41,7 @@ def acl_mesh(mesh: MeshPlan, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         return
     run_dir = tmp_path_factory.mktemp("acl-mesh")
     topology = load_topology()
-    address = free_loopback(topology.rules.consul_http_port, PROMETHEUS_PORT, ZIPKIN_PORT,
-                            first=2)
+    address = free_mesh_address(topology)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     extra_upstreams=TEST_ONLY_UPSTREAMS, acl=True)
     with running(plan):

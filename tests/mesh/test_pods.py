@@ -32,13 +32,12 @@ import pytest
 from google.protobuf import json_format
 from meshmart.catalog.v1 import catalog_pb2_grpc
 
-from harness.host import free_loopback
+from harness.host import free_mesh_address
 from harness.mesh import health_of, pid_of, public_http_counter, upstream_counter
 from harness.wait import until
 from tests.mesh.helpers import charge_request, list_products
 from tools.mesh import control
 from tools.mesh.http import get_json
-from tools.mesh.observability import PROMETHEUS_PORT, ZIPKIN_PORT
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import Instance, Service, Topology, load_topology
 
@@ -61,8 +60,7 @@ def pod_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
     assert os.geteuid() == 0 and shutil.which("ip"), (
         "pods need root and iproute2 (network namespaces)")
     topology = pods_topology()
-    address = free_loopback(topology.rules.consul_http_port, PROMETHEUS_PORT, ZIPKIN_PORT,
-                            first=2)
+    address = free_mesh_address(topology)
     run_dir = tmp_path_factory.mktemp("pods")
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir, pods=True,
                     extra_upstreams={"cart": ["payment"]})
