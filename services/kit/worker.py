@@ -17,6 +17,24 @@ class Worker(Protocol):
     async def stop(self) -> None: ...
 
 
+# How long a cancelled task has to end before it is cancelled again.
+RECANCEL_SECONDS = 1.0
+
+
+async def cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait until it has ended, cancelling it again each
+    RECANCEL_SECONDS while it runs on: a cancellation can be lost below our code (on
+    Python 3.11 ``asyncio.wait_for`` returns a result that arrived with the cancel;
+    nats-py turns a cancelled ``next_msg`` into ConnectionClosedError once its connection
+    is closed, which a consumer's retry loop takes for a broker outage), and the task
+    would then run on while its stop waited forever."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=RECANCEL_SECONDS)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 class BackgroundWorker(ABC):
     """One task running ``_run`` until stopped: ``start`` creates it (a second start does
     nothing), ``stop`` cancels it, waits for it to end, then runs ``_stopped``."""
@@ -32,9 +50,7 @@ class BackgroundWorker(ABC):
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancelled(task)
             await self._stopped()
 
     @abstractmethod

@@ -4,7 +4,6 @@ loops (and the consumers' and the outbox relay's) wait with while the broker is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +16,7 @@ from nats.js import JetStreamContext
 
 from services.kit.events.streams import STREAMS, StreamSpec, ensure_streams
 from services.kit.logging import get_logger
+from services.kit.worker import cancelled
 
 log = get_logger("meshmart.events")
 
@@ -222,10 +222,8 @@ class EventBus:
 
     async def close(self) -> None:
         for task in (self._task, self._ensure_task):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if task is not None:
+                await cancelled(task)
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.close()
         self._ready.clear()
