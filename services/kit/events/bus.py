@@ -222,7 +222,7 @@ class EventBus:
 
     async def close(self) -> None:
         for task in (self._task, self._ensure_task):
-            if task is not None:
+            if task is not None and not task.done():
                 await cancelled(task)
         if self._nc is not None and not self._nc.is_closed:
             await self._nc.close()
