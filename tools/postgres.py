@@ -255,10 +255,13 @@ class PostgresCluster:
             raise ValueError(f"not a database name: {database!r}")
         passwords = self._passwords()
         with self.superuser() as conn:
-            if role not in passwords:
-                passwords[role] = secrets.token_urlsafe(18)
-                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-                verb = "ALTER" if exists.fetchone() else "CREATE"
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone()
+            # A password chosen before the server ran (passwords_for) makes its role here.
+            if role not in passwords or exists is None:
+                passwords.setdefault(role, secrets.token_urlsafe(18))
+                verb = "ALTER" if exists else "CREATE"
                 conn.execute(
                     sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
                         sql.Identifier(role), sql.Literal(passwords[role])
@@ -278,6 +281,19 @@ class PostgresCluster:
                     )
                 )
         return ServiceDatabase(service, role, database, passwords[role], self.host, self.port)
+
+    def passwords_for(self, services: Iterable[str]) -> dict[str, str]:
+        """role -> password for each of ``services``, chosen now where roles.json has none
+        yet; the roles themselves are made by ``service_database`` (a mesh writes its
+        services' URLs before the server runs: tools/mesh/postgres.py)."""
+        passwords = self._passwords()
+        missing = [role_name(s) for s in services if role_name(s) not in passwords]
+        if missing:
+            for role in missing:
+                passwords[role] = secrets.token_urlsafe(18)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._save_passwords(passwords)
+        return passwords
 
     def drop_database(self, database: str) -> None:
         with self.superuser() as conn:

@@ -7,19 +7,25 @@ Reads every OrderConfirmed (ORDERS) and PaymentRefunded (PAYMENTS) from the firs
 message, applies them with the live consumer's own handlers into a new SQLite file
 (with the processed event ids, so the file can take over from the incremental one),
 then compares the whole sales report and the popular products with the live read
-model. Exit 0 when they are equal, 1 when they differ.
+model, wherever analytics keeps it: the database at MESHMART_DATABASE_URL when that is
+set (a mesh on PostgreSQL: `python -m tools.postgres url analytics` prints it for the
+server's own address), else its SQLite file in MESHMART_DATA_DIR. Exit 0 when they are
+equal, 1 when they differ.
 
 --replace moves the rebuilt file over the live one: only with the analytics service
 stopped (its durable consumer continues after the last event either file has seen, and
-events it applies twice are recognised by their ids).
+events it applies twice are recognised by their ids), and only for a live read model in
+a SQLite file (a PostgreSQL database is no file to move: it is refused).
 
-Settings: MESHMART_NATS_URL (required), MESHMART_DATA_DIR (default .run/data).
+Settings: MESHMART_NATS_URL (required), MESHMART_DATABASE_URL (optional),
+MESHMART_DATA_DIR (default .run/data).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -30,7 +36,7 @@ from meshmart.common.v1.common_pb2 import EventEnvelope
 
 from services.analytics.projection import CONSUMER_NAME, EVENT_TYPES, handlers
 from services.analytics.store import DB_FILE, MIGRATIONS, SalesReadModel, SalesReport
-from services.kit.config import ConfigError, env_str
+from services.kit.config import ConfigError, env_str, read_database_url
 from services.kit.db import Database
 from services.kit.events import Handler, apply_once, read_stream, stream_for
 
@@ -113,17 +119,27 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         sys.stderr.write(f"error: {error} (nats://host:port of the broker)\n")
         return 2
+    # The same settings the service reads (services/kit/config.py).
+    try:
+        database_url = read_database_url(os.environ)
+    except ConfigError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
     data_dir = Path(env_str("MESHMART_DATA_DIR", ".run/data"))
-    live_path = data_dir / DB_FILE
+    live_target: Path | str = database_url or data_dir / DB_FILE
+    if args.replace and database_url:
+        sys.stderr.write("error: --replace moves a file: the live read model is in "
+                         "PostgreSQL (MESHMART_DATABASE_URL)\n")
+        return 2
     out = args.out or data_dir / "analytics.rebuilt.sqlite3"
     started = time.perf_counter()
     applied = asyncio.run(rebuild(url, out))
     took = time.perf_counter() - started
     say(f"rebuilt {out} from {applied} events in {took:.2f}s")
-    if not live_path.exists():
-        say(f"no live read model at {live_path}: nothing to compare")
+    if isinstance(live_target, Path) and not live_target.exists():
+        say(f"no live read model at {live_target}: nothing to compare")
         return 0
-    live, rebuilt = Database(live_path, MIGRATIONS), Database(out, MIGRATIONS)
+    live, rebuilt = Database(live_target, MIGRATIONS), Database(out, MIGRATIONS)
     try:
         problems = differences(live, rebuilt)
     finally:
@@ -132,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         say("\n".join(problems))
         return 1
-    say(f"identical to the incremental read model ({live_path})")
+    say(f"identical to the incremental read model ({live.location})")
     if args.replace:
-        out.replace(live_path)
-        say(f"replaced {live_path}")
+        out.replace(data_dir / DB_FILE)
+        say(f"replaced {live.location}")
     return 0
 
 

@@ -141,7 +141,7 @@ def load_config(name: str, env: Mapping[str, str] | None = None) -> ServiceConfi
         port=port,
         instance_id=env_str("MESHMART_INSTANCE_ID", f"{name}-{port}", env=source),
         data_dir=Path(env_str("MESHMART_DATA_DIR", ".run/data", env=source)),
-        database_url=_read_database_url(source),
+        database_url=read_database_url(source),
         run_dir=Path(env_str("MESHMART_RUN_DIR", ".run", env=source)),
         log_level=log_level,
         drain_seconds=env_float("MESHMART_DRAIN_SECONDS", 1.0, minimum=0.0, env=source),
@@ -150,7 +150,9 @@ def load_config(name: str, env: Mapping[str, str] | None = None) -> ServiceConfi
     )
 
 
-def _read_database_url(env: Mapping[str, str]) -> str:
+def read_database_url(env: Mapping[str, str]) -> str:
+    """MESHMART_DATABASE_URL, checked ("" when unset: SQLite); also for the tools that read
+    a service's state where the service keeps it (services/analytics/rebuild.py)."""
     raw = _lookup(DATABASE_URL_VARIABLE, env)
     if raw is None:
         return ""

@@ -42,7 +42,9 @@ from services.kit.dialect import (
     SQLiteEngine,
     Synchronous,
     is_database_url,
+    postgres_count,
     split_statements,
+    sqlite_count,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ __all__ = [
     "MigrationError",
     "Row",
     "Synchronous",
+    "count_apart",
     "from_row",
     "is_unique_violation",
     "open_database",
@@ -246,6 +249,16 @@ def open_database(
     SQLite file ``file_name`` in ``MESHMART_DATA_DIR``."""
     target: Path | str = config.database_url or config.data_dir / file_name
     return Database(target, migrations, synchronous=synchronous)
+
+
+def count_apart(target: Path | str, sql: str, timeout: float = 1.0) -> int | None:
+    """``sql`` (a count) in a service's database (its file, or its PostgreSQL URL) on a
+    short read-only connection of its own, without opening or migrating it: for tools
+    that read a running service's state. None when it cannot be read (no such file or
+    table yet, the server does not answer)."""
+    if is_database_url(target):
+        return postgres_count(str(target), sql, timeout)
+    return sqlite_count(Path(target), sql, timeout)
 
 
 def is_unique_violation(error: BaseException, table: str, column: str) -> bool:

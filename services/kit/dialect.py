@@ -141,20 +141,34 @@ class SQLiteEngine:
         return split_statements(script)
 
     def count_apart(self, sql: str) -> int | None:
-        """``sql`` (a count) on a read-only connection of its own, or None if it fails."""
-        try:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1.0)
-        except sqlite3.Error:
-            return None
-        try:
-            return int(conn.execute(sql).fetchone()[0])
-        except sqlite3.Error:
-            return None  # no such table yet, or the file is being replaced
-        finally:
-            conn.close()
+        return sqlite_count(self.path, sql)
 
     def close(self) -> None:
         self.raw.close()
+
+
+def sqlite_count(path: Path, sql: str, timeout: float = 1.0) -> int | None:
+    """``sql`` (a count) on a read-only connection of its own, or None if it fails."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+    except sqlite3.Error:
+        return None
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.Error:
+        return None  # no such table yet, or the file is being replaced
+    finally:
+        conn.close()
+
+
+def postgres_count(url: str, sql: str, timeout: float = 1.0) -> int | None:
+    """``sql`` (a count) on a short connection of its own, or None if it fails."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout))) as conn:
+            row = conn.execute(sql).fetchone()
+            return None if row is None else int(row[0])
+    except psycopg.Error:
+        return None
 
 
 def split_statements(script: str) -> Iterator[str]:
@@ -229,6 +243,10 @@ def postgres_ddl(statement: str) -> str:
     return "".join(parts)
 
 
+# How long opening a PostgreSQL database keeps trying to reach the server.
+OPEN_RETRY_SECONDS = 30.0
+
+
 class PostgresEngine:
     name: EngineName = "postgresql"
 
@@ -247,7 +265,25 @@ class PostgresEngine:
             # the machine may lose the last commits; the database never corrupts).
             "synchronous_commit": "on" if synchronous == "FULL" else "off",
         }
-        self.raw = self._connect()
+        self.raw = self._first_connect()
+
+    def _first_connect(self) -> Any:
+        """The first connection, retried for up to OPEN_RETRY_SECONDS while the server
+        cannot be reached: in the mesh the database is behind the service's own sidecar
+        (tools/mesh/postgres.py), whose listener exists only once Envoy has its config,
+        a moment after the process started."""
+        deadline = time.monotonic() + OPEN_RETRY_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                return self._connect()
+            except psycopg.OperationalError as error:
+                # A server that answered (a refused role or database: sqlstate set) stays
+                # refused; only no answer at all is worth another try.
+                if error.sqlstate is not None or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     def _connect(self) -> Any:
         options = " ".join(f"-c {name}={value}" for name, value in self._settings.items())
@@ -324,13 +360,7 @@ class PostgresEngine:
             yield postgres_ddl(statement)
 
     def count_apart(self, sql: str) -> int | None:
-        """``sql`` (a count) on a short connection of its own, or None if it fails."""
-        try:
-            with psycopg.connect(self.url, autocommit=True, connect_timeout=1) as conn:
-                row = conn.execute(sql).fetchone()
-                return None if row is None else int(row[0])
-        except psycopg.Error:
-            return None
+        return postgres_count(self.url, sql)
 
     def close(self) -> None:
         self.raw.close()

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -163,11 +164,6 @@ async def serve(config: ServiceConfig, build: Build) -> None:
     """Build the service and serve it on config.host:config.port until SIGTERM/SIGINT,
     then shut down gracefully and close its resources (also when building or starting
     fails)."""
-    async with contextlib.AsyncExitStack() as stack:
-        await _serve(config, build(config, stack))
-
-
-async def _serve(config: ServiceConfig, service: Service) -> None:
     configure_logging(config.name, config.instance_id, config.log_level)
     # Prometheus /metrics (services/kit/metrics.py) when MESHMART_METRICS_PORT is set; its
     # port goes into the Consul registration, where Prometheus discovers it.
@@ -180,6 +176,29 @@ async def _serve(config: ServiceConfig, service: Service) -> None:
     # Mesh: register in Consul once SERVING, deregister before the drain; no-op unless
     # MESHMART_CONSUL_HTTP_ADDR is set (services/kit/registration.py, owned by tools/mesh).
     mesh_start, mesh_stop = mesh_hooks(config, metrics_port=metrics_port)
+    if mesh_start and database_behind_sidecar(config):
+        # The database is reached through this instance's own sidecar (a mesh on
+        # PostgreSQL, tools/mesh/postgres.py), and a sidecar starts only once its instance
+        # is registered: register before the build opens the database. Consul's gRPC check
+        # fails until the server is SERVING, so no caller is routed here before that.
+        for hook in mesh_start:
+            await hook()
+        mesh_start = []
+    async with contextlib.AsyncExitStack() as stack:
+        await _serve(config, build(config, stack), mesh_start, mesh_stop)
+
+
+def database_behind_sidecar(config: ServiceConfig) -> bool:
+    """Whether the service's database URL is one of its sidecar's upstream listeners."""
+    if not config.database_url:
+        return False
+    netloc = urlsplit(config.database_url).netloc.rpartition("@")[2]
+    return netloc in set(config.upstreams.values())
+
+
+async def _serve(
+    config: ServiceConfig, service: Service, mesh_start: list[Hook], mesh_stop: list[Hook]
+) -> None:
     # Spans to Zipkin when MESHMART_ZIPKIN_URL is set (services/kit/tracing.py).
     tracing = configure_tracing(config)
     built = build_server(

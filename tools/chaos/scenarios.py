@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import grpc
 from meshmart.catalog.v1 import catalog_pb2, catalog_pb2_grpc
@@ -33,6 +33,7 @@ from harness.callers import caller_channel
 from harness.load import Call, LoadReport, capacity, open_loop
 from harness.mesh import consumers_idle, health_of, public_http_counter, upstream_counter
 from harness.wait import first_seen, until
+from services.kit.db import count_apart
 from tools.chaos import probe
 from tools.chaos.shop import (
     CARD,
@@ -47,6 +48,7 @@ from tools.mesh.http import HTTPFailure, get_text
 from tools.mesh.nats import INSTANCE_ID as NATS_INSTANCE
 from tools.mesh.nats import Nats
 from tools.mesh.plan import MeshPlan
+from tools.mesh.postgres import Postgres
 from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Instance
 
@@ -503,17 +505,26 @@ class NatsResult:
     settled_after: float  # end of the purchases -> every consumer caught up (s)
 
 
+# The services with an outbox, and their SQLite file on a mesh without PostgreSQL.
+OUTBOX_SERVICES = (("user", "user.sqlite3"), ("order", "order.sqlite3"),
+                   ("payment", "payment.sqlite3"))
+
+
 def outbox_backlog(plan: MeshPlan) -> int:
-    """Events committed by user, order and payment and not yet published to JetStream."""
+    """Events committed by user, order and payment and not yet published to JetStream,
+    read in each one's own database, whichever engine the mesh runs on."""
     total = 0
-    for db in ("user.sqlite3", "order.sqlite3", "payment.sqlite3"):
-        path = plan.data_dir / db
-        if not path.exists():
+    databases = Postgres(plan)
+    for service, file_name in OUTBOX_SERVICES:
+        target = databases.state_of(service, file_name)
+        if isinstance(target, Path) and not target.exists():
             continue
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                                timeout=5)) as conn:
-            total += int(conn.execute(
-                "SELECT count(*) FROM outbox WHERE sent_us IS NULL").fetchone()[0])
+        backlog = count_apart(target, "SELECT count(*) FROM outbox WHERE sent_us IS NULL",
+                              timeout=5)
+        if backlog is None:
+            where = f" in {target}" if isinstance(target, Path) else ""  # a URL has a password
+            raise RuntimeError(f"cannot read {service}'s outbox{where}")
+        total += backlog
     return total
 
 

@@ -38,6 +38,7 @@ from tools.mesh.edge.settings import SERVICE_NAME as EDGE
 from tools.mesh.http import request
 from tools.mesh.nats import SERVICE_NAME as NATS
 from tools.mesh.plan import MeshPlan
+from tools.mesh.postgres import Postgres
 from tools.mesh.topology import Topology
 
 # The agent's acl stanza (passed as -hcl or a -config-file).
@@ -149,9 +150,11 @@ def apply(consul_url: str, management: str, wanted: list[Grant], tokens: Tokens)
 
 
 
-# The grants beside topology.toml's services: the Connect services the tools run.
+# The grants beside topology.toml's services: the Connect services the tools run (the
+# databases of a mesh on PostgreSQL too, one identity each).
 def mesh_grants(plan: MeshPlan, node: str = "meshmart") -> list[Grant]:
-    return grants(plan.topology, connect_services=[EDGE, NATS], node=node)
+    return grants(plan.topology, connect_services=[EDGE, NATS, *Postgres(plan).connect_services()],
+                  node=node)
 
 
 def switch_on(plan: MeshPlan) -> bool:

@@ -11,7 +11,7 @@ tools/mesh/control/components.py holds the list of the components of a run.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from tools.mesh.plan import Program
 from tools.mesh.topology import Instance
@@ -34,6 +34,16 @@ class Component(Protocol):
         """(caller, callee) pairs this component adds to topology.toml's call graph, which
         the intentions must allow."""
         return set()
+
+    def config_entries(self) -> list[dict[str, Any]]:
+        """Consul config entries derived from the plan (Kind, Name, ...), written by `up`
+        after consul/config-entries/; the committed HCL is for what does not vary by run."""
+        return []
+
+    def connect_services(self) -> list[str]:
+        """Connect services this component registers beyond the edge and NATS (each
+        gets an ACL service identity, tools/mesh/acl.py)."""
+        return []
 
     def wait_ready(self, deadline: float) -> list[str]:
         """Block until the component is ready (raise past ``deadline``); returns notices

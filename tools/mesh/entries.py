@@ -9,12 +9,14 @@ of topology.toml, so a topology edit without its intention cannot go unnoticed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tools.mesh.http import HTTPFailure, get_json
+from tools.mesh.http import HTTPFailure, get_json, request
 from tools.mesh.nats import SERVICE_NAME as NATS
 from tools.mesh.operator import Operator
 from tools.mesh.plan import MeshPlan
@@ -85,9 +87,29 @@ def apply(plan: MeshPlan) -> list[str]:
     return written
 
 
-def check(plan: MeshPlan, component_edges: set[tuple[str, str]]) -> list[str]:
+def apply_derived(plan: MeshPlan, derived: list[dict[str, Any]]) -> list[str]:
+    """Write the entries the run's components derive from the plan (PUT /v1/config, in
+    KIND_ORDER), after the committed ones; returns "<Kind>/<Name>" of each."""
+    written = []
+    for entry in sorted(derived, key=lambda e: KIND_ORDER.index(e["Kind"])):
+        try:
+            request(f"{plan.consul_url}/v1/config", method="PUT",
+                    data=json.dumps(entry).encode(), timeout=10, token=plan.consul_token)
+        except HTTPFailure as failure:
+            raise EntriesError(
+                f"writing {entry['Kind']} {entry['Name']} failed: {failure}") from None
+        written.append(f"{entry['Kind']}/{entry['Name']}")
+    return written
+
+
+def check(
+    plan: MeshPlan,
+    component_edges: set[tuple[str, str]],
+    tcp_services: frozenset[str] = frozenset(),
+) -> list[str]:
     """Problems where Consul's entries and topology.toml, with the (caller, callee) pairs
-    the run's components add, disagree (empty: consistent)."""
+    the run's components add, disagree (empty: consistent). ``tcp_services``: the
+    components' services whose protocol is tcp (a mesh on PostgreSQL's databases)."""
     topo = plan.topology
     problems: list[str] = []
     try:
@@ -142,9 +164,10 @@ def check(plan: MeshPlan, component_edges: set[tuple[str, str]]) -> list[str]:
         for service in sorted(set(topo.services) - have):
             problems.append(f"no {kind} for {service} ({ENTRIES_DIR}/{service}/{kind}.hcl)")
     for entry in defaults:
-        if entry["Name"] == NATS:  # the event bus is plain TCP (tools/mesh/nats.py)
+        # The event bus is plain TCP (tools/mesh/nats.py), and so are the databases.
+        if entry["Name"] == NATS or entry["Name"] in tcp_services:
             if str(entry.get("Protocol", "")) != "tcp":
-                problems.append(f"service-defaults {NATS}: Protocol must be tcp")
+                problems.append(f"service-defaults {entry['Name']}: Protocol must be tcp")
             continue
         if str(entry.get("Protocol", "")) != "grpc":
             problems.append(f"service-defaults {entry['Name']}: Protocol must be grpc")

@@ -27,6 +27,10 @@ from tools.mesh.topology import ROOT, Instance, Topology
 MESH_MARKER = "MESHMART_MESH_RUN_DIR"
 # 1: the run has Consul ACLs (default deny), 0: it has not; unset: topology.toml decides.
 ACL_SETTING = "MESHMART_MESH_ACL"
+# The engine of the services' state: "sqlite" (the default: a file per service under
+# <run>/data) or "postgresql" (tools/mesh/postgres.py); `make up DB=postgresql`.
+DATABASE_SETTING = "MESHMART_MESH_DATABASE"
+DATABASE_ENGINES = ("sqlite", "postgresql")
 # <run>/pods: the pods `up` made for the run, one per line (what `down` removes).
 PODS_RECORD = "pods"
 
@@ -71,6 +75,9 @@ class MeshPlan:
     # Each service instance (process + sidecar) in its own network namespace on a bridge
     # (tools/mesh/pods.py); False: every process shares the loopback ``address``.
     pods: bool = False
+    # "sqlite" or "postgresql" (tools/mesh/postgres.py); None: MESHMART_MESH_DATABASE,
+    # else "sqlite".
+    database: str | None = None
 
     # --- paths -------------------------------------------------------------------
     @property
@@ -100,6 +107,16 @@ class MeshPlan:
             return self.acl
         setting = os.environ.get(ACL_SETTING)
         return self.topology.rules.acl if setting is None else setting == "1"
+
+    @property
+    def database_engine(self) -> str:
+        """``database``, else MESHMART_MESH_DATABASE (`make up DB=postgresql`; every
+        program of the run gets it), else "sqlite"."""
+        engine = self.database or os.environ.get(DATABASE_SETTING) or "sqlite"
+        if engine not in DATABASE_ENGINES:
+            raise ValueError(f"{DATABASE_SETTING} must be one of {DATABASE_ENGINES}, "
+                             f"got {engine!r}")
+        return engine
 
     def token_file(self, name: str) -> Path | None:
         """The file of grant ``name``'s token (a service, "prometheus", "operator",
@@ -164,7 +181,12 @@ class MeshPlan:
 
     def instances(self) -> list[Instance]:
         present = set(self.present_services())
-        topology = self.topology.with_extra_upstreams(self.extra_upstreams)
+        # Extra upstreams that are no service of the topology (another service's database,
+        # tools/mesh/postgres.py) are their component's to add.
+        topology = self.topology.with_extra_upstreams({
+            name: [u for u in ups if u in self.topology.services]
+            for name, ups in self.extra_upstreams.items()
+        })
         own = [i for i in topology.instances(self.address) if i.service in present]
         # Canary releases (recommendation v2 in Go) run beside their service's instances.
         canaries = [
@@ -229,6 +251,8 @@ class MeshPlan:
         if self.acl_enabled or self.topology.rules.acl:
             # The run's wrappers (NATS, the edge, Prometheus) build their plan from it.
             env[ACL_SETTING] = "1" if self.acl_enabled else "0"
+        if self.database_engine != "sqlite":
+            env[DATABASE_SETTING] = self.database_engine
         return env
 
     def service_env(self, inst: Instance, version: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from tools.mesh.nats import Nats
 from tools.mesh.observability import Observability
 from tools.mesh.operator import Operator
 from tools.mesh.plan import MeshPlan, Program
+from tools.mesh.postgres import Postgres
 from tools.mesh.topology import Instance
 from tools.mesh.version import source_version
 
@@ -25,6 +26,7 @@ def components(plan: MeshPlan) -> list[Component]:
     return [
         Edge(plan),  # the edge gateway (tools/mesh/edge)
         Nats(plan),  # the event bus (tools/mesh/nats.py)
+        Postgres(plan),  # the databases, on a mesh run on PostgreSQL (tools/mesh/postgres.py)
         Operator(plan),  # the operator's identity and sidecar (tools/mesh/operator.py)
         Observability(plan),  # Prometheus, Zipkin (tools/mesh/observability.py)
     ]

@@ -83,7 +83,13 @@ def up(
         say(f"Consul ACLs on (default deny): tokens in {plan.tokens_dir}/ (0600)")
     written = entries.apply(plan)
     say(f"applied {len(written)} config entries from {entries.ENTRIES_DIR}/")
-    problems = entries.check(plan, edges(plan)) if check_entries else []
+    derived = [entry for part in parts for entry in part.config_entries()]
+    if derived:
+        entries.apply_derived(plan, derived)
+        say(f"applied {len(derived)} config entries derived from the plan (its databases)")
+    tcp = frozenset(e["Name"] for e in derived
+                    if e["Kind"] == "service-defaults" and e.get("Protocol") == "tcp")
+    problems = entries.check(plan, edges(plan), tcp) if check_entries else []
     if problems:
         raise MeshError("config entries disagree with topology.toml:\n  " + "\n  ".join(problems))
 
