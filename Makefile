@@ -59,12 +59,14 @@ run-local: setup-up ## every built service on loopback without the mesh (Ctrl-C 
 # --- the mesh (tools/mesh; everything derives from topology.toml) -------------------
 # ADDRESS=127.0.0.x runs it on another loopback address (default 127.0.0.1).
 # ACL=0 switches Consul ACLs off (on by default: default deny, tools/mesh/acl.py), ACL=1 on.
+# HOSTS=3 runs the mesh on three simulated hosts (network namespaces, each its own Consul
+# agent, three Consul servers; tools/mesh/hosts.py; needs pods: root).
 # DB=postgresql keeps the services' state in PostgreSQL, reached through the sidecars
 # (tools/mesh/postgres.py; default: SQLite files).
 # Run as root, every instance gets its own network namespace (pods: tools/mesh/pods.py);
 # without root, or with PODS=0, every instance shares the loopback (`up` says which).
 up: setup-up ## start Consul, every service + its Envoy sidecar, config entries; wait; print status
-	@$(if $(ACL),MESHMART_MESH_ACL=$(ACL) )$(if $(DB),MESHMART_MESH_DATABASE=$(DB) )$(PY) -m tools.mesh up$(if $(ADDRESS), --address $(ADDRESS))$(if $(filter 0,$(PODS)), --no-pods,$(if $(PODS), --pods))
+	@$(if $(ACL),MESHMART_MESH_ACL=$(ACL) )$(if $(DB),MESHMART_MESH_DATABASE=$(DB) )$(if $(HOSTS),MESHMART_MESH_HOSTS=$(HOSTS) )$(PY) -m tools.mesh up$(if $(ADDRESS), --address $(ADDRESS))$(if $(filter 0,$(PODS)), --no-pods,$(if $(PODS), --pods))
 
 down: ## stop the whole mesh gracefully and check no process of it is left
 	@$(PY) -m tools.mesh down$(if $(ADDRESS), --address $(ADDRESS))

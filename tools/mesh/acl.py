@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.mesh import hosts
 from tools.mesh.edge.settings import SERVICE_NAME as EDGE
 from tools.mesh.http import request
 from tools.mesh.nats import SERVICE_NAME as NATS
@@ -153,8 +154,12 @@ def apply(consul_url: str, management: str, wanted: list[Grant], tokens: Tokens)
 # The grants beside topology.toml's services: the Connect services the tools run (the
 # databases of a mesh on PostgreSQL too, one identity each).
 def mesh_grants(plan: MeshPlan, node: str = "meshmart") -> list[Grant]:
-    return grants(plan.topology, connect_services=[EDGE, NATS, *Postgres(plan).connect_services()],
-                  node=node)
+    own = grants(plan.topology, connect_services=[EDGE, NATS, *Postgres(plan).connect_services()],
+                 node=node)
+    # With more hosts each one's agent has a token of its own node (tools/mesh/hosts.py).
+    many = plan.host_count if plan.pods else 1
+    return own + [Grant(f"agent-host{h}", f"meshmart agent of node {hosts.node_name(h)}",
+                        rules=agent_rules(hosts.node_name(h))) for h in range(2, many + 1)]
 
 
 def switch_on(plan: MeshPlan) -> bool:
@@ -166,5 +171,9 @@ def switch_on(plan: MeshPlan) -> bool:
     if management_file.exists():
         return False
     management = bootstrap(plan.consul_url, management_file)
-    apply(plan.consul_url, management, mesh_grants(plan), Tokens(plan.tokens_dir))
+    tokens = apply(plan.consul_url, management, mesh_grants(plan), Tokens(plan.tokens_dir))
+    for host, url in hosts.agent_urls(plan).items():
+        if host > 1:  # host 1's agent got "agent" in apply
+            _put(url, "/v1/agent/token/agent", {"Token": tokens.secrets[f"agent-host{host}"]},
+                 management)
     return True

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from services.kit.config import ServiceConfig
 from tools.mesh.pods import PodNetwork
-from tools.mesh.topology import ROOT, Instance, Topology
+from tools.mesh.topology import ROOT, HostsSettings, Instance, Topology, host_of, load_table
 
 # Every process of a mesh carries this variable (supervisord passes it on, Consul
 # and Envoy inherit it through exec), so `down` and the tests can find any process
@@ -31,6 +31,12 @@ ACL_SETTING = "MESHMART_MESH_ACL"
 # <run>/data) or "postgresql" (tools/mesh/postgres.py); `make up DB=postgresql`.
 DATABASE_SETTING = "MESHMART_MESH_DATABASE"
 DATABASE_ENGINES = ("sqlite", "postgresql")
+# How many simulated hosts (tools/mesh/hosts.py); unset: topology.toml [hosts] count.
+# `make up HOSTS=3`.
+HOSTS_SETTING = "MESHMART_MESH_HOSTS"
+# Hosts 2.. have their Consul agent in a namespace of their own on the pods' bridge, at
+# the pod network's address number HOST_ADDRESS_BASE + host (10.213.X.242, .243, ...).
+HOST_ADDRESS_BASE = 238
 # <run>/pods: the pods `up` made for the run, one per line (what `down` removes).
 PODS_RECORD = "pods"
 
@@ -78,6 +84,9 @@ class MeshPlan:
     # "sqlite" or "postgresql" (tools/mesh/postgres.py); None: MESHMART_MESH_DATABASE,
     # else "sqlite".
     database: str | None = None
+    # How many simulated hosts, each with its own Consul agent (tools/mesh/hosts.py;
+    # needs pods); None: MESHMART_MESH_HOSTS, else topology.toml [hosts] count.
+    hosts: int | None = None
 
     # --- paths -------------------------------------------------------------------
     @property
@@ -118,6 +127,47 @@ class MeshPlan:
                              f"got {engine!r}")
         return engine
 
+    # --- hosts -------------------------------------------------------------------
+    @property
+    def host_count(self) -> int:
+        """``hosts``, else MESHMART_MESH_HOSTS (`make up HOSTS=3`), else what the run was
+        started with (<run>/hosts), else topology.toml [hosts] count (1: one host)."""
+        if self.hosts is not None:
+            count = self.hosts
+        elif setting := os.environ.get(HOSTS_SETTING):
+            count = int(setting)
+        elif self.hosts_record.exists():  # a running mesh's (`make status`, `down`)
+            count = int(self.hosts_record.read_text())
+        else:
+            count = load_table(self.topology.source, "hosts", HostsSettings).count
+        if count < 1:
+            raise ValueError(f"the mesh needs at least one host, not {count}")
+        if count > 1 and not self.pods:
+            raise ValueError(f"{count} hosts need pods (network namespaces: root)")
+        return count
+
+    def host_address(self, host: int) -> str:
+        """Where host ``host``'s Consul agent is reached: host 1 is the machine itself
+        (the bridge's host side, as today); host k > 1 a namespace on the bridge."""
+        if host == 1:
+            return self.shared_address
+        return self.pod_network.address_of(HOST_ADDRESS_BASE + host)
+
+    def host_pods(self) -> dict[str, str]:
+        """The namespaces of hosts 2.. (named like pods: "host2"), with their addresses."""
+        return {f"host{h}": self.host_address(h) for h in range(2, self.host_count + 1)}
+
+    def consul_http_of(self, inst: Instance) -> str:
+        """host:port of the Consul agent of ``inst``'s host, as ``inst`` reaches it."""
+        return f"{self.host_address(inst.host)}:{self.topology.rules.consul_http_port}"
+
+    def consul_grpc_of(self, inst: Instance) -> str:
+        """host:port of the xDS port of ``inst``'s host's agent, which its sidecar dials."""
+        return f"{self.host_address(inst.host)}:{self.topology.rules.consul_grpc_port}"
+
+    def consul_data_dir_of(self, host: int) -> Path:
+        return self.consul_data_dir if host == 1 else self.run_dir / f"consul-host{host}"
+
     def token_file(self, name: str) -> Path | None:
         """The file of grant ``name``'s token (a service, "prometheus", "operator",
         "management"), None when the run has no ACLs."""
@@ -133,6 +183,7 @@ class MeshPlan:
         path = self.tokens_dir / "management.token"
         return path.read_text().strip() if path.exists() else None
     pods_record = RunPath(PODS_RECORD)
+    hosts_record = RunPath("hosts")  # how many hosts `up` started the run with
 
     # --- addresses ---------------------------------------------------------------
     @cached_property
@@ -197,14 +248,18 @@ class MeshPlan:
             return own + canaries
         # A pod each, at a fixed address by the instance's place in the plan (a restarted
         # instance comes back at the same one); inside it, its own loopback.
+        count = self.host_count
         return [
-            replace(inst, address=self.pod_network.address_of(n), pod_loopback="127.0.0.1")
+            replace(inst, address=self.pod_network.address_of(n), pod_loopback="127.0.0.1",
+                    host=host_of(self.topology.services[inst.service], inst.number, count))
             for n, inst in enumerate(own + canaries)
         ]
 
     def pod_addresses(self) -> dict[str, str]:
         """Pod (= instance id) -> its address; empty without pods."""
-        return {i.instance_id: i.address for i in self.instances()} if self.pods else {}
+        if not self.pods:
+            return {}
+        return {**{i.instance_id: i.address for i in self.instances()}, **self.host_pods()}
 
     def in_pod(self, inst: Instance, command: list[str]) -> list[str]:
         """``command`` run in ``inst``'s pod (unchanged for a part on the host side)."""
@@ -253,6 +308,8 @@ class MeshPlan:
             env[ACL_SETTING] = "1" if self.acl_enabled else "0"
         if self.database_engine != "sqlite":
             env[DATABASE_SETTING] = self.database_engine
+        if self.pods and self.host_count > 1:
+            env[HOSTS_SETTING] = str(self.host_count)
         return env
 
     def service_env(self, inst: Instance, version: str) -> dict[str, str]:
@@ -273,7 +330,8 @@ class MeshPlan:
         env = {
             **self.base_env(),
             **kit.to_env(),
-            "MESHMART_CONSUL_HTTP_ADDR": self.pod_consul_http,
+            # Its host's agent (with one host, the mesh's).
+            "MESHMART_CONSUL_HTTP_ADDR": self.consul_http_of(inst),
             "MESHMART_SIDECAR_PORT": str(inst.sidecar_port),
             "MESHMART_SIDECAR_METRICS_ADDR": f"{inst.address}:{inst.metrics_port}",
             # A service with releases (topology.toml version/canary) registers its release.
@@ -291,7 +349,7 @@ class MeshPlan:
     def sidecar_command(self, inst: Instance) -> list[str]:
         """`consul connect envoy` for one instance, behind the wait-for-registration shim
         (in the instance's pod, if any)."""
-        consul_http = self.pod_consul_http  # = consul_http without pods
+        consul_http = self.consul_http_of(inst)  # = consul_http without pods
         envoy_args = ["--base-id", str(inst.base_id), "--log-level", "warn"]
         if self.envoy_concurrency > 0:
             envoy_args += ["--concurrency", str(self.envoy_concurrency)]
@@ -300,7 +358,7 @@ class MeshPlan:
             "-sidecar-for", inst.instance_id,
             "-http-addr", consul_http,
             # The plaintext xDS port: the TLS one needs a CA file Envoy is not given.
-            "-grpc-addr", self.consul_grpc,
+            "-grpc-addr", self.consul_grpc_of(inst),
             "-admin-bind", f"{inst.address}:{inst.admin_port}",
             "-envoy-binary", str(self.bin / "envoy"),
         ]

@@ -105,6 +105,8 @@ class Instance:
     # In a pod (tools/mesh/pods.py): ``address`` is the pod's, and the process and the
     # sidecar's upstream listeners bind the pod's own loopback, this. "" = ``address``.
     pod_loopback: str = ""
+    # The (simulated) host it runs on, 1-based (topology.toml [hosts], ``host_of``).
+    host: int = 1
 
     @property
     def local_address(self) -> str:
@@ -226,6 +228,21 @@ class Topology:
         topo = Topology(services=services, rules=self.rules, source=self.source)
         _check_ports(topo)
         return topo
+
+
+@dataclass(frozen=True)
+class HostsSettings:
+    """topology.toml [hosts]: how many (simulated) hosts the mesh runs on."""
+
+    count: int = 1
+
+
+def host_of(service: Service, number: int, count: int) -> int:
+    """The host (1-based) of instance ``number`` of ``service`` on ``count`` hosts: a
+    service's instances go round the hosts one after the other, starting at a host that
+    moves with the service's slot, so every service with two or more instances has them
+    on different hosts and the services' first instances do not all land on host 1."""
+    return (service.slot + number - 1) % count + 1
 
 
 def read_services(path: Path) -> dict[str, Service]:

@@ -8,7 +8,7 @@ tools/mesh/component.py and one more entry in ``components``.
 
 from __future__ import annotations
 
-from tools.mesh import acl
+from tools.mesh import acl, hosts
 from tools.mesh.component import Component
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.nats import Nats
@@ -27,6 +27,7 @@ def components(plan: MeshPlan) -> list[Component]:
         Edge(plan),  # the edge gateway (tools/mesh/edge)
         Nats(plan),  # the event bus (tools/mesh/nats.py)
         Postgres(plan),  # the databases, on a mesh run on PostgreSQL (tools/mesh/postgres.py)
+        hosts.Hosts(plan),  # the hosts and their agents, with more than one (tools/mesh/hosts.py)
         Operator(plan),  # the operator's identity and sidecar (tools/mesh/operator.py)
         Observability(plan),  # Prometheus, Zipkin (tools/mesh/observability.py)
     ]
@@ -54,6 +55,7 @@ def programs(plan: MeshPlan) -> list[Program]:
     component's."""
     parts = components(plan)
     version = source_version(plan.root)
+    acl_args = ["-hcl", acl.AGENT_ACL_HCL] if plan.acl_enabled else []
     consul = plan.program(
         "consul",
         "infra",
@@ -68,8 +70,10 @@ def programs(plan: MeshPlan) -> list[Program]:
             "-client", " ".join(dict.fromkeys([plan.address, plan.shared_address])),
             "-advertise", plan.shared_address,
             *(arg for part in parts for arg in part.consul_args()),
+            # More hosts: host 1's agent is one of the servers (tools/mesh/hosts.py).
+            *hosts.cluster_args(plan, 1),
             # Default-deny ACLs (tools/mesh/acl.py): `up` bootstraps them.
-            *(["-hcl", acl.AGENT_ACL_HCL] if plan.acl_enabled else []),
+            *acl_args,
         ],
         priority=10,
         autostart=True,
@@ -77,7 +81,7 @@ def programs(plan: MeshPlan) -> list[Program]:
         stop_signal="INT",
         stop_wait=15,
     )
-    result = [consul]
+    result = [consul, *hosts.agent_programs(plan, acl_args)]
     for inst in plan.instances():
         result.append(plan.program(
             inst.instance_id,

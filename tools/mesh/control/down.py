@@ -86,8 +86,9 @@ def remove_pods(plan: MeshPlan) -> bool:
         pods = plan.pods_record.read_text().split()
     except FileNotFoundError:
         return False
-    plan.pod_network.destroy(pods)
+    plan.pod_network.destroy(pods)  # the hosts' namespaces are among them
     plan.pods_record.unlink()
+    plan.hosts_record.unlink(missing_ok=True)
     return True
 
 

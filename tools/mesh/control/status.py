@@ -17,11 +17,14 @@ def render_status(plan: MeshPlan) -> str:
     except HTTPFailure as failure:
         return f"Consul at {plan.consul_url} does not answer ({failure}): is the mesh up?"
     rows = []
+    # With more hosts (tools/mesh/hosts.py) each instance's host, and a block of them.
+    many_hosts = plan.pods and plan.host_count > 1
     for inst in plan.instances():
         s = states[inst.instance_id]
         rows.append([
             inst.service,
             inst.instance_id,
+            *([str(inst.host)] if many_hosts else []),
             inst.grpc_target,
             s.health,
             f"{s.sidecar_ready} {inst.address}:{inst.sidecar_port} ({s.sidecar_health})",
@@ -29,7 +32,8 @@ def render_status(plan: MeshPlan) -> str:
             f"{s.process} {s.pid or ''}".strip(),
         ])
     table = render_table(
-        ["service", "instance", "address", "health", "sidecar (mTLS listener)", "admin", "process"],
+        ["service", "instance", *(["host"] if many_hosts else []), "address", "health",
+         "sidecar (mTLS listener)", "admin", "process"],
         rows,
     )
     # Each component's block (the event bus's streams and consumers, rate / errors / p99

@@ -69,10 +69,15 @@ def up(
             )
         # Consul's state is derived (registrations come from the processes, entries from
         # consul/): start it empty so nothing stale from a crashed run survives.
-        shutil.rmtree(plan.consul_data_dir, ignore_errors=True)
+        for host in range(1, (plan.host_count if plan.pods else 1) + 1):
+            shutil.rmtree(plan.consul_data_dir_of(host), ignore_errors=True)
         shutil.rmtree(plan.tokens_dir, ignore_errors=True)  # a new Consul: new tokens
         if plan.pods:
             make_pods(plan, say)
+        if plan.pods and plan.host_count > 1:
+            plan.hosts_record.write_text(f"{plan.host_count}\n")
+        else:
+            plan.hosts_record.unlink(missing_ok=True)
         _generate_keys(plan, say)
         plan.supervisor_conf.write_text(conf)
         say(f"starting supervisord ({plan.supervisor_conf})")

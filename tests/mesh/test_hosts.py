@@ -1,0 +1,179 @@
+"""Three hosts (tools/mesh/hosts.py): a Consul server on each, instances placed across
+them, each registered with its own host's agent and its sidecar on that agent's xDS;
+and the first failure of the distributed kind: the raft leader's process killed under
+steady load.
+
+One small mesh for the module (`make up HOSTS=3`'s code path, pods, Consul ACLs as
+topology.toml says): catalog x3 (one per host) and cart, which calls it. The load is
+cart's ListProducts through its own sidecar, at a bounded rate, in our own namespaces.
+The teardown checks that no process, namespace or bridge of the run is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from meshmart.catalog.v1 import catalog_pb2_grpc
+
+from harness.callers import caller_channel
+from harness.host import free_mesh_address
+from harness.load import LoadReport, open_loop
+from harness.mesh import pid_of
+from harness.wait import until
+from tests.mesh.helpers import list_products
+from tools.mesh import control, hosts
+from tools.mesh.control.status import render_status
+from tools.mesh.http import HTTPFailure, get_json
+from tools.mesh.plan import MeshPlan
+from tools.mesh.supervisor import Supervisor
+from tools.mesh.topology import Service, Topology, load_topology
+
+
+def three_host_topology() -> Topology:
+    full = load_topology()
+    s = full.services
+    services = {
+        "catalog": Service("catalog", s["catalog"].port, 3, ()),
+        "cart": Service("cart", s["cart"].port, 1, ("catalog",)),
+    }
+    return Topology(services=services, rules=full.rules, source=full.source)
+
+
+@pytest.fixture(scope="module")
+def three_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
+    assert os.geteuid() == 0 and shutil.which("ip"), (
+        "hosts are network namespaces: they need root and iproute2")
+    topology = three_host_topology()
+    run_dir = tmp_path_factory.mktemp("hosts")
+    plan = MeshPlan(topology=topology, address=free_mesh_address(topology), run_dir=run_dir,
+                    pods=True, hosts=3)
+    names = list(plan.pod_addresses())
+    try:
+        control.up(plan, timeout=300, out=sys.stdout, check_entries=False)
+        yield plan
+    finally:
+        try:
+            control.down(plan, timeout=90, out=sys.stdout)
+        finally:
+            assert not control.mesh_pids(run_dir), "mesh processes left after teardown"
+            left = plan.pod_network.leftovers(names)
+            assert not left, f"namespaces or links left after teardown: {left}"
+
+
+def test_three_consul_servers_form_one_raft_cluster_with_one_leader(three_hosts: MeshPlan) -> None:
+    servers = hosts.raft_servers(three_hosts)
+    assert sorted(s.node for s in servers) == ["meshmart", "meshmart-host2", "meshmart-host3"]
+    assert all(s.voter for s in servers)
+    assert sum(s.leader for s in servers) == 1
+    # Every agent agrees on who leads.
+    leaders = {hosts.leader(three_hosts, url) for url in hosts.agent_urls(three_hosts).values()}
+    assert len(leaders) == 1 and leaders != {""}
+
+
+def test_each_instance_registers_with_its_hosts_agent_and_its_sidecar_takes_its_xds(
+    three_hosts: MeshPlan,
+) -> None:
+    placed = {i.instance_id: i.host for i in three_hosts.instances()}
+    # A service's instances are spread: one catalog per host.
+    assert sorted(placed[f"catalog-{n}"] for n in (1, 2, 3)) == [1, 2, 3]
+    token = three_hosts.consul_token
+    for service in ("catalog", "cart"):
+        entries = get_json(f"{three_hosts.consul_url}/v1/catalog/service/{service}",
+                           token=token)
+        for entry in entries:
+            assert entry["Node"] == hosts.node_name(placed[entry["ServiceID"]]), entry
+    for inst in three_hosts.instances():
+        dump = json.loads(urllib.request.urlopen(
+            f"{inst.admin_url}/config_dump?resource=static_clusters", timeout=5).read())
+        agents = [
+            a["endpoint"]["address"]["socket_address"]["address"]
+            for c in dump["configs"] if c["cluster"]["name"] == "local_agent"
+            for e in c["cluster"]["load_assignment"]["endpoints"]
+            for a in e["lb_endpoints"]
+        ]
+        assert agents == [three_hosts.host_address(inst.host)], (inst.instance_id, agents)
+
+
+def _term(url: str, token: str | None) -> int:
+    stats = get_json(f"{url}/v1/agent/self", timeout=2, token=token)["Stats"]["raft"]
+    return int(stats["term"])
+
+
+def test_killing_the_consul_leader_elects_another_and_fails_no_call(
+    three_hosts: MeshPlan,
+) -> None:
+    plan, token = three_hosts, three_hosts.consul_token
+    urls = hosts.agent_urls(plan)
+    old = hosts.leader(plan)
+    victim = hosts.host_of_address(plan, old)
+    assert victim is not None, old
+    survivor = urls[next(h for h in urls if h != victim)]
+    term_before = _term(survivor, token)
+    program = f"infra:{'consul' if victim == 1 else f'consul-host{victim}'}"
+    sup = Supervisor(plan)
+    cart = plan.instance("cart-1")
+
+    def another_leader() -> bool:
+        """The survivor knows a leader of a newer term, and it is not the killed one."""
+        leader = hosts.leader(plan, survivor)
+        return leader not in ("", old) and _term(survivor, token) > term_before
+
+    def back_as_follower() -> bool:
+        """The killed server is back, a voter, and follows the leader."""
+        servers = hosts.raft_servers(plan, urls[victim])
+        return (len(servers) == 3 and all(s.voter for s in servers)
+                and hosts.leader(plan, urls[victim]) not in ("", old))
+
+    async def scenario() -> tuple[LoadReport, float, float]:
+        async with caller_channel(plan, cart, "catalog") as channel:
+            stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+
+            async def call(_: int) -> None:
+                await list_products(stub)
+
+            load = asyncio.create_task(open_loop(call, rate=30, duration=16))
+            await asyncio.sleep(3)
+            os.kill(pid_of(plan, program), signal.SIGKILL)
+            # Held down (supervisord would restart it within a second and it might win
+            # the election again): the other two must elect one of themselves.
+            await asyncio.to_thread(sup.stop, program)
+            to_new_leader = await until(another_leader, 30, "a new raft leader", step=0.05,
+                                        in_thread=True, not_yet=(HTTPFailure, KeyError))
+            await asyncio.sleep(2)
+            await asyncio.to_thread(sup.start, program)
+            to_rejoin = await until(back_as_follower, 60, "the killed server back in raft",
+                                    step=0.2, in_thread=True, not_yet=(HTTPFailure, KeyError))
+            return await load, to_new_leader, to_rejoin
+
+    report, to_new_leader, to_rejoin = asyncio.run(scenario())
+    sys.stdout.write(
+        f"\nkilled the Consul leader {old} (host {victim}, kill -9) under "
+        f"{report.rate:.0f} ListProducts/s for {report.duration:.0f}s as cart: "
+        f"sent {report.sent}, failed {report.failed} {report.failed_by_code}; new leader "
+        f"{hosts.leader(plan, survivor)} after {to_new_leader:.2f}s; the killed server, "
+        f"started 2 s later, back as a follower after {to_rejoin:.2f}s\n"
+    )
+    assert report.failed == 0, report.details
+    assert report.sent >= 0.9 * report.rate * report.duration
+
+
+def test_status_shows_the_hosts_the_raft_leader_and_each_instances_host(
+    three_hosts: MeshPlan,
+) -> None:
+    text = render_status(three_hosts)
+    leader_host = hosts.host_of_address(three_hosts, hosts.leader(three_hosts))
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line[:1].isdigit()}
+    assert sorted(rows) == ["1", "2", "3"]
+    assert [h for h, row in rows.items() if "LEADER" in row] == [str(leader_host)]
+    for inst in three_hosts.instances():
+        assert inst.instance_id in rows[str(inst.host)]
+        line = next(x for x in text.splitlines() if x.split()[1:2] == [inst.instance_id])
+        assert line.split()[2] == str(inst.host)
