@@ -1,7 +1,7 @@
 """Three hosts (tools/mesh/hosts.py): a Consul server on each, instances placed across
-them, each registered with its own host's agent and its sidecar on that agent's xDS;
-and the first failure of the distributed kind: the raft leader's process killed under
-steady load.
+them, each registered with its own host's agent and its sidecar on that agent's xDS, a
+service with instances on several hosts on PostgreSQL; and the first failure of the
+distributed kind: the raft leader's process killed under steady load.
 
 One small mesh for the module (`make up HOSTS=3`'s code path, pods, Consul ACLs as
 topology.toml says): catalog x3 (one per host) and cart, which calls it. The load is
@@ -17,9 +17,12 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
+import psycopg
 import pytest
 from meshmart.catalog.v1 import catalog_pb2_grpc
 
@@ -33,6 +36,7 @@ from tools.mesh import control, hosts
 from tools.mesh.control.status import render_status
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.plan import MeshPlan
+from tools.mesh.postgres import Postgres
 from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Service, Topology, load_topology
 
@@ -48,11 +52,14 @@ def three_host_topology() -> Topology:
 
 
 @pytest.fixture(scope="module")
-def three_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
+def three_hosts() -> Iterator[MeshPlan]:
     assert os.geteuid() == 0 and shutil.which("ip"), (
         "hosts are network namespaces: they need root and iproute2")
     topology = three_host_topology()
-    run_dir = tmp_path_factory.mktemp("hosts")
+    # catalog (instances on three hosts) keeps its state in PostgreSQL, whose server runs
+    # as the postgres user: not under pytest's tmp dir (0700), in one it may pass (0711).
+    run_dir = Path(tempfile.mkdtemp(prefix="meshmart-hosts-"))
+    run_dir.chmod(0o711)
     plan = MeshPlan(topology=topology, address=free_mesh_address(topology), run_dir=run_dir,
                     pods=True, hosts=3)
     names = list(plan.pod_addresses())
@@ -63,8 +70,10 @@ def three_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
         try:
             control.down(plan, timeout=90, out=sys.stdout)
         finally:
-            assert not control.mesh_pids(run_dir), "mesh processes left after teardown"
+            left_pids = control.mesh_pids(run_dir)
             left = plan.pod_network.leftovers(names)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            assert not left_pids, f"mesh processes left after teardown: {left_pids}"
             assert not left, f"namespaces or links left after teardown: {left}"
 
 
@@ -100,6 +109,24 @@ def test_each_instance_registers_with_its_hosts_agent_and_its_sidecar_takes_its_
             for a in e["lb_endpoints"]
         ]
         assert agents == [three_hosts.host_address(inst.host)], (inst.instance_id, agents)
+
+
+def test_a_service_on_several_hosts_keeps_its_state_in_postgresql_the_others_in_files(
+    three_hosts: MeshPlan,
+) -> None:
+    databases = Postgres(three_hosts)
+    # catalog has an instance on each host: no SQLite file could be shared by them.
+    assert databases.services == ["catalog"]
+    assert not (three_hosts.data_dir / "catalog.sqlite3").exists()
+    assert (three_hosts.data_dir / "cart.sqlite3").exists()
+    for number in (1, 2, 3):
+        inst = three_hosts.instance(f"catalog-{number}")
+        listener = int(databases.client_target(inst, "catalog").rpartition(":")[2])
+        with three_hosts.reach(inst, listener) as target, psycopg.connect(
+            databases.url("catalog", target), connect_timeout=10
+        ) as conn:
+            row = conn.execute("SELECT count(*) FROM products").fetchone()
+        assert row is not None and row[0] > 0, inst.instance_id
 
 
 def _term(url: str, token: str | None) -> int:

@@ -1,6 +1,9 @@
 """PostgreSQL in a mesh run on it (`make up DB=postgresql`, ``MeshPlan(database=
 "postgresql")``): one server, one database and role per service, and one Connect
 service per database, so the intentions decide which service reaches which database.
+On more hosts (`make up HOSTS=3`) the services with more than one instance keep their
+state here whatever the engine (their instances are on several hosts, which cannot
+share a SQLite file), the others in their files.
 
 The server is the run's own cluster (tools/postgres.py: initdb under <run>/postgres, one
 database and one role per service, CONNECT revoked from PUBLIC). It listens only on the
@@ -82,13 +85,21 @@ class Postgres(Component):
 
     @property
     def services(self) -> list[str]:
-        """The services of this plan that keep state, in topology order."""
+        """The services whose state this run keeps in PostgreSQL: on a mesh run on it,
+        every service that keeps state; on more hosts (tools/mesh/hosts.py), also those
+        with instances on several hosts, which could not share a SQLite file across
+        machines; none otherwise."""
         present = set(self.plan.present_services() if self.only is None else self.only)
-        return [s for s in SERVICES if s in present]
+        stateful = [s for s in SERVICES if s in present]
+        if self.only is not None or self.plan.database_engine == "postgresql":
+            return stateful
+        if self.plan.pods and self.plan.host_count > 1:
+            return [s for s in stateful if self.plan.topology.services[s].instances > 1]
+        return []
 
     @property
     def runs(self) -> bool:
-        return self.plan.database_engine == "postgresql" and bool(self.services)
+        return bool(self.services)
 
     @property
     def cluster(self) -> PostgresCluster:
@@ -125,7 +136,7 @@ class Postgres(Component):
         it: its SQLite file under the data directory, or (a mesh on PostgreSQL) its
         database at the server itself, as its own role (the host side reaches the
         server's loopback address; no pod does)."""
-        if not self.runs:
+        if service not in self.services:
             return self.plan.data_dir / file_name
         return self.url(service, f"{self.plan.address}:{self.settings.port}")
 

@@ -88,3 +88,15 @@ def test_the_wrapper_gets_the_plans_own_services(tmp_path: Path) -> None:
     server = next(p for p in control.programs(small) if p.name == "postgres")
     assert server.command[server.command.index("--services") + 1] == "catalog,cart"
     assert server.env["MESHMART_MESH_DATABASE"] == "postgresql"
+
+
+def test_on_more_hosts_the_services_with_several_instances_keep_their_state_in_postgresql(
+    tmp_path: Path,
+) -> None:
+    plan = plan_on(tmp_path, "sqlite", pods=True, hosts=3)
+    databases = Postgres(plan)
+    assert databases.services == ["catalog", "payment"]  # two instances each
+    assert "MESHMART_DATABASE_URL" in control.service_env(plan, plan.instance("payment-2"), "v")
+    assert "MESHMART_DATABASE_URL" not in control.service_env(plan, plan.instance("order-1"), "v")
+    assert databases.state_of("order", "order.sqlite3") == tmp_path / "data" / "order.sqlite3"
+    assert databases.state_of("payment", "payment.sqlite3") != tmp_path / "data" / "payment.sqlite3"
