@@ -64,10 +64,20 @@ install_venv() {
 }
 
 # --- the plan: only the steps with work to do, so the count is what is left -------------
-labels=(); commands=()
-add() { labels+=("$1"); shift; commands+=("$*"); }
-venv_ok || { need_python; add "installing the Python packages ($extras) into .venv (about a minute)" install_venv; }
+labels=(); commands=(); beside=()
+add() { labels+=("$1"); shift; commands+=("$*"); beside+=(""); }
+# A step that is mostly downloads runs beside the others (the Go builds are mostly
+# compiling, and need nothing from it); the plan lists these first, and they are waited
+# for last.
+add_beside() { add "$@"; beside[-1]=yes; }
+venv_ok || { need_python; add_beside "installing the Python packages ($extras) into .venv (about a minute)" install_venv; }
 mkdir -p .venv/bin
+if tools/fetch-zipkin.sh --missing; then
+  add_beside "fetching the Zipkin server jar (about 130 MB, with mvn)" tools/fetch-zipkin.sh
+fi
+if tools/build-web.sh --missing; then
+  add_beside "building the storefront (web/: npm ci, tsc, vite build)" tools/build-web.sh
+fi
 missing_go=$(tools/bootstrap-go.sh --missing "${tools[@]}")
 for name in $missing_go; do
   case "$name" in
@@ -81,12 +91,6 @@ done
 for name in $(tools/build-go-services.sh --missing); do
   add "building services/$name (go build)" tools/build-go-services.sh "$name"
 done
-if tools/build-web.sh --missing; then
-  add "building the storefront (web/: npm ci, tsc, vite build)" tools/build-web.sh
-fi
-if tools/fetch-zipkin.sh --missing; then
-  add "fetching the Zipkin server jar (about 130 MB, with mvn)" tools/fetch-zipkin.sh
-fi
 if [ "$profile" != up ] && [ ! -x /usr/bin/chromium ]; then
   add "installing Debian's chromium for the browser tests (apt-get, a minute)" tools/install-apt.sh chromium
 fi
@@ -111,37 +115,41 @@ if [ -n "$missing_go" ]; then
   setsid tools/bootstrap-go.sh --prefetch $missing_go &
   prefetch=$!
 fi
+export python extras stamp want
+export -f install_venv
+pids=()
 trap '[ -z "${prefetch:-}" ] || kill -- "-$prefetch" 2>/dev/null || true
-      [ -z "${venv_pid:-}" ] || kill "$venv_pid" 2>/dev/null || true' EXIT
-first=0
-# The venv's install is mostly downloads: it runs beside the steps after it (the Go
-# builds are mostly compiling, and need nothing from the venv), and is waited for last.
-venv_pid=
-if [ "$total" -gt 1 ] && [ "${commands[0]}" = install_venv ]; then
-  echo "==> [1/$total] ${labels[0]}, beside the next steps ..."
-  venv_log=$(mktemp)
-  venv_start=$SECONDS
-  install_venv > "$venv_log" 2>&1 &
-  venv_pid=$!
-  first=1
-fi
-for ((i = first; i < total; i++)); do
-  echo "==> [$((i + 1))/$total] ${labels[$i]} ..."
+      for pid in "${pids[@]}"; do [ -z "$pid" ] || kill -- "-$pid" 2>/dev/null || true; done' EXIT
+logs=$(mktemp -d)
+step() { echo "==> [$(($1 + 1))/$total] ${labels[$1]}$2 ..."; }
+for ((i = 0; i < total; i++)); do
+  # Alone, a step runs in the foreground like any other.
+  [ -n "${beside[$i]}" ] && [ "$total" -gt 1 ] || continue
+  step "$i" ", beside the next steps"
+  # Its own process group (setsid), so a failing step stops it and its children; it
+  # writes how long it took beside its log.
+  setsid bash -c 'set -euo pipefail; start=$SECONDS; '"${commands[$i]}"'
+                 echo "$((SECONDS - start))" > "$0.s"' "$logs/$i" > "$logs/$i" 2>&1 &
+  pids[i]=$!
+done
+for ((i = 0; i < total; i++)); do
+  [ -z "${pids[$i]:-}" ] || continue
+  step "$i" ""
   start=$SECONDS
   ${commands[$i]}
   echo "    done in $((SECONDS - start)) s"
 done
-if [ -n "$venv_pid" ]; then
-  if ! wait "$venv_pid"; then
-    cat "$venv_log" >&2
-    echo "error: installing the Python packages into .venv failed (above); run make setup again" >&2
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    cat "$logs/$i" >&2
+    echo "error: ${labels[$i]} failed (above); run make setup again" >&2
     exit 1
   fi
-  cat "$venv_log"
-  rm -f "$venv_log"
-  venv_pid=
-  echo "==> [1/$total] the Python packages: done in $((SECONDS - venv_start)) s"
-fi
+  pids[i]=
+  cat "$logs/$i"
+  echo "==> [$((i + 1))/$total] ${labels[$i]}: done in $(cat "$logs/$i.s") s"
+done
+rm -rf "$logs"
 # Without java and mvn, or npm, a step is not planned: say what the mesh lacks.
 tools/fetch-zipkin.sh --notice
 tools/build-web.sh
