@@ -4,8 +4,10 @@ service with instances on several hosts on PostgreSQL; and the first failure of 
 distributed kind: the raft leader's process killed under steady load.
 
 One small mesh for the module (`make up HOSTS=3`'s code path, pods, Consul ACLs as
-topology.toml says): catalog x3 (one per host) and cart, which calls it. The load is
-cart's ListProducts through its own sidecar, at a bounded rate, in our own namespaces.
+topology.toml says): catalog x3 (one per host), cart, which calls it, and inventory, a
+client of NATS (so NATS runs, a JetStream cluster of three nodes, one per host). The
+loads are cart's ListProducts through its own sidecar and publishes through inventory's,
+at bounded rates, in our own namespaces.
 The teardown checks that no process, namespace or bridge of the run is left.
 """
 
@@ -18,13 +20,17 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import nats
 import psycopg
 import pytest
 from meshmart.catalog.v1 import catalog_pb2_grpc
+from nats.js.api import StorageType, StreamConfig
 
 from harness.callers import caller_channel
 from harness.host import free_mesh_address
@@ -35,6 +41,7 @@ from tests.mesh.helpers import list_products
 from tools.mesh import control, hosts
 from tools.mesh.control.status import render_status
 from tools.mesh.http import HTTPFailure, get_json
+from tools.mesh.nats import Nats
 from tools.mesh.plan import MeshPlan
 from tools.mesh.postgres import Postgres
 from tools.mesh.supervisor import Supervisor
@@ -46,6 +53,7 @@ def three_host_topology() -> Topology:
     s = full.services
     services = {
         "catalog": Service("catalog", s["catalog"].port, 3, ()),
+        "inventory": Service("inventory", s["inventory"].port, 1, ()),  # a NATS client
         "cart": Service("cart", s["cart"].port, 1, ("catalog",)),
     }
     return Topology(services=services, rules=full.rules, source=full.source)
@@ -204,3 +212,96 @@ def test_status_shows_the_hosts_the_raft_leader_and_each_instances_host(
         assert inst.instance_id in rows[str(inst.host)]
         line = next(x for x in text.splitlines() if x.split()[1:2] == [inst.instance_id])
         assert line.split()[2] == str(inst.host)
+
+
+def _jsz(plan: MeshPlan, node: int = 1) -> dict[str, Any]:
+    url = f"{Nats(plan).monitor_url_of(node)}/jsz?streams=true&config=true"
+    body = get_json(url, timeout=3)
+    return body if isinstance(body, dict) else {}
+
+
+def _streams(plan: MeshPlan) -> dict[str, dict[str, Any]]:
+    return {stream["name"]: stream for account in _jsz(plan).get("account_details") or []
+            for stream in account.get("stream_detail") or []}
+
+
+def test_nats_is_a_jetstream_cluster_of_three_and_every_stream_keeps_three_copies(
+    three_hosts: MeshPlan,
+) -> None:
+    bus = Nats(three_hosts)
+    assert [i.host for i in bus.node_instances()] == [1, 2, 3]
+    meta = _jsz(three_hosts).get("meta_cluster") or {}
+    assert meta.get("cluster_size") == 3, meta
+    # inventory made the streams when it connected (through its sidecar, with R3).
+    asyncio.run(until(lambda: {"USERS", "ORDERS", "PAYMENTS", "DEADLETTER"}
+                      <= set(_streams(three_hosts)), 30, "the streams"))
+    for name, stream in _streams(three_hosts).items():
+        assert stream["config"]["num_replicas"] == 3, name
+        assert len((stream.get("cluster") or {}).get("replicas") or []) == 2, stream["cluster"]
+
+
+def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
+    three_hosts: MeshPlan,
+) -> None:
+    plan, bus = three_hosts, Nats(three_hosts)
+    inventory = plan.instance("inventory-1")
+    sup = Supervisor(plan)
+    total, kill_at = 300, 80
+    numbers: dict[str, float | int | str] = {"retries": 0}
+
+    async def scenario() -> tuple[int, set[str]]:
+        with plan.reach(inventory, bus.client_port(inventory)) as target:
+            nc = await nats.connect(f"nats://{target}", name="test-probe",
+                                    reconnect_time_wait=0.2, max_reconnect_attempts=-1,
+                                    connect_timeout=2)
+            try:
+                js = nc.jetstream(timeout=2)
+                await js.add_stream(StreamConfig(
+                    name="PROBE", subjects=["probe.>"], num_replicas=3,
+                    storage=StorageType.FILE, duplicate_window=3600))
+                for i in range(total):
+                    if i == kill_at:
+                        leader = (await js.stream_info("PROBE")).cluster.leader  # type: ignore[union-attr]
+                        node = 1 if leader == "meshmart" else int(str(leader).rpartition("-")[2])
+                        numbers["killed"] = f"nats-{node} ({leader}, the stream's leader)"
+                        os.kill(pid_of(plan, f"infra:nats-{node}"), signal.SIGKILL)
+                        await asyncio.to_thread(sup.stop, f"infra:nats-{node}")
+                        killed = time.monotonic()
+                    started = time.monotonic()
+                    while True:  # a publisher that retries until acknowledged, same id
+                        try:
+                            await js.publish(f"probe.{i}", b"x", headers={"Nats-Msg-Id": f"p-{i}"})
+                            break
+                        except (TimeoutError, nats.errors.Error):
+                            numbers["retries"] = int(numbers["retries"]) + 1
+                            assert time.monotonic() - started < 60, f"publish {i} never acked"
+                            await asyncio.sleep(0.1)
+                    if i == kill_at:
+                        numbers["first_ack_after_kill"] = time.monotonic() - killed
+                    await asyncio.sleep(1 / 50)
+                info = await js.stream_info("PROBE")
+                seen: set[str] = set()
+                sub = await js.pull_subscribe("probe.>", durable="probe-audit", stream="PROBE")
+                while len(seen) < info.state.messages:
+                    for msg in await sub.fetch(100, timeout=5):
+                        assert msg.headers is not None
+                        seen.add(msg.headers["Nats-Msg-Id"])
+                        await msg.ack()
+                await js.delete_stream("PROBE")
+                return info.state.messages, seen
+            finally:
+                await nc.close()
+
+    try:
+        stored, ids = asyncio.run(scenario())
+    finally:
+        for node in range(1, bus.nodes + 1):
+            sup.start(f"infra:nats-{node}")
+    sys.stdout.write(
+        f"\nkilled {numbers['killed']} (kill -9, held down) after {kill_at} of {total} "
+        f"publishes at 50/s through inventory's sidecar: every one acknowledged, "
+        f"{numbers['retries']} retries, the first ack after the kill in "
+        f"{float(numbers['first_ack_after_kill']):.2f}s; the stream holds {stored} "
+        f"messages, {len(ids)} distinct ids\n"
+    )
+    assert stored == total and ids == {f"p-{i}" for i in range(total)}

@@ -262,8 +262,11 @@ class MeshPlan:
         return {**{i.instance_id: i.address for i in self.instances()}, **self.host_pods()}
 
     def in_pod(self, inst: Instance, command: list[str]) -> list[str]:
-        """``command`` run in ``inst``'s pod (unchanged for a part on the host side)."""
+        """``command`` run in ``inst``'s pod (unchanged for a part on the host side; in
+        its host's namespace for a part of host k > 1, a NATS node: tools/mesh/nats.py)."""
         if not inst.pod_loopback:
+            if inst.host > 1:
+                return [*self.pod_network.exec_prefix(f"host{inst.host}"), *command]
             return command
         return [*self.pod_network.exec_prefix(inst.instance_id), *command]
 

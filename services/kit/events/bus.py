@@ -66,12 +66,14 @@ class EventBus:
         streams: Sequence[StreamSpec] = STREAMS,
         reconnect_wait_seconds: float = 0.5,
         publish_timeout_seconds: float = 2.0,
+        stream_replicas: int = 1,
     ) -> None:
         self.url = url
         self.name = name
         self._streams = tuple(streams)
         self._reconnect_wait = reconnect_wait_seconds
         self.publish_timeout_seconds = publish_timeout_seconds
+        self.stream_replicas = stream_replicas
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._ready = asyncio.Event()
@@ -114,7 +116,7 @@ class EventBus:
         backoff = Backoff()
         while True:
             try:
-                await ensure_streams(self._js, self._streams)
+                await ensure_streams(self._js, self._streams, self.stream_replicas)
                 break
             except (TimeoutError, nats.errors.Error) as error:
                 log.warning("events.ensure_streams_failed", error=repr(error))
@@ -130,7 +132,7 @@ class EventBus:
     async def ensure_streams(self) -> None:
         """Ensure the streams again (after a broker restart, or a publish that found none)."""
         js = await self.jetstream()
-        await ensure_streams(js, self._streams)
+        await ensure_streams(js, self._streams, self.stream_replicas)
 
     async def _on_error(self, error: Exception) -> None:
         # While NATS is down the client reports every failed attempt: say it once.

@@ -26,6 +26,9 @@ class EventSettings:
     publish_timeout_seconds: float = setting(
         "MESHMART_EVENTS_PUBLISH_TIMEOUT_SECONDS", 2.0, minimum=0.05, maximum=60.0
     )
+    # Copies JetStream keeps of each stream: 1 on one NATS server, 3 on a three-node
+    # cluster (a mesh on three hosts, tools/mesh/nats.py), so losing a node loses nothing.
+    stream_replicas: int = setting("MESHMART_NATS_REPLICAS", 1, minimum=1, maximum=5)
 
 
 def load_event_settings(env: Mapping[str, str] | None = None) -> EventSettings:

@@ -31,7 +31,7 @@ class StreamSpec:
     description: str
     duplicate_window: float = DUPLICATE_WINDOW_SECONDS
 
-    def config(self) -> StreamConfig:
+    def config(self, replicas: int = 1) -> StreamConfig:
         return StreamConfig(
             name=self.name,
             description=self.description,
@@ -42,7 +42,7 @@ class StreamSpec:
             discard=DiscardPolicy.OLD,
             max_age=0,
             storage=StorageType.FILE,
-            num_replicas=1,
+            num_replicas=replicas,
             duplicate_window=self.duplicate_window,
         )
 
@@ -83,10 +83,13 @@ def stream_for(event_type: str) -> StreamSpec:
         raise ValueError(f"no stream holds events of domain {domain!r} ({event_type})") from None
 
 
-async def ensure_streams(js: JetStreamContext, streams: Sequence[StreamSpec] = STREAMS) -> None:
-    """Create each stream, or bring an existing one to its definition (idempotent)."""
+async def ensure_streams(
+    js: JetStreamContext, streams: Sequence[StreamSpec] = STREAMS, replicas: int = 1
+) -> None:
+    """Create each stream, or bring an existing one to its definition (idempotent), with
+    ``replicas`` copies (EventSettings.stream_replicas)."""
     for spec in streams:
-        config = spec.config()
+        config = spec.config(replicas)
         try:
             await js.update_stream(config)
         except nats.js.errors.NotFoundError:

@@ -45,6 +45,7 @@ class ServiceEvents:
             settings.nats_url,
             name=config.instance_id,
             publish_timeout_seconds=settings.publish_timeout_seconds,
+            stream_replicas=settings.stream_replicas,
         )
         return cls(bus, build(bus, settings))
 
