@@ -16,7 +16,7 @@ import time
 import xmlrpc.client
 from typing import TextIO
 
-from tools.mesh import acl, entries
+from tools.mesh import acl, entries, hosts
 from tools.mesh.control.components import components, edges
 from tools.mesh.control.components import programs as mesh_programs
 from tools.mesh.control.down import mesh_pids, remove_pods
@@ -153,11 +153,21 @@ def _generate_keys(plan: MeshPlan, say: Say) -> None:
 
 
 def wait_for_consul(plan: MeshPlan, deadline: float) -> None:
-    """Until the agent has elected itself leader and the Connect CA has a root."""
+    """Until the agent has elected itself leader and the Connect CA has a root. A Consul
+    whose leader is none of this mesh's servers is another mesh's, answering where ours
+    should (ours could not bind its ports, and exited): that fails at once."""
+    ours = {plan.host_address(h) for h in range(1, hosts.servers(plan) + 1)}
     last = ""
     while time.monotonic() < deadline:
         try:
             leader = get_json(f"{plan.consul_url}/v1/status/leader", timeout=2)
+            if leader and leader.rpartition(":")[0] not in ours:
+                raise MeshError(
+                    f"the Consul answering at {plan.consul_url} is not this mesh's: its "
+                    f"leader is {leader}, not one of {sorted(ours)}. Another mesh or "
+                    f"Consul runs on {plan.address}: stop it, or choose another address "
+                    f"(make up ADDRESS=127.0.0.x); see {plan.logs_dir / 'consul.log'}"
+                )
             if leader:
                 roots = get_json(f"{plan.consul_url}/v1/connect/ca/roots", timeout=2)
                 if roots.get("Roots"):
