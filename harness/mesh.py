@@ -1,17 +1,43 @@
-"""Reading a running mesh, the same way for the mesh tests and the chaos scenarios:
-Consul's check state of a registration, a sidecar's counters, whether every JetStream
-consumer has caught up, and the pid supervisord runs a program under. Each is one small
+"""A mesh for a test, and reading a running mesh, the same way for the mesh tests and the
+chaos scenarios: ``running`` brings a plan's mesh up for a block and checks that nothing
+of it is left after; then Consul's check state of a registration, a sidecar's counters,
+whether every JetStream consumer has caught up, and the pid supervisord runs a program
+under. Each is one small
 synchronous HTTP (or XML-RPC) request (run it in a worker thread, ``until(...,
 in_thread=True)``, while load runs on the event loop)."""
 
 from __future__ import annotations
 
-from tools.mesh import envoy
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tools.mesh import control, envoy
 from tools.mesh.control import check_states
 from tools.mesh.nats import Nats
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import Instance
+
+
+@contextmanager
+def running(plan: MeshPlan, *, timeout: float = 240, check_entries: bool = True) -> Iterator[None]:
+    """``plan``'s mesh up for the block (the code path of `make up`); then down, and no
+    process, namespace or link of it left. ``check_entries=False`` for a smaller topology
+    than consul/config-entries describes."""
+    try:
+        # Progress goes to stdout: pytest shows it when setup fails.
+        control.up(plan, timeout=timeout, out=sys.stdout, check_entries=check_entries)
+        yield
+    finally:
+        try:
+            control.down(plan, timeout=90, out=sys.stdout)
+        finally:
+            left = control.mesh_pids(plan.run_dir)
+            assert not left, f"mesh processes left after teardown: {left}"
+            if plan.pods:
+                pods = plan.pod_network.leftovers(list(plan.pod_addresses()))
+                assert not pods, f"namespaces or links left after teardown: {pods}"
 
 
 def health_of(plan: MeshPlan, service_id: str) -> str:

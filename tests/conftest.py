@@ -17,18 +17,16 @@ exactly what the intention tests need to call "as cart".
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
 from harness.host import free_mesh_address
+from harness.mesh import running
 
 # The session's PostgreSQL and the engine fixtures (harness/postgres.py), for every suite.
 from harness.postgres import databases, engine, postgres_cluster  # noqa: F401
 from services.kit import loop_watch
-from tools.mesh import control
 from tools.mesh.plan import MeshPlan
 from tools.mesh.pods import pods_unavailable
 from tools.mesh.topology import load_topology
@@ -81,24 +79,6 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
     )
     with running(plan):
         yield plan
-
-
-@contextmanager
-def running(plan: MeshPlan) -> Iterator[None]:
-    """``plan``'s mesh up for the block; then down, and no process of it left."""
-    try:
-        # Progress goes to stdout: pytest shows it when setup fails.
-        control.up(plan, timeout=240, out=sys.stdout)
-        yield
-    finally:
-        try:
-            control.down(plan, timeout=90, out=sys.stdout)
-        finally:
-            left = control.mesh_pids(plan.run_dir)
-            assert not left, f"mesh processes left after teardown: {left}"
-            if plan.pods:
-                pods = plan.pod_network.leftovers([i.instance_id for i in plan.instances()])
-                assert not pods, f"namespaces or links left after teardown: {pods}"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,9 +22,10 @@ from meshmart.payment.v1 import payment_pb2, payment_pb2_grpc
 
 from harness.callers import caller_channel
 from harness.host import free_mesh_address
+from harness.mesh import running
 from harness.wait import until
 from tests.browser import TIMEOUT_MS, chromium, consul_ui_log_in, save
-from tests.conftest import TEST_ONLY_UPSTREAMS, running
+from tests.conftest import TEST_ONLY_UPSTREAMS
 from tests.mesh.helpers import charge_request
 from tools.mesh.control.components import programs
 from tools.mesh.http import get_text

@@ -23,7 +23,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,48 +32,26 @@ from google.protobuf import json_format
 from meshmart.catalog.v1 import catalog_pb2_grpc
 
 from harness.host import free_mesh_address
-from harness.mesh import health_of, pid_of, public_http_counter, upstream_counter
+from harness.mesh import health_of, pid_of, public_http_counter, running, upstream_counter
 from harness.wait import until
 from tests.mesh.helpers import charge_request, list_products
-from tools.mesh import control
 from tools.mesh.http import get_json
 from tools.mesh.plan import MeshPlan
-from tools.mesh.topology import Instance, Service, Topology, load_topology
+from tools.mesh.topology import Instance, load_topology
 
 PROTOSET = Path(__file__).resolve().parents[2] / "gen" / "descriptors" / "meshmart.protoset"
-
-
-def pods_topology() -> Topology:
-    full = load_topology()
-    s = full.services
-    services = {
-        "catalog": Service("catalog", s["catalog"].port, 2, ()),
-        "cart": Service("cart", s["cart"].port, 1, ("catalog",)),
-        "payment": Service("payment", s["payment"].port, 1, ()),
-    }
-    return Topology(services=services, rules=full.rules, source=full.source)
 
 
 @pytest.fixture(scope="module")
 def pod_mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MeshPlan]:
     assert os.geteuid() == 0 and shutil.which("ip"), (
         "pods need root and iproute2 (network namespaces)")
-    topology = pods_topology()
-    address = free_mesh_address(topology)
-    run_dir = tmp_path_factory.mktemp("pods")
-    plan = MeshPlan(topology=topology, address=address, run_dir=run_dir, pods=True,
+    topology = load_topology().only({"catalog": 2, "cart": 1, "payment": 1})
+    plan = MeshPlan(topology=topology, address=free_mesh_address(topology),
+                    run_dir=tmp_path_factory.mktemp("pods"), pods=True,
                     extra_upstreams={"cart": ["payment"]})
-    pods = [inst.instance_id for inst in plan.instances()]
-    try:
-        control.up(plan, timeout=300, out=sys.stdout, check_entries=False)
+    with running(plan, timeout=300, check_entries=False):
         yield plan
-    finally:
-        try:
-            control.down(plan, timeout=90, out=sys.stdout)
-        finally:
-            assert not control.mesh_pids(run_dir), "mesh processes left after teardown"
-            left = plan.pod_network.leftovers(pods)
-            assert not left, f"namespaces or links left after teardown: {left}"
 
 
 def in_pod(plan: MeshPlan, inst: Instance, *command: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,29 +20,20 @@ import psycopg
 import pytest
 
 from harness.host import free_mesh_address
-from tools.mesh import control, envoy
+from harness.mesh import running
+from tools.mesh import envoy
 from tools.mesh.http import get_json
 from tools.mesh.plan import MeshPlan
 from tools.mesh.pods import pods_unavailable
 from tools.mesh.postgres import Postgres
-from tools.mesh.topology import Service, Topology, load_topology
+from tools.mesh.topology import load_topology
 from tools.postgres import server_binary
-
-
-def small_topology() -> Topology:
-    full = load_topology()
-    s = full.services
-    services = {
-        "catalog": Service("catalog", s["catalog"].port, 1, ()),
-        "cart": Service("cart", s["cart"].port, 1, ("catalog",)),
-    }
-    return Topology(services=services, rules=full.rules, source=full.source)
 
 
 @pytest.fixture(scope="module")
 def pg_mesh() -> Iterator[MeshPlan]:
     server_binary("postgres")  # fails saying the server is not installed
-    topology = small_topology()
+    topology = load_topology().only({"catalog": 1, "cart": 1})
     # Not under pytest's tmp dir: as root the cluster runs as the postgres user, which
     # cannot enter /tmp/pytest-of-root (0700); this one it may pass through (0711).
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-pgmesh-"))
@@ -53,19 +43,11 @@ def pg_mesh() -> Iterator[MeshPlan]:
         database="postgresql", extra_upstreams={"cart": ["catalog-db"]},
         pods=os.environ.get("MESHMART_TEST_PODS", "1") == "1" and not pods_unavailable(),
     )
-    pods = [inst.instance_id for inst in plan.instances()]
     try:
-        control.up(plan, timeout=300, out=sys.stdout, check_entries=False)
-        yield plan
+        with running(plan, timeout=300, check_entries=False):
+            yield plan
     finally:
-        try:
-            control.down(plan, timeout=90, out=sys.stdout)
-        finally:
-            left_pids = control.mesh_pids(run_dir)
-            left = plan.pod_network.leftovers(pods) if plan.pods else []
-            shutil.rmtree(run_dir, ignore_errors=True)
-            assert not left_pids, f"mesh processes left after teardown: {left_pids}"
-            assert not left, f"namespaces or links left after teardown: {left}"
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def count(url: str, table: str) -> int:

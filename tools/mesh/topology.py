@@ -142,6 +142,15 @@ class Topology:
     rules: MeshRules
     source: Path
 
+    def only(self, counts: Mapping[str, int]) -> Topology:
+        """A smaller mesh of these services: just those of ``counts`` (name -> how many
+        instances), each calling only its upstreams among them (a test's own mesh)."""
+        return replace(self, services={
+            name: replace(self.services[name], instances=count, upstreams=tuple(
+                u for u in self.services[name].upstreams if u in counts))
+            for name, count in counts.items()
+        })
+
     def user_asserters(self, edge: str) -> frozenset[str]:
         """The mesh identities every service believes an x-meshmart-user-id from: the
         edge (``edge``, its Consul name: it verified the JWT) and the services marked
