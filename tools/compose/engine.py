@@ -191,9 +191,34 @@ class Engine:
         started = time.monotonic()
         self.ticker = HealthTicker(self)
         self.ticker.start()
-        self.compose("up", "--detach", "--wait", "--no-build", "--pull", "never",
-                     "--wait-timeout", str(int(timeout)), timeout=timeout + 60)
+        try:
+            self.compose("up", "--detach", "--wait", "--no-build", "--pull", "never",
+                         "--wait-timeout", str(int(timeout)), timeout=timeout + 60)
+        except EngineError as error:
+            raise EngineError(f"{error}\n{self.not_up()}") from None
         return time.monotonic() - started
+
+    def not_up(self, lines: int = 40) -> str:
+        """The containers that did not come up (exited non-zero, or not healthy), each
+        with the end of its log: what a failed `up` says about why."""
+        try:
+            out = self.compose("ps", "--all", "--format", "json", timeout=60).stdout
+        except EngineError as error:
+            return f"(docker-compose ps failed too: {error})"
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        failed = [r for r in rows
+                  if (r.get("State") == "exited" and r.get("ExitCode") not in (0, None))
+                  or r.get("Health") == "unhealthy"]
+        # Still starting when `up` gave up: most often waiting on a failed one (named).
+        starting = sorted(r["Service"] for r in rows if r.get("Health") == "starting")
+        report = [f"still starting: {', '.join(starting)}"] if starting else []
+        for row in failed:
+            logs = self.compose("logs", "--no-color", "--tail", str(lines), row["Service"],
+                                timeout=60, check=False)
+            report.append(f"--- {row['Service']}: {row.get('State')} exit "
+                          f"{row.get('ExitCode')} health {row.get('Health') or '-'}\n"
+                          f"{(logs.stdout + logs.stderr).strip()}")
+        return "\n".join(report) or "(every container is up)"
 
     def down(self) -> None:
         """`docker-compose down -v`, and nothing of the project left behind."""
@@ -295,7 +320,10 @@ class HealthTicker(threading.Thread):
             ident = container["Id"]
             # Per start: a restarted container is in its start period again.
             run = f"{ident}@{container.get('StartedAt')}"
-            start_interval, interval, start_until = self._schedule(ident, run)
+            try:
+                start_interval, interval, start_until = self._schedule(ident, run)
+            except EngineError:
+                continue  # removed since the listing (down, a recreate)
             if interval == 0.0 or self.due.get(run, 0.0) > now:
                 continue  # no healthcheck, or not yet due
             result = subprocess.run([*self.engine.podman, "healthcheck", "run", ident],
@@ -309,7 +337,11 @@ class HealthTicker(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.wait(0.5):
-            self.tick()
+            # A podman command that failed or hung this round is tried again next round:
+            # the ticker must outlive any one container (a thread that died here would
+            # leave every container "starting" for good).
+            with contextlib.suppress(EngineError, subprocess.TimeoutExpired):
+                self.tick()
 
 
 def leftovers(engine: Engine) -> dict[str, list[str]]:

@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
+from typing import TextIO
 
 from tools.compose.engine import Engine, EngineError, HealthTicker, leftovers
 from tools.compose.images import build_all
@@ -73,18 +75,41 @@ def start_ticker() -> None:
     TICKER_PID.write_text(str(process.pid))
 
 
+@dataclass
+class Started:
+    """What bringing the project up took: each image build (seconds, tools/compose/images.py)
+    and the seconds from `up` to every container healthy."""
+
+    builds: dict[str, float] = field(default_factory=dict)
+    build_seconds: float = 0.0
+    healthy_after: float = 0.0
+
+
+def build_and_up(engine: Engine, out: TextIO = sys.stdout) -> Started:
+    """Every image built (locally, or `docker-compose build` with the official images),
+    then `docker-compose up --wait` until every container is healthy: `make compose-up`
+    and tests/compose's session fixture both run this."""
+    began = time.monotonic()
+    started = Started()
+    if engine.local_images:
+        started.builds = build_all(engine, engine.config())
+    else:
+        engine.compose("build", capture=False, timeout=3600)
+    started.build_seconds = time.monotonic() - began
+    out.write(f"==> images built in {started.build_seconds:.0f} s "
+              f"({len(started.builds)} builds)\n")
+    for image, took in started.builds.items():
+        out.write(f"    {image:<58} {took:6.1f} s\n")
+    started.healthy_after = engine.up()
+    out.write(f"==> every container healthy {started.healthy_after:.0f} s after up\n")
+    return started
+
+
 def up() -> int:
     with Engine.started(PROJECT, local_images(), run_dir=RUN_DIR) as engine:
-        began = time.monotonic()
-        built = build_all(engine, engine.config()) if local_images() else {}
-        if not local_images():
-            engine.compose("build", capture=False, timeout=3600)
-        sys.stdout.write(f"==> images built in {time.monotonic() - began:.0f} s "
-                         f"({len(built)} builds)\n")
-        took = engine.up()
+        build_and_up(engine)
         start_ticker()
-        sys.stdout.write(f"==> every container healthy {took:.0f} s after up\n\n")
-        sys.stdout.write(engine.compose("ps", "--all").stdout + "\n" + urls() + "\n")
+        sys.stdout.write("\n" + engine.compose("ps", "--all").stdout + "\n" + urls() + "\n")
     return 0
 
 

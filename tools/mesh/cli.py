@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 
 from tools.mesh.plan import MeshPlan
 from tools.mesh.pods import pods_unavailable
-from tools.mesh.supervisor import Supervisor
 from tools.mesh.topology import ROOT, load_topology
 
 
@@ -52,6 +51,10 @@ def pods_wanted(args: argparse.Namespace, plan: MeshPlan) -> bool:
         return bool(args.pods)
     if plan.pods_record.exists():
         return True
+    # Imported here: the containers' one-shots (tools/compose/nats.py, edge.py) import
+    # this module in images without supervisord (docker/requirements.txt).
+    from tools.mesh.supervisor import Supervisor
+
     return args.command == "up" and not Supervisor(plan).running()
 
 
