@@ -107,6 +107,10 @@ compose: setup ## regenerate docker-compose.yml, docker/compose.local.yml, prome
 	$(PY) -m tools.compose
 
 .PHONY: compose-up compose-down compose-ps
+.PHONY: compose-up compose-down compose-ps test-compose
+test-compose: setup ## only tests/compose: the file's checks, and the shop in real containers (podman; builds the images)
+	$(PY) -m pytest tests/compose
+
 compose-up: setup ## build every image (locally with podman where no registry answers), docker-compose up --wait, print the URLs
 	@$(PY) -m tools.compose.run up
 

@@ -6,7 +6,6 @@ requirements.py  docker/requirements.txt: pyproject.toml's runtime set, pinned b
 plan.py          ContainerPlan: the mesh's MeshPlan for one pod (Consul in another container)
 edge.py          the edge container's entry: render, register in Consul, exec Envoy
 nats.py          the one-shot that registers the NATS pod in Consul
-pods.py          run the file's containers as pods in network namespaces (no Docker)
 images.py        every image built locally with podman (debootstrap base, official roles)
 engine.py        podman's Docker API for the compose binary, and its healthchecks' ticker
 run.py           make compose-up / compose-down / compose-ps

@@ -101,7 +101,8 @@ def build_and_up(engine: Engine, out: TextIO = sys.stdout) -> Started:
     for image, took in started.builds.items():
         out.write(f"    {image:<58} {took:6.1f} s\n")
     started.healthy_after = engine.up()
-    out.write(f"==> every container healthy {started.healthy_after:.0f} s after up\n")
+    out.write(f"==> every container healthy, every Consul check passing "
+              f"{started.healthy_after:.0f} s after up\n")
     return started
 
 
