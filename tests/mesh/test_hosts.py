@@ -35,10 +35,10 @@ from nats.js.api import StorageType, StreamConfig
 from harness.callers import caller_channel
 from harness.host import free_mesh_address
 from harness.load import LoadReport, open_loop
-from harness.mesh import pid_of
+from harness.mesh import health_of, pid_of
 from harness.wait import until
 from tests.mesh.helpers import list_products
-from tools.mesh import control, hosts
+from tools.mesh import control, envoy, hosts
 from tools.mesh.control.status import render_status
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.nats import Nats
@@ -305,3 +305,106 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
         f"messages, {len(ids)} distinct ids\n"
     )
     assert stored == total and ids == {f"p-{i}" for i in range(total)}
+
+
+async def _publish_all(js: Any, stream: str, total: int, rate: float,
+                       counts: dict[str, int]) -> None:
+    """``total`` publishes to ``stream`` at ``rate``, each retried with its message id
+    until acknowledged (what the outbox relay does)."""
+    for i in range(total):
+        started = time.monotonic()
+        while True:
+            try:
+                await js.publish(f"{stream.lower()}.{i}", b"x",
+                                 headers={"Nats-Msg-Id": f"{stream}-{i}"})
+                break
+            except (TimeoutError, nats.errors.Error):
+                counts["retries"] = counts.get("retries", 0) + 1
+                assert time.monotonic() - started < 60, f"publish {i} never acknowledged"
+                await asyncio.sleep(0.1)
+        await asyncio.sleep(1 / rate)
+
+
+async def _stored_ids(js: Any, stream: str) -> tuple[int, set[str]]:
+    info = await js.stream_info(stream)
+    seen: set[str] = set()
+    sub = await js.pull_subscribe(f"{stream.lower()}.>", durable=f"{stream}-audit",
+                                  stream=stream)
+    while len(seen) < info.state.messages:
+        for msg in await sub.fetch(100, timeout=5):
+            seen.add(msg.headers["Nats-Msg-Id"])
+            await msg.ack()
+    return info.state.messages, seen
+
+
+def test_losing_a_whole_host_fails_no_call_loses_no_event_and_it_comes_back(
+    three_hosts: MeshPlan,
+) -> None:
+    plan, bus, victim = three_hosts, Nats(three_hosts), 2
+    sup = Supervisor(plan)
+    programs = hosts.host_programs(plan, victim)
+    lost = [i for i in plan.instances() if i.host == victim]
+    assert [i.instance_id for i in lost] == ["catalog-1"], lost
+    cart, inventory = plan.instance("cart-1"), plan.instance("inventory-1")
+    total, counts = 300, {"retries": 0}
+
+    def back_in_rotation() -> bool:
+        healthy = [h for h in envoy.hosts(cart.admin_url, "catalog") if h.healthy]
+        return all(health_of(plan, i.instance_id) == "passing" for i in lost) and len(
+            healthy) == 3
+
+    async def scenario() -> tuple[LoadReport, float, int, set[str]]:
+        with plan.reach(inventory, bus.client_port(inventory)) as target:
+            nc = await nats.connect(f"nats://{target}", name="test-host-loss",
+                                    reconnect_time_wait=0.2, max_reconnect_attempts=-1,
+                                    connect_timeout=2)
+            try:
+                js = nc.jetstream(timeout=2)
+                await js.add_stream(StreamConfig(
+                    name="HOSTLOSS", subjects=["hostloss.>"], num_replicas=3,
+                    storage=StorageType.FILE, duplicate_window=3600))
+                async with caller_channel(plan, cart, "catalog") as channel:
+                    stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+
+                    async def call(_: int) -> None:
+                        await list_products(stub)
+
+                    load = asyncio.create_task(open_loop(call, rate=30, duration=20))
+                    events = asyncio.create_task(
+                        _publish_all(js, "HOSTLOSS", total, 20, counts))
+                    await asyncio.sleep(3)
+                    # The machine is gone: every process of it at once, kill -9, held down.
+                    for name in programs:
+                        if pid := pid_of(plan, name):
+                            os.kill(pid, signal.SIGKILL)
+                    for name in programs:
+                        await asyncio.to_thread(sup.stop, name)
+                    await asyncio.sleep(5)
+                    back_at = time.monotonic()
+                    for name in programs:
+                        await asyncio.to_thread(sup.start, name)
+                    await until(back_in_rotation, 120, "host 2's instances back in rotation",
+                                step=0.2, in_thread=True, not_yet=(HTTPFailure, KeyError))
+                    to_rotation = time.monotonic() - back_at
+                    report = await load
+                    await events
+                stored, ids = await _stored_ids(js, "HOSTLOSS")
+                await js.delete_stream("HOSTLOSS")
+                return report, to_rotation, stored, ids
+            finally:
+                await nc.close()
+
+    try:
+        report, to_rotation, stored, ids = asyncio.run(scenario())
+    finally:
+        for name in programs:
+            sup.start(name)
+    sys.stdout.write(
+        f"\nlost host {victim} (its agent, catalog-1 and its sidecar, nats-{victim} and its "
+        f"sidecar: kill -9, 5 s down) under {report.rate:.0f} ListProducts/s as cart: sent "
+        f"{report.sent}, failed {report.failed} {report.failed_by_code}; {total} publishes "
+        f"at 20/s through inventory's sidecar, {counts['retries']} retries, {stored} stored, "
+        f"{len(ids)} distinct; back in rotation {to_rotation:.1f}s after its start\n"
+    )
+    assert report.failed == 0, report.details
+    assert stored == total and ids == {f"HOSTLOSS-{i}" for i in range(total)}

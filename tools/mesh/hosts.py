@@ -71,6 +71,24 @@ def agent_programs(plan: MeshPlan, acl_args: list[str]) -> list[Program]:
     return result
 
 
+def host_programs(plan: MeshPlan, host: int) -> list[str]:
+    """Every supervisord program ("group:name") that runs on host ``host`` > 1: its agent,
+    its instances and their sidecars, its NATS node and that node's sidecar (what losing
+    the machine loses)."""
+    from tools.mesh.nats import Nats  # (nats imports the plan; hosts is imported by acl)
+
+    if host == 1:
+        raise ValueError("host 1 is this machine: its programs are the mesh's own")
+    names = [f"infra:consul-host{host}"]
+    for inst in plan.instances():
+        if inst.host == host:
+            names += [f"services:{inst.instance_id}", f"sidecars:{inst.instance_id}-sidecar"]
+    bus = Nats(plan)
+    if bus.runs and host <= bus.nodes:
+        names += [f"infra:nats-{host}", f"sidecars:nats-{host}-sidecar"]
+    return names
+
+
 def agent_urls(plan: MeshPlan) -> dict[int, str]:
     """host -> the HTTP API of its agent, as the machine reaches it."""
     port = plan.topology.rules.consul_http_port
