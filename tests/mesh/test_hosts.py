@@ -35,54 +35,36 @@ from nats.js.api import StorageType, StreamConfig
 from harness.callers import caller_channel
 from harness.host import free_mesh_address
 from harness.load import LoadReport, open_loop
-from harness.mesh import health_of, pid_of
+from harness.mesh import health_of, pid_of, running
 from harness.wait import until
 from tests.mesh.helpers import list_products
-from tools.mesh import control, envoy, hosts
+from tools.mesh import envoy, hosts
 from tools.mesh.control.status import render_status
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.nats import Nats
 from tools.mesh.plan import MeshPlan
 from tools.mesh.postgres import Postgres
 from tools.mesh.supervisor import Supervisor
-from tools.mesh.topology import Service, Topology, load_topology
-
-
-def three_host_topology() -> Topology:
-    full = load_topology()
-    s = full.services
-    services = {
-        "catalog": Service("catalog", s["catalog"].port, 3, ()),
-        "inventory": Service("inventory", s["inventory"].port, 1, ()),  # a NATS client
-        "cart": Service("cart", s["cart"].port, 1, ("catalog",)),
-    }
-    return Topology(services=services, rules=full.rules, source=full.source)
+from tools.mesh.topology import load_topology
 
 
 @pytest.fixture(scope="module")
 def three_hosts() -> Iterator[MeshPlan]:
     assert os.geteuid() == 0 and shutil.which("ip"), (
         "hosts are network namespaces: they need root and iproute2")
-    topology = three_host_topology()
+    # inventory: a NATS client
+    topology = load_topology().only({"catalog": 3, "inventory": 1, "cart": 1})
     # catalog (instances on three hosts) keeps its state in PostgreSQL, whose server runs
     # as the postgres user: not under pytest's tmp dir (0700), in one it may pass (0711).
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-hosts-"))
     run_dir.chmod(0o711)
     plan = MeshPlan(topology=topology, address=free_mesh_address(topology), run_dir=run_dir,
                     pods=True, hosts=3)
-    names = list(plan.pod_addresses())
     try:
-        control.up(plan, timeout=300, out=sys.stdout, check_entries=False)
-        yield plan
+        with running(plan, timeout=300, check_entries=False):
+            yield plan
     finally:
-        try:
-            control.down(plan, timeout=90, out=sys.stdout)
-        finally:
-            left_pids = control.mesh_pids(run_dir)
-            left = plan.pod_network.leftovers(names)
-            shutil.rmtree(run_dir, ignore_errors=True)
-            assert not left_pids, f"mesh processes left after teardown: {left_pids}"
-            assert not left, f"namespaces or links left after teardown: {left}"
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def test_three_consul_servers_form_one_raft_cluster_with_one_leader(three_hosts: MeshPlan) -> None:
