@@ -16,17 +16,22 @@ import os
 import re
 import subprocess
 import tomllib
+import uuid
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pytest
 import requests
+from meshmart.cart.v1 import cart_pb2, cart_pb2_grpc
+from meshmart.order.v1 import order_pb2, order_pb2_grpc
+from meshmart.payment.v1 import payment_pb2
 from packaging.utils import canonicalize_name
 
-from harness.load import OK, Call, loopback_channel
+from harness.load import OK, Call, CallFailed, capacity, loopback_channel
 from harness.wait import until, until_blocking
 from tests.compose.conftest import ComposeRun
-from tests.edge.client import EdgeClient
+from tests.edge.client import ADDRESS, EdgeClient
 from tools.chaos.scenarios import background_load, catalog_call, sized, warm_up
 from tools.compose.model import RUNTIME_REQUIREMENTS, ComposeModel
 from tools.compose.requirements import read_pins
@@ -328,6 +333,79 @@ async def test_killing_catalog_1_and_starting_it_again_fails_no_call(
           f"{summary(report)}")
     assert report.failed == 0, summary(report)
     assert report.codes[OK] >= 2 * int(rate * 3)
+
+
+def order_call(channel: grpc.aio.Channel, tokens: list[tuple[str, str]]) -> Call:
+    """One item into the cart of user ``i % len(tokens)``, then PlaceOrder, both over
+    gRPC through the edge with the user's token; a placed order that is not CONFIRMED
+    counts as failed. With enough users no two calls share a cart (a user's next call is
+    len(tokens) / rate seconds later) and no user trips the edge's per-user order limit."""
+    cart = cart_pb2_grpc.CartServiceStub(channel)
+    order = order_pb2_grpc.OrderServiceStub(channel)
+
+    async def call(i: int) -> str | None:
+        user_id, token = tokens[i % len(tokens)]
+        auth = (("authorization", f"Bearer {token}"),)
+        await cart.AddItem(cart_pb2.AddItemRequest(
+            user_id=user_id, product_id=STOCKED[i % len(STOCKED)], quantity=1),
+            metadata=auth, timeout=10)
+        placed = await order.PlaceOrder(order_pb2.PlaceOrderRequest(
+            user_id=user_id, idempotency_key=uuid.uuid4().hex,
+            card=payment_pb2.Card(number="4242424242424242", exp_month=12, exp_year=2030,
+                                  cvc="123"),
+            shipping_address=order_pb2.Address(
+                name=ADDRESS["name"], line1=ADDRESS["line1"], city=ADDRESS["city"],
+                postal_code=ADDRESS["postalCode"], country=ADDRESS["country"])),
+            metadata=auth, timeout=15)
+        if placed.order.state != order_pb2.Order.STATE_CONFIRMED:
+            raise CallFailed(f"order {order_pb2.Order.State.Name(placed.order.state)}")
+        return None
+
+    return call
+
+
+async def test_restarting_payment_1_fails_no_order(compose: ComposeRun) -> None:
+    api = EdgeClient(compose.url(EDGE_PORT), requests.Session())
+
+    async def tokens(count: int) -> list[tuple[str, str]]:
+        users = [await asyncio.to_thread(api.new_user) for _ in range(count)]
+        return [(u.user_id, u.token) for u in users]
+
+    # Users of their own for sizing: the edge allows a user 5 orders, then one per 2 s,
+    # and the load's users start it with their burst whole.
+    sizing, loading = await tokens(12), await tokens(12)
+    async with loopback_channel(f"{compose.address}:{EDGE_PORT}") as channel:
+        await warm_up(order_call(channel, sizing), calls=2)
+        carried = await capacity(order_call(channel, sizing), seconds=2, concurrency=2)
+        plain = order_call(channel, loading)
+        rate = min(1.0, 0.35 * carried)
+        assert rate > 0, "no order went through before the restart"
+        call = Answered(plain)
+        async with background_load(call, rate=rate, max_seconds=400) as (stop, load):
+            began = asyncio.get_running_loop().time()
+            await call.more(2, 60, "orders before the restart")
+            restart_at = asyncio.get_running_loop().time() - began
+            await asyncio.to_thread(compose.engine.compose, "restart", "payment-1")
+            restarted_at = asyncio.get_running_loop().time() - began
+            await until(back_in_the_mesh(compose, "payment-1", "payment", 2), 240,
+                        "payment-1 and its sidecar healthy and passing in Consul again",
+                        in_thread=True, not_yet=(requests.RequestException,))
+            back_at = asyncio.get_running_loop().time() - began
+            await call.more(3, 120, "orders with payment-1 back")
+            stop.set()
+            report = await load
+    said = (f"restart payment-1 at {rate:.2f} orders/s (the path carried {carried:.2f}/s): "
+            f"{summary(report)}\n  restart sent at {restart_at:.1f} s, returned at "
+            f"{restarted_at:.1f} s, payment-1 back at {back_at:.1f} s; failures at "
+            + ", ".join(f"{at:.1f} s {code}" for at, code in report.failures_at))
+    print(said)
+    if report.failed:
+        for service in ("order-1", "payment-2"):
+            logs = compose.engine.compose("logs", "--no-color", "--tail", "15", service,
+                                          check=False)
+            said += f"\n--- {service}\n{logs.stdout[-3000:]}"
+    assert report.failed == 0, said
+    assert report.codes[OK] >= 5
 
 
 # --------------------------------------------------------------------------- intentions
