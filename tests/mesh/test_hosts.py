@@ -238,6 +238,7 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
                                     connect_timeout=2)
             try:
                 js = nc.jetstream(timeout=2)
+                await until_whole(bus)
                 await js.add_stream(StreamConfig(
                     name="PROBE", subjects=["probe.>"], num_replicas=3,
                     storage=StorageType.FILE, duplicate_window=3600))
@@ -246,6 +247,7 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
                         leader = (await js.stream_info("PROBE")).cluster.leader  # type: ignore[union-attr]
                         node = 1 if leader == "meshmart" else int(str(leader).rpartition("-")[2])
                         numbers["killed"] = f"nats-{node} ({leader}, the stream's leader)"
+                        numbers["killed_program"] = f"infra:nats-{node}"
                         os.kill(pid_of(plan, f"infra:nats-{node}"), signal.SIGKILL)
                         await asyncio.to_thread(sup.stop, f"infra:nats-{node}")
                         killed = time.monotonic()
@@ -261,6 +263,10 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
                     if i == kill_at:
                         numbers["first_ack_after_kill"] = time.monotonic() - killed
                     await asyncio.sleep(1 / 50)
+                # The node back before the read-back: creating the audit's (R3) consumer
+                # with a peer offline waits on the cluster, not on what was stored.
+                await asyncio.to_thread(sup.start, str(numbers["killed_program"]))
+                await until_whole(bus)
                 info = await js.stream_info("PROBE")
                 seen: set[str] = set()
                 sub = await js.pull_subscribe("probe.>", durable="probe-audit", stream="PROBE")
@@ -279,6 +285,7 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
     finally:
         for node in range(1, bus.nodes + 1):
             sup.start(f"infra:nats-{node}")
+        asyncio.run(until_whole(bus))  # the next test starts on a whole cluster
     sys.stdout.write(
         f"\nkilled {numbers['killed']} (kill -9, held down) after {kill_at} of {total} "
         f"publishes at 50/s through inventory's sidecar: every one acknowledged, "
@@ -287,6 +294,12 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
         f"messages, {len(ids)} distinct ids\n"
     )
     assert stored == total and ids == {f"p-{i}" for i in range(total)}
+
+
+async def until_whole(bus: Nats) -> None:
+    """Until every NATS node is back in the JetStream cluster and current."""
+    await until(bus.cluster_whole, 90, "every NATS node in the JetStream cluster, current",
+                step=0.2, in_thread=True, not_yet=(HTTPFailure,))
 
 
 async def _publish_all(js: Any, stream: str, total: int, rate: float,
@@ -342,6 +355,7 @@ def test_losing_a_whole_host_fails_no_call_loses_no_event_and_it_comes_back(
                                     connect_timeout=2)
             try:
                 js = nc.jetstream(timeout=2)
+                await until_whole(bus)
                 await js.add_stream(StreamConfig(
                     name="HOSTLOSS", subjects=["hostloss.>"], num_replicas=3,
                     storage=StorageType.FILE, duplicate_window=3600))
@@ -381,6 +395,7 @@ def test_losing_a_whole_host_fails_no_call_loses_no_event_and_it_comes_back(
     finally:
         for name in programs:
             sup.start(name)
+        asyncio.run(until_whole(bus))
     sys.stdout.write(
         f"\nlost host {victim} (its agent, catalog-1 and its sidecar, nats-{victim} and its "
         f"sidecar: kill -9, 5 s down) under {report.rate:.0f} ListProducts/s as cart: sent "

@@ -201,11 +201,16 @@ async def test_a_failing_payment_raises_its_error_ratio_and_the_alert_goes_pendi
         # Charges as order, the one caller that may charge (its sidecar's listener, in
         # its pod with pods: harness/callers.py), round robin over both instances:
         # every one fails with UNAVAILABLE, a server-side error (retries included).
+        # Until both show it: the ratio is over a minute that began with the earlier
+        # tests' successful calls, so it climbs while the failures go on, and the alert's
+        # evaluation and this query each read it at their own moment.
         deadline = time.monotonic() + 90
         state = None
+        ratio: dict[str, float] = {}
         async with caller_channel(mesh, mesh.instance("order-1"), "payment") as channel:
             stub = payment_pb2_grpc.PaymentServiceStub(channel)
-            while time.monotonic() < deadline and state not in ("pending", "firing"):
+            while time.monotonic() < deadline and not (
+                    state in ("pending", "firing") and ratio.get("payment", 0) > 0.05):
                 for _ in range(5 * len(payments)):
                     with pytest.raises(grpc.aio.AioRpcError) as failure:
                         await stub.Charge(charge_request(), timeout=5)
@@ -213,7 +218,8 @@ async def test_a_failing_payment_raises_its_error_ratio_and_the_alert_goes_pendi
                 await asyncio.sleep(1)
                 state = await asyncio.to_thread(
                     alert_state, observability, "ServiceErrorRatioHigh", "payment")
-        ratio = await asyncio.to_thread(observability.query, "service:grpc_error_ratio:rate1m")
+                ratio = await asyncio.to_thread(
+                    observability.query, "service:grpc_error_ratio:rate1m")
     finally:
         for inst in payments:
             await set_fault(mesh, inst, unavailable_ratio=0.0)

@@ -262,6 +262,26 @@ class Nats(Component):
             ))
         return []
 
+    def cluster_whole(self) -> bool:
+        """Every node answers and follows one meta leader, which sees every other node
+        current: the cluster can place a stream or consumer on all of them again (a
+        node that is back needs a moment to catch up). Only the leader tracks the others;
+        a follower lists the leader among its peers, and the other followers as not
+        current."""
+        metas = []
+        for node in range(1, self.nodes + 1):
+            body = get_json(f"{self.monitor_url_of(node)}/jsz", timeout=3)
+            metas.append((body if isinstance(body, dict) else {}).get("meta_cluster") or {})
+        leaders = {meta.get("leader") for meta in metas}
+        if len(leaders) != 1 or None in leaders:
+            return False
+        for meta in metas:
+            peers = meta.get("replicas") or []  # the other nodes, as this one sees them
+            if all(peer.get("name") not in leaders for peer in peers):  # the leader's view
+                return len(peers) == self.nodes - 1 and all(
+                    peer.get("current") and not peer.get("offline") for peer in peers)
+        return False
+
     # --- status -------------------------------------------------------------------
     def jsz(self) -> dict[str, Any]:
         body = get_json(f"{self.monitor_url}/jsz?streams=true&consumers=true", timeout=3)
