@@ -22,7 +22,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import nats
 import psycopg
 import pytest
 from meshmart.catalog.v1 import catalog_pb2_grpc
+from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
 from harness.callers import caller_channel
@@ -45,7 +47,7 @@ from tools.mesh.nats import Nats
 from tools.mesh.plan import MeshPlan
 from tools.mesh.postgres import Postgres
 from tools.mesh.supervisor import Supervisor
-from tools.mesh.topology import load_topology
+from tools.mesh.topology import Instance, load_topology
 
 
 @pytest.fixture(scope="module")
@@ -232,53 +234,42 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
     numbers: dict[str, float | int | str] = {"retries": 0}
 
     async def scenario() -> tuple[int, set[str]]:
-        with plan.reach(inventory, bus.client_port(inventory)) as target:
-            nc = await nats.connect(f"nats://{target}", name="test-probe",
-                                    reconnect_time_wait=0.2, max_reconnect_attempts=-1,
-                                    connect_timeout=2)
-            try:
-                js = nc.jetstream(timeout=2)
-                await until_whole(bus)
-                await js.add_stream(StreamConfig(
-                    name="PROBE", subjects=["probe.>"], num_replicas=3,
-                    storage=StorageType.FILE, duplicate_window=3600))
-                for i in range(total):
-                    if i == kill_at:
-                        leader = (await js.stream_info("PROBE")).cluster.leader  # type: ignore[union-attr]
-                        node = 1 if leader == "meshmart" else int(str(leader).rpartition("-")[2])
-                        numbers["killed"] = f"nats-{node} ({leader}, the stream's leader)"
-                        numbers["killed_program"] = f"infra:nats-{node}"
-                        os.kill(pid_of(plan, f"infra:nats-{node}"), signal.SIGKILL)
-                        await asyncio.to_thread(sup.stop, f"infra:nats-{node}")
-                        killed = time.monotonic()
-                    started = time.monotonic()
-                    while True:  # a publisher that retries until acknowledged, same id
-                        try:
-                            await js.publish(f"probe.{i}", b"x", headers={"Nats-Msg-Id": f"p-{i}"})
-                            break
-                        except (TimeoutError, nats.errors.Error):
-                            numbers["retries"] = int(numbers["retries"]) + 1
-                            assert time.monotonic() - started < 60, f"publish {i} never acked"
-                            await asyncio.sleep(0.1)
-                    if i == kill_at:
-                        numbers["first_ack_after_kill"] = time.monotonic() - killed
-                    await asyncio.sleep(1 / 50)
-                # The node back before the read-back: creating the audit's (R3) consumer
-                # with a peer offline waits on the cluster, not on what was stored.
-                await asyncio.to_thread(sup.start, str(numbers["killed_program"]))
-                await until_whole(bus)
-                info = await js.stream_info("PROBE")
-                seen: set[str] = set()
-                sub = await js.pull_subscribe("probe.>", durable="probe-audit", stream="PROBE")
-                while len(seen) < info.state.messages:
-                    for msg in await sub.fetch(100, timeout=5):
-                        assert msg.headers is not None
-                        seen.add(msg.headers["Nats-Msg-Id"])
-                        await msg.ack()
-                await js.delete_stream("PROBE")
-                return info.state.messages, seen
-            finally:
-                await nc.close()
+        async with r3_stream(plan, inventory, "PROBE") as js:
+            for i in range(total):
+                if i == kill_at:
+                    leader = (await js.stream_info("PROBE")).cluster.leader  # type: ignore[union-attr]
+                    node = 1 if leader == "meshmart" else int(str(leader).rpartition("-")[2])
+                    numbers["killed"] = f"nats-{node} ({leader}, the stream's leader)"
+                    numbers["killed_program"] = f"infra:nats-{node}"
+                    os.kill(pid_of(plan, f"infra:nats-{node}"), signal.SIGKILL)
+                    await asyncio.to_thread(sup.stop, f"infra:nats-{node}")
+                    killed = time.monotonic()
+                started = time.monotonic()
+                while True:  # a publisher that retries until acknowledged, same id
+                    try:
+                        await js.publish(f"probe.{i}", b"x", headers={"Nats-Msg-Id": f"p-{i}"})
+                        break
+                    except (TimeoutError, nats.errors.Error):
+                        numbers["retries"] = int(numbers["retries"]) + 1
+                        assert time.monotonic() - started < 60, f"publish {i} never acked"
+                        await asyncio.sleep(0.1)
+                if i == kill_at:
+                    numbers["first_ack_after_kill"] = time.monotonic() - killed
+                await asyncio.sleep(1 / 50)
+            # The node back before the read-back: creating the audit's (R3) consumer
+            # with a peer offline waits on the cluster, not on what was stored.
+            await asyncio.to_thread(sup.start, str(numbers["killed_program"]))
+            await until_whole(bus)
+            info = await js.stream_info("PROBE")
+            seen: set[str] = set()
+            sub = await js.pull_subscribe("probe.>", durable="probe-audit", stream="PROBE")
+            while len(seen) < info.state.messages:
+                for msg in await sub.fetch(100, timeout=5):
+                    assert msg.headers is not None
+                    seen.add(msg.headers["Nats-Msg-Id"])
+                    await msg.ack()
+            await js.delete_stream("PROBE")
+            return info.state.messages, seen
 
     try:
         stored, ids = asyncio.run(scenario())
@@ -294,6 +285,28 @@ def test_a_jetstream_node_lost_mid_publish_loses_and_duplicates_nothing(
         f"messages, {len(ids)} distinct ids\n"
     )
     assert stored == total and ids == {f"p-{i}" for i in range(total)}
+
+
+@asynccontextmanager
+async def r3_stream(
+    plan: MeshPlan, client: Instance, name: str
+) -> AsyncIterator[JetStreamContext]:
+    """JetStream through ``client``'s sidecar, with a stream ``name`` (subjects
+    ``<name lowered>.>``) kept on three nodes, made once the cluster is whole."""
+    bus = Nats(plan)
+    with plan.reach(client, bus.client_port(client)) as target:
+        nc = await nats.connect(f"nats://{target}", name=f"test-{name.lower()}",
+                                reconnect_time_wait=0.2, max_reconnect_attempts=-1,
+                                connect_timeout=2)
+        try:
+            js = nc.jetstream(timeout=2)
+            await until_whole(bus)
+            await js.add_stream(StreamConfig(
+                name=name, subjects=[f"{name.lower()}.>"], num_replicas=3,
+                storage=StorageType.FILE, duplicate_window=3600))
+            yield js
+        finally:
+            await nc.close()
 
 
 async def until_whole(bus: Nats) -> None:
@@ -349,46 +362,36 @@ def test_losing_a_whole_host_fails_no_call_loses_no_event_and_it_comes_back(
             healthy) == 3
 
     async def scenario() -> tuple[LoadReport, float, int, set[str]]:
-        with plan.reach(inventory, bus.client_port(inventory)) as target:
-            nc = await nats.connect(f"nats://{target}", name="test-host-loss",
-                                    reconnect_time_wait=0.2, max_reconnect_attempts=-1,
-                                    connect_timeout=2)
-            try:
-                js = nc.jetstream(timeout=2)
-                await until_whole(bus)
-                await js.add_stream(StreamConfig(
-                    name="HOSTLOSS", subjects=["hostloss.>"], num_replicas=3,
-                    storage=StorageType.FILE, duplicate_window=3600))
-                async with caller_channel(plan, cart, "catalog") as channel:
-                    stub = catalog_pb2_grpc.CatalogServiceStub(channel)
+        async with r3_stream(plan, inventory, "HOSTLOSS") as js:
+            async with caller_channel(plan, cart, "catalog") as channel:
+                stub = catalog_pb2_grpc.CatalogServiceStub(channel)
 
-                    async def call(_: int) -> None:
-                        await list_products(stub)
+                async def call(_: int) -> None:
+                    await list_products(stub)
 
-                    load = asyncio.create_task(open_loop(call, rate=30, duration=20))
-                    events = asyncio.create_task(
-                        _publish_all(js, "HOSTLOSS", total, 20, counts))
-                    await asyncio.sleep(3)
-                    # The machine is gone: every process of it at once, kill -9, held down.
-                    for name in programs:
-                        if pid := pid_of(plan, name):
-                            os.kill(pid, signal.SIGKILL)
-                    for name in programs:
-                        await asyncio.to_thread(sup.stop, name)
-                    await asyncio.sleep(5)
-                    back_at = time.monotonic()
-                    for name in programs:
-                        await asyncio.to_thread(sup.start, name)
-                    await until(back_in_rotation, 120, "host 2's instances back in rotation",
-                                step=0.2, in_thread=True, not_yet=(HTTPFailure, KeyError))
-                    to_rotation = time.monotonic() - back_at
-                    report = await load
-                    await events
-                stored, ids = await _stored_ids(js, "HOSTLOSS")
-                await js.delete_stream("HOSTLOSS")
-                return report, to_rotation, stored, ids
-            finally:
-                await nc.close()
+                load = asyncio.create_task(open_loop(call, rate=30, duration=20))
+                events = asyncio.create_task(
+                    _publish_all(js, "HOSTLOSS", total, 20, counts))
+                await asyncio.sleep(3)
+                # The machine is gone: every process of it at once, kill -9, held down.
+                for name in programs:
+                    if pid := pid_of(plan, name):
+                        os.kill(pid, signal.SIGKILL)
+                for name in programs:
+                    await asyncio.to_thread(sup.stop, name)
+                await asyncio.sleep(5)
+                back_at = time.monotonic()
+                for name in programs:
+                    await asyncio.to_thread(sup.start, name)
+                await until(back_in_rotation, 120, "host 2's instances back in rotation",
+                            step=0.2, in_thread=True, not_yet=(HTTPFailure, KeyError))
+                to_rotation = time.monotonic() - back_at
+                report = await load
+                await events
+            stored, ids = await _stored_ids(js, "HOSTLOSS")
+            await js.delete_stream("HOSTLOSS")
+            return report, to_rotation, stored, ids
+
 
     try:
         report, to_rotation, stored, ids = asyncio.run(scenario())
