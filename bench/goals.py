@@ -21,6 +21,14 @@ class Goals:
     at_rate_rps: int
     rest_over_grpc: float
     envoy_idle_mb: float
+    sidecar_added_over_bare: float
+    sidecar_rates: tuple[int, ...]
+    sidecar_saturation: float
+    orders_per_second: float
+    orders_p99_ms_at_half: float
+    events_per_core: float
+    events_lag_p99_ms: float
+    events_lag_rate: int
 
 
 def load_goals(path: Path = GOALS_FILE) -> Goals:
@@ -37,6 +45,14 @@ def load_goals(path: Path = GOALS_FILE) -> Goals:
         at_rate_rps=data["python_process"]["at_rate_rps"],
         rest_over_grpc=data["edge"]["rest_over_grpc"],
         envoy_idle_mb=data["memory"]["envoy_idle_mb"],
+        sidecar_added_over_bare=data["sidecar_pair"]["added_over_bare_pair"],
+        sidecar_rates=tuple(data["sidecar_pair"]["rates"]),
+        sidecar_saturation=data["sidecar_pair"]["saturation_over_direct"],
+        orders_per_second=data["orders"]["per_second"],
+        orders_p99_ms_at_half=data["orders"]["p99_ms_at_half"],
+        events_per_core=data["events"]["per_core"],
+        events_lag_p99_ms=data["events"]["lag_p99_ms"],
+        events_lag_rate=data["events"]["lag_rate"],
     )
 
 

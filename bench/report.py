@@ -77,6 +77,8 @@ class Report:
     lines: list[str] = field(default_factory=list)
     # Figures for the chart (bench/chart.py), by part.
     figures: dict[str, Any] = field(default_factory=dict)
+    # One row per goal, from the figures each part prints: the table at the top.
+    goals: list[list[str]] = field(default_factory=list)
 
     def add(self, line: str = "") -> None:
         self.lines.append(line)
@@ -88,6 +90,20 @@ class Report:
         self.add("|" + "|".join("---" for _ in header) + "|")
         for row in rows:
             self.add("| " + " | ".join(row) + " |")
+
+    def goal(self, what: str, measured: str, goal: str, meets: bool, baseline: str = "") -> None:
+        """A row of "Goals at a glance": the figure a part measured against its goal, with
+        the bare figure it is measured against (how close to this machine's limit)."""
+        self.goals.append([what, measured, baseline or "-", goal, mark(meets)])
+
+    def glance(self) -> list[str]:
+        """The table of every goal's row, to stand at the top of the report."""
+        rows = ["## Goals at a glance", "",
+                "Each figure from its part below, measured in this run; the baseline is the "
+                "bare figure beside it (bare grpc.aio, a bare Envoy pair, direct calls).", "",
+                "| what | measured | baseline | goal | |", "|---|---|---|---|---|"]
+        rows += ["| " + " | ".join(row) + " |" for row in self.goals]
+        return rows if self.goals else []
 
 
 def mark(ok: bool) -> str:
@@ -209,6 +225,9 @@ def python_process(report: Report, duration: int, rounds: int) -> None:
         k = catalog_cpu.median_cpu(runs[kit.name], mode)
         goal_rows.append([mode, f"{b:.3f} ms", f"{k:.3f} ms", f"{k / b:.2f}x",
                           f"<= {goal}x: {mark(k / b <= goal)}"])
+        report.goal(f"the kit's CPU per call over bare grpc.aio, {mode} (2.)",
+                    f"{k / b:.2f}x ({k:.3f} ms)", f"<= {goal}x", k / b <= goal,
+                    f"bare grpc.aio {b:.3f} ms")
     report.table(["CPU per call", "bare grpc.aio", "the kit", "kit / bare", "goal"], goal_rows)
     report.add()
     rows = [[label, f"{r.rps:,.0f}", f"{r.cpu_ms:.3f} ms", f"{1000 / r.cpu_ms:,.0f}"]
@@ -326,6 +345,11 @@ def edge(report: Report, data: dict[str, Any]) -> None:
 
     rest_grpc = ratio("rest-edge", "grpc-edge")
     stock = ratio("rest-stock", "grpc-stock")
+    for rpc, value, a, b in (("GetProduct", rest_grpc, "rest-edge", "grpc-edge"),
+                             ("GetStock", stock, "rest-stock", "grpc-stock")):
+        report.goal(f"REST / gRPC req/s through the same edge, {rpc} (3.)",
+                    f"{value:.2f}x ({med[a]['rps']:,.0f} req/s)", f">= {GOAL_REST_GRPC}x",
+                    value >= GOAL_REST_GRPC, f"gRPC through the edge {med[b]['rps']:,.0f} req/s")
     report.add()
     report.table(["ratio of req/s", "value", "goal"], [
         ["REST / gRPC through the same edge, GetProduct (cache bypassed)", f"{rest_grpc:.2f}x",
@@ -412,6 +436,8 @@ def memory(report: Report, data: dict[str, Any]) -> None:
                   "goal"], rows)
     envoys = {n: v for n, v in idle.items() if _kind(n).startswith("Envoy")}
     largest = max(envoys, key=envoys.__getitem__)
+    report.goal("the largest idle Envoy's RSS (5.)", f"{envoys[largest]:.1f} MB ({largest})",
+                f"< {GOAL_ENVOY_IDLE_MB} MB", envoys[largest] < GOAL_ENVOY_IDLE_MB)
     report.add()
     report.add(f"largest idle Envoy: {largest} {envoys[largest]:.1f} MB RSS (goal < "
                f"{GOAL_ENVOY_IDLE_MB} MB: {mark(envoys[largest] < GOAL_ENVOY_IDLE_MB)}), "
@@ -470,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         report.add(f"Note: {args.note}")
     report.add()
     report.add(f"![the side-by-side figures of this report, each with its goal]({png.name})")
+    glance_at = len(report.lines)
     overhead(report, args.duration, args.rounds)
     python_process(report, max(3, args.duration // 2), args.rounds)
     if args.skip_edge:
@@ -489,6 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     report.add()
     report.add(f"took {time.monotonic() - started:.0f}s; load average at the start "
                f"{load[0]:.1f}, at the end {end_load:.1f}")
+    glance = report.glance()
+    if glance:
+        sys.stdout.write("\n" + "\n".join(glance) + "\n")
+        report.lines[glance_at:glance_at] = ["", *glance]
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(report.lines) + "\n")
     chart.draw(report.figures, png, title=f"meshmart make bench, "

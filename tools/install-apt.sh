@@ -26,8 +26,11 @@ case "$what" in
     why="make compose-up and tests/compose need them (or Docker Engine 25+ with compose)" ;;
   *) echo "error: tools/install-apt.sh knows chromium, postgresql, wrk and containers, not $what" >&2; exit 2 ;;
 esac
-missing=()
-for i in "${!packages[@]}"; do [ -x "${binaries[$i]}" ] || missing+=("${packages[$i]}"); done
+missing_now() {
+  missing=()
+  for i in "${!packages[@]}"; do [ -x "${binaries[$i]}" ] || missing+=("${packages[$i]}"); done
+}
+missing_now
 if [ "${2:-}" = "--missing" ]; then
   [ "${#missing[@]}" -gt 0 ]
   exit
@@ -39,7 +42,14 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Two setups at once (two checkouts) wait for each other's dpkg lock instead of failing.
+# Two setups at once (two checkouts) take turns: apt-get update does not wait for the
+# lock of the package lists another one holds (DPkg::Lock::Timeout covers dpkg's lock
+# only), so the whole update and install runs under a lock of our own, and what is
+# missing is looked at again once it is ours (the other setup may have installed it).
+exec 9>/var/lock/meshmart-apt.lock
+flock 9
+missing_now
+[ "${#missing[@]}" -eq 0 ] && exit 0
 lock=(-o DPkg::Lock::Timeout=600)
 apt-get "${lock[@]}" update -qq
 apt-get "${lock[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
