@@ -2,11 +2,11 @@
 
     .venv/bin/python -m bench.report [--duration 8] [--rounds 2] [--skip-edge] [--skip-events]
 
-1. Mesh overhead (bench/mesh_overhead.py's mesh and ghz runs): catalog.GetProduct direct
-   vs through two sidecars (mTLS), p50/p90/p99 at 1000 RPC/s and RPC/s at saturation,
-   interleaved round by round; medians and ratios. On this box 1000 RPC/s is near one
-   Python process's saturation, so the latencies are also compared at 40% of the mesh
-   path's saturation, where they show the overhead rather than queueing.
+1. Mesh overhead (bench/mesh_overhead.py's mesh and ghz runs): catalog.GetProduct direct,
+   through a bare Envoy pair (bench/bare_pair.py) and through two Consul sidecars (mTLS),
+   p50/p90/p99 at 300 and 1000 RPC/s (bench/goals.toml [sidecar_pair]) and RPC/s at
+   saturation, interleaved round by round; medians, what each pair adds, and the Consul
+   pair's added over the bare pair's (issue 22 goal 2).
 2. One Python service process: catalog alone (no mesh), ghz at saturation with 32
    concurrent calls on one connection and at 600 RPC/s, with the production defaults
    (tracing at the mesh's sampling, RED metrics, access log) against a bare grpc.aio
@@ -39,7 +39,6 @@ import datetime as dt
 import json
 import os
 import pstats
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,6 @@ from typing import Any
 
 from bench import catalog_cpu, chart, mesh_overhead
 from bench.goals import GOALS
-from harness.ghz import ghz
 from harness.host import free_mesh_address
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
@@ -111,65 +109,84 @@ def mark(ok: bool) -> str:
 
 
 def overhead(report: Report, duration: int, rounds: int) -> None:
+    """Part 1: catalog.GetProduct direct, through a bare Envoy pair and through two Consul
+    sidecars, interleaved (bench/mesh_overhead.py); issue 22 goal 2's rows."""
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-report-"))
     topology = mesh_overhead.bench_topology()
     address = free_mesh_address(topology, first=3)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     envoy_concurrency=topology.rules.envoy_concurrency,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
+    rates = list(GOALS.sidecar_rates)
     sys.stderr.write(f"[bench] overhead mesh on {plan.address} ({run_dir})\n")
+    load_start = os.getloadavg()[0]
     try:
         control.up(plan, out=sys.stderr, check_entries=False)
-        runs = mesh_overhead.measure(
-            plan, f"--concurrency {plan.envoy_concurrency}", duration, rounds)
-        # 1000 RPC/s is close to (or above) what one Python catalog carries on this box,
-        # and latency at saturation is queueing, not overhead: the same comparison at a
-        # rate both paths carry with room to spare (40% of the mesh path's saturation).
-        mesh_sat = statistics.median(r.rps for r in runs
-                                     if (r.path, r.mode) == ("mesh", "saturation"))
-        light = max(100, int(round(0.4 * mesh_sat, -1)))
-        targets = {"direct": plan.instance("catalog-1").grpc_target,
-                   "mesh": plan.instance("cart-1").upstream_target("catalog")}
-        for _ in range(rounds):
-            for path, target in targets.items():
-                result = ghz(target, mesh_overhead.CALL, mesh_overhead.PAYLOAD, rps=light,
-                             concurrency=16, seconds=duration)
-                runs.append(mesh_overhead.summarize(path, f"{light} rps", result))
+        with mesh_overhead.bare_pair(plan) as bare:
+            runs = mesh_overhead.measure(
+                plan, f"--concurrency {plan.envoy_concurrency}", duration, rounds, rates=rates,
+                bare=bare.target)
     finally:
         mesh_overhead.tear_down(plan, run_dir)
+    load_end = os.getloadavg()[0]
 
     def med(path: str, mode: str, attr: str) -> float:
-        return float(statistics.median(
-            getattr(r, attr) for r in runs if (r.path, r.mode) == (path, mode)))
+        return mesh_overhead.median_of(runs, path, mode, attr)
+
+    def added(path: str, mode: str, attr: str) -> float:
+        return mesh_overhead.added(runs, path, mode, attr)
 
     report.add()
-    report.add(f"## 1. Mesh overhead: catalog.GetProduct direct vs two sidecars (mTLS), "
-               f"Envoy --concurrency {plan.envoy_concurrency}, medians of {rounds} rounds "
-               f"of {duration}s")
+    report.add(f"## 1. Mesh overhead: catalog.GetProduct direct, a bare Envoy pair, two Consul "
+               f"sidecars (mTLS), Envoy --concurrency {plan.envoy_concurrency}, medians of "
+               f"{rounds} interleaved rounds of {duration}s")
+    report.add()
+    report.add("The bare pair (bench/bare_pair.py) is the same hop through two Envoys of the "
+               "same binary from static bootstraps: HTTP/2, the router only, no TLS, one "
+               "worker each, in front of the same catalog process. Added: a path's run minus "
+               "the direct run of the same round (median over rounds). Issue 22 goal 2: the "
+               f"Consul pair adds at most {GOALS.sidecar_added_over_bare}x what the bare pair "
+               f"adds; load average {load_start:.1f} at the start, {load_end:.1f} at the end.")
     report.add()
     rows = []
-    light_mode = next(r.mode for r in reversed(runs))
     latency: dict[str, dict[str, tuple[float, float, float]]] = {}
-    for mode in ("1000 rps", light_mode):
-        label = mode.replace("rps", "RPC/s")
+    for rate in rates:
+        mode, label = f"{rate} rps", f"{rate} RPC/s"
         for attr, goal in (("p50_ms", GOAL_P50_MS), ("p90_ms", GOAL_P90_MS),
                            ("p99_ms", GOAL_P99_MS)):
-            d, m = med("direct", mode, attr), med("mesh", mode, attr)
+            d, b, m = (med(path, mode, attr) for path in ("direct", "bare", "mesh"))
+            ba, ma = added("bare", mode, attr), added("mesh", mode, attr)
+            ratio = mesh_overhead.pair_ratio(ma, ba)
             latency.setdefault(label, {})[attr[:3]] = (d, m, goal)
-            rows.append([f"{attr[:3]} @ {label}", f"{d:.2f} ms", f"{m:.2f} ms",
-                         f"{m / d:.2f}x (+{m - d:.2f} ms)",
-                         f"+{goal} ms: {mark(m - d <= goal)}"])
-    sd, sm = med("direct", "saturation", "rps"), med("mesh", "saturation", "rps")
-    rows.append(["saturation (c=32)", f"{sd:,.0f} RPC/s", f"{sm:,.0f} RPC/s", f"{sm / sd:.2f}x",
-                 f">= {GOAL_SATURATION}x: {mark(sm / sd >= GOAL_SATURATION)}"])
-    report.table(["measure", "direct", "two sidecars", "mesh / direct", "goal"], rows)
+            pair_goal = GOALS.sidecar_added_over_bare
+            rows.append([f"{attr[:3]} @ {label}", f"{d:.2f} ms", f"{b:.2f} ms ({ba:+.2f})",
+                         f"{m:.2f} ms ({ma:+.2f})", f"{ratio:.2f}x",
+                         f"<= {pair_goal}x: {mark(ratio <= pair_goal)}" if attr != "p90_ms"
+                         else "", f"+{goal} ms: {mark(ma <= goal)}"])
+            if attr != "p90_ms":
+                report.goal(f"two Consul sidecars' added {attr[:3]} @ {label} over a bare "
+                            "Envoy pair's (1.)",
+                            f"{ratio:.2f}x ({ma:+.2f} ms)", f"<= {pair_goal}x",
+                            ratio <= pair_goal, baseline=f"bare pair {ba:+.2f} ms")
+    sd, sb, sm = (med(path, "saturation", "rps") for path in ("direct", "bare", "mesh"))
+    rb, rm = (mesh_overhead.saturation_ratio(runs, path) for path in ("bare", "mesh"))
+    rows.append(["saturation (c=32)", f"{sd:,.0f} RPC/s", f"{sb:,.0f} RPC/s ({rb:.2f}x)",
+                 f"{sm:,.0f} RPC/s ({rm:.2f}x)", f"{rm / rb:.2f}x",
+                 f">= {GOALS.sidecar_saturation}x direct: {mark(rm >= GOALS.sidecar_saturation)}",
+                 f">= {GOAL_SATURATION}x direct: {mark(rm >= GOAL_SATURATION)}"])
+    report.goal("two Consul sidecars' RPC/s at saturation over direct (1.)",
+                f"{rm:.2f}x ({sm:,.0f} RPC/s)", f">= {GOALS.sidecar_saturation}x",
+                rm >= GOALS.sidecar_saturation,
+                baseline=f"direct {sd:,.0f} RPC/s; bare pair {rb:.2f}x")
+    report.table(["measure", "direct", "bare Envoy pair (added)", "two Consul sidecars (added)",
+                  "Consul added / bare added", "goal 2 (issue 22)",
+                  "goal: added ms (bench/goals.toml)"], rows)
     report.figures["overhead"] = {"latency": latency, "saturation": (sd, sm),
                                   "goal_saturation": GOAL_SATURATION}
     report.add()
-    report.add(f"1000 RPC/s is {1000 / sd:.0%} of what the direct path carries at saturation "
-               f"here and {1000 / sm:.0%} of the mesh path's: where that is near or above "
-               f"100%, its latencies are queueing; {light_mode.replace('rps', 'RPC/s')} "
-               "(40% of the mesh path's saturation) shows the overhead itself.")
+    report.add(f"{rates[-1]} RPC/s is {rates[-1] / sd:.0%} of what the direct path carries at "
+               f"saturation here and {rates[-1] / sm:.0%} of the mesh path's: where that is "
+               f"near or above 100%, its latencies are queueing.")
     errors = [f"{r.path} {r.mode}: {r.errors}" for r in runs if r.errors != "0"]
     report.add()
     report.add(f"ghz runs: {len(runs)}; non-OK answers: {'; '.join(errors) or 'none'} (a timed "

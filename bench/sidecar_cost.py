@@ -1,33 +1,43 @@
-"""What our sidecar configuration costs beyond a bare pair of sidecars (issue 11).
+"""What our sidecar configuration costs beyond a bare pair of Envoys (issues 11 and 22).
 
-    .venv/bin/python bench/sidecar_cost.py [--duration 5] [--rounds 2] [--rps N]
-                                            [--variant ours --variant tcp ...] [--xfcc]
+    .venv/bin/python bench/sidecar_cost.py [--duration 5] [--rounds 2] [--rps N ...]
+                                            [--variant ours --variant bare ...] [--xfcc]
 
 The mesh of bench/mesh_overhead.py (Consul, catalog, cart as the caller, their two
 sidecars on one Envoy worker each, the real config entries, Prometheus and Zipkin as in
-`make up`), then catalog.GetProduct with ghz, direct and through both sidecars, once per
-variant of what we configure on the path:
+`make up`), then catalog.GetProduct with ghz, direct and through one pair per variant:
 
+Consul's sidecars, with what we configure on the path changed:
   tracing      the Zipkin tracer in each sidecar's bootstrap (envoy_tracing_json)
   prometheus   each sidecar's Prometheus listener (envoy_prometheus_bind_addr), scraped
   intention    catalog's intentions per gRPC method (l7) or as a plain allow (l4)
   protocol     catalog's protocol: grpc (ours), http2 (no grpc_stats/grpc_http1_bridge
-               filters), tcp (no HTTP at all in the sidecars: the bare pair)
+               filters), tcp (no HTTP at all in the sidecars: an L4 pair)
+Two Envoys of static bootstraps, beside the mesh (bench/bare_pair.py):
+  bare         the baseline of issue 22 goal 2: HTTP/2, router only, no TLS
+  static...    the two sidecars' /config_dump with the committed entries ("ours") as
+               static bootstraps (bench/static_sidecars.py), as they are ("static") or
+               with one thing removed (static-no-tracing, static-no-rbac, ...: the
+               ablation, static_sidecars.ABLATIONS)
 
-A variant is applied to this benchmark's own Consul only: the two registrations are
-written again (the kit's own ``registration()`` with the sidecar settings changed), the
-catalog entries are written through the HTTP API (the committed files are not touched),
-then both sidecars are restarted, so every variant starts from a fresh Envoy. What the
-sidecars then got is read back from their /config_dump and printed (the filters on the
-request path), and checked against the variant.
+A Consul variant is applied to this benchmark's own Consul only: the two registrations
+are written again (the kit's own ``registration()`` with the sidecar settings changed),
+the catalog entries are written through the HTTP API (the committed files are not
+touched), then both sidecars are restarted (unless they already run that variant). What
+the sidecars then got is read back from their /config_dump and printed (the filters on
+the request path), and checked against the variant. The static pairs run from the start,
+idle but for their turn.
 
-Rounds interleave the variants; within a variant, direct and mesh run back to back at
-the same fixed rate (default 40% of the mesh path's saturation, measured first), then the
-mesh path at saturation; direct at saturation once per round. ``--xfcc`` then measures
-catalog direct with and without a header like the x-forwarded-client-cert its sidecar
-adds. It gives way to another mesh (a Consul agent not its own): it does not start, and
-stops between variants. Every process it starts is stopped by pid at the end, also on
-failure (control.down). Results: bench/TUNING.md d.
+Rounds interleave the variants (order reversed every other round); within a variant,
+direct and the variant's path run back to back at each fixed rate (default the goal's,
+bench/goals.toml [sidecar_pair]; 0: 40% of the mesh path's saturation), then the path at
+saturation; direct at saturation once per round. The table gives what each path adds to
+direct (per round against the direct run just before it, the median) and, with ``bare``
+in the run, that over what the bare pair adds. ``--xfcc`` then measures catalog direct
+with and without a header like the x-forwarded-client-cert its sidecar adds. It gives way
+to another mesh (a Consul agent not its own): it does not start, and stops between
+variants. Every process it starts is stopped by pid at the end, also on failure
+(control.down, EnvoyPair.stop). Results: bench/TUNING.md d. and h.
 """
 
 from __future__ import annotations
@@ -47,9 +57,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.mesh_overhead import CALL, PAYLOAD, Run, bench_topology, summarize, tear_down
+from bench.bare_pair import EnvoyPair
+from bench.goals import GOALS
+from bench.mesh_overhead import (
+    CALL,
+    PAYLOAD,
+    Run,
+    bare_pair,
+    bench_topology,
+    pair_ratio,
+    summarize,
+    tear_down,
+)
+from bench.static_sidecars import ABLATIONS, Leaf, static_pair
 from harness.ghz import ghz
-from harness.host import free_mesh_address
+from harness.host import cpu_seconds, free_mesh_address
 from services.kit.config import load_config
 from services.kit.registration import load_mesh_settings, registration
 from tools.mesh import control, envoy
@@ -60,6 +82,7 @@ from tools.mesh.topology import Instance
 from tools.mesh.version import source_version
 
 CALLEE, CALLER = "catalog", "cart"
+BASELINE = "bare"
 
 
 @dataclass(frozen=True)
@@ -69,8 +92,16 @@ class Variant:
     prometheus: bool = True
     intention: str = "l7"  # l7: per gRPC method (committed); l4: allow the source
     protocol: str = "grpc"  # grpc (committed), http2, tcp
+    # Not Consul's sidecars but two Envoys of static bootstraps (bench/bare_pair.py):
+    # the measurement's baseline, "bare".
+    static: bool = False
 
     def describe(self) -> str:
+        if self.name == BASELINE:
+            return "two Envoys, static bootstraps: HTTP/2, router only, no TLS"
+        if self.static:
+            return "ours as static bootstraps" + (
+                f", then {self.name.removeprefix('static-')}" if self.name != "static" else "")
         return (f"tracing {'on' if self.tracing else 'off'}, prometheus "
                 f"{'on' if self.prometheus else 'off'}, {self.intention} intention, "
                 f"{self.protocol}")
@@ -86,6 +117,8 @@ VARIANTS = {
         Variant("http2", protocol="http2"),
         Variant("l7-minimal", tracing=False, prometheus=False, intention="l4", protocol="http2"),
         Variant("tcp", tracing=False, prometheus=False, intention="l4", protocol="tcp"),
+        Variant("bare", static=True),
+        *(Variant(name, static=True) for name in ABLATIONS),
     )
 }
 
@@ -103,6 +136,7 @@ class Switcher:
         # The committed entries as the bench's Consul has them (to derive and restore).
         self.original = {kind: self._entry(kind) for kind in
                          ("service-defaults", "service-router", "service-intentions")}
+        self.applied: Variant | None = None
 
     def _entry(self, kind: str) -> dict[str, Any]:
         body = get_json(f"{self.plan.consul_url}/v1/config/{kind}/{CALLEE}",
@@ -127,6 +161,10 @@ class Switcher:
         return entry
 
     def apply(self, variant: Variant) -> None:
+        """The variant on both sidecars (restarted), unless they already run it."""
+        if variant == self.applied:
+            return
+        self.applied = None
         # Order matters: a router needs an L7 protocol, an L4 service no L7 intentions.
         defaults = {**self.original["service-defaults"], "Protocol": variant.protocol}
         if variant.protocol == "tcp":
@@ -147,6 +185,7 @@ class Switcher:
         deadline = time.monotonic() + 90
         control.wait_ready(self.plan, deadline)
         self._wait_for_xds(variant, deadline)
+        self.applied = variant
 
     def _register(self, inst: Instance, variant: Variant) -> None:
         register_service(self.plan.consul_url, registration_body(self.plan, inst, variant),
@@ -273,11 +312,13 @@ def expectation_problems(variant: Variant, path: dict[str, dict[str, Any]]) -> l
 @dataclass(frozen=True)
 class VariantRound:
     variant: str
-    direct: Run  # at the fixed rate, just before the mesh run
-    mesh: Run  # at the fixed rate
+    at_rate: dict[int, tuple[Run, Run]]  # rate -> (direct, the variant's path), back to back
     mesh_sat: Run  # at saturation
     direct_sat: Run  # this round's direct saturation
     tracing_stats: dict[str, int]
+    # rate -> CPU per call in us: (the pair's two Envoys, catalog on the variant's path,
+    # catalog direct), from /proc over the same runs
+    cpu_us: dict[int, tuple[float, float, float]]
 
 
 class AnotherMesh(Exception):
@@ -348,8 +389,9 @@ def tracing_counters(admin_url: str) -> dict[str, int]:
     return {k: v for k, v in envoy.stats(admin_url, r"tracing").items() if v}
 
 
-def measure(switcher: Switcher, variants: list[Variant], *, rounds: int, duration: int,
-            rps: int) -> list[VariantRound]:
+def measure(switcher: Switcher, variants: list[Variant], pairs: dict[str, EnvoyPair], *,
+            rounds: int, duration: int, rates: list[int],
+            beside_others: bool = False) -> list[VariantRound]:
     direct = switcher.callee.grpc_target
     mesh = switcher.caller.upstream_target(CALLEE)
     results = []
@@ -363,63 +405,142 @@ def measure(switcher: Switcher, variants: list[Variant], *, rounds: int, duratio
         for variant in order:
             # Two meshes on two cores measure each other, and this one would disturb the
             # other's tests: give way.
-            if others := other_consul_agents(switcher.plan.run_dir):
+            if (others := other_consul_agents(switcher.plan.run_dir)) and not beside_others:
                 raise AnotherMesh(f"another mesh started (consul agent pids {others}): "
                                   "stopping; rerun when the machine is quiet")
-            switcher.apply(variant)
+            if variant.static:
+                target = pairs[variant.name].target
+            else:
+                switcher.apply(variant)
+                target = mesh
             if variant.name not in seen:
                 seen.add(variant.name)
                 print(f"\n-- {variant.name} ({variant.describe()}): the request path")
-                for inst_id, summary in switcher.path_filters().items():
-                    print(f"   {inst_id}: {json.dumps(summary, sort_keys=True)}")
-            ghz(mesh, CALL, PAYLOAD, rps=rps, concurrency=8, seconds=2)  # warm up the fresh Envoys
-            d = summarize("direct", f"{rps} rps", ghz(direct, CALL, PAYLOAD, rps=rps,
-                                                       concurrency=16, seconds=duration))
-            m = summarize("mesh", f"{rps} rps", ghz(mesh, CALL, PAYLOAD, rps=rps,
-                                                     concurrency=16, seconds=duration))
-            s = summarize("mesh", "saturation", ghz(mesh, CALL, PAYLOAD, concurrency=32,
-                                                    seconds=duration))
-            counters = tracing_counters(switcher.callee.admin_url)
-            results.append(VariantRound(variant.name, d, m, s, direct_sat, counters))
-            print(f"   {variant.name:<14} r{number + 1}: direct p50/p90/p99 {d.p50_ms:.2f}/"
-                  f"{d.p90_ms:.2f}/{d.p99_ms:.2f}  mesh {m.p50_ms:.2f}/{m.p90_ms:.2f}/"
-                  f"{m.p99_ms:.2f} ms ({m.rps:.0f} RPC/s)  saturation {s.rps:.0f} RPC/s  "
-                  f"err {d.errors}/{m.errors}/{s.errors}  load {os.getloadavg()[0]:.1f}",
+                if not variant.static:
+                    for inst_id, summary in switcher.path_filters().items():
+                        print(f"   {inst_id}: {json.dumps(summary, sort_keys=True)}")
+            ghz(target, CALL, PAYLOAD, rps=rates[0], concurrency=8, seconds=2)  # warm up
+            at_rate, cpu_us = {}, {}
+            envoys = pairs[variant.name].pids() if variant.static else sidecar_pids(switcher)
+            app = [catalog_pid(switcher)]
+            for rps in rates:
+                before = cpu(app)
+                report = ghz(direct, CALL, PAYLOAD, rps=rps, concurrency=16, seconds=duration)
+                d = summarize("direct", f"{rps} rps", report)
+                app_direct = (cpu(app) - before) / report["count"] * 1e6
+                before, before_envoys = cpu(app), cpu(envoys)
+                report = ghz(target, CALL, PAYLOAD, rps=rps, concurrency=16, seconds=duration)
+                m = summarize(variant.name, f"{rps} rps", report)
+                cpu_us[rps] = ((cpu(envoys) - before_envoys) / report["count"] * 1e6,
+                               (cpu(app) - before) / report["count"] * 1e6, app_direct)
+                at_rate[rps] = (d, m)
+            sat = summarize(variant.name, "saturation", ghz(target, CALL, PAYLOAD,
+                                                            concurrency=32, seconds=duration))
+            counters = {} if variant.static else tracing_counters(switcher.callee.admin_url)
+            results.append(VariantRound(variant.name, at_rate, sat, direct_sat, counters, cpu_us))
+            line = "  ".join(
+                f"@{rps}: direct {d.p50_ms:.2f}/{d.p99_ms:.2f} path {m.p50_ms:.2f}/"
+                f"{m.p99_ms:.2f} ms ({m.rps:.0f}/s, err {d.errors}/{m.errors}; CPU us/call "
+                f"Envoys {cpu_us[rps][0]:.0f}, catalog {cpu_us[rps][1]:.0f} vs direct "
+                f"{cpu_us[rps][2]:.0f})" for rps, (d, m) in at_rate.items())
+            print(f"   {variant.name:<14} r{number + 1} p50/p99 {line}  saturation "
+                  f"{sat.rps:.0f} RPC/s (err {sat.errors})  load {os.getloadavg()[0]:.1f}",
                   flush=True)
             if counters:
                 print(f"      catalog sidecar tracing counters: {counters}")
     return results
 
 
-def report(results: list[VariantRound], variants: list[Variant], rps: int) -> str:
+def cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
+def sidecar_pids(switcher: Switcher) -> list[int]:
+    names = {f"{inst.instance_id}-sidecar" for inst in (switcher.caller, switcher.callee)}
+    return [int(p["pid"]) for p in Supervisor(switcher.plan).processes()
+            if p["group"] == "sidecars" and p["name"] in names]
+
+
+def catalog_pid(switcher: Switcher) -> int:
+    return next(int(p["pid"]) for p in Supervisor(switcher.plan).processes()
+                if p["group"] == "services" and p["name"] == switcher.callee.instance_id)
+
+
+def added(rounds: list[VariantRound], rps: int, field: str) -> float:
+    """What a variant's path adds to direct at ``rps``: per round its run minus the direct
+    run just before it, the median over rounds."""
+    return float(statistics.median(
+        getattr(r.at_rate[rps][1], field) - getattr(r.at_rate[rps][0], field) for r in rounds))
+
+
+def report(results: list[VariantRound], variants: list[Variant], rates: list[int]) -> str:
     def med(values: list[float]) -> float:
         return float(statistics.median(values))
 
+    by_name = {v.name: [r for r in results if r.variant == v.name] for v in variants}
+    baseline = by_name.get(BASELINE) or []
+    per_rate = " ".join(f"@{rps}: p50 / p99 ms (+added p50 / p99)" for rps in rates)
     lines = [
-        f"| medians of {len(results) // max(1, len(variants))} rounds, {rps} RPC/s | "
-        "mesh p50 / p90 / p99 ms | direct p50 / p90 / p99 ms | mesh - direct p50 / p90 / p99 "
-        "| saturation mesh / direct |",
-        "|---|---|---|---|---|",
+        f"| medians of {len(results) // max(1, len(variants))} rounds | {per_rate} | "
+        + (f"added over {BASELINE}'s, p50 / p99 " + ", ".join(f"@{rps}" for rps in rates) + " | "
+           if baseline else "")
+        + "saturation, / direct | CPU us per call: both Envoys; catalog (direct) "
+        + ", ".join(f"@{rps}" for rps in rates) + " |",
+        "|---|---|" + ("---|" if baseline else "") + "---|---|",
     ]
     for variant in variants:
-        rs = [r for r in results if r.variant == variant.name]
+        rs = by_name[variant.name]
         if not rs:
             continue
-        mesh = [med([getattr(r.mesh, f) for r in rs]) for f in ("p50_ms", "p90_ms", "p99_ms")]
-        direct = [med([getattr(r.direct, f) for r in rs]) for f in ("p50_ms", "p90_ms", "p99_ms")]
-        # The overhead per round (each mesh run against the direct run just before it).
-        delta = [med([getattr(r.mesh, f) - getattr(r.direct, f) for r in rs])
-                 for f in ("p50_ms", "p90_ms", "p99_ms")]
+        cells = []
+        ratios = []
+        for rps in rates:
+            p50, p99 = (med([getattr(r.at_rate[rps][1], f) for r in rs])
+                        for f in ("p50_ms", "p99_ms"))
+            a50, a99 = (added(rs, rps, f) for f in ("p50_ms", "p99_ms"))
+            cells.append(f"{p50:.2f} / {p99:.2f} ({a50:+.2f} / {a99:+.2f})")
+            if baseline:
+                b50, b99 = (added(baseline, rps, f) for f in ("p50_ms", "p99_ms"))
+                ratios.append(f"{pair_ratio(a50, b50):.2f}x / {pair_ratio(a99, b99):.2f}x")
         sat = med([r.mesh_sat.rps for r in rs])
         ratio = med([r.mesh_sat.rps / r.direct_sat.rps for r in rs])
-        lines.append(
-            f"| {variant.name} ({variant.describe()}) | "
-            + " / ".join(f"{v:.2f}" for v in mesh) + " | "
-            + " / ".join(f"{v:.2f}" for v in direct) + " | "
-            + " / ".join(f"+{v:.2f}" for v in delta) + " | "
-            + f"{sat:,.0f} RPC/s, {ratio:.2f}x |"
-        )
+        cpus = "; ".join(
+            f"{med([r.cpu_us[rps][0] for r in rs]):.0f}; {med([r.cpu_us[rps][1] for r in rs]):.0f}"
+            f" ({med([r.cpu_us[rps][2] for r in rs]):.0f})" for rps in rates)
+        lines.append(f"| {variant.name} ({variant.describe()}) | " + "; ".join(cells) + " | "
+                     + ("; ".join(ratios) + " | " if baseline else "")
+                     + f"{sat:,.0f} RPC/s, {ratio:.2f}x | {cpus} |")
+    direct = [r.at_rate[rps][0] for r in results for rps in rates]
+    lines.append("")
+    lines.append("direct at the fixed rates, p50 / p99 ms (every run): " + "; ".join(
+        f"@{rps}: {med([r.p50_ms for r in direct if r.mode == f'{rps} rps']):.2f} / "
+        f"{med([r.p99_ms for r in direct if r.mode == f'{rps} rps']):.2f}" for rps in rates))
     return "\n".join(lines)
+
+
+def static_pairs(switcher: Switcher, names: list[str]) -> dict[str, EnvoyPair]:
+    """The pair as Consul configures it with the committed entries ("ours"), copied into
+    static bootstraps (bench/static_sidecars.py), once per ablation in ``names``."""
+    if not names:
+        return {}
+    switcher.apply(VARIANTS["ours"])
+    plan = switcher.plan
+    dumps = [get_json(f"{inst.admin_url}/config_dump?include_eds", timeout=10)
+             for inst in (switcher.caller, switcher.callee)]
+    leaves = []
+    for service in (CALLER, CALLEE):
+        leaf = get_json(f"{plan.consul_url}/v1/agent/connect/ca/leaf/{service}", timeout=10,
+                        token=plan.consul_token)
+        leaves.append(Leaf(leaf["CertPEM"], leaf["PrivateKeyPEM"]))
+    run_dir = plan.run_dir / "static-pairs"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for inst, dump in zip((switcher.caller, switcher.callee), dumps, strict=True):
+        (run_dir / f"{inst.instance_id}.config_dump.json").write_text(json.dumps(dump, indent=1))
+    caller_dump, callee_dump = dumps
+    caller_leaf, callee_leaf = leaves
+    return {name: static_pair(name, run_dir, plan.address, caller_dump, callee_dump, caller_leaf,
+                              callee_leaf, upstream=CALLEE, change=ABLATIONS[name])
+            for name in names}
 
 
 def main() -> int:
@@ -427,18 +548,25 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=5, help="seconds per ghz run")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--rps", type=int, default=0,
-                        help="fixed rate (default: 40%% of the mesh path's saturation)")
+    parser.add_argument("--rps", type=int, action="append",
+                        help=f"fixed rates (default {list(GOALS.sidecar_rates)}; 0: 40%% of "
+                             "the mesh path's saturation)")
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS),
                         help="variants to run (default: all)")
     parser.add_argument("--xfcc", action="store_true",
                         help="also: direct with and without an XFCC-sized header")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--beside-other-meshes", action="store_true",
+                        help="run even where another mesh runs (a shared box: every figure "
+                             "is then noisier, the ratios of one run still compare)")
     args = parser.parse_args()
     variants = [VARIANTS[name] for name in (args.variant or list(VARIANTS))]
     if others := other_consul_agents(None):
-        print(f"another mesh runs (consul agent pids {others}): not starting", file=sys.stderr)
-        return 1
+        if not args.beside_other_meshes:
+            print(f"another mesh runs (consul agent pids {others}): not starting",
+                  file=sys.stderr)
+            return 1
+        print(f"beside other meshes (consul agent pids {others})", flush=True)
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-sidecar-cost-"))
     topology = bench_topology()
     address = free_mesh_address(topology, first=5)
@@ -450,25 +578,35 @@ def main() -> int:
           f"{os.cpu_count()}; load average {load_start:.1f}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     switcher: Switcher | None = None
+    pairs: dict[str, EnvoyPair] = {}
     try:
         control.up(plan, out=sys.stderr, check_entries=False)
         switcher = Switcher(plan)
         mesh = switcher.caller.upstream_target(CALLEE)
+        if VARIANTS[BASELINE] in variants:
+            pairs[BASELINE] = bare_pair(plan)
+        pairs.update(static_pairs(switcher, [v.name for v in variants
+                                             if v.static and v.name in ABLATIONS]))
+        for pair in pairs.values():
+            pair.start()
         # Zipkin's JVM and Prometheus are still starting: let their start-up pass under
         # load on both paths before anything counts.
         for target in (switcher.callee.grpc_target, mesh):
             ghz(target, CALL, PAYLOAD, rps=300, concurrency=8, seconds=2 * args.duration)
-        rps = args.rps
-        if not rps:
+        rates = args.rps or list(GOALS.sidecar_rates)
+        if 0 in rates:
             sat = summarize("mesh", "saturation", ghz(mesh, CALL, PAYLOAD, concurrency=32,
                                                       seconds=args.duration)).rps
-            rps = int(round(0.4 * sat, -1))
-            print(f"mesh path at saturation {sat:.0f} RPC/s: fixed rate {rps} RPC/s (40%)")
-        results = measure(switcher, variants, rounds=args.rounds, duration=args.duration,
-                          rps=rps)
-        print(f"\n{report(results, variants, rps)}\n")
+            light = int(round(0.4 * sat, -1))
+            rates = [light if rps == 0 else rps for rps in rates]
+            print(f"mesh path at saturation {sat:.0f} RPC/s: fixed rate {light} RPC/s (40%)")
+        results = measure(switcher, variants, pairs, rounds=args.rounds,
+                          duration=args.duration, rates=rates,
+                          beside_others=args.beside_other_meshes)
+        print(f"\n{report(results, variants, rates)}\n")
         if args.xfcc:
-            table = measure_xfcc(switcher, rounds=args.rounds, duration=args.duration, rps=rps)
+            table = measure_xfcc(switcher, rounds=args.rounds, duration=args.duration,
+                                 rps=rates[0])
             print(f"\n{table}\n")
         print(f"took {time.monotonic() - started:.0f}s; load average at the start "
               f"{load_start:.1f}, at the end {os.getloadavg()[0]:.1f}")
@@ -476,6 +614,8 @@ def main() -> int:
         print(stop, file=sys.stderr)
         return 1
     finally:
+        for pair in pairs.values():
+            pair.stop()
         if switcher is not None:
             try:
                 switcher.restore()
