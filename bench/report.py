@@ -20,8 +20,9 @@
    shop (bench/place_order.py).
 5. Memory: RSS of every process of that shop (edge Envoy, each sidecar, Consul, NATS,
    each service) at idle and its peak under the load of parts 3 and 4.
-6. Events: outbox commit -> JetStream -> consumer ack, events/s and lag p50/p99
-   (bench/events.py).
+6. Events: outbox commit -> JetStream -> consumer commit + ack, events/s per Python core
+   and lag p99 at 200 events/s, the kit against a bare loop of the same flow (issue 22
+   goal 5, bench/events.py).
 7. Tuning, before/after: bench/TUNING.md, hand-written from A/B runs, included verbatim.
 
 Each part's goal from bench/goals.toml (docs/design.md says what each is for) is printed
@@ -468,6 +469,62 @@ def memory(report: Report, data: dict[str, Any]) -> None:
                                 "goal_envoy": GOAL_ENVOY_IDLE_MB}
 
 
+def events(report: Report) -> None:
+    """Part 6 (issue 22 goal 5): bench/events.py, the kit against the bare loop of the same
+    flow, 3 rounds interleaved, with the kit's production tracing."""
+    title = "6. Events: outbox commit -> JetStream -> consumer commit + ack"
+    rate = GOALS.events_lag_rate
+    with tempfile.TemporaryDirectory(prefix="meshmart-report-events-") as tmp:
+        out = Path(tmp) / "events.json"
+        stdout, stderr, code = run_bench("events.py", [
+            "--events", "3000", "--rate", str(rate), "--rounds", "3", "--json", str(out)],
+            timeout=900)
+        data = json.loads(out.read_text()) if out.exists() else None
+    report.add()
+    report.add(f"## {title}")
+    report.add()
+    if data is None:
+        report.add(f"(bench/events.py failed, exit code {code}; stderr tail:)")
+        report.add("```")
+        for line in (stderr.strip().splitlines() or stdout.strip().splitlines())[-12:]:
+            report.add(line)
+        report.add("```")
+        return
+    kit, bare = data["summary"]["kit"], data["summary"]["bare"]
+    load = data["load_average"]
+    report.add(f"bench/events.py, in one process each round: the kit's Outbox (commits in "
+               f"db.run), OutboxRelay and EventConsumer (tracing at the mesh's sampling), "
+               f"against a bare loop of the same flow on nats-py and sqlite3 (a commit per "
+               f"event on each side, publish with ack, ack after the consumer's commit; no "
+               f"relay, metrics, logs or tracing). {data['events']:,} events per throughput "
+               f"run, {data['lag_events']:,} at {data['rate']:.0f}/s for the lag; medians of "
+               f"{len(data['rounds']) // 2} rounds, interleaved; load average {load[0]:.1f} "
+               f"-> {load[1]:.1f}. Per core = events over the process's CPU seconds (every "
+               f"thread), the capacity of one dedicated core whatever else runs.")
+    report.add()
+
+    def row(label: str, f: dict[str, float]) -> list[str]:
+        return [label, f"{f['per_second']:,.0f}", f"{f['per_core']:,.0f}",
+                f"{f['cpu_ms_per_event']:.3f} ms", f"{f['server_ms_per_event']:.3f} ms",
+                f"{f['lag_p50_ms']:.2f} ms", f"{f['lag_p99_ms']:.2f} ms",
+                f"{f['publish_p50_ms']:.2f} / {f['publish_p99_ms']:.2f} ms"]
+
+    report.table(["", "events/s wall", "events/s per Python core", "CPU per event",
+                  "nats-server CPU per event", f"lag p50 at {rate}/s", f"lag p99 at {rate}/s",
+                  "publish-with-ack p50 / p99"], [row("the kit", kit), row("bare", bare)])
+    report.add()
+    report.add(f"kit / bare per core: {kit['per_core'] / bare['per_core']:.2f}x")
+    report.goal("events/s per Python core, end to end (goal 5)", f"{kit['per_core']:,.0f}",
+                f">= {GOALS.events_per_core:,.0f}", kit["per_core"] >= GOALS.events_per_core,
+                baseline=f"bare loop {bare['per_core']:,.0f}")
+    report.goal(f"event lag p99 at {rate}/s, commit -> consumer's commit (goal 5)",
+                f"{kit['lag_p99_ms']:.1f} ms", f"<= {GOALS.events_lag_p99_ms:g} ms",
+                kit["lag_p99_ms"] <= GOALS.events_lag_p99_ms,
+                baseline=f"bare loop {bare['lag_p99_ms']:.1f} ms")
+    if code != 0:
+        report.add(f"(bench/events.py exit code {code})")
+
+
 def tuning(report: Report) -> None:
     """bench/TUNING.md as it is, under this report's heading instead of its own title."""
     report.add()
@@ -524,10 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shop(report, args.duration)
     if not args.skip_events:
-        external(report, "6. Events: outbox commit -> JetStream -> consumer ack", "events.py",
-                 ["--events", "1000", "--rate", "200"], ("1.", "2.", "3.", "CPU", "relay"),
-                 timeout=300)
-        report.add("(goal: none in docs/design.md for events/s or lag)")
+        events(report)
     tuning(report)
     end_load = os.getloadavg()[0]
     report.add()
