@@ -2,7 +2,7 @@
 the same edge Envoy, and as gRPC straight to the service, measured in one run.
 
     .venv/bin/python bench/edge_rest_vs_grpc.py [--duration 8] [--rounds 2] [--connections 16]
-        [--orders 240] [--skip-orders] [--json PATH]
+        [--orders 240] [--skip-orders] [--skip-reads] [--place-order-limit N] [--json PATH]
 
 Starts the whole shop on a free loopback address (the code path of `make up`, edge
 included), waits until it is idle (its processes under 0.35 cores for 2 s, at most 60 s),
@@ -23,7 +23,10 @@ and prints requests/s, p50 and p99 per path (median over rounds) and the ratios.
 else; each run is bounded in time.
 
 Then PlaceOrder, the whole saga, as REST through the edge (bench/place_order.py):
-orders/s at saturation and the latency percentiles, with --orders users prepared first.
+orders/s at saturation and the latency percentiles, with --orders users prepared first,
+and the audit of every order in order's and payment's databases afterwards. The edge runs
+with the benchmark's own PlaceOrder bucket (--place-order-limit orders/s, default
+place_order.EDGE_PLACE_ORDER_RATE; 0: the production one, api.PLACE_ORDER).
 
 RSS of every process is sampled every half second through the load: the report gives
 each one's idle figure and its peak under load. --json writes every figure for
@@ -52,6 +55,7 @@ from bench import place_order
 from harness.ghz import ghz, latency_ms
 from harness.host import free_mesh_address, settled
 from tools.mesh import control
+from tools.mesh.edge import api
 from tools.mesh.edge.mesh import Edge
 from tools.mesh.plan import MeshPlan
 from tools.mesh.supervisor import Supervisor
@@ -229,13 +233,19 @@ def main() -> int:
     parser.add_argument("--order-workers", type=int, default=8,
                         help="clients of PlaceOrder's closed loop")
     parser.add_argument("--skip-orders", action="store_true")
+    parser.add_argument("--skip-reads", action="store_true",
+                        help="only the PlaceOrder phase (no GetProduct / GetStock paths)")
+    parser.add_argument("--place-order-limit", type=int,
+                        default=place_order.EDGE_PLACE_ORDER_RATE,
+                        help="the edge's shared PlaceOrder bucket for this run, orders/s "
+                             "(0: the production one)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure here")
     parser.add_argument("--address", default=None, help="loopback address (default: free)")
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="the run directory of a mesh already up on --address (it is "
                              "stopped at the end all the same)")
     args = parser.parse_args()
-    if not shutil.which("wrk"):
+    if not args.skip_reads and not shutil.which("wrk"):
         sys.stderr.write("wrk is missing: apt-get install wrk\n")
         return 2
     run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="meshmart-edge-bench-"))
@@ -243,7 +253,13 @@ def main() -> int:
     address = args.address or free_mesh_address(topology, first=20)
     plan = MeshPlan(topology=topology, address=address, run_dir=run_dir,
                     extra_env={"MESHMART_LOG_LEVEL": "WARNING"})
+    # The edge's wrapper reads it from the environment `up` starts supervisord in.
+    if args.place_order_limit > 0:
+        os.environ[api.PLACE_ORDER_RATE_SETTING] = str(args.place_order_limit)
+    else:
+        os.environ.pop(api.PLACE_ORDER_RATE_SETTING, None)
     edge = Edge(plan)
+    edge_limit = api.place_order_rate(edge.policies)
     load_start = os.getloadavg()[0]
     # SIGTERM (e.g. `timeout`) must still run the teardown below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -256,8 +272,10 @@ def main() -> int:
               f"sidecar {memory(procs['edge-1-sidecar'])}; catalog-1's sidecar "
               f"{memory(procs['catalog-1-sidecar'])}", flush=True)
         with RssPeaks(procs) as peaks:
-            runs = measure(plan, edge, args.duration, args.rounds, args.connections)
-            report(runs)
+            runs = ([] if args.skip_reads
+                    else measure(plan, edge, args.duration, args.rounds, args.connections))
+            if runs:
+                report(runs)
             orders, orders_error = None, None
             if not args.skip_orders:
                 print()
@@ -265,7 +283,8 @@ def main() -> int:
                     orders = place_order.measure(
                         f"http://{plan.address}:{edge.settings.port}",
                         plan.instance("user-1").grpc_target, orders=args.orders,
-                        workers=args.order_workers, seconds=args.duration)
+                        workers=args.order_workers, seconds=args.duration,
+                        edge_limit_per_s=edge_limit, data_dir=plan.data_dir)
                 except Exception as error:  # the read paths' figures still count
                     orders_error = f"{type(error).__name__}: {error}"[:500]
                     print(f"place-order failed: {orders_error}", flush=True)

@@ -22,17 +22,27 @@ the edge. Timed, on loopback only, bounded in orders and in time:
               the latency of an order when the shop is not queueing
 
 The edge's own limit on the route (tools/mesh/edge/api.py PLACE_ORDER: a bucket of 50,
-refilled at 50/s, for all clients) stays as configured: a 429 counts as a failure here.
+refilled at 50/s, for all clients) guards the shop; the benchmark runs the edge with its
+own setting instead (EDGE_PLACE_ORDER_RATE orders/s, api.PLACE_ORDER_RATE_SETTING, which
+bench/edge_rest_vs_grpc.py sets for the run), so that it measures the shop, not the guard.
+The per-user bucket stays (one order per user here never meets it). A 429 still counts as
+a failure, and the result says which limit the edge ran with.
+
+After both phases, ``audit`` reads order's and payment's databases of the run: every
+order must have ended CONFIRMED or CANCELLED, no order may be charged twice, a confirmed
+order has exactly one captured charge and a cancelled one none left captured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sqlite3
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -40,6 +50,7 @@ import requests
 from meshmart.user.v1 import user_pb2, user_pb2_grpc
 
 from harness.load import OK, CallFailed, LoadReport, open_loop, require_loopback
+from tools.mesh.edge import api
 
 PASSWORD = "correct horse battery"
 CARD = {"number": "4242424242424242", "expMonth": 12, "expYear": 2030, "cvc": "123"}
@@ -50,6 +61,11 @@ ADDRESS = {"name": "Bench", "line1": "1 Mesh Street", "city": "Berlin",
 PRODUCTS = ("sku-1009", "sku-1023", "sku-1026", "sku-1028", "sku-1029", "sku-1041",
             "sku-1046", "sku-1047", "sku-1006", "sku-1011", "sku-1020", "sku-1034")
 TIMEOUT_S = 15.0  # above the edge's 10 s for the route
+# The edge's shared PlaceOrder bucket for the benchmark, in orders per second: far above
+# what this shop carries on a small machine, so the shop is what saturates.
+EDGE_PLACE_ORDER_RATE = 2000
+# How long the audit waits for sagas still running (orders whose call failed) to end.
+AUDIT_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -80,11 +96,37 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Audit:
+    """Every order of the run as order's and payment's databases hold it after the load."""
+
+    orders: int
+    confirmed: int
+    cancelled: int
+    unfinished: int  # neither CONFIRMED nor CANCELLED, or compensation still pending
+    charged_twice: int  # orders with more than one payment
+    confirmed_without_one_capture: int  # CONFIRMED, but not exactly one CAPTURED payment
+    cancelled_still_captured: int  # CANCELLED, with a payment left CAPTURED
+
+    @property
+    def problems(self) -> list[str]:
+        named = {"unfinished": self.unfinished, "charged twice": self.charged_twice,
+                 "confirmed without one capture": self.confirmed_without_one_capture,
+                 "cancelled still captured": self.cancelled_still_captured}
+        return [f"{name}: {count}" for name, count in named.items() if count]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
 class PlaceOrderResult:
     prepared: int
     prepare_seconds: float
     saturation: Phase
     at_rate: Phase | None
+    edge_limit_per_s: float  # the edge's shared PlaceOrder bucket in this run
+    audit: Audit | None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,10 +262,46 @@ def at_rate(client: EdgeClient, shoppers: list[Shopper], rate: float, seconds: f
     return _phase("at a rate", report, rate=rate)
 
 
+_AUDIT = """
+    WITH pay AS (
+        SELECT order_id, count(*) AS payments,
+               sum(status = 'CAPTURED') AS captured
+        FROM payment.payments GROUP BY order_id
+    )
+    SELECT count(*),
+           coalesce(sum(o.state = 'CONFIRMED'), 0),
+           coalesce(sum(o.state = 'CANCELLED'), 0),
+           coalesce(sum(o.state NOT IN ('CONFIRMED', 'CANCELLED') OR o.step <> 'done'), 0),
+           coalesce(sum(coalesce(pay.payments, 0) > 1), 0),
+           coalesce(sum(o.state = 'CONFIRMED' AND coalesce(pay.captured, 0) <> 1), 0),
+           coalesce(sum(o.state = 'CANCELLED' AND coalesce(pay.captured, 0) > 0), 0)
+    FROM orders AS o LEFT JOIN pay ON pay.order_id = o.order_id
+"""
+
+
+def audit(data_dir: Path, wait_s: float = AUDIT_WAIT_S) -> Audit:
+    """Order's and payment's SQLite files of the run, read-only, once no saga is left
+    running (or ``wait_s`` has passed: what is still unfinished then is reported)."""
+    order_db, payment_db = data_dir / "order.sqlite3", data_dir / "payment.sqlite3"
+    conn = sqlite3.connect(f"file:{order_db}?mode=ro", uri=True, timeout=5)
+    try:
+        conn.execute("ATTACH DATABASE ? AS payment", (f"file:{payment_db}?mode=ro",))
+        deadline = time.monotonic() + wait_s
+        while True:
+            found = Audit(*conn.execute(_AUDIT).fetchone())
+            if not found.unfinished or time.monotonic() > deadline:
+                return found
+            time.sleep(0.5)
+    finally:
+        conn.close()
+
+
 def measure(edge_url: str, user_target: str, *, orders: int, workers: int,
-            seconds: float) -> PlaceOrderResult:
+            seconds: float, edge_limit_per_s: float,
+            data_dir: Path | None = None) -> PlaceOrderResult:
     """Prepare ``orders`` shoppers, then two thirds of them (at most) for the saturation
-    phase and what is left for the open loop at half its rate."""
+    phase and what is left for the open loop at half its rate; then audit the run's
+    databases in ``data_dir`` (when given)."""
     client = EdgeClient(edge_url)
     t0 = time.perf_counter()
     shoppers = prepare(user_target, client, orders)
@@ -233,12 +311,15 @@ def measure(edge_url: str, user_target: str, *, orders: int, workers: int,
     left = shoppers[sat.sent:]
     rate = max(1.0, round(sat.orders_per_s / 2, 1))
     slow = at_rate(client, left, rate, seconds) if len(left) >= 10 else None
-    return PlaceOrderResult(len(shoppers) + 1, prepared, sat, slow)
+    checked = audit(data_dir) if data_dir is not None else None
+    return PlaceOrderResult(len(shoppers) + 1, prepared, sat, slow, edge_limit_per_s, checked)
 
 
 def summary(result: PlaceOrderResult) -> list[str]:
     lines = [f"place-order: {result.prepared} users prepared (register + login over gRPC, "
-             f"one item in each cart through the edge) in {result.prepare_seconds:.1f}s"]
+             f"one item in each cart through the edge) in {result.prepare_seconds:.1f}s; "
+             f"the edge's PlaceOrder bucket {result.edge_limit_per_s:g}/s (production "
+             f"{api.place_order_rate():g}/s)"]
     for phase in (result.saturation, result.at_rate):
         if phase is None:
             continue
@@ -250,5 +331,11 @@ def summary(result: PlaceOrderResult) -> list[str]:
             f"= {phase.orders_per_s:.1f} orders/s; p50 {phase.p50_ms:.0f} ms, p90 "
             f"{phase.p90_ms:.0f} ms, p99 {phase.p99_ms:.0f} ms, max {phase.max_ms:.0f} ms; "
             f"confirmed {phase.confirmed}, cancelled {phase.cancelled}, failed {failed}")
+    if result.audit is not None:
+        found = result.audit
+        lines.append(
+            f"place-order audit (order's and payment's databases after the run): "
+            f"{found.orders} orders, {found.confirmed} confirmed, {found.cancelled} cancelled; "
+            f"{'; '.join(found.problems) or 'every order ended, none charged twice'}")
     return lines
 

@@ -146,3 +146,31 @@ def test_envoy_accepts_the_config(edge: Edge, tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_run_may_set_its_own_place_order_bucket_and_the_default_stays() -> None:
+    # The benchmark's setting widens PlaceOrder's shared bucket only; the per-user bucket,
+    # every other route and the production policies stay as they are.
+    policies = api.policies_from_env({api.PLACE_ORDER_RATE_SETTING: "2000"})
+    place = policies["meshmart.order.v1.OrderService.PlaceOrder"]
+    assert place.rate_limit == api.RateLimit(2000, 1)
+    assert place.per_client == api.PLACE_ORDER.per_client
+    assert api.place_order_rate(policies) == 2000
+    assert api.place_order_rate() == api.PLACE_ORDER.rate_limit.burst
+    assert {n: p for n, p in policies.items() if p is not place} == {
+        n: p for n, p in api.POLICIES.items() if p is not api.PLACE_ORDER}
+    assert api.policies_from_env({}) == api.POLICIES
+    for bad in ("0", "-5", "fast"):
+        with pytest.raises(ValueError, match=api.PLACE_ORDER_RATE_SETTING):
+            api.policies_from_env({api.PLACE_ORDER_RATE_SETTING: bad})
+
+
+def test_the_committed_config_keeps_the_production_place_order_bucket(
+    edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(api.PLACE_ORDER_RATE_SETTING, "2345")
+    run = Edge(edge.plan)
+    assert api.place_order_rate(run.policies) == 2345
+    assert "max_tokens: 2345" in run.envoy_config()
+    assert run.committed_config() == edge.committed_config()
+    assert "max_tokens: 2345" not in run.committed_config()

@@ -10,8 +10,8 @@ timeout, rate-limit bucket, caching) therefore applies to both faces alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from google.api import annotations_pb2, http_pb2  # type: ignore[import-untyped]
@@ -98,6 +98,37 @@ POLICIES: dict[str, RoutePolicy] = {
     "meshmart.storefront.v1.StorefrontService.GetDashboard": DASHBOARD,
 }
 
+# A run's own setting for PlaceOrder's shared bucket, in orders per second (bench/
+# place_order.py sets it, so that the benchmark measures the shop, not this guard). Unset,
+# the edge runs with PLACE_ORDER's. The per-user bucket stays either way.
+PLACE_ORDER_RATE_SETTING = "MESHMART_EDGE_PLACE_ORDER_RATE"
+
+
+def policies_from_env(environ: Mapping[str, str]) -> dict[str, RoutePolicy]:
+    """POLICIES, with PlaceOrder's shared bucket from PLACE_ORDER_RATE_SETTING when it is
+    set; ValueError naming the setting when it is not a whole number of at least 1."""
+    raw = environ.get(PLACE_ORDER_RATE_SETTING, "").strip()
+    if not raw:
+        return dict(POLICIES)
+    try:
+        rate = int(raw)
+    except ValueError:
+        rate = 0
+    if rate < 1:
+        raise ValueError(f"{PLACE_ORDER_RATE_SETTING}={raw!r}: must be a whole number of "
+                         f"orders per second, at least 1 (unset: {place_order_rate()}/s)")
+    policies = dict(POLICIES)
+    for name, policy in POLICIES.items():
+        if policy is PLACE_ORDER:
+            policies[name] = replace(PLACE_ORDER, rate_limit=RateLimit(rate, 1))
+    return policies
+
+
+def place_order_rate(policies: Mapping[str, RoutePolicy] = POLICIES) -> float:
+    """PlaceOrder's shared bucket in orders per second, under ``policies``."""
+    limit = policies["meshmart.order.v1.OrderService.PlaceOrder"].rate_limit
+    return limit.burst / limit.window_s
+
 
 @dataclass(frozen=True)
 class Rpc:
@@ -108,6 +139,10 @@ class Rpc:
     method: str  # "GetProduct"
     verb: str  # "get", "post", "patch", "delete"
     http_path: str  # "/api/v1/products/{product_id}"
+    # The run's policies (policies_from_env), POLICIES unless a run set its own.
+    policies: Mapping[str, RoutePolicy] = field(
+        default_factory=lambda: POLICIES, compare=False, repr=False
+    )
 
     @property
     def service_name(self) -> str:
@@ -130,7 +165,7 @@ class Rpc:
     @property
     def policy(self) -> RoutePolicy:
         default = USER_READ if self.verb == "get" else USER_WRITE
-        return POLICIES.get(self.full_name, default)
+        return self.policies.get(self.full_name, default)
 
 
 def load_descriptor_set(path: Path = PROTOSET) -> descriptor_pb2.FileDescriptorSet:
@@ -138,9 +173,13 @@ def load_descriptor_set(path: Path = PROTOSET) -> descriptor_pb2.FileDescriptorS
 
 
 def public_rpcs(
-    descriptor_set: descriptor_pb2.FileDescriptorSet, services: Iterable[str] | None = None
+    descriptor_set: descriptor_pb2.FileDescriptorSet,
+    services: Iterable[str] | None = None,
+    *,
+    policies: Mapping[str, RoutePolicy] = POLICIES,
 ) -> list[Rpc]:
-    """Every RPC with an http rule, of the given topology services (all when None)."""
+    """Every RPC with an http rule, of the given topology services (all when None), each
+    under ``policies``."""
     wanted = set(services) if services is not None else None
     rpcs = []
     for file in descriptor_set.file:
@@ -154,7 +193,8 @@ def public_rpcs(
                 verb = rule.WhichOneof("pattern")
                 if verb is None or verb == "custom":
                     continue
-                rpc = Rpc(file.package, service.name, method.name, verb, getattr(rule, verb))
+                rpc = Rpc(file.package, service.name, method.name, verb, getattr(rule, verb),
+                          policies)
                 if wanted is None or rpc.service_name in wanted:
                     rpcs.append(rpc)
     return sorted(rpcs, key=lambda r: r.grpc_path)
