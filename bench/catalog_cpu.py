@@ -55,7 +55,8 @@ from tools.mesh.topology import ROOT
 PORT = 7110
 SATURATION = 32  # calls in flight on the one connection
 AT_RATE_CONCURRENCY = 16  # at most in flight at a fixed rate (--rate)
-BARE_SERVER = Path(__file__).resolve().with_name("bare_catalog.py")
+# The bare server of a +bare variant, from the variant's own tree.
+BARE_SERVER = Path("bench") / "bare_catalog.py"
 
 # catalog's entry point, optionally on uvloop, optionally under cProfile: SIGUSR2 starts
 # profiling (after start-up and warm-up), SIGUSR1 writes the profile and exits.
@@ -180,7 +181,7 @@ def catalog(variant: Variant, *, tracing: bool = True, uvloop_path: Path | None 
                "MESHMART_LOG_LEVEL": "INFO", "MESHMART_METRICS_PORT": "0",
                **(tracing_env(sample_ratio) if tracing else {}),
                **({"BENCH_UVLOOP": "1"} if variant.uvloop else {}),
-               **({"BENCH_BARE": str(BARE_SERVER)} if variant.bare else {}),
+               **({"BENCH_BARE": str(variant.tree / BARE_SERVER)} if variant.bare else {}),
                **({"BENCH_PROFILE_OUT": str(profile_out)} if profile_out else {})}
         proc = subprocess.Popen([sys.executable, "-c", WRAPPER], cwd=variant.tree, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
