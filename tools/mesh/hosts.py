@@ -18,11 +18,15 @@ clients. Each agent has its own node name ("meshmart" for host 1, as with one ho
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from tools.mesh.component import Component
 from tools.mesh.http import HTTPFailure, get_json
 from tools.mesh.plan import MeshPlan, Program
+from tools.mesh.pods import PodError, ip
 from tools.mesh.table import render_table
 
 # Consul servers among the hosts: three tolerate losing one.
@@ -87,6 +91,45 @@ def host_programs(plan: MeshPlan, host: int) -> list[str]:
     if bus.runs and host <= bus.nodes:
         names += [f"infra:nats-{host}", f"sidecars:nats-{host}-sidecar"]
     return names
+
+
+def host_namespaces(plan: MeshPlan, host: int) -> list[str]:
+    """The network namespaces of host ``host`` > 1: its own (its agent, its NATS node)
+    and its instances' pods."""
+    if host == 1:
+        raise ValueError("host 1 is this machine: it has no namespace of its own")
+    pods = [f"host{host}", *(i.instance_id for i in plan.instances() if i.host == host)]
+    return [plan.pod_network.namespace(pod) for pod in pods]
+
+
+# Every packet in or out of a namespace except on its own loopback.
+_CUT = (("INPUT", "-i"), ("OUTPUT", "-o"))
+
+
+@contextlib.contextmanager
+def partitioned(plan: MeshPlan, host: int) -> Iterator[list[str]]:
+    """Host ``host`` cut off from the network while the block runs, and healed after: in
+    each of its namespaces, iptables drops every packet in or out except on the
+    namespace's own loopback, so its processes keep running and talking to themselves
+    while the other hosts hear silence (a pulled cable, not a dead machine: nothing
+    resets a connection). Yields the namespaces."""
+    iptables = shutil.which("iptables")
+    if iptables is None:
+        raise PodError("a partition needs iptables (apt-get install iptables)")
+    namespaces = host_namespaces(plan, host)
+
+    def rules(action: str, ns: str, check: bool) -> None:
+        for chain, side in _CUT:
+            ip("netns", "exec", ns, iptables, action, chain, "!", side, "lo", "-j", "DROP",
+               check=check)
+
+    try:
+        for ns in namespaces:
+            rules("-I", ns, check=True)
+        yield namespaces
+    finally:
+        for ns in namespaces:
+            rules("-D", ns, check=False)
 
 
 def agent_urls(plan: MeshPlan) -> dict[int, str]:
