@@ -17,6 +17,17 @@ thread; the connection is used by that thread alone, so the process's transactio
 one after the other. (Opening the Database migrates on the caller's thread: at start,
 before serving.) The mesh test tests/mesh/test_event_loop.py fails if any callback still
 blocks the loop. Threads that write concurrently (tests) each open their own Database.
+
+Group commit: when calls queue up behind one another in that thread, it runs the queued
+ones as one batch inside one write transaction, each ``transaction()`` of theirs a
+SAVEPOINT (released when its block ends, rolled back to when it raises), and COMMITs once
+for the batch: one fsync (``synchronous = FULL``) for all of them instead of one each.
+Every caller hears its answer only after that COMMIT, in the order the calls ran, so what
+an answer reports is on disk as before; if the COMMIT fails, every call of the batch
+fails with it (none of them was acknowledged). Each call's own transaction is still all
+or nothing (its savepoint), and the batch holds the write lock (BEGIN IMMEDIATE, the
+advisory lock) from its first write to its COMMIT, so another process's read-check-write
+still never interleaves with one of ours. A lone call runs exactly as before.
 """
 
 from __future__ import annotations
@@ -25,10 +36,10 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
@@ -100,8 +111,9 @@ class Connection:
     and ``executemany`` with SQLite's ``?`` / ``:name`` parameters, rows readable by
     position or by column name."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, in_transaction: Callable[[], bool]) -> None:
         self._engine = engine
+        self._in_transaction = in_transaction
 
     @property
     def engine(self) -> EngineName:
@@ -109,7 +121,9 @@ class Connection:
 
     @property
     def in_transaction(self) -> bool:
-        return self._engine.in_transaction()
+        """Inside a ``transaction()`` block (a batch's open transaction around a read does
+        not count)."""
+        return self._in_transaction()
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Cursor:
         cursor: Cursor = self._engine.execute(sql, params)
@@ -119,6 +133,30 @@ class Connection:
         """``sql`` once per row; the cursor's ``rowcount`` is the rows changed in all."""
         cursor: Cursor = self._engine.executemany(sql, list(rows))
         return cursor
+
+
+# The most calls one group commit takes from the queue: bounds how long the batch holds
+# the write lock (and the first call of it waits for its answer).
+MAX_BATCH = 32
+
+
+@dataclasses.dataclass
+class _Call:
+    """One ``run()``: the function, the caller's future and loop, and its outcome."""
+
+    fn: Callable[[], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    result: Any = None
+    error: BaseException | None = None
+
+
+class _Batch:
+    """One group commit: the calls that ran while its transaction was open (they wrote
+    in it, or read what it holds), whose answers stand only if it commits."""
+
+    def __init__(self) -> None:
+        self.exposed: list[_Call] = []
 
 
 class Database:
@@ -149,14 +187,22 @@ class Database:
             self._engine = SQLiteEngine(
                 Path(target), busy_timeout_ms=busy_timeout_ms, synchronous=synchronous
             )
-        self._conn = Connection(self._engine)
+        self._conn = Connection(self._engine, lambda: self._in_unit)
         # Serialises transaction() between threads sharing this object; re-entrant so a
         # nested or interleaved transaction on the event-loop thread fails fast below
-        # instead of deadlocking.
+        # instead of deadlocking. The run() thread holds it for a whole batch.
         self._write_lock = threading.RLock()
+        # Inside a transaction() block (of a lone call, or a savepoint of a batch).
+        self._in_unit = False
+        # The group commit the run() thread is in, if any (only that thread sets it).
+        self._batch: _Batch | None = None
         self.version = self._migrate(migrations)
-        # One thread per database: its transactions queue here instead of on the loop.
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"db-{self.label}")
+        # One thread per database: its calls queue here instead of on the loop.
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._serve, name=f"db-{self.label}", daemon=True
+        )
+        self._thread.start()
 
     @property
     def engine(self) -> EngineName:
@@ -182,10 +228,70 @@ class Database:
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``fn(*args, **kwargs)`` run in this database's thread, awaited without blocking
-        the event loop. ``fn`` is sync code using ``transaction()`` / ``read()``; the
+        the event loop (its answer comes once what it wrote is committed: see group
+        commit above). ``fn`` is sync code using ``transaction()`` / ``read()``; the
         caller's context variables (request id, trace) go with it, for its log lines."""
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, call)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._calls.put(_Call(
+            functools.partial(contextvars.copy_context().run, fn, *args, **kwargs),
+            future, loop,
+        ))
+        return await future
+
+    def _serve(self) -> None:
+        """The run() thread: each call alone when none waits behind it, else the waiting
+        ones (up to MAX_BATCH) as one group commit."""
+        while True:
+            call = self._calls.get()
+            if call is None:
+                return
+            calls = [call]
+            while len(calls) < MAX_BATCH:
+                try:
+                    more = self._calls.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._calls.put(None)  # stop once this batch is answered
+                    break
+                calls.append(more)
+            try:
+                if len(calls) == 1:
+                    self._run_alone(call)
+                else:
+                    self._run_batch(calls)
+            except BaseException as error:  # the connection itself failed: keep serving
+                _fail(calls, error)
+            for done in calls:
+                _answer(done)
+
+    @staticmethod
+    def _run_alone(call: _Call) -> None:
+        try:
+            call.result = call.fn()
+        except BaseException as error:  # the caller's to handle, as it would be inline
+            call.error = error
+
+    def _run_batch(self, calls: list[_Call]) -> None:
+        batch = _Batch()
+        with self._write_lock:
+            self._batch = batch
+            try:
+                for call in calls:
+                    self._run_alone(call)
+                    if self._engine.in_transaction():
+                        batch.exposed.append(call)
+                if self._engine.in_transaction():
+                    try:
+                        self._engine.commit()
+                    except BaseException as error:
+                        _fail(batch.exposed, error)
+            finally:
+                self._batch = None
+                # Whatever went wrong above, leave no transaction open behind the batch.
+                if self._engine.in_transaction():
+                    self._engine.rollback()
 
     def _migrate(self, migrations: Sequence[str]) -> int:
         # Under the write lock, so two instances starting together migrate exactly once.
@@ -205,20 +311,50 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """The write lock (``BEGIN IMMEDIATE``, or BEGIN + the advisory lock) ... ``COMMIT``,
-        or ``ROLLBACK`` if the block raises."""
+        or ``ROLLBACK`` if the block raises. Inside a group commit (the run() thread's
+        batch): a SAVEPOINT in the batch's transaction, released or rolled back to."""
         with self._write_lock:
-            if self._engine.in_transaction():
+            if self._in_unit or (self._batch is None and self._engine.in_transaction()):
                 raise RuntimeError(
                     "a transaction is already open on this database: transactions do not "
                     "nest, and an await inside transaction() lets another RPC start one"
                 )
-            self._engine.begin_write()
+            # Set only by the run() thread, which holds the lock for the whole batch.
+            batch = self._batch
+            self._in_unit = True
             try:
-                yield self._conn
-                self._engine.commit()
-            except BaseException:
-                self._engine.rollback()
-                raise
+                if batch is None:
+                    yield from self._alone()
+                else:
+                    yield from self._in_batch(batch)
+            finally:
+                self._in_unit = False
+
+    def _alone(self) -> Iterator[Connection]:
+        self._engine.begin_write()
+        try:
+            yield self._conn
+            self._engine.commit()
+        except BaseException:
+            self._engine.rollback()
+            raise
+
+    def _in_batch(self, batch: _Batch) -> Iterator[Connection]:
+        if not self._engine.in_transaction():
+            self._engine.begin_write()
+        self._engine.execute("SAVEPOINT unit", None)
+        try:
+            yield self._conn
+        except BaseException as error:
+            if self._engine.in_transaction():
+                self._engine.execute("ROLLBACK TO SAVEPOINT unit", None)
+                self._engine.execute("RELEASE SAVEPOINT unit", None)
+            else:
+                # The engine rolled the whole transaction back (SQLite does on a full
+                # disk, an I/O error): what the batch's earlier calls did is gone too.
+                _fail(batch.exposed, error)
+            raise
+        self._engine.execute("RELEASE SAVEPOINT unit", None)
 
     def read(self) -> Connection:
         """The connection for reads (autocommit: each statement sees committed data).
@@ -234,8 +370,35 @@ class Database:
         return self._engine.count_apart(sql)
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        """Answer every call queued so far, then close the connection."""
+        self._calls.put(None)
+        self._thread.join()
         self._engine.close()
+
+
+def _fail(calls: list[_Call], error: BaseException) -> None:
+    """What ``calls`` did did not commit: each fails with ``error`` instead of its answer
+    (and ``calls`` is emptied: a later COMMIT of the batch holds none of it)."""
+    for call in calls:
+        call.result, call.error = None, error
+    calls.clear()
+
+
+def _answer(call: _Call) -> None:
+    """Hand ``call``'s outcome to its awaiting coroutine, on its loop."""
+
+    def settle() -> None:
+        if call.future.cancelled():
+            return
+        if call.error is not None:
+            call.future.set_exception(call.error)
+        else:
+            call.future.set_result(call.result)
+
+    try:
+        call.loop.call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass  # the loop is closed: nobody is waiting any more
 
 
 def open_database(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -137,3 +141,82 @@ def test_failed_commit_rolls_back_and_leaves_the_connection_usable(tmp_path: Pat
     with db.transaction() as conn:
         conn.execute("INSERT INTO product (id) VALUES ('sku-3')")
     assert _count(db, "stock") == 1
+
+
+async def _queued_behind_a_busy_thread(
+    db: Database, calls: list[Callable[[], object]]
+) -> list[object]:
+    """``calls`` queued while the run() thread is busy with another, so they run as one
+    group commit; their outcomes (a result, or the exception) in order."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    busy = asyncio.ensure_future(db.run(hold))
+    await asyncio.to_thread(started.wait, 10)
+    queued = [asyncio.ensure_future(db.run(call)) for call in calls]
+    await asyncio.sleep(0.05)  # every call is in the queue before the thread is free
+    release.set()
+    await busy
+    return list(await asyncio.gather(*queued, return_exceptions=True))
+
+
+async def test_queued_calls_commit_together_each_all_or_nothing(tmp_path: Path) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1], synchronous="FULL")
+    commits: list[str] = []
+    db.read().execute("SELECT 1")  # the connection exists; count COMMITs from here
+    cast("sqlite3.Connection", db._engine.raw).set_trace_callback(
+        lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+
+    def insert(product_id: str) -> Callable[[], str]:
+        def write() -> str:
+            with db.transaction() as conn:
+                conn.execute("INSERT INTO product (id) VALUES (?)", (product_id,))
+                if product_id == "bad":
+                    raise RuntimeError("refused")
+            return product_id
+        return write
+
+    def nested() -> None:
+        with db.transaction(), db.transaction():
+            pass
+
+    outcomes = await _queued_behind_a_busy_thread(
+        db, [insert("a"), insert("bad"), nested, insert("b"), lambda: _count(db, "product")])
+    assert outcomes[0] == "a" and outcomes[3] == "b"
+    assert isinstance(outcomes[1], RuntimeError) and "already open" in str(outcomes[2])
+    assert outcomes[4] == 3  # the batch's last call reads what the batch wrote
+    assert commits == ["COMMIT"]  # one fsync for the batch
+    ids = {row[0] for row in db.read().execute("SELECT id FROM product")}
+    assert ids == {"seed", "a", "b"}  # the refused call's row is gone, the others stay
+    assert not db.read().in_transaction
+    db.close()
+
+
+async def test_a_failed_group_commit_fails_every_call_that_saw_it(tmp_path: Path) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1, V2])
+
+    def ghost() -> str:
+        # A deferred foreign-key violation is only detected at COMMIT: the batch's.
+        with db.transaction() as conn:
+            conn.execute("PRAGMA defer_foreign_keys = ON")
+            conn.execute("INSERT INTO stock (product_id, available) VALUES ('ghost', 1)")
+        return "ghost"
+
+    def product() -> str:
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO product (id) VALUES ('sku-9')")
+        return "sku-9"
+
+    outcomes = await _queued_behind_a_busy_thread(
+        db, [lambda: _count(db, "product"), product, ghost, lambda: _count(db, "stock")])
+    # The read before the batch's first write saw committed data only: it stands.
+    assert outcomes[0] == 1
+    # None of the others is acknowledged: nothing of theirs committed.
+    assert all(isinstance(o, sqlite3.IntegrityError) for o in outcomes[1:]), outcomes
+    assert _count(db, "product") == 1 and _count(db, "stock") == 0
+    assert await db.run(product) == "sku-9"  # the thread serves on
+    db.close()
