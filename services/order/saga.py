@@ -122,7 +122,7 @@ class PlaceOrderSaga:
         if existing is not None:
             return await self._outcome_of(existing)
 
-        lines = await self._read_user_and_cart(command.user_id)
+        contact, lines = await self._read_user_and_cart(command.user_id)
         now = self._clock()
         order = Order(
             order_id=self._order_ids(),
@@ -148,7 +148,8 @@ class PlaceOrderSaga:
         # repeat that loses the insert always finds the task to wait for. (The database's
         # one thread answers in the order it ran the calls, and the loop wakes the waiting
         # coroutines in that order, so this one resumes before the repeat's look-up does.)
-        stored, created = await self._store.db.run(self._store.create, order)
+        # The contact copy is refreshed in the order's own transaction (one commit less).
+        stored, created = await self._store.db.run(self._store.create, order, contact, now)
         if not created:
             return await self._outcome_of(stored)
         metrics.ORDERS_PLACED.inc()
@@ -171,14 +172,16 @@ class PlaceOrderSaga:
             return order
         return await asyncio.shield(task)
 
-    async def _read_user_and_cart(self, user_id: str) -> list[CartLine]:
+    async def _read_user_and_cart(self, user_id: str) -> tuple[Contact | None, list[CartLine]]:
+        """The user's fresh contact data (None: user is unreachable, and the local copy
+        will do) and the cart's lines."""
         # Both reads are independent; doing them together costs one round trip.
         contact, lines = await asyncio.gather(
             self._users.contact(user_id),
             self._carts.lines(user_id),
             return_exceptions=True,
         )
-        await self._check_user(user_id, contact)
+        fresh = await self._check_user(user_id, contact)
         if isinstance(lines, BaseException):
             if isinstance(lines, UpstreamError):
                 # The upstream's detail (addresses, internals) goes to the log only.
@@ -192,13 +195,13 @@ class PlaceOrderSaga:
             raise FailedPrecondition(f"the cart mixes currencies: {', '.join(sorted(currencies))}")
         if sum(line.unit_price.amount_minor * line.quantity for line in lines) <= 0:
             raise FailedPrecondition("the cart total is zero")
-        return lines
+        return fresh, lines
 
-    async def _check_user(self, user_id: str, contact: Contact | BaseException) -> None:
-        """Refresh the local contact copy, or fall back on it when user is unreachable."""
+    async def _check_user(self, user_id: str, contact: Contact | BaseException) -> Contact | None:
+        """The fresh contact (stored with the order), or None when user is unreachable and
+        the local copy will do."""
         if isinstance(contact, Contact):
-            await self._store.db.run(self._store.save_contact, contact, self._clock())
-            return
+            return contact
         if not isinstance(contact, UpstreamError):
             raise contact
         if contact.kind is FailureKind.NOT_FOUND:
@@ -207,6 +210,7 @@ class PlaceOrderSaga:
         if await self._store.db.run(self._store.contact, user_id) is None:
             raise Unavailable("user service unavailable") from contact
         # Seen before: the local copy is enough to place the order.
+        return None
 
     # -- running sagas ----------------------------------------------------------------
 

@@ -172,10 +172,16 @@ class OrderStore:
 
     # -- orders ---------------------------------------------------------------------
 
-    def create(self, order: Order) -> tuple[Order, bool]:
+    def create(
+        self, order: Order, contact: Contact | None = None, now: dt.datetime | None = None
+    ) -> tuple[Order, bool]:
         """Insert ``order``; if the user already has an order with this idempotency key,
-        return that one instead. The flag says whether ``order`` was created."""
+        return that one instead. The flag says whether ``order`` was created. ``contact``
+        (the user's data as just read, at ``now``) refreshes the local copy in the same
+        transaction, whichever order is returned."""
         with self.db.transaction() as conn:
+            if contact is not None:
+                self.upsert_contact(conn, contact, now or order.created_at)
             existing = self._find_by_key(conn, order.user_id, order.idempotency_key)
             if existing is not None:
                 return existing, False
@@ -351,15 +357,11 @@ class OrderStore:
 
     # -- contacts -------------------------------------------------------------------
 
-    def save_contact(self, contact: Contact, now: dt.datetime) -> None:
-        with self.db.transaction() as conn:
-            self.upsert_contact(conn, contact, now)
-
     @staticmethod
     def upsert_contact(conn: Connection, contact: Contact, now: dt.datetime) -> bool:
         """Store ``contact`` unless the copy holds newer data; True if it was stored.
 
-        Runs on the caller's transaction (the UserUpdated consumer's, or save_contact's).
+        Runs on the caller's transaction (the UserUpdated consumer's, or create's).
         """
         version = 0 if contact.updated_at is None else to_us(contact.updated_at)
         cursor = conn.execute(
