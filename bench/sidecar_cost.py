@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sidecar_cost.py [--duration 5] [--rounds 2] [--rps N ...]
                                             [--variant ours --variant bare ...] [--xfcc]
+                                            [--paired] [--beside-other-meshes]
 
 The mesh of bench/mesh_overhead.py (Consul, catalog, cart as the caller, their two
 sidecars on one Envoy worker each, the real config entries, Prometheus and Zipkin as in
@@ -13,6 +14,8 @@ Consul's sidecars, with what we configure on the path changed:
   intention    catalog's intentions per gRPC method (l7) or as a plain allow (l4)
   protocol     catalog's protocol: grpc (ours), http2 (no grpc_stats/grpc_http1_bridge
                filters), tcp (no HTTP at all in the sidecars: an L4 pair)
+  caller-http2 cart's sidecar speaks plain HTTP/2 to catalog (cart's service-defaults
+               UpstreamConfig.Overrides Protocol): no gRPC filters on the caller's side
 Two Envoys of static bootstraps, beside the mesh (bench/bare_pair.py):
   bare         the baseline of issue 22 goal 2: HTTP/2, router only, no TLS
   static...    the two sidecars' /config_dump with the committed entries ("ours") as
@@ -33,11 +36,14 @@ direct and the variant's path run back to back at each fixed rate (default the g
 bench/goals.toml [sidecar_pair]; 0: 40% of the mesh path's saturation), then the path at
 saturation; direct at saturation once per round. The table gives what each path adds to
 direct (per round against the direct run just before it, the median) and, with ``bare``
-in the run, that over what the bare pair adds. ``--xfcc`` then measures catalog direct
-with and without a header like the x-forwarded-client-cert its sidecar adds. It gives way
-to another mesh (a Consul agent not its own): it does not start, and stops between
-variants. Every process it starts is stopped by pid at the end, also on failure
-(control.down, EnvoyPair.stop). Results: bench/TUNING.md d. and h.
+in the run, that over what the bare pair adds. ``--paired`` instead drives each variant's
+path, the bare pair and direct at the same moments (three ghz at the first rate), with
+the CPU per call of each pair's Envoys over the same seconds: on a loaded box the
+variants met loads 20 apart in turn. ``--xfcc`` then measures catalog direct with and
+without a header like the x-forwarded-client-cert its sidecar adds. It gives way to
+another mesh (a Consul agent not its own), unless --beside-other-meshes: it does not
+start, and stops between variants. Every process it starts is stopped by pid at the end,
+also on failure (control.down, EnvoyPair.stop). Results: bench/TUNING.md d. and i.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ import ssl
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, replace
@@ -92,6 +99,10 @@ class Variant:
     prometheus: bool = True
     intention: str = "l7"  # l7: per gRPC method (committed); l4: allow the source
     protocol: str = "grpc"  # grpc (committed), http2, tcp
+    # The protocol cart's sidecar speaks to catalog (cart's service-defaults
+    # UpstreamConfig.Overrides): "" the callee's (committed), http2: no gRPC filters on
+    # the caller's side only.
+    caller_protocol: str = ""
     # Not Consul's sidecars but two Envoys of static bootstraps (bench/bare_pair.py):
     # the measurement's baseline, "bare".
     static: bool = False
@@ -104,7 +115,8 @@ class Variant:
                 f", then {self.name.removeprefix('static-')}" if self.name != "static" else "")
         return (f"tracing {'on' if self.tracing else 'off'}, prometheus "
                 f"{'on' if self.prometheus else 'off'}, {self.intention} intention, "
-                f"{self.protocol}")
+                f"{self.protocol}"
+                + (f", caller's side {self.caller_protocol}" if self.caller_protocol else ""))
 
 
 VARIANTS = {
@@ -117,6 +129,7 @@ VARIANTS = {
         Variant("http2", protocol="http2"),
         Variant("l7-minimal", tracing=False, prometheus=False, intention="l4", protocol="http2"),
         Variant("tcp", tracing=False, prometheus=False, intention="l4", protocol="tcp"),
+        Variant("caller-http2", caller_protocol="http2"),
         Variant("bare", static=True),
         *(Variant(name, static=True) for name in ABLATIONS),
     )
@@ -136,10 +149,11 @@ class Switcher:
         # The committed entries as the bench's Consul has them (to derive and restore).
         self.original = {kind: self._entry(kind) for kind in
                          ("service-defaults", "service-router", "service-intentions")}
+        self.caller_defaults = self._entry("service-defaults", CALLER)
         self.applied: Variant | None = None
 
-    def _entry(self, kind: str) -> dict[str, Any]:
-        body = get_json(f"{self.plan.consul_url}/v1/config/{kind}/{CALLEE}",
+    def _entry(self, kind: str, name: str = CALLEE) -> dict[str, Any]:
+        body = get_json(f"{self.plan.consul_url}/v1/config/{kind}/{name}",
                         token=self.plan.consul_token)
         return {k: v for k, v in body.items()
                 if k not in ("CreateIndex", "ModifyIndex", "Hash", "Partition", "Namespace")}
@@ -175,6 +189,7 @@ class Switcher:
             self._put(defaults)
             self._put(self.original["service-router"])
             self._put(self.intentions(variant.intention))
+        self._put(self.caller_entry(variant))
         for inst in (self.callee, self.caller):
             self._register(inst, variant)
         sup = Supervisor(self.plan)
@@ -211,8 +226,17 @@ class Switcher:
             out[inst.instance_id] = summarize_dump(dump, prefix)
         return out
 
+    def caller_entry(self, variant: Variant) -> dict[str, Any]:
+        """cart's service-defaults, with the variant's protocol towards catalog."""
+        entry: dict[str, Any] = json.loads(json.dumps(self.caller_defaults))
+        if variant.caller_protocol:
+            upstreams = entry.setdefault("UpstreamConfig", {})
+            upstreams["Overrides"] = [{"Name": CALLEE, "Protocol": variant.caller_protocol}]
+        return entry
+
     def restore(self) -> None:
         """The committed entries back (the mesh is torn down next anyway)."""
+        self._put(self.caller_defaults)
         self._put(self.original["service-defaults"])
         self._put(self.original["service-router"])
         self._put(self.original["service-intentions"])
@@ -289,11 +313,13 @@ def expectation_problems(variant: Variant, path: dict[str, dict[str, Any]]) -> l
         if has_tracer != variant.tracing:
             problems.append(f"{inst_id}: bootstrap tracer {s.get('bootstrap_tracer')}")
         http = s["http_filters"]
-        if variant.protocol == "tcp" and http:
+        protocol = (variant.caller_protocol or variant.protocol
+                    if inst_id == f"{CALLER}-1" else variant.protocol)
+        if protocol == "tcp" and http:
             problems.append(f"{inst_id}: HTTP filters on a tcp path")
-        if variant.protocol == "grpc" and "envoy.filters.http.grpc_stats" not in http:
+        if protocol == "grpc" and "envoy.filters.http.grpc_stats" not in http:
             problems.append(f"{inst_id}: no grpc_stats on a grpc path")
-        if variant.protocol == "http2" and ("envoy.filters.http.grpc_stats" in http or not http):
+        if protocol == "http2" and ("envoy.filters.http.grpc_stats" in http or not http):
             problems.append(f"{inst_id}: not an http2 path: {http}")
     callee = path[f"{CALLEE}-1"]
     if callee["listener"] is not None:
@@ -518,6 +544,90 @@ def report(results: list[VariantRound], variants: list[Variant], rates: list[int
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class PairedRound:
+    """One variant's path, the bare pair and direct, driven at the same time."""
+
+    variant: str
+    direct: Run
+    bare: Run
+    path: Run
+    bare_cpu_us: float  # the bare pair's two Envoys, CPU per call, over the same seconds
+    path_cpu_us: float  # the variant's two Envoys
+
+
+def drive(runs: dict[str, tuple[Run, float]], name: str, target: str, pids: list[int],
+          rps: int, duration: int, number: int) -> None:
+    """One ghz run into ``runs[name]``, with the CPU per call of ``pids`` over it."""
+    before = cpu(pids)
+    report = ghz(target, CALL, PAYLOAD, rps=rps, concurrency=16, seconds=duration)
+    runs[name] = (summarize(name, f"{rps} rps", report, number),
+                  (cpu(pids) - before) / report["count"] * 1e6)
+
+
+def measure_paired(switcher: Switcher, variants: list[Variant], pairs: dict[str, EnvoyPair],
+                   *, rounds: int, duration: int, rps: int) -> list[PairedRound]:
+    """Each variant's path, the bare pair and direct at the same moments: three ghz at
+    ``rps`` each, started together, so all three meet the same load of a shared box (in
+    turn they met loads 20 apart); the Envoys' CPU per call over the same seconds."""
+    direct = switcher.callee.grpc_target
+    bare = pairs[BASELINE]
+    results = []
+    for number in range(rounds):
+        order = variants if number % 2 == 0 else list(reversed(variants))
+        for variant in order:
+            if variant.static:
+                target, envoys = pairs[variant.name].target, pairs[variant.name].pids()
+            else:
+                switcher.apply(variant)
+                target, envoys = switcher.caller.upstream_target(CALLEE), sidecar_pids(switcher)
+            ghz(target, CALL, PAYLOAD, rps=rps, concurrency=8, seconds=2)  # warm up
+            runs: dict[str, tuple[Run, float]] = {}
+            threads = [threading.Thread(target=drive, args=(runs, name, path, pids, rps,
+                                                            duration, number))
+                       for name, path, pids in (("direct", direct, []),
+                                                (BASELINE, bare.target, bare.pids()),
+                                                ("path", target, envoys))]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            r = PairedRound(variant.name, runs["direct"][0], runs[BASELINE][0], runs["path"][0],
+                            runs[BASELINE][1], runs["path"][1])
+            results.append(r)
+            print(f"   {variant.name:<26} r{number + 1} p50/p99 direct {r.direct.p50_ms:.2f}/"
+                  f"{r.direct.p99_ms:.2f} bare {r.bare.p50_ms:.2f}/{r.bare.p99_ms:.2f} path "
+                  f"{r.path.p50_ms:.2f}/{r.path.p99_ms:.2f} ms; Envoys CPU us/call bare "
+                  f"{r.bare_cpu_us:.0f} path {r.path_cpu_us:.0f}; err {r.path.errors}  load "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+    return results
+
+
+def report_paired(results: list[PairedRound], variants: list[Variant], rps: int) -> str:
+    def med(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    lines = [f"| {rps} RPC/s per path, each variant at the same time as the bare pair and "
+             "direct; medians of the rounds | added p50 / p99 ms | the bare pair's, same "
+             "moments | added over bare's p50 / p99 | Envoys CPU us per call: variant, bare "
+             "| variant - bare, per round |", "|---|---|---|---|---|---|"]
+    for variant in variants:
+        rs = [r for r in results if r.variant == variant.name]
+        if not rs:
+            continue
+        a50, a99, b50, b99 = (med([getattr(getattr(r, path), f) - getattr(r.direct, f)
+                                   for r in rs])
+                              for path, f in (("path", "p50_ms"), ("path", "p99_ms"),
+                                              ("bare", "p50_ms"), ("bare", "p99_ms")))
+        diffs = [r.path_cpu_us - r.bare_cpu_us for r in rs]
+        lines.append(
+            f"| {variant.name} | {a50:+.2f} / {a99:+.2f} | {b50:+.2f} / {b99:+.2f} | "
+            f"{pair_ratio(a50, b50):.2f}x / {pair_ratio(a99, b99):.2f}x | "
+            f"{med([r.path_cpu_us for r in rs]):.0f}, {med([r.bare_cpu_us for r in rs]):.0f} | "
+            f"{med(diffs):+.0f} ({', '.join(f'{d:+.0f}' for d in diffs)}) |")
+    return "\n".join(lines)
+
+
 def static_pairs(switcher: Switcher, names: list[str]) -> dict[str, EnvoyPair]:
     """The pair as Consul configures it with the committed entries ("ours"), copied into
     static bootstraps (bench/static_sidecars.py), once per ablation in ``names``."""
@@ -556,11 +666,16 @@ def main() -> int:
     parser.add_argument("--xfcc", action="store_true",
                         help="also: direct with and without an XFCC-sized header")
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--paired", action="store_true",
+                        help="each variant at the same time as the bare pair and direct (the "
+                             "first --rps each), with the Envoys' CPU per call: for a loaded box")
     parser.add_argument("--beside-other-meshes", action="store_true",
                         help="run even where another mesh runs (a shared box: every figure "
                              "is then noisier, the ratios of one run still compare)")
     args = parser.parse_args()
     variants = [VARIANTS[name] for name in (args.variant or list(VARIANTS))]
+    if args.paired and VARIANTS[BASELINE] not in variants:
+        variants.append(VARIANTS[BASELINE])
     if others := other_consul_agents(None):
         if not args.beside_other_meshes:
             print(f"another mesh runs (consul agent pids {others}): not starting",
@@ -600,10 +715,16 @@ def main() -> int:
             light = int(round(0.4 * sat, -1))
             rates = [light if rps == 0 else rps for rps in rates]
             print(f"mesh path at saturation {sat:.0f} RPC/s: fixed rate {light} RPC/s (40%)")
-        results = measure(switcher, variants, pairs, rounds=args.rounds,
-                          duration=args.duration, rates=rates,
-                          beside_others=args.beside_other_meshes)
-        print(f"\n{report(results, variants, rates)}\n")
+        if args.paired:
+            compared = [v for v in variants if v.name != BASELINE]
+            paired = measure_paired(switcher, compared, pairs, rounds=args.rounds,
+                                    duration=args.duration, rps=rates[0])
+            print(f"\n{report_paired(paired, compared, rates[0])}\n")
+        else:
+            results = measure(switcher, variants, pairs, rounds=args.rounds,
+                              duration=args.duration, rates=rates,
+                              beside_others=args.beside_other_meshes)
+            print(f"\n{report(results, variants, rates)}\n")
         if args.xfcc:
             table = measure_xfcc(switcher, rounds=args.rounds, duration=args.duration,
                                  rps=rates[0])
