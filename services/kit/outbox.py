@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 from meshmart.common.v1 import common_pb2
+from nats.js.api import PubAck
 
 from services.kit.db import Connection, Database, DatabaseError
 from services.kit.events import Backoff, EventBus, new_envelope, subject_for
@@ -163,6 +164,7 @@ class OutboxRelay(BackgroundWorker):
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_prune = 0.0
+        self._lease_fresh_until = 0.0  # monotonic time until which the lease is ours
         self.stats = RelayStats(publish_seconds=[] if record_timings else None)
         # Prometheus: the backlog is counted at scrape time; published/failures here.
         self._backlog_handle = OUTBOX_BACKLOG.track(db)
@@ -178,6 +180,7 @@ class OutboxRelay(BackgroundWorker):
         await super().start()
 
     async def _stopped(self) -> None:
+        self._lease_fresh_until = 0.0
         await self._db.run(self._release_lease)
 
     def wake(self) -> None:
@@ -201,7 +204,7 @@ class OutboxRelay(BackgroundWorker):
         failing = False
         while True:
             self._wake.clear()
-            if not await self._db.run(self._take_lease):
+            if not await self._holds_lease():
                 # Another process publishes; take over if its lease runs out.
                 await self._idle(self._lease_us / 2_000_000)
                 continue
@@ -226,9 +229,19 @@ class OutboxRelay(BackgroundWorker):
                 failing = False
                 log.info("outbox.publish_resumed", pending=await self._db.run(self.pending_count))
             backoff.reset()
-            await self._db.run(self._prune)
             if sent < self._batch_size:
                 await self._idle(self._poll_interval)
+
+    async def _holds_lease(self) -> bool:
+        """Take or renew the lease, at most every ``lease_seconds / 10``: a relay that
+        renewed it that recently still holds it for 90 % of its length, so it need not
+        write the lease row again before each batch (a write transaction per batch)."""
+        now = time.monotonic()
+        if now < self._lease_fresh_until:
+            return True
+        held = await self._db.run(self._take_lease)
+        self._lease_fresh_until = now + self._lease_us / 10_000_000 if held else 0.0
+        return held
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -258,19 +271,28 @@ class OutboxRelay(BackgroundWorker):
         return len(acked)
 
     async def _publish_window(self, rows: list[PendingEvent], acked: list[int]) -> None:
-        sent: list[tuple[PendingEvent, float, asyncio.Future[bool]]] = []
+        sent: list[tuple[PendingEvent, float, asyncio.Future[PubAck]]] = []
         try:
             for row in rows:
                 future = await self._bus.publish_pipelined(
                     row.subject, row.envelope, msg_id=row.event_id, event_type=row.event_type
                 )
                 sent.append((row, time.perf_counter(), future))
-            for row, started, future in sent:
-                duplicate = await future
-                if self.stats.publish_seconds is not None:
-                    self.stats.publish_seconds.append(time.perf_counter() - started)
-                self._acknowledged(row, duplicate)
-                acked.append(row.seq)
+            # One deadline for the window's acks (a timer per window, not per publish).
+            timeout = self._bus.publish_timeout_seconds
+            taken = 0
+            try:
+                async with asyncio.timeout(timeout):
+                    for row, started, future in sent:
+                        duplicate = await self._bus.acked(future)
+                        if self.stats.publish_seconds is not None:
+                            self.stats.publish_seconds.append(time.perf_counter() - started)
+                        self._acknowledged(row, duplicate)
+                        acked.append(row.seq)
+                        taken += 1
+            except TimeoutError:
+                late = sent[taken][0].event_id
+                raise TimeoutError(f"no ack for {late} within {timeout}s") from None
         finally:
             for _, _, future in sent:
                 future.cancel()  # no-op for the settled ones
@@ -302,14 +324,16 @@ class OutboxRelay(BackgroundWorker):
         return int(row.fetchone()[0])
 
     def _mark_sent(self, seqs: list[int]) -> None:
-        if not seqs:
-            return
-        now = _now_us()
-        with self._db.transaction() as conn:
-            conn.executemany(
-                "UPDATE outbox SET sent_us = ?, attempts = attempts + 1 WHERE seq = ?",
-                [(now, seq) for seq in seqs],
-            )
+        """Mark ``seqs`` sent; and forget the rows past the retention, at most every
+        minute (in the same trip to the database's thread)."""
+        if seqs:
+            now = _now_us()
+            with self._db.transaction() as conn:
+                conn.executemany(
+                    "UPDATE outbox SET sent_us = ?, attempts = attempts + 1 WHERE seq = ?",
+                    [(now, seq) for seq in seqs],
+                )
+        self._prune()
 
     def _record_failure(self, seq: int, error: BaseException) -> None:
         with contextlib.suppress(*DatabaseError), self._db.transaction() as conn:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
-from typing import Any
 
 import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.api import PubAck
 
 from services.kit.events.streams import STREAMS, StreamSpec, ensure_streams
 from services.kit.logging import get_logger
@@ -177,43 +177,26 @@ class EventBus:
 
     async def publish_pipelined(
         self, subject: str, data: bytes, *, msg_id: str, event_type: str
-    ) -> asyncio.Future[bool]:
-        """Send a publish now and return a future of its ack (True: a duplicate), so a
-        caller can keep several in flight on this one connection, which NATS delivers to
-        the stream in the order they were sent. The future fails with the publish's error,
-        or TimeoutError after ``publish_timeout_seconds``.
+    ) -> asyncio.Future[PubAck]:
+        """Send a publish now and return the future of its ack, so a caller can keep
+        several in flight on this one connection, which NATS delivers to the stream in the
+        order they were sent. Take each ack with ``acked``, the whole window's wait bounded
+        by the caller (one timer per window rather than one per publish).
         """
         js = await self.jetstream()
         headers = {MSG_ID_HEADER: msg_id, TYPE_HEADER: event_type}
-        ack = await js.publish_async(subject, data, headers=headers)
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[bool] = loop.create_future()
+        return await js.publish_async(subject, data, headers=headers)
 
-        def settle(done: asyncio.Future[Any]) -> None:
-            timer.cancel()
-            if result.done():
-                return
-            if done.cancelled():
-                result.cancel()
-            elif (error := done.exception()) is not None:
-                if isinstance(error, nats.js.errors.NoStreamResponseError):
-                    # The broker lost its store (or never had it): ensure the streams again;
-                    # the caller's retry then finds them.
-                    self._ensure_soon()
-                result.set_exception(error)
-            else:
-                result.set_result(bool(done.result().duplicate))
-
-        def expire() -> None:
-            if not ack.done():
-                ack.cancel()
-            if not result.done():
-                late = TimeoutError(f"no ack for {msg_id} within {self.publish_timeout_seconds}s")
-                result.set_exception(late)
-
-        timer = loop.call_later(self.publish_timeout_seconds, expire)
-        ack.add_done_callback(settle)
-        return result
+    async def acked(self, ack: asyncio.Future[PubAck]) -> bool:
+        """The ack of a pipelined publish: True when JetStream reports a duplicate; raises
+        the publish's error."""
+        try:
+            return bool((await ack).duplicate)
+        except nats.js.errors.NoStreamResponseError:
+            # The broker lost its store (or never had it): ensure the streams again; the
+            # caller's retry then finds them.
+            self._ensure_soon()
+            raise
 
     def _ensure_soon(self) -> None:
         if self._ensure_task is None or self._ensure_task.done():

@@ -10,6 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import nats.errors
 from google.protobuf.message import DecodeError
@@ -54,6 +55,9 @@ CREATE TABLE processed_events (
 
 # How long a batch fetch waits when the consumer is behind (see EventConsumer._next).
 BACKLOG_POLL_SECONDS = 0.05
+
+# The end of a W3C traceparent whose trace-flags say "not sampled".
+_NOT_SAMPLED = "-00"
 
 # A handler applies one event inside the consumer's transaction. It must not await
 # (the kit's rule for transactions) and raises to reject the event (it is retried).
@@ -110,6 +114,7 @@ class EventConsumer(BackgroundWorker):
         self.stats = ConsumerStats()
         self._lag_histogram = CONSUMER_LAG.labels(name)
         self._pending_gauge = CONSUMER_PENDING.labels(name)
+        self._consumed: dict[tuple[str, str], Any] = {}
 
     def config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -153,8 +158,7 @@ class EventConsumer(BackgroundWorker):
                         continue
                     # num_pending: what the stream still holds for us after this one.
                     caught_up = len(msgs) < self._batch and not msgs[-1].metadata.num_pending
-                    for msg in msgs:
-                        await self._process(js, msg)
+                    await self._process(js, msgs)
                     if failing:
                         failing = False
                         log.info("events.consumer_resumed", consumer=self.name)
@@ -180,95 +184,159 @@ class EventConsumer(BackgroundWorker):
             return await sub.fetch(1, timeout=self._fetch_timeout)
         return await sub.fetch(self._batch, timeout=BACKLOG_POLL_SECONDS)
 
-    async def _process(self, js: JetStreamContext, msg: Msg) -> None:
-        meta = msg.metadata
-        deliveries = meta.num_delivered
-        try:
-            envelope = decode_envelope(msg.data)
-        except (DecodeError, ValueError) as error:
-            # Will never decode, however often it is delivered.
-            await self._dead_letter(js, msg, None, f"undecodable: {error}")
-            return
-        if deliveries > self._settings.max_deliveries:
-            # Delivered past the limit without a verdict: the process died handling it
-            # (a crash loop is the worst poison). Do not run the handler again.
-            await self._dead_letter(
-                js, msg, envelope, f"delivered {deliveries} times without completing"
-            )
-            return
-        try:
-            # A span of the trace the event was published in (services/kit/tracing.py).
-            with (
-                consumer_span(
-                    f"consume {envelope.type}",
-                    envelope.traceparent or None,
-                    {
-                        "messaging.system": "nats",
-                        "messaging.consumer.group.name": self.name,
-                        "meshmart.event_id": envelope.id,
-                    },
-                ) as traceparent,
-                rpc_context.request_scope(request_id=envelope.id, traceparent=traceparent),
-            ):
-                applied = await self._db.run(self._apply, envelope, meta.sequence.stream)
-        except Exception as error:
-            self.stats.failures += 1
-            EVENTS_CONSUMED.labels(self.name, envelope.type, "failed").inc()
-            if deliveries >= self._settings.max_deliveries:
-                await self._dead_letter(js, msg, envelope, repr(error))
-                return
-            delay = min(self._settings.retry_delay_seconds * 2 ** (deliveries - 1), 30.0)
-            log.warning(
-                "events.handler_failed",
-                consumer=self.name,
-                event_id=envelope.id,
-                type=envelope.type,
-                delivery=deliveries,
-                retry_in=round(delay, 3),
-                error=repr(error),
-            )
-            await msg.nak(delay=delay)
-            return
-        if meta.num_pending is not None:
-            self._pending_gauge.set(meta.num_pending)
-        if applied:
-            self.stats.applied += 1
-            EVENTS_CONSUMED.labels(self.name, envelope.type, "applied").inc()
-        else:
-            self.stats.duplicates += 1
-            EVENTS_CONSUMED.labels(self.name, envelope.type, "duplicate").inc()
-            log.info(
-                "events.duplicate_ignored",
-                consumer=self.name,
-                event_id=envelope.id,
-                type=envelope.type,
-                delivery=deliveries,
-            )
-        await self._ack(msg)
+    async def _process(self, js: JetStreamContext, msgs: list[Msg]) -> None:
+        """Apply a fetched batch in ONE transaction (each event in a savepoint of its own,
+        so a failing handler undoes only its event), then ack what it committed.
 
-    def _apply(self, envelope: common_pb2.EventEnvelope, stream_seq: int) -> bool:
-        """Effect + processed id in one transaction; False if it was applied before."""
+        One database round trip and one COMMIT per batch instead of per event; the acks go
+        out back to back after the commit (one socket write). Per event it is what it was:
+        effect and id recorded together before the ack, a failure retried with back-off,
+        then dead-lettered.
+        """
+        ready: list[tuple[Msg, common_pb2.EventEnvelope]] = []
+        for msg in msgs:
+            deliveries = msg.metadata.num_delivered
+            try:
+                envelope = decode_envelope(msg.data)
+            except (DecodeError, ValueError) as error:
+                # Will never decode, however often it is delivered.
+                await self._dead_letter(js, msg, None, f"undecodable: {error}")
+                continue
+            if deliveries > self._settings.max_deliveries:
+                # Delivered past the limit without a verdict: the process died handling
+                # it (a crash loop is the worst poison). Do not run the handler again.
+                await self._dead_letter(
+                    js, msg, envelope, f"delivered {deliveries} times without completing"
+                )
+                continue
+            ready.append((msg, envelope))
+        if not ready:
+            return
+        items = [(envelope, msg.metadata.sequence.stream) for msg, envelope in ready]
+        outcomes: list[bool | Exception]
+        try:
+            outcomes = await self._db.run(self._apply_batch, items)
+        except Exception as error:  # the transaction itself failed: nothing committed
+            outcomes = [error] * len(ready)
+        committed: list[Msg] = []
+        for (msg, envelope), outcome in zip(ready, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                await self._failed(js, msg, envelope, outcome)
+            elif outcome:
+                self.stats.applied += 1
+                self._counted(envelope.type, "applied").inc()
+                committed.append(msg)
+            else:
+                self.stats.duplicates += 1
+                self._counted(envelope.type, "duplicate").inc()
+                log.info(
+                    "events.duplicate_ignored",
+                    consumer=self.name,
+                    event_id=envelope.id,
+                    type=envelope.type,
+                    delivery=msg.metadata.num_delivered,
+                )
+                committed.append(msg)
+        pending = ready[-1][0].metadata.num_pending
+        if pending is not None:
+            self._pending_gauge.set(pending)
+        for msg in committed:
+            await self._ack(msg)
+
+    def _counted(self, event_type: str, outcome: str) -> Any:
+        """EVENTS_CONSUMED's child for this consumer, ``event_type`` and ``outcome``."""
+        key = (event_type, outcome)
+        child = self._consumed.get(key)
+        if child is None:
+            child = self._consumed[key] = EVENTS_CONSUMED.labels(self.name, event_type, outcome)
+        return child
+
+    async def _failed(
+        self, js: JetStreamContext, msg: Msg, envelope: common_pb2.EventEnvelope, error: Exception
+    ) -> None:
+        """The handler (or the commit) failed: retry later with back-off, or dead-letter."""
+        deliveries = msg.metadata.num_delivered
+        self.stats.failures += 1
+        self._counted(envelope.type, "failed").inc()
+        if deliveries >= self._settings.max_deliveries:
+            await self._dead_letter(js, msg, envelope, repr(error))
+            return
+        delay = min(self._settings.retry_delay_seconds * 2 ** (deliveries - 1), 30.0)
+        log.warning(
+            "events.handler_failed",
+            consumer=self.name,
+            event_id=envelope.id,
+            type=envelope.type,
+            delivery=deliveries,
+            retry_in=round(delay, 3),
+            error=repr(error),
+        )
+        await msg.nak(delay=delay)
+
+    def _apply_batch(
+        self, items: list[tuple[common_pb2.EventEnvelope, int]]
+    ) -> list[bool | Exception]:
+        """In the database's thread: each event's effect + processed id, all in one
+        transaction; per event True (applied), False (applied before) or the handler's
+        error (its savepoint rolled back, the others kept)."""
+        outcomes: list[bool | Exception] = []
         now = self._clock()
         with self._db.transaction() as conn:
-            applied = apply_once(
-                conn,
-                consumer=self.name,
-                handlers=self._handlers,
-                envelope=envelope,
-                stream=self.stream.name,
-                stream_seq=stream_seq,
-                now=now,
-            )
-        if not applied:
-            return False
-        # From the producer's commit (occurred_at) to ours: what a reader waits.
-        occurred = envelope.occurred_at.seconds + envelope.occurred_at.nanos / 1e9
-        lag = self._clock() - occurred
-        if occurred > 0:
-            self._lag_histogram.observe(max(lag, 0.0))
-        if self._record_lag:
-            self.stats.lags.append(lag)
-        return True
+            for envelope, stream_seq in items:
+                conn.execute("SAVEPOINT event")
+                try:
+                    with self._traced(envelope):
+                        applied = apply_once(
+                            conn,
+                            consumer=self.name,
+                            handlers=self._handlers,
+                            envelope=envelope,
+                            stream=self.stream.name,
+                            stream_seq=stream_seq,
+                            now=now,
+                        )
+                except Exception as error:
+                    conn.execute("ROLLBACK TO SAVEPOINT event")
+                    outcomes.append(error)
+                else:
+                    outcomes.append(applied)
+                conn.execute("RELEASE SAVEPOINT event")
+        committed = self._clock()
+        for (envelope, _), outcome in zip(items, outcomes, strict=True):
+            if outcome is not True:
+                continue
+            # From the producer's commit (occurred_at) to ours: what a reader waits.
+            occurred = envelope.occurred_at.seconds + envelope.occurred_at.nanos / 1e9
+            if occurred > 0:
+                self._lag_histogram.observe(max(committed - occurred, 0.0))
+            if self._record_lag:
+                self.stats.lags.append(committed - occurred)
+        return outcomes
+
+    def _traced(self, envelope: common_pb2.EventEnvelope) -> contextlib.ExitStack:
+        """The event's request scope (its log lines carry its trace), inside a CONSUMER
+        span of the trace it was published in (services/kit/tracing.py). An envelope
+        whose trace was not sampled gets no span: the sampler (parent-based) would only
+        make a span that is never recorded; its scope carries the envelope's own
+        traceparent, so the handler's calls and log lines stay in that trace."""
+        scope = contextlib.ExitStack()
+        parent = envelope.traceparent or None
+        if parent is not None and parent.endswith(_NOT_SAMPLED):
+            traceparent: str | None = parent
+        else:
+            traceparent = scope.enter_context(consumer_span(
+                f"consume {envelope.type}",
+                parent,
+                {
+                    "messaging.system": "nats",
+                    "messaging.consumer.group.name": self.name,
+                    "meshmart.event_id": envelope.id,
+                },
+            ))
+        scope.enter_context(
+            rpc_context.request_scope(request_id=envelope.id, traceparent=traceparent)
+        )
+        return scope
 
     async def _ack(self, msg: Msg) -> None:
         # After the commit: if this ack is lost (or we die right here), the redelivery
