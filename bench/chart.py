@@ -31,7 +31,9 @@ def _missing(ax: Axes, title: str) -> None:
 
 
 def _goal_tick(ax: Axes, x: float, width: float, y: float, label: str | None) -> None:
-    ax.hlines(y, x - width / 2, x + width / 2, colors=GOAL, linewidth=2.5, label=label)
+    # matplotlib skips a legend entry for a label starting with '_'.
+    ax.hlines(y, x - width / 2, x + width / 2, colors=GOAL, linewidth=2.5,
+              label=label if label is not None else "_nolegend_")
 
 
 def _latency(ax: Axes, mode: str, figures: dict[str, tuple[float, float, float]]) -> None:

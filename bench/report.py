@@ -52,6 +52,7 @@ from bench import catalog_cpu, chart, mesh_overhead
 from bench.goals import GOALS
 from harness.host import free_mesh_address
 from tools.mesh import control
+from tools.mesh.observability import DEFAULT_TRACE_SAMPLE_RATIO
 from tools.mesh.plan import MeshPlan
 from tools.mesh.topology import ROOT
 
@@ -90,10 +91,13 @@ class Report:
         for row in rows:
             self.add("| " + " | ".join(row) + " |")
 
-    def goal(self, what: str, measured: str, goal: str, meets: bool, baseline: str = "") -> None:
+    def goal(self, what: str, measured: str, goal: str, meets: bool | None,
+             baseline: str = "") -> None:
         """A row of "Goals at a glance": the figure a part measured against its goal, with
-        the bare figure it is measured against (how close to this machine's limit)."""
-        self.goals.append([what, measured, baseline or "-", goal, mark(meets)])
+        the bare figure it is measured against (how close to this machine's limit);
+        ``meets`` None when this run could not tell (a ratio over a baseline lost in noise)."""
+        self.goals.append([what, measured, baseline or "-", goal,
+                           "unread (noise)" if meets is None else mark(meets)])
 
     def glance(self) -> list[str]:
         """The table of every goal's row, to stand at the top of the report."""
@@ -160,15 +164,21 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
             ratio = mesh_overhead.pair_ratio(ma, ba)
             latency.setdefault(label, {})[attr[:3]] = (d, m, goal)
             pair_goal = GOALS.sidecar_added_over_bare
+            # A bare pair that added nothing measurable (its figure at or below direct's:
+            # noise) leaves the ratio unread, not failed.
+            readable = ba > 0
+            shown = f"{ratio:.2f}x" if readable else "unread (bare pair added <= 0)"
+            verdict = (mark(ratio <= pair_goal) if readable else "unread")
             rows.append([f"{attr[:3]} @ {label}", f"{d:.2f} ms", f"{b:.2f} ms ({ba:+.2f})",
-                         f"{m:.2f} ms ({ma:+.2f})", f"{ratio:.2f}x",
-                         f"<= {pair_goal}x: {mark(ratio <= pair_goal)}" if attr != "p90_ms"
+                         f"{m:.2f} ms ({ma:+.2f})", shown,
+                         f"<= {pair_goal}x: {verdict}" if attr != "p90_ms"
                          else "", f"+{goal} ms: {mark(ma <= goal)}"])
             if attr != "p90_ms":
                 report.goal(f"two Consul sidecars' added {attr[:3]} @ {label} over a bare "
                             "Envoy pair's (1.)",
-                            f"{ratio:.2f}x ({ma:+.2f} ms)", f"<= {pair_goal}x",
-                            ratio <= pair_goal, baseline=f"bare pair {ba:+.2f} ms")
+                            f"{shown} ({ma:+.2f} ms)", f"<= {pair_goal}x",
+                            ratio <= pair_goal if readable else None,
+                            baseline=f"bare pair {ba:+.2f} ms")
     sd, sb, sm = (med(path, "saturation", "rps") for path in ("direct", "bare", "mesh"))
     rb, rm = (mesh_overhead.saturation_ratio(runs, path) for path in ("bare", "mesh"))
     rows.append(["saturation (c=32)", f"{sd:,.0f} RPC/s", f"{sb:,.0f} RPC/s ({rb:.2f}x)",
@@ -218,7 +228,7 @@ def python_process(report: Report, duration: int, rounds: int) -> None:
     once; then a profile of where a call's CPU goes."""
     kit = catalog_cpu.Variant("the kit")
     bare = catalog_cpu.Variant("bare grpc.aio", bare=True)
-    ratio = catalog_cpu.DEFAULT_TRACE_SAMPLE_RATIO
+    ratio = DEFAULT_TRACE_SAMPLE_RATIO
     runs = catalog_cpu.ab([kit, bare], rounds, duration, rates=(AT_RATE_RPS,))
     results: dict[str, catalog_cpu.Sample] = {
         "tracing off": catalog_cpu.measure(kit, duration, tracing=False)[0],
