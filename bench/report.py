@@ -302,22 +302,6 @@ def run_bench(script: str, args: list[str], timeout: int) -> tuple[str, str, int
     return result.stdout, result.stderr, result.returncode
 
 
-def external(report: Report, title: str, script: str, args: list[str], keep: tuple[str, ...],
-             timeout: int) -> None:
-    """Run another benchmark and keep its summary lines."""
-    report.add()
-    report.add(f"## {title}")
-    report.add()
-    stdout, stderr, code = run_bench(script, args, timeout)
-    lines = [line for line in stdout.splitlines() if line.strip().startswith(keep)]
-    report.add("```")
-    for line in lines or stdout.splitlines()[-15:]:
-        report.add(line)
-    report.add("```")
-    if code != 0:
-        report.add(f"(exit code {code}; stderr tail: {stderr.strip().splitlines()[-1:] or ['-']})")
-
-
 def shop(report: Report, duration: int) -> None:
     """Parts 3-5 from one start of the whole shop (bench/edge_rest_vs_grpc.py --json)."""
     with tempfile.TemporaryDirectory(prefix="meshmart-report-edge-") as tmp:

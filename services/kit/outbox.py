@@ -6,8 +6,10 @@ A service adds OUTBOX_MIGRATION to its own migrations and, inside the very
 back, no change whose event is lost.
 
 ``OutboxRelay`` (a background task of the service) publishes the pending rows to
-JetStream strictly in commit order, one publish-with-ack at a time, with the event id as
-``Nats-Msg-Id``. A row is marked sent only after JetStream acknowledged it. So:
+JetStream strictly in commit order, pipelined on its one connection (up to ``window``
+publishes in flight, stored in the order sent, their acks taken in that order), with the
+event id as ``Nats-Msg-Id``. A row is marked sent only after JetStream acknowledged it
+and every row before it. So:
 
 - broker down: the relay backs off and retries the same row; nothing is skipped;
 - relay (process) killed after a publish ack but before marking the row: the next run
