@@ -164,10 +164,11 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
             ratio = mesh_overhead.pair_ratio(ma, ba)
             latency.setdefault(label, {})[attr[:3]] = (d, m, goal)
             pair_goal = GOALS.sidecar_added_over_bare
-            # A bare pair that added nothing measurable (its figure at or below direct's:
-            # noise) leaves the ratio unread, not failed.
-            readable = ba > 0
-            shown = f"{ratio:.2f}x" if readable else "unread (bare pair added <= 0)"
+            # A pair that added nothing measurable (its figure at or below direct's: noise)
+            # leaves the ratio unread, neither met nor missed.
+            readable = ba > 0 and ma > 0
+            shown = (f"{ratio:.2f}x" if readable else
+                     f"unread ({'bare pair' if ba <= 0 else 'Consul pair'} added <= 0)")
             verdict = (mark(ratio <= pair_goal) if readable else "unread")
             rows.append([f"{attr[:3]} @ {label}", f"{d:.2f} ms", f"{b:.2f} ms ({ba:+.2f})",
                          f"{m:.2f} ms ({ma:+.2f})", shown,
