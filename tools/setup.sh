@@ -67,8 +67,8 @@ install_venv() {
 labels=(); commands=(); beside=()
 add() { labels+=("$1"); shift; commands+=("$*"); beside+=(""); }
 # A step that is mostly downloads runs beside the others (the Go builds are mostly
-# compiling, and need nothing from it), and so does consul's compile (below); they are
-# started first, and waited for last.
+# compiling, and need nothing from it); the plan lists these first, and they are waited
+# for last.
 add_beside() { add "$@"; beside[-1]=yes; }
 venv_ok || { need_python; add_beside "installing the Python packages ($extras) into .venv (about a minute)" install_venv; }
 mkdir -p .venv/bin
@@ -86,15 +86,7 @@ for name in $missing_go; do
     docker-compose) about=" (about 75 s)" ;;
     *) about="" ;;
   esac
-  label="building $name $(tools/bootstrap-go.sh --version "$name")$about"
-  # consul, the longest compile, takes one lane and the other Go builds follow one another
-  # in the second: a lone go build leaves a core idle at times (its links, its waits), and
-  # two side by side finish the cold `make up` sooner than one after the other.
-  if [ "$name" = consul ] && [ "$(wc -w <<< "$missing_go")" -gt 1 ]; then
-    add_beside "$label" tools/bootstrap-go.sh "$name"
-  else
-    add "$label" tools/bootstrap-go.sh "$name"
-  fi
+  add "building $name $(tools/bootstrap-go.sh --version "$name")$about" tools/bootstrap-go.sh "$name"
 done
 for name in $(tools/build-go-services.sh --missing); do
   add "building services/$name (go build)" tools/build-go-services.sh "$name"
