@@ -27,9 +27,9 @@ proto: setup ## regenerate gen/ (Python, Go, descriptor set, OpenAPI) from proto
 proto-check: setup ## fail when gen/ is not what `make proto` would write
 	@tools/gen-proto.sh --check
 
-lint: setup ## ruff, mypy on the kit and the harness, buf lint, go build of the Go stubs, go vet of Go services
+lint: setup ## ruff, mypy on the kit, the harness and bench, buf lint, go build of the Go stubs, go vet of Go services
 	ruff check services tests tools bench harness
-	mypy services/kit harness
+	mypy services/kit harness bench
 	cd proto && buf lint
 	cd gen/go && go build ./...
 	for mod in services/*/go.mod; do (cd "$$(dirname "$$mod")" && go vet ./...) || exit 1; done
