@@ -282,7 +282,7 @@ class OutboxRelay(BackgroundWorker):
                 sent.append((row, time.perf_counter(), future))
             # One deadline for the window's acks (a timer per window, not per publish).
             timeout = self._bus.publish_timeout_seconds
-            taken = 0
+            before = len(acked)
             try:
                 async with asyncio.timeout(timeout):
                     for row, started, future in sent:
@@ -291,9 +291,8 @@ class OutboxRelay(BackgroundWorker):
                             self.stats.publish_seconds.append(time.perf_counter() - started)
                         self._acknowledged(row, duplicate)
                         acked.append(row.seq)
-                        taken += 1
             except TimeoutError:
-                late = sent[taken][0].event_id
+                late = sent[len(acked) - before][0].event_id
                 raise TimeoutError(f"no ack for {late} within {timeout}s") from None
         finally:
             for _, _, future in sent:
