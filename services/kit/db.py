@@ -28,6 +28,9 @@ fails with it (none of them was acknowledged). Each call's own transaction is st
 or nothing (its savepoint), and the batch holds the write lock (BEGIN IMMEDIATE, the
 advisory lock) from its first write to its COMMIT, so another process's read-check-write
 still never interleaves with one of ours. A lone call runs exactly as before.
+``run_each(units)`` hands the thread several units at once and keeps them in one batch,
+answering each unit's own outcome: the event consumer applies a fetched batch of events
+so (services/kit/events/consumer.py), each event's effect and id in a savepoint of its own.
 """
 
 from __future__ import annotations
@@ -141,14 +144,24 @@ MAX_BATCH = 32
 
 
 @dataclasses.dataclass
-class _Call:
-    """One ``run()``: the function, the caller's future and loop, and its outcome."""
+class _Unit:
+    """One function the run() thread calls (a ``transaction()`` of its own, or a read),
+    and its outcome."""
 
     fn: Callable[[], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
     result: Any = None
     error: BaseException | None = None
+
+
+@dataclasses.dataclass
+class _Request:
+    """One ``run()`` (one unit) or ``run_each()`` (its units, kept in one batch): the
+    caller's future and loop."""
+
+    units: list[_Unit]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    each: bool  # answer every unit's outcome (run_each), not the one unit's (run)
 
 
 class _Batch:
@@ -156,7 +169,7 @@ class _Batch:
     in it, or read what it holds), whose answers stand only if it commits."""
 
     def __init__(self) -> None:
-        self.exposed: list[_Call] = []
+        self.exposed: list[_Unit] = []
 
 
 class Database:
@@ -198,7 +211,7 @@ class Database:
         self._batch: _Batch | None = None
         self.version = self._migrate(migrations)
         # One thread per database: its calls queue here instead of on the loop.
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._thread = threading.Thread(
             target=self._serve, name=f"db-{self.label}", daemon=True
         )
@@ -233,21 +246,38 @@ class Database:
         caller's context variables (request id, trace) go with it, for its log lines."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._calls.put(_Call(
-            functools.partial(contextvars.copy_context().run, fn, *args, **kwargs),
-            future, loop,
+        unit = _Unit(functools.partial(contextvars.copy_context().run, fn, *args, **kwargs))
+        self._calls.put(_Request([unit], future, loop, each=False))
+        return await future
+
+    async def run_each(self, units: Sequence[Callable[[], T]]) -> list[T | Exception]:
+        """Every one of ``units`` (sync code, as ``run``'s ``fn``) in this database's
+        thread, all in one group commit: one write transaction, each unit's
+        ``transaction()`` a savepoint of it, one COMMIT. Answered once that COMMIT is
+        done, with each unit's outcome in order: what it returned, or the exception it
+        raised (its savepoint rolled back, the other units' writes kept). If the COMMIT
+        fails, that error is the outcome of every unit that saw the transaction. Never
+        split across batches (MAX_BATCH does not cut it); a single unit runs alone."""
+        if not units:
+            return []
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[T | Exception]] = loop.create_future()
+        self._calls.put(_Request(
+            [_Unit(functools.partial(contextvars.copy_context().run, fn)) for fn in units],
+            future, loop, each=True,
         ))
         return await future
 
     def _serve(self) -> None:
-        """The run() thread: each call alone when none waits behind it, else the waiting
-        ones (up to MAX_BATCH) as one group commit."""
+        """The run() thread: a lone unit alone when nothing waits behind it, else the
+        waiting requests (up to MAX_BATCH units, a run_each whole) as one group commit."""
         while True:
-            call = self._calls.get()
-            if call is None:
+            request = self._calls.get()
+            if request is None:
                 return
-            calls = [call]
-            while len(calls) < MAX_BATCH:
+            requests = [request]
+            units = list(request.units)
+            while len(units) < MAX_BATCH:
                 try:
                     more = self._calls.get_nowait()
                 except queue.Empty:
@@ -255,33 +285,34 @@ class Database:
                 if more is None:
                     self._calls.put(None)  # stop once this batch is answered
                     break
-                calls.append(more)
+                requests.append(more)
+                units.extend(more.units)
             try:
-                if len(calls) == 1:
-                    self._run_alone(call)
+                if len(units) == 1:
+                    self._run_alone(units[0])
                 else:
-                    self._run_batch(calls)
+                    self._run_batch(units)
             except BaseException as error:  # the connection itself failed: keep serving
-                _fail(calls, error)
-            for done in calls:
+                _fail(units, error)
+            for done in requests:
                 _answer(done)
 
     @staticmethod
-    def _run_alone(call: _Call) -> None:
+    def _run_alone(unit: _Unit) -> None:
         try:
-            call.result = call.fn()
+            unit.result = unit.fn()
         except BaseException as error:  # the caller's to handle, as it would be inline
-            call.error = error
+            unit.error = error
 
-    def _run_batch(self, calls: list[_Call]) -> None:
+    def _run_batch(self, units: list[_Unit]) -> None:
         batch = _Batch()
         with self._write_lock:
             self._batch = batch
             try:
-                for call in calls:
-                    self._run_alone(call)
+                for unit in units:
+                    self._run_alone(unit)
                     if self._engine.in_transaction():
-                        batch.exposed.append(call)
+                        batch.exposed.append(unit)
                 if self._engine.in_transaction():
                     try:
                         self._engine.commit()
@@ -376,27 +407,41 @@ class Database:
         self._engine.close()
 
 
-def _fail(calls: list[_Call], error: BaseException) -> None:
-    """What ``calls`` did did not commit: each fails with ``error`` instead of its answer
-    (and ``calls`` is emptied: a later COMMIT of the batch holds none of it)."""
-    for call in calls:
-        call.result, call.error = None, error
-    calls.clear()
+def _fail(units: list[_Unit], error: BaseException) -> None:
+    """What ``units`` did did not commit: each fails with ``error`` instead of its answer
+    (and ``units`` is emptied: a later COMMIT of the batch holds none of it)."""
+    for unit in units:
+        unit.result, unit.error = None, error
+    units.clear()
 
 
-def _answer(call: _Call) -> None:
-    """Hand ``call``'s outcome to its awaiting coroutine, on its loop."""
+def _answer(request: _Request) -> None:
+    """Hand ``request``'s outcome to its awaiting coroutine, on its loop."""
 
     def settle() -> None:
-        if call.future.cancelled():
+        future = request.future
+        if future.cancelled():
             return
-        if call.error is not None:
-            call.future.set_exception(call.error)
-        else:
-            call.future.set_result(call.result)
+        if not request.each:
+            unit = request.units[0]
+            if unit.error is not None:
+                future.set_exception(unit.error)
+            else:
+                future.set_result(unit.result)
+            return
+        outcomes: list[Any] = []
+        for unit in request.units:
+            if unit.error is None:
+                outcomes.append(unit.result)
+            elif isinstance(unit.error, Exception):
+                outcomes.append(unit.error)
+            else:  # KeyboardInterrupt, SystemExit and the like are not a unit's verdict
+                future.set_exception(unit.error)
+                return
+        future.set_result(outcomes)
 
     try:
-        call.loop.call_soon_threadsafe(settle)
+        request.loop.call_soon_threadsafe(settle)
     except RuntimeError:
         pass  # the loop is closed: nobody is waiting any more
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -185,8 +186,9 @@ class EventConsumer(BackgroundWorker):
         return await sub.fetch(self._batch, timeout=BACKLOG_POLL_SECONDS)
 
     async def _process(self, js: JetStreamContext, msgs: list[Msg]) -> None:
-        """Apply a fetched batch in ONE transaction (each event in a savepoint of its own,
-        so a failing handler undoes only its event), then ack what it committed.
+        """Apply a fetched batch as one group commit (Database.run_each: each event a unit
+        in a savepoint of its own, so a failing handler undoes only its event), then ack
+        what it committed.
 
         One database round trip and one COMMIT per batch instead of per event; the acks go
         out back to back after the commit (one socket write). Per event it is what it was:
@@ -212,12 +214,12 @@ class EventConsumer(BackgroundWorker):
             ready.append((msg, envelope))
         if not ready:
             return
-        items = [(envelope, msg.metadata.sequence.stream) for msg, envelope in ready]
-        outcomes: list[bool | Exception]
-        try:
-            outcomes = await self._db.run(self._apply_batch, items)
-        except Exception as error:  # the transaction itself failed: nothing committed
-            outcomes = [error] * len(ready)
+        now = self._clock()
+        outcomes = await self._db.run_each([
+            functools.partial(self._apply, envelope, msg.metadata.sequence.stream, now)
+            for msg, envelope in ready
+        ])
+        self._observe_lag(ready, outcomes)
         committed: list[Msg] = []
         for (msg, envelope), outcome in zip(ready, outcomes, strict=True):
             if isinstance(outcome, Exception):
@@ -273,45 +275,38 @@ class EventConsumer(BackgroundWorker):
         )
         await msg.nak(delay=delay)
 
-    def _apply_batch(
-        self, items: list[tuple[common_pb2.EventEnvelope, int]]
-    ) -> list[bool | Exception]:
-        """In the database's thread: each event's effect + processed id, all in one
-        transaction; per event True (applied), False (applied before) or the handler's
-        error (its savepoint rolled back, the others kept)."""
-        outcomes: list[bool | Exception] = []
-        now = self._clock()
-        with self._db.transaction() as conn:
-            for envelope, stream_seq in items:
-                conn.execute("SAVEPOINT event")
-                try:
-                    with self._traced(envelope):
-                        applied = apply_once(
-                            conn,
-                            consumer=self.name,
-                            handlers=self._handlers,
-                            envelope=envelope,
-                            stream=self.stream.name,
-                            stream_seq=stream_seq,
-                            now=now,
-                        )
-                except Exception as error:
-                    conn.execute("ROLLBACK TO SAVEPOINT event")
-                    outcomes.append(error)
-                else:
-                    outcomes.append(applied)
-                conn.execute("RELEASE SAVEPOINT event")
+    def _apply(self, envelope: common_pb2.EventEnvelope, stream_seq: int, now: float) -> bool:
+        """One event, a unit of the batch's group commit (Database.run_each): its effect
+        and processed id in one transaction() (a savepoint of the batch's transaction,
+        rolled back alone if the handler raises); True if applied, False if applied
+        before."""
+        with self._traced(envelope), self._db.transaction() as conn:
+            return apply_once(
+                conn,
+                consumer=self.name,
+                handlers=self._handlers,
+                envelope=envelope,
+                stream=self.stream.name,
+                stream_seq=stream_seq,
+                now=now,
+            )
+
+    def _observe_lag(
+        self,
+        ready: list[tuple[Msg, common_pb2.EventEnvelope]],
+        outcomes: list[bool | Exception],
+    ) -> None:
+        """From each applied event's producer commit (occurred_at) to our commit's answer:
+        what a reader waits."""
         committed = self._clock()
-        for (envelope, _), outcome in zip(items, outcomes, strict=True):
+        for (_, envelope), outcome in zip(ready, outcomes, strict=True):
             if outcome is not True:
                 continue
-            # From the producer's commit (occurred_at) to ours: what a reader waits.
             occurred = envelope.occurred_at.seconds + envelope.occurred_at.nanos / 1e9
             if occurred > 0:
                 self._lag_histogram.observe(max(committed - occurred, 0.0))
             if self._record_lag:
                 self.stats.lags.append(committed - occurred)
-        return outcomes
 
     def _traced(self, envelope: common_pb2.EventEnvelope) -> contextlib.ExitStack:
         """The event's request scope (its log lines carry its trace), inside a CONSUMER

@@ -11,7 +11,8 @@ from typing import cast
 
 import pytest
 
-from services.kit.db import Database, MigrationError
+from harness.postgres import Databases
+from services.kit.db import MAX_BATCH, Database, MigrationError
 from services.order.settings import load_settings as load_order_settings
 from services.payment.settings import load_settings as load_payment_settings
 
@@ -219,4 +220,45 @@ async def test_a_failed_group_commit_fails_every_call_that_saw_it(tmp_path: Path
     assert all(isinstance(o, sqlite3.IntegrityError) for o in outcomes[1:]), outcomes
     assert _count(db, "product") == 1 and _count(db, "stock") == 0
     assert await db.run(product) == "sku-9"  # the thread serves on
+    db.close()
+
+
+def _inserting(db: Database, product_id: str) -> Callable[[], str]:
+    """A unit writing product ``product_id`` in its own transaction(); "bad" is refused."""
+
+    def write() -> str:
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO product (id) VALUES (?)", (product_id,))
+            if product_id == "bad":
+                raise RuntimeError("refused")
+        return product_id
+
+    return write
+
+
+async def test_run_each_answers_every_unit_and_rolls_back_only_the_one_that_raised(
+    databases: Databases,
+) -> None:
+    db = Database(databases.target("svc", "svc.sqlite3"), migrations=[V1])
+    units = [_inserting(db, name) for name in ("a", "bad", "b")]
+    outcomes = await db.run_each([*units, lambda: _count(db, "product")])
+    assert outcomes[0] == "a" and outcomes[2] == "b"
+    assert isinstance(outcomes[1], RuntimeError)
+    assert outcomes[3] == 3  # the last unit reads what the batch wrote
+    ids = {row[0] for row in db.read().execute("SELECT id FROM product")}
+    assert ids == {"seed", "a", "b"}
+    assert await db.run_each([_inserting(db, "c")]) == ["c"]  # a lone unit, alone
+    assert await db.run_each([]) == []
+    db.close()
+
+
+async def test_run_each_is_one_commit_even_beyond_the_batch_cap(tmp_path: Path) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1], synchronous="FULL")
+    commits: list[str] = []
+    db.read().execute("SELECT 1")
+    cast("sqlite3.Connection", db._engine.raw).set_trace_callback(
+        lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    names = [f"p{i}" for i in range(MAX_BATCH * 2 + 1)]
+    assert await db.run_each([_inserting(db, name) for name in names]) == names
+    assert commits == ["COMMIT"]
     db.close()
