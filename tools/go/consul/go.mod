@@ -14,3 +14,6 @@ require (
 )
 
 replace launchpad.net/gocheck => github.com/go-check/check v0.0.0-20140225173054-eb6ee6f84d0a
+
+// go-discover without its cloud providers (go-discover/discover.go says why).
+replace github.com/hashicorp/go-discover => ./go-discover
