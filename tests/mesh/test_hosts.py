@@ -4,11 +4,12 @@ service with instances on several hosts on PostgreSQL; and the failures of the
 distributed kind under steady load: the raft leader's process killed, a JetStream node
 lost mid-publish, a whole host lost (kill -9), a host cut off from the network.
 
-One small mesh for the module (`make up HOSTS=3`'s code path, pods, Consul ACLs as
-topology.toml says): catalog x3 (one per host), cart, which calls it, and inventory, a
-client of NATS (so NATS runs, a JetStream cluster of three nodes, one per host). The
-loads are cart's ListProducts through its own sidecar and publishes through inventory's,
-at bounded rates, in our own namespaces.
+One mesh for the module (`make up HOSTS=3`'s code path, pods, Consul ACLs as
+topology.toml says): the whole shop, so the edge runs (on host 1) and orders can be
+placed as it forwards them, with catalog x3 (one per host) instead of two. NATS is a
+JetStream cluster of three nodes, one per host. The loads are cart's ListProducts through
+its own sidecar, publishes through inventory's and purchases as the edge (its sidecar's
+listeners: tools/chaos/shop.py), at bounded rates, in our own namespaces.
 The teardown checks that no process, namespace or bridge of the run is left.
 """
 
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,11 @@ from nats.js.api import StorageType, StreamConfig
 from harness.callers import caller_channel
 from harness.host import free_mesh_address
 from harness.load import LoadReport, open_loop
-from harness.mesh import health_of, pid_of, running
+from harness.mesh import health_of, pid_of, running, upstream_counter
 from harness.wait import until
 from tests.mesh.helpers import list_products
+from tools.chaos.scenarios import background_load, events_settled, warm_up
+from tools.chaos.shop import Buyers, EventAudit, OrderAudit, audit_events, audit_orders, shop
 from tools.mesh import envoy, hosts
 from tools.mesh.control.status import render_status
 from tools.mesh.http import HTTPFailure, get_json
@@ -55,8 +58,10 @@ from tools.mesh.topology import Instance, load_topology
 def three_hosts() -> Iterator[MeshPlan]:
     assert os.geteuid() == 0 and shutil.which("ip"), (
         "hosts are network namespaces: they need root and iproute2")
-    # inventory: a NATS client
-    topology = load_topology().only({"catalog": 3, "inventory": 1, "cart": 1})
+    # The whole shop (the edge runs only with every service), catalog on every host.
+    full = load_topology()
+    topology = full.only({**{name: s.instances for name, s in full.services.items()},
+                          "catalog": 3})
     # catalog (instances on three hosts) keeps its state in PostgreSQL, whose server runs
     # as the postgres user: not under pytest's tmp dir (0700), in one it may pass (0711).
     run_dir = Path(tempfile.mkdtemp(prefix="meshmart-hosts-"))
@@ -64,7 +69,7 @@ def three_hosts() -> Iterator[MeshPlan]:
     plan = MeshPlan(topology=topology, address=free_mesh_address(topology), run_dir=run_dir,
                     pods=True, hosts=3)
     try:
-        with running(plan, timeout=300, check_entries=False):
+        with running(plan, timeout=420):
             yield plan
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -108,9 +113,11 @@ def test_a_service_on_several_hosts_keeps_its_state_in_postgresql_the_others_in_
     three_hosts: MeshPlan,
 ) -> None:
     databases = Postgres(three_hosts)
-    # catalog has an instance on each host: no SQLite file could be shared by them.
-    assert databases.services == ["catalog"]
-    assert not (three_hosts.data_dir / "catalog.sqlite3").exists()
+    # catalog (one per host) and payment (two) have instances on several hosts: no SQLite
+    # file could be shared by them.
+    assert databases.services == ["catalog", "payment"]
+    for service in databases.services:
+        assert not (three_hosts.data_dir / f"{service}.sqlite3").exists(), service
     assert (three_hosts.data_dir / "cart.sqlite3").exists()
     for number in (1, 2, 3):
         inst = three_hosts.instance(f"catalog-{number}")
@@ -346,6 +353,22 @@ async def _stored_ids(js: Any, stream: str) -> tuple[int, set[str]]:
     return info.state.messages, seen
 
 
+def _back_in_rotation(
+    plan: MeshPlan, victim: int, seen_by: Mapping[str, tuple[str, int]]
+) -> Callable[[], bool]:
+    """Whether every instance of host ``victim`` passes in Consul again and each caller's
+    sidecar (caller instance -> (service, how many)) has that many healthy endpoints of
+    the service."""
+    lost = [i.instance_id for i in plan.instances() if i.host == victim]
+
+    def check() -> bool:
+        return all(health_of(plan, i) == "passing" for i in lost) and all(
+            sum(h.healthy for h in envoy.hosts(plan.instance(caller).admin_url, service))
+            == count for caller, (service, count) in seen_by.items())
+
+    return check
+
+
 def _through_a_host_failure(
     plan: MeshPlan, victim: int, stream: str, fail: Callable[[], Awaitable[float]],
     seconds: float = 20,
@@ -358,14 +381,8 @@ def _through_a_host_failure(
     instances back in rotation, the messages stored, their distinct ids, the publish
     retries, and when the load started: monotonic, no later than its first call.)"""
     cart, inventory = plan.instance("cart-1"), plan.instance("inventory-1")
-    lost = [i for i in plan.instances() if i.host == victim]
+    back_in_rotation = _back_in_rotation(plan, victim, {"cart-1": ("catalog", 3)})
     total, counts = 300, {"retries": 0}
-
-    def back_in_rotation() -> bool:
-        healthy = [h for h in envoy.hosts(cart.admin_url, "catalog") if h.healthy]
-        return all(health_of(plan, i.instance_id) == "passing" for i in lost) and len(
-            healthy) == 3
-
     started = 0.0
 
     async def scenario() -> tuple[LoadReport, float, int, set[str]]:
@@ -396,42 +413,157 @@ def _through_a_host_failure(
     return report, to_rotation, stored, ids, counts["retries"], started
 
 
-def test_losing_a_whole_host_fails_no_call_loses_no_event_and_it_comes_back(
-    three_hosts: MeshPlan,
-) -> None:
-    plan, bus, victim = three_hosts, Nats(three_hosts), 2
+def _losing_the_host(plan: MeshPlan, victim: int, down_for: float = 5,
+                     killed: list[float] | None = None) -> Callable[[], Awaitable[float]]:
+    """A ``fail`` for host ``victim``: the machine is gone, every process of it
+    (``hosts.host_programs``) at once, kill -9, held down ``down_for`` seconds (supervisord
+    would restart them), then started again. Appends the kill's moment (monotonic) to
+    ``killed``; returns the moment of the start."""
     sup = Supervisor(plan)
     programs = hosts.host_programs(plan, victim)
-    assert [i.instance_id for i in plan.instances() if i.host == victim] == ["catalog-1"]
 
     async def lose_the_host() -> float:
-        # The machine is gone: every process of it at once, kill -9, held down.
-        for name in programs:
-            if pid := pid_of(plan, name):
+        pids = {f"{p['group']}:{p['name']}": int(p["pid"]) for p in sup.processes()}
+        for name in programs:  # one listing first: the kills then land within a moment
+            if pid := pids.get(name):
                 os.kill(pid, signal.SIGKILL)
+        if killed is not None:
+            killed.append(time.monotonic())
         for name in programs:
             await asyncio.to_thread(sup.stop, name)
-        await asyncio.sleep(5)
+        await asyncio.sleep(down_for)
         back_at = time.monotonic()
         for name in programs:
             await asyncio.to_thread(sup.start, name)
         return back_at
 
+    return lose_the_host
+
+
+def _failures_from(report: LoadReport, kill_at: float) -> str:
+    """Each failed call of ``report``, when it was sent and when it ended, in seconds from
+    the kill (``kill_at``, on the load's clock)."""
+    return ", ".join(
+        f"{code} sent {end - (latency or 0) - kill_at:+.2f}s ended {end - kill_at:+.2f}s"
+        for end, latency, code in report.calls if code != "OK")
+
+
+def _host_restored(plan: MeshPlan, victim: int) -> None:
+    """Every program of host ``victim`` running and the JetStream cluster whole again (the
+    end of a host test, passed or failed: the next test starts on a whole mesh)."""
+    sup = Supervisor(plan)
+    for name in hosts.host_programs(plan, victim):
+        sup.start(name)
+    asyncio.run(until_whole(Nats(plan)))
+
+
+def test_losing_a_whole_host_fails_no_call_loses_no_event_and_it_comes_back(
+    three_hosts: MeshPlan,
+) -> None:
+    plan, victim = three_hosts, 2
+    lost = [i.instance_id for i in plan.instances() if i.host == victim]
+    assert "catalog-1" in lost, lost
+    killed: list[float] = []
     try:
-        report, to_rotation, stored, ids, retries, _ = _through_a_host_failure(
-            plan, victim, "HOSTLOSS", lose_the_host)
+        report, to_rotation, stored, ids, retries, started = _through_a_host_failure(
+            plan, victim, "HOSTLOSS", _losing_the_host(plan, victim, killed=killed))
     finally:
-        for name in programs:
-            sup.start(name)
-        asyncio.run(until_whole(bus))
+        _host_restored(plan, victim)
+    failures = _failures_from(report, killed[0] - started)
     sys.stdout.write(
-        f"\nlost host {victim} (its agent, catalog-1 and its sidecar, nats-{victim} and its "
-        f"sidecar: kill -9, 5 s down) under {report.rate:.0f} ListProducts/s as cart: sent "
-        f"{report.sent}, failed {report.failed} {report.failed_by_code}; 300 publishes "
+        f"\nlost host {victim} (its agent, {', '.join(lost)} and their sidecars, "
+        f"nats-{victim} and its sidecar: kill -9, 5 s down) under {report.rate:.0f} "
+        f"ListProducts/s as cart: sent "
+        f"{report.sent}, failed {report.failed} {report.details} [{failures}]; 300 publishes "
         f"at 20/s through inventory's sidecar, {retries} retries, {stored} stored, "
         f"{len(ids)} distinct; back in rotation {to_rotation:.1f}s after its start\n"
     )
-    assert report.failed == 0, report.details
+    assert report.failed == 0, (report.details, failures)
+
+
+# Purchases as the edge forwards them (tools/chaos/shop.py): a customer has one purchase in
+# flight at a time (its cart is its own), so the rate needs a few customers.
+ORDER_RATE, CUSTOMERS = 3.0, 12
+
+
+def test_losing_a_host_under_orders_loses_no_acknowledged_order_payment_or_event(
+    three_hosts: MeshPlan,
+) -> None:
+    """Host 2 holds payment-1 (payment-2 is on host 3), catalog-1, analytics' one instance
+    and a NATS node; order, user, cart and inventory run elsewhere, and the edge on host
+    1. Under steady purchases (AddItem, then PlaceOrder, the whole saga, as the edge) the
+    whole host is killed (kill -9), held down 5 s, and started again. No purchase fails
+    (every service PlaceOrder reaches has an instance elsewhere: a Charge that dies with
+    payment-1 is retried on payment-2 by order's sidecar, with its idempotency key, which
+    payment keeps in PostgreSQL), and then, with every outbox published and every consumer
+    caught up: every order PlaceOrder answered is in order's database, CONFIRMED or
+    CANCELLED, no order is charged twice or keeps a charge it was cancelled for, no
+    captured payment is for an unknown order, and notification and analytics made of the
+    order, payment and refund events exactly what the orders say (none lost while
+    analytics was down, none applied twice); the host's instances come back into
+    rotation."""
+    plan, victim = three_hosts, 2
+    on_victim = {i.service for i in plan.instances() if i.host == victim}
+    edge_host = 1  # the edge is on this machine, host 1 (docs/design.md, "Hosts")
+    assert "payment" in on_victim and "order" not in on_victim and victim != edge_host
+    killed: list[float] = []
+    lose_the_host = _losing_the_host(plan, victim, killed=killed)
+    back_in_rotation = _back_in_rotation(
+        plan, victim, {"order-1": ("payment", 2), "cart-1": ("catalog", 3)})
+
+    async def scenario() -> tuple[LoadReport, Buyers, float, float, OrderAudit, EventAudit]:
+        async with shop(plan) as s:
+            users = await s.customers(CUSTOMERS, "hostloss")
+            await until(lambda: events_settled(plan), 60, "earlier events to settle",
+                        in_thread=True, not_yet=(HTTPFailure,))
+            sales_before = await s.sales()
+            buyers = Buyers(s, users)
+            await warm_up(buyers.purchase, calls=2)
+            async with background_load(buyers.purchase, rate=ORDER_RATE, max_seconds=180,
+                                       max_in_flight=4 * CUSTOMERS) as (stop, load):
+                started = time.monotonic()
+                await asyncio.sleep(4)
+                back_at = await lose_the_host()
+                await until(back_in_rotation, 120, f"host {victim}'s instances back in "
+                            "rotation", step=0.2, in_thread=True,
+                            not_yet=(HTTPFailure, KeyError))
+                to_rotation = time.monotonic() - back_at
+                await asyncio.sleep(4)  # purchases with the host back
+                stop.set()
+                report = await load
+            await until(lambda: events_settled(plan), 120, "every outbox published and "
+                        "every consumer caught up", step=0.25, in_thread=True,
+                        not_yet=(HTTPFailure, RuntimeError))
+            orders = await audit_orders(s, users)
+            events = await audit_events(s, plan, users, sales_before)
+        return report, buyers, to_rotation, killed[0] - started, orders, events
+
+    order = plan.instance("order-1")
+    retried = upstream_counter(order, "payment", "upstream_rq_retry")
+    try:
+        report, buyers, to_rotation, kill_at, orders, events = asyncio.run(scenario())
+    finally:
+        _host_restored(plan, victim)
+    retried = upstream_counter(order, "payment", "upstream_rq_retry") - retried
+    lost = ", ".join(i.instance_id for i in plan.instances() if i.host == victim)
+    failures = _failures_from(report, kill_at)
+    sys.stdout.write(
+        f"\nlost host {victim} ({lost}, nats-{victim}, its agent: kill -9 {kill_at:.1f}s "
+        f"into the load, 5 s down) under {report.rate:.0f} purchases/s as the edge: "
+        f"{report.summary()}; failed {report.failed} {report.details} [{failures}]; "
+        f"order's sidecar retried {retried} calls to payment; back in rotation "
+        f"{to_rotation:.1f}s after its start\naudit: {orders.summary()}\n"
+        f"events: {events.summary()}\n"
+    )
+    assert report.failed == 0, (report.details, failures)
+    # Every order the edge was answered for is in order's database, in a final state.
+    missing = set(buyers.placed) - set(orders.states)
+    assert not missing, missing
+    assert all(orders.states[o] in ("STATE_CONFIRMED", "STATE_CANCELLED")
+               for o in buyers.placed), orders.summary()
+    assert orders.stuck == [] and orders.orders == len(buyers.placed), orders.summary()
+    assert orders.money_is_right, orders.summary()
+    assert events.exact, events.summary()
 
 
 def test_a_partitioned_host_loses_no_event_fails_no_call_once_out_of_rotation_and_heals(

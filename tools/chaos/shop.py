@@ -203,6 +203,7 @@ class Buyers:
         for user_id in user_ids:
             self._free.put_nowait(user_id)
         self.outcomes: Counter[str] = Counter()  # order state names PlaceOrder returned
+        self.placed: dict[str, str] = {}  # order id -> its state, as PlaceOrder answered
 
     async def purchase(self, _: int) -> str | None:
         """A harness.load Call: one purchase; its tag is the order's final state."""
@@ -213,6 +214,7 @@ class Buyers:
             self._free.put_nowait(user_id)
         state = order_pb2.Order.State.Name(order.state)
         self.outcomes[state] += 1
+        self.placed[order.order_id] = state
         return state
 
 
@@ -240,6 +242,7 @@ class OrderAudit:
     confirmed_not_paid: list[str] = field(default_factory=list)  # no CAPTURED for its total
     orphan_payments: list[str] = field(default_factory=list)  # a payment for no order
     confirmed_orders: list[order_pb2.Order] = field(default_factory=list)
+    states: dict[str, str] = field(default_factory=dict)  # order id -> its state's name
 
     @property
     def money_is_right(self) -> bool:
@@ -290,6 +293,7 @@ async def audit_orders(shop: Shop, user_ids: list[str], settle_within: float = 3
         audit.orphan_payments += [p.payment_id for p in payments if p.order_id not in orders]
         for order_id, order in orders.items():
             audit.orders += 1
+            audit.states[order_id] = order_pb2.Order.State.Name(order.state)
             paid = by_order.get(order_id, [])
             if len(paid) > 1:
                 audit.double_charged.append(order_id)
