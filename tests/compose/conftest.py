@@ -6,9 +6,10 @@ until every container is healthy) on podman's Docker API (tools/compose/engine.p
 own `podman system service`, the project's containers.conf, the health ticker), under a
 project name of its own and with the published ports (Consul, the edge, Zipkin,
 Prometheus) on a free loopback address of its own: it runs beside a developer's `make
-up` or `make compose-up`, whose ports are on 127.0.0.1. The one thing it cannot share
-with another compose run is the mesh network's subnet (10.89.0.0/24, static addresses):
-a project already holding it fails the fixture with podman's own message.
+up` or `make compose-up`, whose ports are on 127.0.0.1. The mesh network's subnet, the
+other thing two compose projects cannot share (static addresses), is a free /24 too:
+the file is the one `make compose` writes, with only its addresses on that subnet
+(tools/compose/render.py write_project; docker-compose.yml keeps 10.89.0.0/24).
 
 Teardown, also after a failure anywhere: `docker-compose down -v`, the podman service
 process stopped (by its pid), and then nothing of the project left: no container,
@@ -32,7 +33,8 @@ import pytest
 
 from harness.host import free_loopback
 from tests.compose.helpers import normalized
-from tools.compose.engine import Engine, leftovers
+from tools.compose.engine import Engine, free_subnet, leftovers
+from tools.compose.render import ports_override, published_ports, write_project
 from tools.compose.run import Started, build_and_up
 
 PROJECT = "meshmart-test"
@@ -42,26 +44,12 @@ PROJECT = "meshmart-test"
 class ComposeRun:
     engine: Engine
     address: str  # the loopback address the published ports are on
+    subnet: str  # the mesh network's
     started: Started
     config: dict[str, Any]  # the merged compose model (`docker-compose config`)
 
     def url(self, port: int) -> str:
         return f"http://{self.address}:{port}"
-
-
-def published_ports(config: dict[str, Any]) -> dict[str, list[int]]:
-    """service -> the ports the file publishes on the host."""
-    return {name: [int(p["published"]) for p in service.get("ports") or []]
-            for name, service in config["services"].items() if service.get("ports")}
-
-
-def ports_override(ports: dict[str, list[int]], address: str) -> str:
-    """A compose file that publishes the same ports on ``address`` instead."""
-    lines = ["services:"]
-    for name, numbers in sorted(ports.items()):
-        lines += [f"  {name}:", "    ports: !override"]
-        lines += [f'      - "{address}:{n}:{n}"' for n in numbers]
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="package")
@@ -73,14 +61,17 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeRun]:
     override.write_text(ports_override(ports, address))
     # A short folder for podman's socket (a unix socket path has at most 107 bytes).
     run_dir = Path(tmp_path_factory.mktemp("podman"))
-    engine = Engine(run_dir=run_dir, project=PROJECT, overrides=(override,))
+    subnet = free_subnet(Engine(run_dir=run_dir))
+    files = write_project(tmp / "project", subnet)
+    engine = Engine(run_dir=run_dir, project=PROJECT, overrides=(override,),
+                    compose_file=files.compose_file, local_override=files.local_override)
     try:
         engine.start()
         began = time.monotonic()
         started = build_and_up(engine, out=sys.stdout)
         sys.stdout.write(f"==> up in {time.monotonic() - began:.0f} s, published on "
-                         f"{address}\n")
-        yield ComposeRun(engine, address, started, engine.config())
+                         f"{address}, network {subnet}\n")
+        yield ComposeRun(engine, address, subnet, started, engine.config())
     finally:
         try:
             if engine.process is not None and engine.process.poll() is None:

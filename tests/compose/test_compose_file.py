@@ -21,6 +21,7 @@ from services.kit.testing import running_server
 from tests.compose.helpers import normalized, run_compose
 from tools.compose import __main__ as compose_cli
 from tools.compose.model import (
+    COMPOSE_FILE,
     DATA_DIR,
     LOCAL_OVERRIDE,
     LOCAL_PREFIX,
@@ -32,6 +33,7 @@ from tools.compose.model import (
     envoy_ready_check,
     owns_database,
 )
+from tools.compose.render import write_project
 from tools.mesh import control
 from tools.mesh.entries import entry_files
 from tools.mesh.plan import ACL_SETTING, MESH_MARKER, MeshPlan
@@ -258,6 +260,25 @@ def test_addresses_are_distinct_and_inside_the_network(compose: dict[str, Any]) 
     ]
     assert len(addresses) == len(set(addresses))
     assert all(a in subnet and a not in dynamic for a in addresses)
+
+
+def test_a_project_on_another_subnet_is_the_same_file_with_only_its_addresses_moved(
+    tmp_path: Path,
+) -> None:
+    """What a test session or a benchmark runs beside `make compose-up` (whose network
+    holds 10.89.0.0/24): the file `make compose` writes, but on another /24."""
+    files = write_project(tmp_path, "10.89.7.0/24")
+
+    def moved_back(path: Path) -> str:
+        text = path.read_text().replace("10.89.7.", "10.89.0.")
+        return text.replace(str(tmp_path / "prometheus.yml"), "./prometheus/compose.yml")
+
+    assert moved_back(files.compose_file) == COMPOSE_FILE.read_text()
+    assert moved_back(files.local_override) == LOCAL_OVERRIDE.read_text()
+    assert moved_back(tmp_path / "prometheus.yml") == PROMETHEUS_CONFIG.read_text()
+    result = run_compose("config", "--quiet", tmp=tmp_path,
+                         files=(files.compose_file, files.local_override))
+    assert result.returncode == 0, result.stderr
 
 
 def test_health_checks_and_start_order(compose: dict[str, Any]) -> None:

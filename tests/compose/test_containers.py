@@ -33,7 +33,7 @@ from harness.wait import until, until_blocking
 from tests.compose.conftest import ComposeRun
 from tests.edge.client import ADDRESS, EdgeClient
 from tools.chaos.scenarios import background_load, catalog_call, sized, warm_up
-from tools.compose.model import RUNTIME_REQUIREMENTS, ComposeModel
+from tools.compose.model import RUNTIME_REQUIREMENTS, Addresses, ComposeModel
 from tools.compose.requirements import read_pins
 from tools.mesh.topology import ROOT
 
@@ -172,6 +172,15 @@ def test_consul_sees_every_check_pass(compose: ComposeRun) -> None:
                             timeout=10).json()
     assert critical == []
     assert passing(compose, "catalog") == 2  # both instances, each from its own pod
+
+
+def test_the_project_network_is_on_a_subnet_of_its_own(compose: ComposeRun) -> None:
+    """docker-compose.yml's 10.89.0.0/24 stays free for `make compose-up` (conftest.py)."""
+    label = f"label=com.docker.compose.project={compose.engine.project}"
+    [network] = compose.engine.podman_json("network", "ls", "--format", "json",
+                                           "--filter", label)
+    assert [s["subnet"] for s in network["subnets"]] == [compose.subnet]
+    assert compose.subnet != Addresses().subnet
 
 
 # --------------------------------------------------------------------------- the pods

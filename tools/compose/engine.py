@@ -23,6 +23,7 @@ starts such a sidecar again once its instance runs again: it joins the new names
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -61,6 +62,10 @@ class Engine:
     # More `-f <file>` merged last (tests/compose: the published ports on a loopback
     # address of the test session's own).
     overrides: tuple[Path, ...] = ()
+    # The file and its local override: the committed ones, or a project's of its own on
+    # another subnet (tools/compose/render.py write_project).
+    compose_file: Path = COMPOSE_FILE
+    local_override: Path = LOCAL_OVERRIDE
     process: subprocess.Popen[bytes] | None = None
     ticker: HealthTicker | None = field(default=None, repr=False)
 
@@ -84,9 +89,9 @@ class Engine:
 
     @property
     def files(self) -> list[str]:
-        files = ["-f", str(COMPOSE_FILE)]
+        files = ["-f", str(self.compose_file)]
         if self.local_images:
-            files += ["-f", str(LOCAL_OVERRIDE)]
+            files += ["-f", str(self.local_override)]
         for override in self.overrides:
             files += ["-f", str(override)]
         return files
@@ -363,6 +368,25 @@ class HealthTicker(threading.Thread):
             # leave every container "starting" for good).
             with contextlib.suppress(EngineError, subprocess.TimeoutExpired):
                 self.tick()
+
+
+def free_subnet(engine: Engine, first: int = 1) -> str:
+    """A /24 of 10.89.0.0/16, from 10.89.<first>.0 on, that overlaps no podman network and
+    no route of the host: for a project beside docker-compose.yml's 10.89.0.0/24 (which
+    `first=1` leaves to `make compose-up`)."""
+    networks = engine.podman_json("network", "ls", "--format", "json")
+    taken = [ipaddress.IPv4Network(s["subnet"], strict=False)
+             for network in networks for s in network.get("subnets") or []
+             if ":" not in s["subnet"]]
+    routes = subprocess.run(["ip", "-j", "-4", "route"], capture_output=True, text=True,
+                            check=False, timeout=10)
+    taken += [ipaddress.IPv4Network(r["dst"], strict=False)
+              for r in json.loads(routes.stdout or "[]") if r.get("dst", "default") != "default"]
+    for third in range(first, 256):
+        candidate = ipaddress.IPv4Network(f"10.89.{third}.0/24")
+        if not any(candidate.overlaps(network) for network in taken):
+            return str(candidate)
+    raise EngineError("no free /24 left in 10.89.0.0/16 (podman network ls)")
 
 
 def leftovers(engine: Engine) -> dict[str, list[str]]:

@@ -217,10 +217,21 @@ class Addresses:
     ``base + 10 + (P - port_block)`` (so catalog-2, port 7111, is .21). Docker's own
     dynamic allocations (none expected: every container has an address) are confined
     to ``ip_range`` so they can never take one of these.
+
+    docker-compose.yml is on 10.89.0.0/24; a project beside it (a test session, a
+    benchmark: tools/compose/render.py write_project) on another /24 (``on``).
     """
 
     subnet: str = "10.89.0.0/24"
     ip_range: str = "10.89.0.192/26"
+
+    @classmethod
+    def on(cls, subnet: str) -> Addresses:
+        """The same layout on another /24 (its last /26 the dynamic range)."""
+        network = ipaddress.IPv4Network(subnet)
+        if network.prefixlen != 24:
+            raise ComposeError(f"the compose network is a /24, not {subnet}")
+        return cls(subnet=str(network), ip_range=str(list(network.subnets(new_prefix=26))[-1]))
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -279,6 +290,8 @@ class ComposeModel:
     versions: Versions
     addresses: Addresses = Addresses()
     with_edge: bool = False
+    # Where Prometheus's config is written (and mounted from).
+    prometheus_config_file: Path = PROMETHEUS_CONFIG
 
     @classmethod
     def load(cls) -> ComposeModel:
@@ -546,7 +559,8 @@ class ComposeModel:
     def prometheus_container(self) -> dict[str, Any]:
         """Prometheus as `make up` runs it (the same flags), its API on the host's loopback."""
         address = self.addresses.prometheus
-        config = PROMETHEUS_CONFIG.relative_to(ROOT)
+        path = self.prometheus_config_file
+        config = f"./{path.relative_to(ROOT)}" if path.is_relative_to(ROOT) else str(path)
         return {
             "image": self.versions.prometheus_image,
             "command": [
@@ -559,7 +573,7 @@ class ComposeModel:
             "networks": {NETWORK: {"ipv4_address": address}},
             "ports": [f"127.0.0.1:{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"],
             "volumes": [
-                f"./{config}:/etc/prometheus/prometheus.yml:ro",
+                f"{config}:/etc/prometheus/prometheus.yml:ro",
                 f"./{PROMETHEUS_DIR}/rules:{PROMETHEUS_RULES}:ro",
                 "prometheus-data:/prometheus",
             ],
@@ -637,7 +651,7 @@ class ComposeModel:
         for service in services.values():
             for volume in service.get("volumes", []):
                 source = volume.split(":", 1)[0]
-                if not source.startswith("."):
+                if not source.startswith((".", "/")):  # a bind mount otherwise
                     names.add(source)
         return {name: {} for name in sorted(names)}
 
