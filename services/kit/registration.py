@@ -46,10 +46,18 @@ log = get_logger("meshmart.registration")
 
 Hook = Callable[[], Awaitable[None]]
 
-# Consul runs every check of a registration this often: a dead instance turns critical
-# (and leaves every caller's load balancing) within about a second.
+# Consul probes each instance's health this often, each probe bounded by the timeout
+# (a partitioned instance answers nothing), and turns it critical ...
 CHECK_INTERVAL_SECONDS = 1
 CHECK_TIMEOUT_SECONDS = 1
+# ... but only after this many probes in a row failed. One late answer on a starved box
+# is not a dead instance: measured in containers at load 35, inventory-1's probe timed
+# out once and Consul had the only instance critical for 1.2 s, so order's sidecar had
+# no healthy upstream (upstream_cx_none_healthy 7) and three orders were cancelled.
+# A dead instance still leaves its callers' rotation at once: a graceful stop deregisters
+# first, and a crashed one is refused at connect (retried elsewhere, then ejected by
+# outlier detection after 3 failures); Consul follows within about 3 s.
+CHECK_FAILURES_BEFORE_CRITICAL = 3
 # A critical instance is removed from the catalog after this long (Consul's reaper runs
 # every 30s and enforces one minute as the minimum), so crashed instances don't linger.
 DEREGISTER_CRITICAL_AFTER_MINUTES = 1
@@ -180,12 +188,13 @@ def service_registration(
     its own 127.0.0.1, which only its sidecar reaches); Consul's agent then runs the check
     through the sidecar (``Proxy.Expose.Checks``: a plaintext listener on ``address``
     forwarding exactly the checks' paths, as consul-k8s does)."""
-    service_check: dict[str, str] = {}
+    service_check: dict[str, Any] = {}
     if check is not None:
         service_check = {
             **check,
             "Interval": f"{CHECK_INTERVAL_SECONDS}s",
             "Timeout": f"{CHECK_TIMEOUT_SECONDS}s",
+            "FailuresBeforeCritical": CHECK_FAILURES_BEFORE_CRITICAL,
         }
         if deregister_critical:
             service_check["DeregisterCriticalServiceAfter"] = (
