@@ -69,7 +69,9 @@ COPY tools/compose/ /app/tools/compose/
 COPY tools/yamlout.py /app/tools/yamlout.py
 COPY gen/descriptors/ /app/gen/descriptors/
 COPY gen/openapi/ /app/gen/openapi/
-RUN /app/.venv/bin/python -m compileall -q /app/tools
+# run/sidecars: the sidecars' Envoy fragments (tools/compose/retries.py), a named volume.
+RUN /app/.venv/bin/python -m compileall -q /app/tools \
+    && mkdir -p /var/lib/meshmart/run/sidecars && chown meshmart:meshmart /var/lib/meshmart/run/sidecars
 USER 10001:10001
 CMD ["python", "-c", "raise SystemExit('meshmart/tools: give the command, e.g. python -m tools.compose.nats')"]
 

@@ -2,6 +2,9 @@
 # The sidecar container's entry point (docker/sidecar.Dockerfile):
 #   sidecar-entrypoint <instance-id> [consul connect envoy flags] [-- envoy flags]
 # CONSUL_HTTP_ADDR and CONSUL_GRPC_ADDR (docker-compose.yml) say where Consul is.
+# SIDECAR_ENVOY_FRAGMENT names a file of Envoy bootstrap (JSON) given to Envoy as
+# --config-yaml: the retry circuit breaker's runtime layer that tools/compose/retries.py
+# derives as tools/mesh/sidecar.py does for `make up`.
 #
 # The instance registers itself, with its sidecar, once it is SERVING; until then
 # `consul connect envoy -sidecar-for` fails at once. So: wait for the registration
@@ -12,6 +15,15 @@ set -eu
 instance=${1:?usage: sidecar-entrypoint <instance-id> [flags]}
 shift
 wait_seconds=${SIDECAR_WAIT_SECONDS:-120}
+fragment=${SIDECAR_ENVOY_FRAGMENT:-}
+if [ -n "$fragment" ]; then
+  if [ -s "$fragment" ]; then
+    case " $* " in *" -- "*) ;; *) set -- "$@" -- ;; esac
+    set -- "$@" --config-yaml "$(cat "$fragment")"
+  else
+    echo "sidecar: $fragment is missing; Envoy keeps its default retry circuit breaker" >&2
+  fi
+fi
 waited=0
 # -bootstrap only prints Envoy's bootstrap config: it succeeds once the sidecar is known.
 until consul connect envoy -sidecar-for "$instance" -bootstrap "$@" >/dev/null 2>&1; do

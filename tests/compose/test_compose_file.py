@@ -26,6 +26,9 @@ from tools.compose.model import (
     LOCAL_OVERRIDE,
     LOCAL_PREFIX,
     PROMETHEUS_CONFIG,
+    RETRIES_JOB,
+    SIDECAR_RUNTIME_DIR,
+    SIDECAR_RUNTIME_VOLUME,
     STATE_DIRS,
     ComposeModel,
     Versions,
@@ -39,7 +42,7 @@ from tools.mesh.entries import entry_files
 from tools.mesh.plan import ACL_SETTING, MESH_MARKER, MeshPlan
 from tools.mesh.topology import ROOT, Instance, load_topology
 
-INFRA = {"consul", "consul-config", "zipkin", "prometheus"}
+INFRA = {"consul", "consul-config", "sidecar-retries", "zipkin", "prometheus"}
 # Set by `make up` only when Zipkin is installed there; the containers always run it.
 ZIPKIN_SETTINGS = {"MESHMART_ZIPKIN_URL", "MESHMART_TRACE_SAMPLE_RATIO"}
 NATS_POD = {"nats-1", "nats-1-register", "nats-1-sidecar"}
@@ -164,6 +167,30 @@ def test_each_sidecar_runs_in_its_instance_network_namespace(compose: dict[str, 
         assert sidecar["depends_on"][instance]["condition"] == LONG_RUNNING_CONDITION
         # Not restarted by compose with its instance: it follows it by itself (exit 75).
         assert not sidecar["depends_on"][instance].get("restart")
+
+
+def test_every_sidecar_gets_its_retry_layer_from_the_one_shot(
+    compose: dict[str, Any], model: ComposeModel,
+) -> None:
+    """The one-shot derives each sidecar's retry runtime layer for the upstreams its
+    instance registers; each sidecar starts after it and reads its own file."""
+    services = compose["services"]
+    job = services[RETRIES_JOB]
+    assert job["restart"] == "no"
+    specs = dict(spec.split("=") for spec in job["command"][4:])
+    sidecars = {name.removesuffix("-sidecar") for name in services if name.endswith("-sidecar")}
+    assert set(specs) == sidecars
+    for inst in all_instances():
+        registered = [*inst.upstream_ports, *(["nats"] if model.nats_client(inst) else [])]
+        assert [n for n in specs[inst.instance_id].split(",") if n] == sorted(registered)
+    for instance in sidecars:
+        sidecar = services[f"{instance}-sidecar"]
+        assert sidecar["depends_on"][RETRIES_JOB]["condition"] == ONE_SHOT_CONDITION
+        fragment = sidecar["environment"]["SIDECAR_ENVOY_FRAGMENT"]
+        assert fragment == f"{SIDECAR_RUNTIME_DIR}/{instance}.json"
+        [mount] = sidecar["volumes"]
+        assert (mount["source"], mount["target"], mount.get("read_only")) == (
+            SIDECAR_RUNTIME_VOLUME, SIDECAR_RUNTIME_DIR, True)
 
 
 def test_every_image_is_pinned_to_a_version(compose: dict[str, Any]) -> None:

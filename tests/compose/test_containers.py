@@ -33,15 +33,16 @@ from harness.wait import until, until_blocking
 from tests.compose.conftest import ComposeRun
 from tests.edge.client import ADDRESS, EdgeClient
 from tools.chaos.scenarios import background_load, catalog_call, sized, warm_up
-from tools.compose.model import RUNTIME_REQUIREMENTS, Addresses, ComposeModel
+from tools.compose.model import RETRIES_JOB, RUNTIME_REQUIREMENTS, Addresses, ComposeModel
 from tools.compose.requirements import read_pins
+from tools.mesh.sidecar import MAX_RETRIES
 from tools.mesh.topology import ROOT
 
 # The fixture's build and `up` run inside the first test's time (cold: every image).
 pytestmark = pytest.mark.timeout(2400)
 
 README = ROOT / "README.md"
-ONE_SHOTS = ("consul-config", "nats-1-register")
+ONE_SHOTS = ("consul-config", "nats-1-register", RETRIES_JOB)
 SERVICE_IMAGE_LIMIT_MB = 250
 # Plenty of stock in the seed (services/inventory/seed.py): the orders under load.
 STOCKED = ("sku-1009", "sku-1023", "sku-1026", "sku-1028", "sku-1029")
@@ -238,6 +239,37 @@ def test_clients_reach_nats_only_through_its_sidecar(compose: ComposeRun) -> Non
     assert connections, "no client reached NATS"
     # Every client connection comes from NATS's own sidecar, in NATS's pod.
     assert {c["ip"] for c in connections} <= {nats, "127.0.0.1"}
+
+
+CLUSTERS = """
+import sys, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/clusters"
+print(urllib.request.urlopen(url, timeout=10).read().decode())
+"""
+
+
+@pytest.mark.parametrize("instance", ["order-1", "edge-1"])
+def test_each_sidecar_allows_max_retries_in_flight_per_upstream_cluster(
+    compose: ComposeRun, instance: str,
+) -> None:
+    """As `make up`'s sidecars (tools/mesh/sidecar.py): Envoy's retry circuit breaker of
+    every upstream cluster raised from 3 to MAX_RETRIES, here by the runtime layer the
+    sidecar-retries one-shot derived (tools/compose/retries.py)."""
+    model = ComposeModel.load()
+    admin = (model.edge.instance if instance == "edge-1" else
+             next(i for i in model.instances() if i.instance_id == instance)).admin_port
+    result = compose.engine.compose("exec", "-T", instance, "python", "-c", CLUSTERS,
+                                    str(admin), timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    limits = dict(line.split("::default_priority::max_retries::")
+                  for line in result.stdout.splitlines()
+                  if "::default_priority::max_retries::" in line)
+    upstream = {name: value for name, value in limits.items() if ".internal." in name}
+    # <subset.>service.namespace.dc.internal.<trust domain>.consul
+    destinations = {name.split(".internal.")[0].split(".")[-3] for name in upstream}
+    wanted = model.sidecar_upstreams()[instance]
+    assert set(wanted) <= destinations, (wanted, sorted(upstream))
+    assert set(upstream.values()) == {str(MAX_RETRIES)}, upstream
 
 
 def test_the_edge_refuses_a_user_route_without_a_token(compose: ComposeRun) -> None:

@@ -79,6 +79,12 @@ DATA_DIR = "/var/lib/meshmart/data"
 RUN_DIR = "/var/lib/meshmart/run"
 KEYS_DIR = f"{RUN_DIR}/keys"  # services/user/keys.py: keys_dir(run_dir)
 CONSUL_CONFIG_DIR = "/etc/meshmart/consul"
+# Each sidecar's Envoy bootstrap fragment (the retry circuit breaker's runtime layer),
+# written by the one-shot RETRIES_JOB (tools/compose/retries.py) into a named volume
+# every sidecar mounts (read by docker/sidecar-entrypoint.sh).
+RETRIES_JOB = "sidecar-retries"
+SIDECAR_RUNTIME_VOLUME = "sidecar-runtime"
+SIDECAR_RUNTIME_DIR = f"{RUN_DIR}/sidecars"
 
 # What a service's docker stop must wait for: serve() turns NOT_SERVING, deregisters,
 # drains and stops with a 10 s grace (the same 20 s supervisord gives it in `make up`).
@@ -250,6 +256,7 @@ class Addresses:
     nats_register = FixedHost(6)
     zipkin = FixedHost(7)
     prometheus = FixedHost(8)
+    sidecar_retries = FixedHost(9)
 
     def instance(self, topology: Topology, inst: Instance) -> str:
         return self.host(10 + inst.port - topology.rules.port_block)
@@ -380,14 +387,53 @@ class ComposeModel:
                 "CONSUL_HTTP_ADDR": self.consul_http,
                 # The plaintext xDS port (agent.hcl turns the TLS one off).
                 "CONSUL_GRPC_ADDR": f"consul:{rules.consul_grpc_port}",
+                # Given to Envoy as --config-yaml: MAX_RETRIES retries in flight per
+                # upstream cluster, as tools/mesh/sidecar.py gives `make up`'s sidecars.
+                "SIDECAR_ENVOY_FRAGMENT": f"{SIDECAR_RUNTIME_DIR}/{instance_id}.json",
             },
+            "volumes": [f"{SIDECAR_RUNTIME_VOLUME}:{SIDECAR_RUNTIME_DIR}:ro"],
             # No `restart: true`: when its instance restarts, the sidecar leaves the old
             # namespace by itself and is started again in the new one (exit 75, see
             # docker/sidecar-entrypoint.sh); compose restarting it once more, after the
             # instance is healthy, would stop a sidecar already taking calls.
-            "depends_on": {instance_id: {"condition": "service_healthy"}},
+            "depends_on": {
+                instance_id: {"condition": "service_healthy"},
+                RETRIES_JOB: {"condition": "service_completed_successfully"},
+            },
             "healthcheck": {"test": envoy_ready_check(admin_port), **HEALTH_TIMING},
             "restart": "unless-stopped",
+        }
+
+    def sidecar_upstreams(self) -> dict[str, list[str]]:
+        """Every sidecar of the file (by its instance) -> its upstreams' destination names,
+        as the instance's registration lists them."""
+        out = {}
+        for inst in self.instances():
+            names = list(inst.upstream_ports)
+            if self.nats_client(inst):
+                names.append("nats")
+            out[inst.instance_id] = sorted(names)
+        if self.nats.runs:
+            out[INSTANCE_NATS] = sorted(self.nats.instance.upstream_ports)
+        if self.with_edge:
+            out[self.edge.instance.instance_id] = sorted(self.edge.instance.upstream_ports)
+        return out
+
+    def retries_container(self) -> dict[str, Any]:
+        """The one-shot that writes each sidecar's retry runtime layer (tools/compose/
+        retries.py) once the config entries are in: the discovery chains it reads carry
+        the routers and resolvers, and their cluster names the CA's trust domain."""
+        specs = [f"{instance}={','.join(names)}"
+                 for instance, names in self.sidecar_upstreams().items()]
+        return {
+            "image": self.versions.tools_image,
+            "build": {"context": ".", "target": "tools"},
+            "command": ["python", "-m", "tools.compose.retries", SIDECAR_RUNTIME_DIR, *specs],
+            "environment": {"MESHMART_CONSUL_HTTP_ADDR": self.consul_http},
+            "networks": {NETWORK: {"ipv4_address": self.addresses.sidecar_retries}},
+            "volumes": [f"{SIDECAR_RUNTIME_VOLUME}:{SIDECAR_RUNTIME_DIR}"],
+            "depends_on": self.infra_dependencies(),
+            "restart": "no",
         }
 
     def infra_dependencies(self) -> dict[str, Any]:
@@ -500,6 +546,10 @@ class ComposeModel:
         command = nats.server_command()[1:]
         store = str(nats.store_dir)
         monitor = f"http://{address}:{settings.monitor_port}/healthz?js-enabled-only=true"
+        # Its sidecar starts once nats-1 is registered too (the one-shot below).
+        sidecar = self.sidecar_container(INSTANCE_NATS, nats.instance.admin_port)
+        sidecar["depends_on"][f"{INSTANCE_NATS}-register"] = {
+            "condition": "service_completed_successfully"}
         return {
             INSTANCE_NATS: {
                 "image": self.versions.nats_image,
@@ -525,15 +575,7 @@ class ComposeModel:
                 "depends_on": self.infra_dependencies(),
                 "restart": "no",
             },
-            f"{INSTANCE_NATS}-sidecar": {
-                **self.sidecar_container(INSTANCE_NATS, nats.instance.admin_port),
-                "depends_on": {
-                    INSTANCE_NATS: {"condition": "service_healthy"},
-                    f"{INSTANCE_NATS}-register": {
-                        "condition": "service_completed_successfully"
-                    },
-                },
-            },
+            f"{INSTANCE_NATS}-sidecar": sidecar,
         }
 
     def zipkin_container(self) -> dict[str, Any]:
@@ -658,6 +700,7 @@ class ComposeModel:
     def document(self) -> dict[str, Any]:
         services: dict[str, Any] = {
             **self.consul_containers(),
+            RETRIES_JOB: self.retries_container(),
             **self.nats_containers(),
             "zipkin": self.zipkin_container(),
             "prometheus": self.prometheus_container(),

@@ -23,7 +23,9 @@ import json
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from tools.mesh.cli import exec_binary
 from tools.mesh.http import HTTPFailure, get_json, request
@@ -61,23 +63,37 @@ def registered(
     return False
 
 
-def retry_runtime_args(consul: str, sidecar_id: str, token: str | None = None) -> list[str]:
-    """Envoy arguments adding a runtime layer with MAX_RETRIES for every cluster of the
-    sidecar's upstreams: the discovery chain targets' names (= their SNI, which carries
-    the mesh's trust domain) and their failover-target~ variants."""
-    url = f"{consul}/v1/agent/service/{urllib.parse.quote(sidecar_id)}"
-    proxy = get_json(url, token=token)["Proxy"]
+def retry_runtime_fragment(
+    consul: str, upstreams: Iterable[str], token: str | None = None
+) -> dict[str, Any]:
+    """The Envoy bootstrap fragment (``--config-yaml``, merged into Consul's bootstrap)
+    adding a runtime layer with MAX_RETRIES for every cluster of the destinations
+    ``upstreams``: the discovery chain targets' names (= their SNI, which carries the
+    mesh's trust domain) and their failover-target~ variants. Empty without upstreams.
+
+    `make up` computes it as a sidecar starts (below); docker-compose.yml in a one-shot
+    container once the config entries are written (tools/compose/retries.py)."""
     keys: dict[str, int] = {}
-    for upstream in proxy.get("Upstreams") or []:
-        name = urllib.parse.quote(upstream["DestinationName"])
+    for upstream in upstreams:
+        name = urllib.parse.quote(upstream)
         chain = get_json(f"{consul}/v1/discovery-chain/{name}", token=token)["Chain"]
         for target in (chain.get("Targets") or {}).values():
             for cluster in (target["SNI"], f"failover-target~{target['SNI']}"):
                 keys[f"circuit_breakers.{cluster}.default.max_retries"] = MAX_RETRIES
     if not keys:
-        return []
+        return {}
     layer = {"name": "meshmart-retries", "static_layer": keys}
-    return ["--config-yaml", json.dumps({"layered_runtime": {"layers": [layer]}})]
+    return {"layered_runtime": {"layers": [layer]}}
+
+
+def retry_runtime_args(consul: str, sidecar_id: str, token: str | None = None) -> list[str]:
+    """Envoy arguments with the retry fragment for the upstreams of the sidecar's
+    registration (none when it has no upstreams)."""
+    url = f"{consul}/v1/agent/service/{urllib.parse.quote(sidecar_id)}"
+    proxy = get_json(url, token=token)["Proxy"]
+    names = [upstream["DestinationName"] for upstream in proxy.get("Upstreams") or []]
+    fragment = retry_runtime_fragment(consul, names, token)
+    return ["--config-yaml", json.dumps(fragment)] if fragment else []
 
 
 def _json(body: str) -> list[dict[str, object]]:
