@@ -22,9 +22,12 @@ Group commit: when calls queue up behind one another in that thread, it runs the
 ones as one batch inside one write transaction, each ``transaction()`` of theirs a
 SAVEPOINT (released when its block ends, rolled back to when it raises), and COMMITs once
 for the batch: one fsync (``synchronous = FULL``) for all of them instead of one each.
-Every caller hears its answer only after that COMMIT, in the order the calls ran, so what
-an answer reports is on disk as before; if the COMMIT fails, every call of the batch
-fails with it (none of them was acknowledged). Each call's own transaction is still all
+Every call that saw the batch's transaction (wrote in it, or read after its first write)
+hears its answer only after that COMMIT, so what an answer reports is on disk as before;
+if the COMMIT fails, every such call fails with it (none of them was acknowledged). The
+reads that ran before the batch's first write saw committed data only and are answered
+as soon as they ran, not after the rest of the batch; answers keep the order the calls
+ran in. Each call's own transaction is still all
 or nothing (its savepoint), and the batch holds the write lock (BEGIN IMMEDIATE, the
 advisory lock) from its first write to its COMMIT, so another process's read-check-write
 still never interleaves with one of ours. A lone call runs exactly as before.
@@ -162,6 +165,7 @@ class _Request:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     each: bool  # answer every unit's outcome (run_each), not the one unit's (run)
+    answered: bool = False
 
 
 class _Batch:
@@ -291,11 +295,13 @@ class Database:
                 if len(units) == 1:
                     self._run_alone(units[0])
                 else:
-                    self._run_batch(units)
+                    self._run_batch(requests)
             except BaseException as error:  # the connection itself failed: keep serving
-                _fail(units, error)
+                _fail([unit for done in requests if not done.answered for unit in done.units],
+                      error)
             for done in requests:
-                _answer(done)
+                if not done.answered:
+                    _answer(done)
 
     @staticmethod
     def _run_alone(unit: _Unit) -> None:
@@ -304,15 +310,23 @@ class Database:
         except BaseException as error:  # the caller's to handle, as it would be inline
             unit.error = error
 
-    def _run_batch(self, units: list[_Unit]) -> None:
+    def _run_batch(self, requests: list[_Request]) -> None:
         batch = _Batch()
+        # Until the batch's first write, what ran read committed data only: its answer is
+        # handed back at once instead of after the batch's other units and its COMMIT
+        # (the answers keep the order the units ran in).
+        early = True
         with self._write_lock:
             self._batch = batch
             try:
-                for unit in units:
-                    self._run_alone(unit)
-                    if self._engine.in_transaction():
-                        batch.exposed.append(unit)
+                for request in requests:
+                    for unit in request.units:
+                        self._run_alone(unit)
+                        if self._engine.in_transaction():
+                            batch.exposed.append(unit)
+                    early = early and not self._engine.in_transaction()
+                    if early:
+                        _answer(request)
                 if self._engine.in_transaction():
                     try:
                         self._engine.commit()
@@ -417,6 +431,7 @@ def _fail(units: list[_Unit], error: BaseException) -> None:
 
 def _answer(request: _Request) -> None:
     """Hand ``request``'s outcome to its awaiting coroutine, on its loop."""
+    request.answered = True
 
     def settle() -> None:
         future = request.future

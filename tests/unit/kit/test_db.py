@@ -262,3 +262,39 @@ async def test_run_each_is_one_commit_even_beyond_the_batch_cap(tmp_path: Path) 
     assert await db.run_each([_inserting(db, name) for name in names]) == names
     assert commits == ["COMMIT"]
     db.close()
+
+
+async def test_a_read_ahead_of_a_batchs_first_write_is_answered_before_its_commit(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "svc.sqlite3", migrations=[V1])
+    read_answered = threading.Event()
+
+    def slow_write() -> str:
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO product (id) VALUES ('late')")
+            # Still in the batch's transaction: the read before it has its answer already.
+            read_answered.wait(10)
+        return "late"
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(10)
+
+    busy = asyncio.ensure_future(db.run(hold))
+    await asyncio.to_thread(started.wait, 10)
+    read = asyncio.ensure_future(db.run(_count, db, "product"))
+    write = asyncio.ensure_future(db.run(slow_write))
+    await asyncio.sleep(0.05)  # both queued before the thread is free: one batch
+    release.set()
+    await busy
+    try:
+        assert await asyncio.wait_for(read, 5) == 1  # committed data only
+    finally:
+        read_answered.set()
+    assert await write == "late"
+    assert _count(db, "product") == 2
+    db.close()
