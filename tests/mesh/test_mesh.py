@@ -194,14 +194,24 @@ async def test_a_slow_payment_trips_the_circuit_breaker_instead_of_queueing(
     order = mesh.instance("order-1")
     slow_ms = 600
     concurrency = 48  # order's limit towards payment is 16 concurrent requests
-    overflow_before = overflow_count(order)
     payments = [mesh.instance("payment-1"), mesh.instance("payment-2")]
-    for p in payments:
-        await set_fault(mesh, p, delay_ms=slow_ms)
-    try:
-        async with caller_channel(mesh, order, "payment") as channel:
-            stub = payment_pb2_grpc.PaymentServiceStub(channel)
-            await channel.channel_ready()
+    async with caller_channel(mesh, order, "payment") as channel:
+        stub = payment_pb2_grpc.PaymentServiceStub(channel)
+
+        async def connected() -> bool:
+            """One charge, then: does order's sidecar hold a connection to every payment
+            instance? Until it does, a burst waits for the connection (mTLS handshake)
+            as pending requests, and the limit sheds only once it is up: the shed calls
+            would take the handshake's time, which is not what this test measures."""
+            await stub.Charge(charge_request(), timeout=10)
+            states = envoy.hosts(order.admin_url, "payment")
+            return len(states) == len(payments) and all(h.cx_active > 0 for h in states)
+
+        await until(connected, 30, "order's sidecar connected to both payment instances")
+        overflow_before = overflow_count(order)
+        for p in payments:
+            await set_fault(mesh, p, delay_ms=slow_ms)
+        try:
 
             async def one() -> tuple[grpc.StatusCode, float]:
                 start = time.monotonic()
@@ -213,9 +223,9 @@ async def test_a_slow_payment_trips_the_circuit_breaker_instead_of_queueing(
                 return code, time.monotonic() - start
 
             results = await asyncio.gather(*(one() for _ in range(concurrency)))
-    finally:
-        for p in payments:
-            await set_fault(mesh, p)
+        finally:
+            for p in payments:
+                await set_fault(mesh, p)
     ok = [t for c, t in results if c == grpc.StatusCode.OK]
     shed = [t for c, t in results if c == grpc.StatusCode.UNAVAILABLE]
     assert len(ok) + len(shed) == concurrency, results
@@ -252,7 +262,7 @@ async def test_outlier_detection_ejects_a_failing_instance_and_readmits_it(
         for h in envoy.hosts(order.admin_url, "payment"):
             if h.address == bad_host:
                 return h
-        return envoy.HostState(bad_host, "/absent", 0, 0, 0)
+        return envoy.HostState(bad_host, "/absent", 0, 0, 0, 0)
 
     # An ejection left by an earlier test (payment-1 at 50% failures) must be over first:
     # at most half the instances may be out, so it would keep payment-2 from ejection.

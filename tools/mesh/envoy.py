@@ -61,6 +61,7 @@ class HostState:
     rq_total: int
     rq_success: int
     rq_error: int
+    cx_active: int  # connections the caller's sidecar holds open to it
 
     @property
     def healthy(self) -> bool:
@@ -95,6 +96,7 @@ def hosts(admin_url: str, service: str) -> list[HostState]:
             rq_total=int(f.get("rq_total", "0")),
             rq_success=int(f.get("rq_success", "0")),
             rq_error=int(f.get("rq_error", "0")),
+            cx_active=int(f.get("cx_active", "0")),
         )
         seen = merged.get(host)
         if seen is not None:
@@ -106,6 +108,7 @@ def hosts(admin_url: str, service: str) -> list[HostState]:
                 rq_total=seen.rq_total + state.rq_total,
                 rq_success=seen.rq_success + state.rq_success,
                 rq_error=seen.rq_error + state.rq_error,
+                cx_active=seen.cx_active + state.cx_active,
             )
         merged[host] = state
     return [merged[host] for host in sorted(merged)]

@@ -16,11 +16,13 @@ import (
 	"meshmart.local/services/recommendation-go/internal/config"
 )
 
-// The same check timing as v1 (services/kit/registration.py): a dead instance turns
-// critical within about a second, and a critical one is removed after a minute.
+// The same check timing as v1 (services/kit/registration.py): probed every second,
+// critical after three failed probes in a row (one late answer on a starved box is not
+// a dead instance), and a critical one is removed after a minute.
 const (
 	checkInterval            = "1s"
 	checkTimeout             = "1s"
+	checkFailuresBeforeCrit  = 3
 	deregisterCriticalAfter  = "1m"
 	maxRegisterRetryInterval = 2 * time.Second
 )
@@ -112,6 +114,7 @@ func (r *Registration) Service() *consul.AgentServiceRegistration {
 			GRPC:                           cfg.Address(), // overall health ("" service)
 			Interval:                       checkInterval,
 			Timeout:                        checkTimeout,
+			FailuresBeforeCritical:         checkFailuresBeforeCrit,
 			DeregisterCriticalServiceAfter: deregisterCriticalAfter,
 		},
 		Connect: &consul.AgentServiceConnect{
