@@ -49,7 +49,7 @@ fi
 for name in "${names[@]}"; do
   dir="tools/go/$name"
   version=$(version_of "$dir")
-  hint=""; [ "$name" = consul ] && hint=" (first run takes about 4 minutes)"
+  hint=""; [ "$name" = consul ] && hint=" (first run takes about 2 minutes)"
   [ "$name" = prometheus ] && hint=" (first run takes a few minutes)"
   [ "$name" = kube-apiserver ] && hint=" (first run takes about 20 minutes on 2 busy cores)"
   # An optional `tags` file: build tags, e.g. prometheus without the cloud discoveries.

@@ -81,7 +81,7 @@ fi
 missing_go=$(tools/bootstrap-go.sh --missing "${tools[@]}")
 for name in $missing_go; do
   case "$name" in
-    consul) about=" (about 4 min)" ;;
+    consul) about=" (about 2 min)" ;;
     prometheus|promtool) about=" (about 2 min)" ;;
     docker-compose) about=" (about 75 s)" ;;
     *) about="" ;;
