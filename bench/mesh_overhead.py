@@ -99,23 +99,41 @@ def summarize(path: str, mode: str, report: dict[str, Any], round_number: int = 
                latency_ms(report, 90), latency_ms(report, 99), errors, round_number)
 
 
+Target = tuple[Sequence[str], str]  # (command prefix ghz runs under, the address it dials)
+
+
 def measure(plan: MeshPlan, label: str, duration: int, rounds: int, *,
             rates: Sequence[int] = (1000,), bare: str | None = None) -> list[Run]:
-    """ghz runs of catalog.GetProduct at each of ``rates`` (16 in flight) and at saturation
-    (c=32), direct and through the two sidecars, and through the bare Envoy pair listening
-    at ``bare`` (bench/bare_pair.py) if given: per round every rate, every path in turn
-    (the order rotating each round), then every path at saturation. Prints the runs and
-    the ratios (summary())."""
+    """ghz runs of catalog.GetProduct direct and through the two sidecars, and through
+    the bare Envoy pair listening at ``bare`` (bench/bare_pair.py) if given
+    (interleaved()). Prints the runs and the ratios (summary())."""
     catalog = plan.instance("catalog-1")
     cart = plan.instance("cart-1")
     # ghz runs where the caller is: in the pod of the process it dials (none: the host).
-    targets = {
+    targets: dict[str, Target] = {
         "direct": (plan.in_pod(catalog, []), f"{catalog.local_address}:{catalog.port}"),
         "mesh": (plan.in_pod(cart, []), cart.upstream_target("catalog")),
     }
     if bare is not None:
         targets["bare"] = ([], bare)
-    for prefix, target in targets.values():  # warm up connections, caches, TLS session
+    runs = interleaved(targets, duration, rounds, rates)
+    print(f"\n== sidecars: {label}")
+    print_runs(runs)
+    print(f"-- medians of {rounds} rounds ({label}); added = the path's run minus the direct "
+          "run of the same round, median over rounds:")
+    for line in summary(runs, rates):
+        print(f"   {line}")
+    print(f"   (load average now {os.getloadavg()[0]:.1f})")
+    return runs
+
+
+def interleaved(targets: dict[str, Target], duration: int, rounds: int,
+                rates: Sequence[int]) -> list[Run]:
+    """ghz runs of catalog.GetProduct to each target at each of ``rates`` (16 in flight)
+    and at saturation (c=32): per round every rate, every path in turn (the order
+    rotating each round), then every path at saturation; after a warm-up of each
+    (connections, caches, TLS sessions)."""
+    for prefix, target in targets.values():
         ghz(target, CALL, PAYLOAD, rps=500, concurrency=8, seconds=2, prefix=prefix)
     paths = list(targets)
     runs = []
@@ -131,17 +149,16 @@ def measure(plan: MeshPlan, label: str, duration: int, rounds: int, *,
             prefix, target = targets[path]
             report = ghz(target, CALL, PAYLOAD, concurrency=32, seconds=duration, prefix=prefix)
             runs.append(summarize(path, "saturation", report, number))
-    print(f"\n== sidecars: {label}")
-    print(f"{'path':<7} {'mode':<11} {'RPC/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} err")
-    for r in runs:
-        print(f"{r.path:<7} {r.mode:<11} {r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p90_ms:>7.2f} "
-              f"{r.p99_ms:>7.2f} {r.errors}")
-    print(f"-- medians of {rounds} rounds ({label}); added = the path's run minus the direct "
-          "run of the same round, median over rounds:")
-    for line in summary(runs, rates):
-        print(f"   {line}")
-    print(f"   (load average now {os.getloadavg()[0]:.1f})")
     return runs
+
+
+def print_runs(runs: Sequence[Run]) -> None:
+    width = max(len(r.path) for r in runs)
+    print(f"{'path':<{width}} {'mode':<11} {'RPC/s':>8} {'p50 ms':>7} {'p90 ms':>7} "
+          f"{'p99 ms':>7} err")
+    for r in runs:
+        print(f"{r.path:<{width}} {r.mode:<11} {r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p90_ms:>7.2f} "
+              f"{r.p99_ms:>7.2f} {r.errors}")
 
 
 def median_of(runs: Sequence[Run], path: str, mode: str, field: str) -> float:
@@ -149,18 +166,19 @@ def median_of(runs: Sequence[Run], path: str, mode: str, field: str) -> float:
         getattr(r, field) for r in runs if (r.path, r.mode) == (path, mode)))
 
 
-def added(runs: Sequence[Run], path: str, mode: str, field: str) -> float:
-    """What ``path`` adds to direct: per round its run minus the direct run of the same
+def added(runs: Sequence[Run], path: str, mode: str, field: str,
+          base: str = "direct") -> float:
+    """What ``path`` adds to ``base``: per round its run minus the base's run of the same
     round and mode, the median over rounds."""
-    direct = {r.round: getattr(r, field) for r in runs if (r.path, r.mode) == ("direct", mode)}
+    direct = {r.round: getattr(r, field) for r in runs if (r.path, r.mode) == (base, mode)}
     return float(statistics.median(
         getattr(r, field) - direct[r.round] for r in runs
         if (r.path, r.mode) == (path, mode) and r.round in direct))
 
 
-def saturation_ratio(runs: Sequence[Run], path: str) -> float:
-    """RPC/s at saturation through ``path`` over direct, per round, the median."""
-    direct = {r.round: r.rps for r in runs if (r.path, r.mode) == ("direct", "saturation")}
+def saturation_ratio(runs: Sequence[Run], path: str, base: str = "direct") -> float:
+    """RPC/s at saturation through ``path`` over ``base``, per round, the median."""
+    direct = {r.round: r.rps for r in runs if (r.path, r.mode) == (base, "saturation")}
     return float(statistics.median(
         r.rps / direct[r.round] for r in runs
         if (r.path, r.mode) == (path, "saturation") and r.round in direct))

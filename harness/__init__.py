@@ -11,6 +11,7 @@
                      JetStream consumers
   nats_server.py     a real nats-server that a test can kill and restart
   recommendation.py  the two RecommendationService implementations as real processes
+  compose.py         the shop in real containers as a compose project of its own
 
 tests/, bench/ and tools/chaos import this package; it imports none of them, and no
 production code (services/, tools/mesh/) imports it.

@@ -28,9 +28,9 @@ from meshmart.order.v1 import order_pb2, order_pb2_grpc
 from meshmart.payment.v1 import payment_pb2
 from packaging.utils import canonicalize_name
 
+from harness.compose import ComposeRun
 from harness.load import OK, Call, CallFailed, capacity, loopback_channel
 from harness.wait import until, until_blocking
-from tests.compose.conftest import ComposeRun
 from tests.edge.client import ADDRESS, EdgeClient
 from tools.chaos.scenarios import background_load, catalog_call, sized, warm_up
 from tools.compose.model import RETRIES_JOB, RUNTIME_REQUIREMENTS, Addresses, ComposeModel
