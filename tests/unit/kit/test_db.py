@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import cast
 
@@ -144,11 +145,10 @@ def test_failed_commit_rolls_back_and_leaves_the_connection_usable(tmp_path: Pat
     assert _count(db, "stock") == 1
 
 
-async def _queued_behind_a_busy_thread(
-    db: Database, calls: list[Callable[[], object]]
-) -> list[object]:
-    """``calls`` queued while the run() thread is busy with another, so they run as one
-    group commit; their outcomes (a result, or the exception) in order."""
+@contextlib.asynccontextmanager
+async def _thread_held(db: Database) -> AsyncIterator[None]:
+    """The run() thread busy with another call until the block ends: the calls the block
+    starts queue up behind it and run as one group commit once it is free."""
     release = threading.Event()
     started = threading.Event()
 
@@ -158,10 +158,23 @@ async def _queued_behind_a_busy_thread(
 
     busy = asyncio.ensure_future(db.run(hold))
     await asyncio.to_thread(started.wait, 10)
-    queued = [asyncio.ensure_future(db.run(call)) for call in calls]
-    await asyncio.sleep(0.05)  # every call is in the queue before the thread is free
-    release.set()
-    await busy
+    try:
+        yield
+        # The block's tasks run up to their enqueue (db.run queues before its first
+        # await) before this task resumes: every call is queued when the thread is free.
+        await asyncio.sleep(0)
+    finally:
+        release.set()
+        await busy
+
+
+async def _queued_behind_a_busy_thread(
+    db: Database, calls: list[Callable[[], object]]
+) -> list[object]:
+    """``calls`` queued while the run() thread is busy with another, so they run as one
+    group commit; their outcomes (a result, or the exception) in order."""
+    async with _thread_held(db):
+        queued = [asyncio.ensure_future(db.run(call)) for call in calls]
     return list(await asyncio.gather(*queued, return_exceptions=True))
 
 
@@ -277,20 +290,9 @@ async def test_a_read_ahead_of_a_batchs_first_write_is_answered_before_its_commi
             read_answered.wait(10)
         return "late"
 
-    release = threading.Event()
-    started = threading.Event()
-
-    def hold() -> None:
-        started.set()
-        release.wait(10)
-
-    busy = asyncio.ensure_future(db.run(hold))
-    await asyncio.to_thread(started.wait, 10)
-    read = asyncio.ensure_future(db.run(_count, db, "product"))
-    write = asyncio.ensure_future(db.run(slow_write))
-    await asyncio.sleep(0.05)  # both queued before the thread is free: one batch
-    release.set()
-    await busy
+    async with _thread_held(db):  # both queued before the thread is free: one batch
+        read = asyncio.ensure_future(db.run(_count, db, "product"))
+        write = asyncio.ensure_future(db.run(slow_write))
     try:
         assert await asyncio.wait_for(read, 5) == 1  # committed data only
     finally:
