@@ -31,13 +31,20 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import statistics
 import sys
 from collections.abc import Sequence
 
 from bench import mesh_overhead
 from bench.goals import GOALS
-from bench.mesh_overhead import Run, Target, added, interleaved, print_runs, saturation_ratio
+from bench.mesh_overhead import (
+    Run,
+    Target,
+    added,
+    interleaved,
+    median_of,
+    print_runs,
+    saturation_ratio,
+)
 from harness.compose import ComposeRun, project
 from tools.mesh import control
 
@@ -65,9 +72,7 @@ def side_by_side(runs: Sequence[Run], rates: Sequence[int]) -> list[str]:
         for field in ("p50_ms", "p99_ms"):
             shared, contained = (added(runs, mesh, mode, field, base=direct)
                                  for direct, mesh in PAIRS)
-            med = {path: statistics.median(getattr(r, field) for r in runs
-                                           if (r.path, r.mode) == (path, mode))
-                   for pair in PAIRS for path in pair}
+            med = {path: median_of(runs, path, mode, field) for pair in PAIRS for path in pair}
             lines.append(
                 f"{field[:3]} @{rate} RPC/s  make up: direct {med['direct']:.2f}, mesh "
                 f"{med['mesh']:.2f} ms ({shared:+.2f})   containers: direct "
