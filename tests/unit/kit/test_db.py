@@ -185,21 +185,13 @@ async def test_queued_calls_commit_together_each_all_or_nothing(tmp_path: Path) 
     cast("sqlite3.Connection", db._engine.raw).set_trace_callback(
         lambda sql: commits.append(sql) if sql == "COMMIT" else None)
 
-    def insert(product_id: str) -> Callable[[], str]:
-        def write() -> str:
-            with db.transaction() as conn:
-                conn.execute("INSERT INTO product (id) VALUES (?)", (product_id,))
-                if product_id == "bad":
-                    raise RuntimeError("refused")
-            return product_id
-        return write
-
     def nested() -> None:
         with db.transaction(), db.transaction():
             pass
 
     outcomes = await _queued_behind_a_busy_thread(
-        db, [insert("a"), insert("bad"), nested, insert("b"), lambda: _count(db, "product")])
+        db, [_inserting(db, "a"), _inserting(db, "bad"), nested, _inserting(db, "b"),
+             lambda: _count(db, "product")])
     assert outcomes[0] == "a" and outcomes[3] == "b"
     assert isinstance(outcomes[1], RuntimeError) and "already open" in str(outcomes[2])
     assert outcomes[4] == 3  # the batch's last call reads what the batch wrote
