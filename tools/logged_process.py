@@ -27,7 +27,7 @@ def die_with_parent(death_signal: int) -> Callable[[], None]:
 
 def start_logged_process(
     command: Sequence[str], *, log_path: Path, ready_line: bytes, death_signal: int,
-    name: str, user: str | None = None,
+    name: str, user: str | None = None, cwd: Path | None = None,
 ) -> tuple[subprocess.Popen[bytes], threading.Event]:
     """Start ``command``; a thread appends its stderr to ``log_path`` and sets the event
     returned once a line holds ``ready_line``. The caller waits on it with its own timeout
@@ -38,6 +38,7 @@ def start_logged_process(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         user=user,
+        cwd=cwd,
         start_new_session=True,
         preexec_fn=die_with_parent(death_signal),
     )

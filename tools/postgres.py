@@ -6,6 +6,11 @@ unless told to. The server binaries are Debian's postgresql-15 (``make setup`` i
 it through apt as root). initdb and postgres refuse to run as root, so as root the
 cluster directory is handed to the ``postgres`` user and both run as that user.
 
+That user must be able to reach the directory. A checkout under /root (0700) is out of
+its reach, so there the server's own files (data, socket, log) go to a directory of their
+own, /var/tmp/meshmart-postgres-<hash of the cluster directory>, and ``server`` in the
+cluster directory links to it; what only we read (roles.json, cluster.json) stays put.
+
 Who may do what (docs/design.md "PostgreSQL"):
 
 - the superuser ``postgres`` logs in only over the cluster's Unix socket (trust), which
@@ -23,6 +28,7 @@ Who may do what (docs/design.md "PostgreSQL"):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pwd
@@ -46,6 +52,8 @@ SERVER_USER = "postgres"
 SUPERUSER = "postgres"
 DEFAULT_DIR = Path(".run/postgres")
 DEFAULT_PORT = 55432
+# Where the server's files go when the server user cannot reach the cluster directory.
+OUTSIDE_ROOT = Path("/var/tmp")
 READY_LINE = b"database system is ready to accept connections"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -104,10 +112,13 @@ class PostgresCluster:
         port: int = DEFAULT_PORT,
         durable: bool = True,
     ) -> None:
+        self._as_user = SERVER_USER if os.geteuid() == 0 else None
         self.directory = directory.resolve()
-        self.data = self.directory / "data"
-        self.socket_dir = self.directory / "socket"
-        self.log_path = self.directory / "postgres.log"
+        # What the server itself opens (as the server user): its data, socket and log.
+        self.server_directory = self._reachable(self.directory)
+        self.data = self.server_directory / "data"
+        self.socket_dir = self.server_directory / "socket"
+        self.log_path = self.server_directory / "postgres.log"
         self.roles_path = self.directory / "roles.json"
         self.pid_path = self.directory / "postgres.pid"
         self.host = host
@@ -116,7 +127,6 @@ class PostgresCluster:
         # which a test run's cluster does not outlive anyway.
         self.durable = durable
         self._process: subprocess.Popen[bytes] | None = None
-        self._as_user = SERVER_USER if os.geteuid() == 0 else None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -125,8 +135,11 @@ class PostgresCluster:
         if (self.data / "PG_VERSION").exists():
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.socket_dir.mkdir(exist_ok=True)
-        self._hand_over(self.directory, self.socket_dir)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._hand_over(self.server_directory, self.socket_dir)
+        link = self.directory / "server"
+        if self.server_directory != self.directory and not link.is_symlink():
+            link.symlink_to(self.server_directory, target_is_directory=True)
         command = [
             str(server_binary("initdb")),
             "--pgdata", str(self.data),
@@ -138,7 +151,8 @@ class PostgresCluster:
         ]  # fmt: skip
         if not self.durable:
             command.append("--no-sync")
-        result = subprocess.run(command, capture_output=True, user=self._as_user, check=False)
+        result = subprocess.run(command, capture_output=True, user=self._as_user,
+                                cwd=self.server_directory, check=False)
         if result.returncode != 0:
             raise ClusterError(f"initdb failed: {result.stderr.decode(errors='replace')}")
 
@@ -162,6 +176,7 @@ class PostgresCluster:
             command, log_path=self.log_path, ready_line=READY_LINE,
             # SIGQUIT: PostgreSQL's immediate shutdown, when we die without stopping it.
             death_signal=signal.SIGQUIT, name="postgres", user=self._as_user,
+            cwd=self.server_directory,  # not the checkout, which it may not enter
         )
         self._process = process
         self.pid_path.write_text(f"{process.pid}\n")
@@ -200,7 +215,7 @@ class PostgresCluster:
                 "--pgdata", str(self.data), "--log", str(self.log_path),
                 "--options", " ".join(self._server_options()),
             ],
-            capture_output=True, user=self._as_user, check=False,
+            capture_output=True, user=self._as_user, cwd=self.server_directory, check=False,
         )  # fmt: skip
         pid = self.detached_pid()
         if result.returncode != 0 or pid is None:
@@ -229,7 +244,7 @@ class PostgresCluster:
                 str(server_binary("pg_ctl")), "stop", "--wait", f"--timeout={int(timeout)}",
                 "--pgdata", str(self.data), "--mode", "fast",
             ],
-            capture_output=True, user=self._as_user, check=False,
+            capture_output=True, user=self._as_user, cwd=self.server_directory, check=False,
         )  # fmt: skip
         if result.returncode != 0:
             raise ClusterError(
@@ -310,6 +325,20 @@ class PostgresCluster:
     def _save_passwords(self, passwords: dict[str, str]) -> None:
         self.roles_path.touch(mode=0o600, exist_ok=True)
         self.roles_path.write_text(json.dumps(passwords, indent=2, sort_keys=True) + "\n")
+
+    def _reachable(self, directory: Path) -> Path:
+        """``directory`` when the server user can reach it (or we are that user), else the
+        directory of its own under OUTSIDE_ROOT, the same for the same ``directory``."""
+        if self._as_user is None:
+            return directory
+        existing = next(p for p in (directory, *directory.parents) if p.exists())
+        # Asked of the kernel as that user: each ancestor must let it through (what we
+        # make below ``existing`` is 0755, and the directory itself is handed to it).
+        probe = subprocess.run(["test", "-x", str(existing)], user=self._as_user, check=False)
+        if probe.returncode == 0:
+            return directory
+        digest = hashlib.sha256(str(directory).encode()).hexdigest()[:12]
+        return OUTSIDE_ROOT / f"meshmart-postgres-{digest}"
 
     def _hand_over(self, *paths: Path) -> None:
         """As root, the server user owns the cluster's directories (initdb insists)."""
