@@ -42,6 +42,7 @@ from bench.mesh_overhead import (
     added,
     interleaved,
     median_of,
+    mesh_targets,
     print_runs,
     saturation_ratio,
 )
@@ -100,12 +101,7 @@ def main() -> int:
         control.up(plan, out=sys.stderr, check_entries=False)
         with project(PROJECT, out=sys.stderr) as run:
             run.engine.compose("stop", "catalog-2", "catalog-2-sidecar")
-            targets = {
-                "direct": ([], f"{plan.instance('catalog-1').local_address}:"
-                               f"{plan.instance('catalog-1').port}"),
-                "mesh": ([], plan.instance("cart-1").upstream_target("catalog")),
-                **compose_targets(run),
-            }
+            targets = {**mesh_targets(plan), **compose_targets(run)}
             print(f"cores: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}; "
                   f"make up's layout on {plan.address}, containers on {run.subnet}")
             runs = interleaved(targets, args.duration, args.rounds, rates)

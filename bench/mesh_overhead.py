@@ -102,18 +102,23 @@ def summarize(path: str, mode: str, report: dict[str, Any], round_number: int = 
 Target = tuple[Sequence[str], str]  # (command prefix ghz runs under, the address it dials)
 
 
+def mesh_targets(plan: MeshPlan) -> dict[str, Target]:
+    """catalog-1 dialled directly, and through cart-1's catalog upstream (the two
+    sidecars). ghz runs where the caller is: in the pod of the process it dials (none:
+    the host)."""
+    catalog, cart = plan.instance("catalog-1"), plan.instance("cart-1")
+    return {
+        "direct": (plan.in_pod(catalog, []), f"{catalog.local_address}:{catalog.port}"),
+        "mesh": (plan.in_pod(cart, []), cart.upstream_target("catalog")),
+    }
+
+
 def measure(plan: MeshPlan, label: str, duration: int, rounds: int, *,
             rates: Sequence[int] = (1000,), bare: str | None = None) -> list[Run]:
     """ghz runs of catalog.GetProduct direct and through the two sidecars, and through
     the bare Envoy pair listening at ``bare`` (bench/bare_pair.py) if given
     (interleaved()). Prints the runs and the ratios (summary())."""
-    catalog = plan.instance("catalog-1")
-    cart = plan.instance("cart-1")
-    # ghz runs where the caller is: in the pod of the process it dials (none: the host).
-    targets: dict[str, Target] = {
-        "direct": (plan.in_pod(catalog, []), f"{catalog.local_address}:{catalog.port}"),
-        "mesh": (plan.in_pod(cart, []), cart.upstream_target("catalog")),
-    }
+    targets = mesh_targets(plan)
     if bare is not None:
         targets["bare"] = ([], bare)
     runs = interleaved(targets, duration, rounds, rates)
