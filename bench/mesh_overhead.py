@@ -45,7 +45,7 @@ from typing import Any
 
 from bench.bare_pair import EnvoyPair
 from bench.goals import GOALS
-from harness.ghz import ghz, latency_ms, status_codes
+from harness.ghz import failed_calls, ghz, latency_ms
 from harness.host import free_mesh_address
 from tools.mesh import control
 from tools.mesh.plan import MeshPlan
@@ -90,11 +90,7 @@ def tear_down(plan: MeshPlan, run_dir: Path, *, keep_logs: bool = False) -> None
 
 
 def summarize(path: str, mode: str, report: dict[str, Any], round_number: int = 0) -> Run:
-    # Calls still in flight when a -z run ends come back Canceled: not errors.
-    errors = ",".join(
-        f"{code}:{n}" for code, n in sorted(status_codes(report).items())
-        if code not in ("OK", "Canceled")
-    ) or "0"
+    errors = ",".join(f"{code}:{n}" for code, n in sorted(failed_calls(report).items())) or "0"
     return Run(path, mode, float(report["rps"]), latency_ms(report, 50),
                latency_ms(report, 90), latency_ms(report, 99), errors, round_number)
 

@@ -201,9 +201,9 @@ def overhead(report: Report, duration: int, rounds: int) -> None:
                f"near or above 100%, its latencies are queueing.")
     errors = [f"{r.path} {r.mode}: {r.errors}" for r in runs if r.errors != "0"]
     report.add()
-    report.add(f"ghz runs: {len(runs)}; non-OK answers: {'; '.join(errors) or 'none'} (a timed "
-               "ghz run ends by closing its connection: calls still in flight then come back "
-               "Unavailable, up to its concurrency)")
+    report.add(f"ghz runs: {len(runs)}; failed calls: {'; '.join(errors) or 'none'} (not "
+               "counted: the calls a timed ghz run cuts off itself when it closes its "
+               "connection at the end, harness/ghz.failed_calls)")
 
 
 # cProfile's tottime per source, grouped (first match wins).

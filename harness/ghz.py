@@ -81,3 +81,21 @@ def latency_ms(report: dict[str, Any], percent: int) -> float:
 def status_codes(report: dict[str, Any]) -> dict[str, int]:
     """Calls per final status ("OK", "Canceled", "Unavailable", ...)."""
     return {code: int(n) for code, n in (report.get("statusCodeDistribution") or {}).items()}
+
+
+# How a call ghz cut off itself reads when it closed its connection at the end of a
+# duration ("error reading from server: read tcp ...: use of closed network connection").
+_CLOSED_BY_GHZ = "use of closed network connection"
+
+
+def failed_calls(report: dict[str, Any]) -> dict[str, int]:
+    """Failed calls per status, less those ghz cut off itself at the end of a duration
+    (``seconds``): the calls in flight then come back Canceled, or Unavailable on the
+    connection it has just closed (as many as ``concurrency``, on a direct path too)."""
+    codes = {code: n for code, n in status_codes(report).items()
+             if code not in ("OK", "Canceled")}
+    cut_off = sum(int(n) for message, n in (report.get("errorDistribution") or {}).items()
+                  if "code = Unavailable" in message and _CLOSED_BY_GHZ in message)
+    if cut_off:
+        codes["Unavailable"] -= cut_off
+    return {code: n for code, n in codes.items() if n > 0}
