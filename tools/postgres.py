@@ -331,9 +331,10 @@ class PostgresCluster:
         directory of its own under OUTSIDE_ROOT, the same for the same ``directory``."""
         if self._as_user is None:
             return directory
-        existing = next(p for p in (directory, *directory.parents) if p.exists())
-        # Asked of the kernel as that user: each ancestor must let it through (what we
-        # make below ``existing`` is 0755, and the directory itself is handed to it).
+        # The directory itself is handed to that user (a private 0700 one of ours too):
+        # asked of the kernel as that user, each ancestor must let it through (what we
+        # make below ``existing`` is 0755).
+        existing = next(p for p in directory.parents if p.exists())
         probe = subprocess.run(["test", "-x", str(existing)], user=self._as_user, check=False)
         if probe.returncode == 0:
             return directory

@@ -59,3 +59,18 @@ def test_a_cluster_under_a_directory_the_server_user_cannot_enter_starts(
         cluster.stop()
         if cluster.server_directory != cluster.directory:
             shutil.rmtree(cluster.server_directory, ignore_errors=True)
+
+
+def test_a_cluster_in_a_private_directory_of_its_own_keeps_its_files_there(
+    private_dir: Path,
+) -> None:
+    """What harness/postgres.py does: the directory itself is 0700 and ours, but the
+    server user reaches it once handed over, so nothing goes elsewhere (and removing the
+    directory removes the whole cluster)."""
+    cluster = PostgresCluster(private_dir, port=free_port(), durable=False)
+    try:
+        cluster.start()
+        assert cluster.server_directory == private_dir
+        assert (private_dir / "data" / "PG_VERSION").is_file()
+    finally:
+        cluster.stop()
