@@ -28,6 +28,7 @@ Who may do what (docs/design.md "PostgreSQL"):
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -114,11 +115,6 @@ class PostgresCluster:
     ) -> None:
         self._as_user = SERVER_USER if os.geteuid() == 0 else None
         self.directory = directory.resolve()
-        # What the server itself opens (as the server user): its data, socket and log.
-        self.server_directory = self._reachable(self.directory)
-        self.data = self.server_directory / "data"
-        self.socket_dir = self.server_directory / "socket"
-        self.log_path = self.server_directory / "postgres.log"
         self.roles_path = self.directory / "roles.json"
         self.pid_path = self.directory / "postgres.pid"
         self.host = host
@@ -127,6 +123,25 @@ class PostgresCluster:
         # which a test run's cluster does not outlive anyway.
         self.durable = durable
         self._process: subprocess.Popen[bytes] | None = None
+
+    # What the server itself opens (as the server user): its data, socket and log. Found
+    # when first needed (a probe as that user), not when the object is made: the roles'
+    # passwords (roles.json) need none of it.
+    @functools.cached_property
+    def server_directory(self) -> Path:
+        return self._reachable(self.directory)
+
+    @property
+    def data(self) -> Path:
+        return self.server_directory / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.server_directory / "socket"
+
+    @property
+    def log_path(self) -> Path:
+        return self.server_directory / "postgres.log"
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -327,7 +342,7 @@ class PostgresCluster:
         self.roles_path.write_text(json.dumps(passwords, indent=2, sort_keys=True) + "\n")
 
     def _reachable(self, directory: Path) -> Path:
-        """``directory`` when the server user can reach it (or we are that user), else the
+        """``directory`` when the server user can reach it (or we are not root), else the
         directory of its own under OUTSIDE_ROOT, the same for the same ``directory``."""
         if self._as_user is None:
             return directory
